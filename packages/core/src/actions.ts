@@ -1,0 +1,37 @@
+/**
+ * Actions: what an episode of orchestrator code asks the runtime to do. The backend turns them
+ * into queued work; the matching history events make them part of the replay.
+ */
+import type { FailureDetails } from './failure.js';
+
+export interface ScheduleTaskAction {
+  type: 'ScheduleTask';
+  id: number;
+  name: string;
+  input?: unknown;
+}
+export interface CreateTimerAction {
+  type: 'CreateTimer';
+  id: number;
+  fireAt: number;
+}
+export interface CompleteOrchestrationAction {
+  type: 'CompleteOrchestration';
+  status: 'Completed' | 'Failed' | 'Terminated';
+  result?: unknown;
+  failure?: FailureDetails;
+}
+export type OrchestratorAction = ScheduleTaskAction | CreateTimerAction | CompleteOrchestrationAction;
+
+/**
+ * What the code is blocked on when an episode ends, so that the backend wakes the orchestrator only
+ * when it can make progress (the fan-in counter):
+ * - `all`: every task in `ids` must complete (a failure wakes at once);
+ * - `any`: the first of `ids` to complete wakes;
+ * - `unknown`: the runtime cannot tell; wake on every event (correct first).
+ * `coversAllOpen` says that `ids` is exactly the set of open sequenced tasks, so the backend need not
+ * store the id set.
+ */
+export type WaitSpec =
+  | { kind: 'all' | 'any'; ids: number[]; coversAllOpen: boolean }
+  | { kind: 'unknown' };

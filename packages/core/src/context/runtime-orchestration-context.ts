@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
+import { NonDeterminismError } from '../errors.js';
+import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
+import { ActivityTask, ExternalEventTask, type SequencedTask, type Task, TimerTask } from '../tasks/task.js';
+import type { OrchestrationContext } from './orchestration-context.js';
+
+/** Namespace for deterministic v5 GUIDs (the one Durable Functions uses for `newGuid`). */
+const GUID_NAMESPACE = '9e952958-5e33-4daf-827f-2fa12937b875';
+
+/**
+ * The executor's side of the context: sequence numbers, pending actions, open tasks and buffered
+ * events for one replay of one execution.
+ */
+export class RuntimeOrchestrationContext implements OrchestrationContext {
+  isReplaying = true;
+  currentUtcDateTime = new Date(0);
+  customStatus: unknown = undefined;
+  customStatusSet = false;
+
+  private nextSeq = 0;
+  private guidCounter = 0;
+  /** Actions produced by the code and not yet matched by history, by sequence number. */
+  readonly pendingActions = new Map<number, ScheduleTaskAction | CreateTimerAction>();
+  /** Sequenced tasks scheduled and not yet completed, by sequence number. */
+  readonly openTasks = new Map<number, SequencedTask>();
+  /** Tasks the code awaits directly (the driver's current task, or anything `then` was called on). */
+  readonly roots = new Set<Task<unknown>>();
+  private readonly eventWaiters = new Map<string, ExternalEventTask[]>();
+  private readonly bufferedEvents = new Map<string, unknown[]>();
+
+  constructor(
+    readonly instanceId: string,
+    readonly executionId: string,
+    readonly name: string,
+  ) {}
+
+  private track<T extends Task<unknown>>(task: T): T {
+    task.onAwaited = (t) => this.roots.add(t);
+    return task;
+  }
+
+  callActivity<TOut = unknown>(name: string, input?: unknown): ActivityTask<TOut> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.callActivity(name, input): name must be a non-empty string');
+    const id = this.nextSeq++;
+    const task = this.track(new ActivityTask<TOut>(id, name));
+    this.pendingActions.set(id, { type: 'ScheduleTask', id, name, input });
+    this.openTasks.set(id, task as ActivityTask);
+    return task;
+  }
+
+  createTimer(fireAt: Date): TimerTask {
+    if (!(fireAt instanceof Date) || Number.isNaN(fireAt.getTime())) throw new TypeError('ctx.createTimer(fireAt): fireAt must be a valid Date');
+    const id = this.nextSeq++;
+    const task = this.track(new TimerTask(id, fireAt));
+    this.pendingActions.set(id, { type: 'CreateTimer', id, fireAt: fireAt.getTime() });
+    this.openTasks.set(id, task);
+    return task;
+  }
+
+  waitForExternalEvent<T = unknown>(name: string): Task<T> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.waitForExternalEvent(name): name must be a non-empty string');
+    const task = this.track(new ExternalEventTask<T>(name));
+    const buffered = this.bufferedEvents.get(name);
+    if (buffered && buffered.length > 0) {
+      task.complete(buffered.shift() as T);
+      if (buffered.length === 0) this.bufferedEvents.delete(name);
+    } else {
+      const list = this.eventWaiters.get(name) ?? [];
+      list.push(task as ExternalEventTask);
+      this.eventWaiters.set(name, list);
+    }
+    return task;
+  }
+
+  all<T>(tasks: readonly Task<T>[]): Task<T[]> {
+    assertTasks(tasks, 'ctx.all');
+    return this.track(new WhenAllTask<T>(tasks));
+  }
+
+  any(tasks: readonly Task<unknown>[]): Task<Task<unknown>> {
+    assertTasks(tasks, 'ctx.any');
+    return this.track(new WhenAnyTask(tasks));
+  }
+
+  setCustomStatus(value: unknown): void {
+    this.customStatus = value;
+    this.customStatusSet = true;
+  }
+
+  newGuid(): string {
+    const name = `${this.instanceId}_${this.currentUtcDateTime.toISOString()}_${this.guidCounter++}`;
+    return uuidV5(name, GUID_NAMESPACE);
+  }
+
+  // ---- executor side ----
+
+  /** History says the action with this sequence number was scheduled: it must be what the code asked for. */
+  matchScheduled(id: number, type: 'ScheduleTask' | 'CreateTimer', name: string | undefined): void {
+    const action = this.pendingActions.get(id);
+    const expected = describeStep(type, name);
+    if (!action) {
+      throw new NonDeterminismError(id, expected, 'nothing (the code scheduled no task with this sequence number)');
+    }
+    const actualName = action.type === 'ScheduleTask' ? action.name : undefined;
+    if (action.type !== type || actualName !== name) {
+      throw new NonDeterminismError(id, expected, describeStep(action.type, actualName));
+    }
+    this.pendingActions.delete(id);
+  }
+
+  /** Takes an open task out of the open set, for a completion event. */
+  takeOpenTask(id: number): SequencedTask | undefined {
+    const task = this.openTasks.get(id);
+    if (task) this.openTasks.delete(id);
+    return task;
+  }
+
+  deliverEvent(name: string, input: unknown): boolean {
+    const waiters = this.eventWaiters.get(name);
+    const waiter = waiters?.shift();
+    if (waiters && waiters.length === 0) this.eventWaiters.delete(name);
+    if (waiter) {
+      waiter.complete(input);
+      return waiter.awaited;
+    }
+    const list = this.bufferedEvents.get(name) ?? [];
+    list.push(input);
+    this.bufferedEvents.set(name, list);
+    return false;
+  }
+
+  /** New actions, in sequence order. */
+  newActions(): OrchestratorAction[] {
+    return [...this.pendingActions.values()].sort((a, b) => a.id - b.id);
+  }
+}
+
+function describeStep(type: string, name: string | undefined): string {
+  return type === 'ScheduleTask' ? `activity '${name}'` : type === 'CreateTimer' ? 'a timer' : type;
+}
+
+function assertTasks(tasks: readonly unknown[], fn: string): void {
+  if (!Array.isArray(tasks)) throw new TypeError(`${fn}(tasks): tasks must be an array of durable tasks`);
+  for (const t of tasks) {
+    if (!(t && typeof t === 'object' && 'kind' in t && typeof (t as Task).onComplete === 'function')) {
+      throw new TypeError(`${fn}(tasks): every element must be a durable task (from ctx.callActivity, ctx.createTimer, ...)`);
+    }
+  }
+}
+
+function uuidV5(name: string, namespace: string): string {
+  const ns = Buffer.from(namespace.replace(/-/g, ''), 'hex');
+  const hash = createHash('sha1').update(ns).update(name, 'utf8').digest();
+  const b = hash.subarray(0, 16);
+  b[6] = (b[6]! & 0x0f) | 0x50;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

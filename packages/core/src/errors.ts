@@ -1,0 +1,135 @@
+/**
+ * The error hierarchy of durabull. Every error has a stable `name` and carries its context as typed
+ * fields. `instanceof` works across duplicate copies of the package (and vm realms): each instance
+ * carries a `Symbol.for` brand for every class in its chain.
+ */
+import type { FailureDetails } from './failure.js';
+
+const brandOf = (className: string) => Symbol.for(`durabull.error:${className}`);
+
+export class DurabullError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    Object.setPrototypeOf(this, new.target.prototype);
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
+      Object.defineProperty(this, brandOf((c as { name: string }).name), { value: true, enumerable: false });
+    }
+  }
+
+  static override [Symbol.hasInstance](obj: unknown): boolean {
+    if (typeof obj !== 'object' || obj === null) return false;
+    return (obj as Record<symbol, unknown>)[brandOf(this.name)] === true;
+  }
+}
+
+/**
+ * The orchestrator's code took a different path than its history records. Names the expected step
+ * (from history) and the actual one (from the code).
+ */
+export class NonDeterminismError extends DurabullError {
+  constructor(
+    readonly sequenceNumber: number,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `Non-deterministic orchestrator: at sequence number ${sequenceNumber} the history records ${expected}, ` +
+        `but the code did ${actual}. Orchestrator code must take the same path on every replay; ` +
+        `use ctx.currentUtcDateTime, ctx.newGuid() and activities instead of the clock, randomness or I/O.`,
+    );
+  }
+}
+
+/**
+ * Thrown into the orchestrator (at the `yield`/`await`) when an activity it called failed.
+ * `failure` holds the original error's name, message and stack as the activity worker saw them.
+ */
+export class TaskFailedError extends DurabullError {
+  readonly failure: FailureDetails;
+  constructor(
+    readonly taskName: string,
+    readonly taskId: number,
+    failure: FailureDetails,
+    kind = 'Activity',
+  ) {
+    super(`${kind} '${taskName}' (task ${taskId}) failed: ${failure.errorName}: ${failure.message}`);
+    this.failure = failure;
+  }
+  /** The original error's name (`TypeError`, ...). */
+  get causeName(): string {
+    return this.failure.errorName;
+  }
+  /** The original error's stack, as captured by the worker that ran the activity. */
+  get causeStack(): string | undefined {
+    return this.failure.stack;
+  }
+}
+
+/** No orchestrator or activity of that name is registered. Lists the registered names. */
+export class FunctionNotFoundError extends DurabullError {
+  constructor(
+    readonly kind: 'orchestrator' | 'activity',
+    readonly functionName: string,
+    readonly registered: readonly string[],
+  ) {
+    super(
+      `No ${kind} named '${functionName}' is registered. Registered ${kind}s: ` +
+        (registered.length ? registered.map((n) => `'${n}'`).join(', ') : '(none)'),
+    );
+  }
+}
+
+/** The orchestrator awaited or yielded something that is not a durable task. */
+export class NonDurableAwaitError extends DurabullError {}
+
+/** An argument is not valid (an instance id, a name, a payload...). Nothing was changed. */
+export class ValidationError extends DurabullError {}
+
+/** A payload could not be serialized (a function, a symbol...) or is over the size limit. */
+export class PayloadError extends ValidationError {}
+
+/** `startNew` with the id of an instance that exists and is not finished. */
+export class InstanceAlreadyExistsError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly runtimeStatus: string,
+  ) {
+    super(`Instance '${instanceId}' already exists and is ${runtimeStatus}; an instance id can be reused only once the instance has finished.`);
+  }
+}
+
+/** No instance with that id exists in the task hub. */
+export class InstanceNotFoundError extends DurabullError {
+  constructor(readonly instanceId: string) {
+    super(`No instance '${instanceId}' exists in this task hub.`);
+  }
+}
+
+/** `waitForCompletion` ran out of time; the instance goes on. */
+export class WaitTimeoutError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly timeoutMs: number,
+    readonly runtimeStatus: string,
+  ) {
+    super(`Instance '${instanceId}' did not finish within ${timeoutMs} ms (it is ${runtimeStatus}).`);
+  }
+}
+
+/** A commit lost its optimistic-concurrency check: another worker moved the instance on. */
+export class StaleEpisodeError extends DurabullError {
+  constructor(readonly instanceId: string) {
+    super(`Instance '${instanceId}' was changed by another worker during this episode; its commit was dropped.`);
+  }
+}
+
+/** Rebuilds an Error from FailureDetails (for client-side reporting). */
+export class OrchestrationFailedError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly failure: FailureDetails | undefined,
+  ) {
+    super(`Instance '${instanceId}' failed: ${failure ? `${failure.errorName}: ${failure.message}` : 'unknown error'}`);
+  }
+}

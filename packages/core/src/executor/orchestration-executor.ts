@@ -1,0 +1,245 @@
+/**
+ * The pure replay engine: (orchestrator code, past events, new events) -> (actions, events, status).
+ * No Redis, no clock, no randomness that does not come from history.
+ */
+import type { OrchestratorAction, WaitSpec } from '../actions.js';
+import { RuntimeOrchestrationContext } from '../context/runtime-orchestration-context.js';
+import { DurabullError, NonDurableAwaitError, TaskFailedError } from '../errors.js';
+import { type FailureDetails, toFailureDetails } from '../failure.js';
+import type { ExecutionStartedEvent, HistoryEvent } from '../history/events.js';
+import type { Registry } from '../registry.js';
+import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
+import { type Task, ActivityTask, TimerTask } from '../tasks/task.js';
+import { type Driver, startDriver } from './drivers.js';
+
+export interface ExecutionResult {
+  instanceId: string;
+  executionId: string;
+  name: string;
+  /** Work the episode asks for that history does not hold yet (schedule, timers, completion). */
+  actions: OrchestratorAction[];
+  /** History events for those actions (TaskScheduled, TimerCreated, ExecutionCompleted), to append after the new events. */
+  actionEvents: HistoryEvent[];
+  status: 'Running' | 'Completed' | 'Failed' | 'Terminated';
+  output?: unknown;
+  failure?: FailureDetails;
+  /** Set when the code called setCustomStatus during this replay. */
+  customStatus?: { value: unknown };
+  /** What the code is blocked on (status Running only). */
+  wait?: WaitSpec;
+  /** True when the ExecutionStarted event was among the new events (the first episode). */
+  started: boolean;
+}
+
+export class HistoryError extends DurabullError {}
+
+/**
+ * Replays `pastEvents` (isReplaying = true), then applies `newEvents`, and reports what the code
+ * did. Throws only for a malformed history; everything the code does wrong becomes a Failed result.
+ */
+export async function executeOrchestration(
+  registry: Pick<Registry, 'getOrchestrator'>,
+  pastEvents: readonly HistoryEvent[],
+  newEvents: readonly HistoryEvent[],
+): Promise<ExecutionResult> {
+  const startedIdx = [...pastEvents, ...newEvents].findIndex((e) => e.type === 'ExecutionStarted');
+  if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
+  const startedEvent = (startedIdx < pastEvents.length ? pastEvents[startedIdx] : newEvents[startedIdx - pastEvents.length]) as ExecutionStartedEvent;
+  const ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name);
+  const run = new Replay(ctx, registry, startedEvent);
+
+  const result: ExecutionResult = {
+    instanceId: ctx.instanceId,
+    executionId: ctx.executionId,
+    name: ctx.name,
+    actions: [],
+    actionEvents: [],
+    status: 'Running',
+    started: startedIdx >= pastEvents.length,
+  };
+
+  try {
+    for (let i = 0; i < pastEvents.length + newEvents.length && !run.finished; i++) {
+      const replaying = i < pastEvents.length;
+      ctx.isReplaying = replaying;
+      const event = replaying ? pastEvents[i]! : newEvents[i - pastEvents.length]!;
+      await run.apply(event);
+    }
+    ctx.isReplaying = false;
+    if (!run.finished) run.checkBlockedOnDurableTask();
+  } catch (err) {
+    run.failWith(err);
+  }
+
+  const now = ctx.currentUtcDateTime.getTime();
+  if (ctx.customStatusSet) result.customStatus = { value: ctx.customStatus };
+  if (run.terminated) {
+    result.status = 'Terminated';
+    result.output = run.terminateReason;
+    result.actions.push({ type: 'CompleteOrchestration', status: 'Terminated', result: run.terminateReason });
+    return result;
+  }
+  if (run.failure) {
+    result.status = 'Failed';
+    result.failure = run.failure;
+    result.actions.push({ type: 'CompleteOrchestration', status: 'Failed', failure: run.failure });
+    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
+    return result;
+  }
+  // New work first (even when the code also completed: fire-and-forget activities still run).
+  for (const action of ctx.newActions()) {
+    result.actions.push(action);
+    if (action.type === 'ScheduleTask') {
+      result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
+    } else if (action.type === 'CreateTimer') {
+      result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
+    }
+  }
+  if (run.driver?.done) {
+    result.status = 'Completed';
+    result.output = run.driver.output;
+    result.actions.push({ type: 'CompleteOrchestration', status: 'Completed', result: run.driver.output });
+    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Completed', result: run.driver.output, timestamp: now });
+    return result;
+  }
+  result.wait = computeWait(ctx);
+  return result;
+}
+
+class Replay {
+  driver: Driver | undefined;
+  failure: FailureDetails | undefined;
+  terminated = false;
+  terminateReason: unknown;
+
+  constructor(
+    private readonly ctx: RuntimeOrchestrationContext,
+    private readonly registry: Pick<Registry, 'getOrchestrator'>,
+    private readonly startedEvent: ExecutionStartedEvent,
+  ) {}
+
+  get finished(): boolean {
+    return this.terminated || this.failure !== undefined || this.driver?.done === true;
+  }
+
+  failWith(err: unknown): void {
+    this.failure = toFailureDetails(err, this.ctx.name);
+  }
+
+  async apply(event: HistoryEvent): Promise<void> {
+    const ctx = this.ctx;
+    switch (event.type) {
+      case 'OrchestratorStarted':
+        ctx.currentUtcDateTime = new Date(event.timestamp);
+        return;
+      case 'ExecutionStarted': {
+        if (event !== this.startedEvent) throw new HistoryError('The history has more than one ExecutionStarted event');
+        if (ctx.currentUtcDateTime.getTime() === 0) ctx.currentUtcDateTime = new Date(event.timestamp);
+        const fn = this.registry.getOrchestrator(event.name);
+        this.driver = startDriver(() => fn(ctx, event.input), event.name);
+        return this.settle();
+      }
+      case 'TaskScheduled':
+        ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name);
+        return;
+      case 'TimerCreated':
+        ctx.matchScheduled(event.taskId, 'CreateTimer', undefined);
+        return;
+      case 'TaskCompleted': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof ActivityTask)) return; // a duplicate or unknown completion changes nothing
+        task.complete(event.result);
+        return this.settleIf(task);
+      }
+      case 'TaskFailed': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof ActivityTask)) return;
+        task.fail(new TaskFailedError(task.name, task.id, event.failure));
+        return this.settleIf(task);
+      }
+      case 'TimerFired': {
+        const task = ctx.takeOpenTask(event.timerId);
+        if (!(task instanceof TimerTask)) return;
+        task.complete(undefined);
+        return this.settleIf(task);
+      }
+      case 'EventRaised':
+        ctx.deliverEvent(event.name, event.input);
+        return this.settle();
+      case 'ExecutionTerminated':
+        this.terminated = true;
+        this.terminateReason = event.reason;
+        return;
+      case 'OrchestratorCompleted':
+      case 'ExecutionCompleted':
+        return;
+      default: {
+        const unknown: { type?: unknown } = event;
+        throw new HistoryError(`Unknown history event type ${JSON.stringify(unknown.type)}`);
+      }
+    }
+  }
+
+  /** Settles the code only when the completed task is something it waits on (directly or through a composite). */
+  private settleIf(task: Task<unknown>): Promise<void> | void {
+    if (task.awaited) return this.settle();
+  }
+
+  private settle(): Promise<void> | void {
+    const d = this.driver;
+    if (!d || d.done) return;
+    const p = d.settle();
+    if (p) return p.then(() => this.afterSettle());
+  }
+
+  private afterSettle(): void {
+    if (this.driver?.done && this.driver.failed) this.failure = toFailureDetails(this.driver.error, this.ctx.name);
+    else if (!this.finished) this.checkBlockedOnDurableTask();
+  }
+
+  /** An async orchestrator that is not done must be waiting on a durable task; otherwise it awaits something foreign. */
+  checkBlockedOnDurableTask(): void {
+    const d = this.driver;
+    if (!d) return;
+    if (d.done) {
+      if (d.failed) this.failure = toFailureDetails(d.error, this.ctx.name);
+      return;
+    }
+    for (const t of this.ctx.roots) if (!t.isCompleted) return;
+    throw new NonDurableAwaitError(
+      `Orchestrator '${this.ctx.name}' is awaiting something that is not a durable task (a plain Promise, fetch, setTimeout...). ` +
+        `Orchestrators may only await tasks from the context: ctx.callActivity(...) for work and I/O, ctx.createTimer(...) for delays, ` +
+        `ctx.waitForExternalEvent(...), ctx.all(...) / ctx.any(...).`,
+    );
+  }
+}
+
+function seqId(t: Task<unknown>): number | undefined {
+  return t instanceof ActivityTask || t instanceof TimerTask ? t.id : undefined;
+}
+
+/** Derives what the blocked code waits on, for the backend's wake counter. */
+function computeWait(ctx: RuntimeOrchestrationContext): WaitSpec {
+  const open = [...ctx.roots].filter((t) => !t.isCompleted);
+  if (open.length !== 1) return { kind: 'unknown' };
+  const root = open[0]!;
+  let kind: 'all' | 'any';
+  let ids: number[];
+  if (root instanceof WhenAllTask || root instanceof WhenAnyTask) {
+    kind = root instanceof WhenAllTask ? 'all' : 'any';
+    ids = [];
+    for (const child of root.children) {
+      if (child.isCompleted) continue;
+      if (child.kind === 'event') continue; // raised events always wake
+      const id = seqId(child);
+      if (id === undefined) return { kind: 'unknown' }; // nested composite
+      ids.push(id);
+    }
+  } else {
+    kind = 'any';
+    const id = seqId(root);
+    ids = id === undefined ? [] : [id];
+  }
+  const coversAllOpen = ids.length === ctx.openTasks.size && ids.every((id) => ctx.openTasks.has(id));
+  return { kind, ids, coversAllOpen };
+}

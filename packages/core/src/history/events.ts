@@ -1,0 +1,156 @@
+/**
+ * History events of an orchestration, named after the Durable Task Framework's vocabulary so that
+ * people who read Durable Functions histories can read ours.
+ *
+ * An execution's history is append-only. `timestamp` is epoch milliseconds (compact in msgpack).
+ */
+import type { FailureDetails } from '../failure.js';
+
+export const EventType = {
+  ExecutionStarted: 'ExecutionStarted',
+  ExecutionCompleted: 'ExecutionCompleted',
+  ExecutionTerminated: 'ExecutionTerminated',
+  OrchestratorStarted: 'OrchestratorStarted',
+  OrchestratorCompleted: 'OrchestratorCompleted',
+  TaskScheduled: 'TaskScheduled',
+  TaskCompleted: 'TaskCompleted',
+  TaskFailed: 'TaskFailed',
+  TimerCreated: 'TimerCreated',
+  TimerFired: 'TimerFired',
+  EventRaised: 'EventRaised',
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** Terminal and non-terminal runtime statuses of an instance (Durable Functions' names). */
+export const RuntimeStatus = {
+  Pending: 'Pending',
+  Running: 'Running',
+  Completed: 'Completed',
+  Failed: 'Failed',
+  Terminated: 'Terminated',
+  ContinuedAsNew: 'ContinuedAsNew',
+  Suspended: 'Suspended',
+} as const;
+export type RuntimeStatus = (typeof RuntimeStatus)[keyof typeof RuntimeStatus];
+
+export const TERMINAL_STATUSES: readonly RuntimeStatus[] = ['Completed', 'Failed', 'Terminated'];
+export function isTerminalStatus(status: string | undefined): boolean {
+  return status === 'Completed' || status === 'Failed' || status === 'Terminated';
+}
+
+interface EventBase {
+  timestamp: number;
+}
+
+export interface ExecutionStartedEvent extends EventBase {
+  type: 'ExecutionStarted';
+  name: string;
+  instanceId: string;
+  executionId: string;
+  input?: unknown;
+}
+export interface ExecutionCompletedEvent extends EventBase {
+  type: 'ExecutionCompleted';
+  status: 'Completed' | 'Failed';
+  result?: unknown;
+  failure?: FailureDetails;
+}
+export interface ExecutionTerminatedEvent extends EventBase {
+  type: 'ExecutionTerminated';
+  reason?: unknown;
+}
+export interface OrchestratorStartedEvent extends EventBase {
+  type: 'OrchestratorStarted';
+}
+export interface OrchestratorCompletedEvent extends EventBase {
+  type: 'OrchestratorCompleted';
+}
+export interface TaskScheduledEvent extends EventBase {
+  type: 'TaskScheduled';
+  taskId: number;
+  name: string;
+  input?: unknown;
+}
+export interface TaskCompletedEvent extends EventBase {
+  type: 'TaskCompleted';
+  taskScheduledId: number;
+  result?: unknown;
+}
+export interface TaskFailedEvent extends EventBase {
+  type: 'TaskFailed';
+  taskScheduledId: number;
+  failure: FailureDetails;
+}
+export interface TimerCreatedEvent extends EventBase {
+  type: 'TimerCreated';
+  taskId: number;
+  fireAt: number;
+}
+export interface TimerFiredEvent extends EventBase {
+  type: 'TimerFired';
+  timerId: number;
+  fireAt: number;
+}
+export interface EventRaisedEvent extends EventBase {
+  type: 'EventRaised';
+  name: string;
+  input?: unknown;
+}
+
+export type HistoryEvent =
+  | ExecutionStartedEvent
+  | ExecutionCompletedEvent
+  | ExecutionTerminatedEvent
+  | OrchestratorStartedEvent
+  | OrchestratorCompletedEvent
+  | TaskScheduledEvent
+  | TaskCompletedEvent
+  | TaskFailedEvent
+  | TimerCreatedEvent
+  | TimerFiredEvent
+  | EventRaisedEvent;
+
+// History-event factories: used by the runtime and by tests that build histories by hand.
+
+export function newExecutionStartedEvent(
+  name: string,
+  instanceId: string,
+  input?: unknown,
+  opts: { executionId?: string; timestamp?: number } = {},
+): ExecutionStartedEvent {
+  return {
+    type: 'ExecutionStarted',
+    name,
+    instanceId,
+    executionId: opts.executionId ?? 'e0',
+    input,
+    timestamp: opts.timestamp ?? 0,
+  };
+}
+export function newOrchestratorStartedEvent(timestamp = 0): OrchestratorStartedEvent {
+  return { type: 'OrchestratorStarted', timestamp };
+}
+export function newOrchestratorCompletedEvent(timestamp = 0): OrchestratorCompletedEvent {
+  return { type: 'OrchestratorCompleted', timestamp };
+}
+export function newTaskScheduledEvent(taskId: number, name: string, input?: unknown, timestamp = 0): TaskScheduledEvent {
+  return { type: 'TaskScheduled', taskId, name, input, timestamp };
+}
+export function newTaskCompletedEvent(taskScheduledId: number, result?: unknown, timestamp = 0): TaskCompletedEvent {
+  return { type: 'TaskCompleted', taskScheduledId, result, timestamp };
+}
+export function newTaskFailedEvent(taskScheduledId: number, failure: FailureDetails, timestamp = 0): TaskFailedEvent {
+  return { type: 'TaskFailed', taskScheduledId, failure, timestamp };
+}
+export function newTimerCreatedEvent(taskId: number, fireAt: number, timestamp = 0): TimerCreatedEvent {
+  return { type: 'TimerCreated', taskId, fireAt, timestamp };
+}
+export function newTimerFiredEvent(timerId: number, fireAt: number, timestamp = 0): TimerFiredEvent {
+  return { type: 'TimerFired', timerId, fireAt, timestamp };
+}
+export function newEventRaisedEvent(name: string, input?: unknown, timestamp = 0): EventRaisedEvent {
+  return { type: 'EventRaised', name, input, timestamp };
+}
+export function newExecutionTerminatedEvent(reason?: unknown, timestamp = 0): ExecutionTerminatedEvent {
+  return { type: 'ExecutionTerminated', reason, timestamp };
+}

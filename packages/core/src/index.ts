@@ -1,0 +1,50 @@
+/**
+ * @durabull/core: the pure replay engine of durabull.
+ *
+ * ```ts
+ * const registry = new Registry()
+ *   .addActivity('Hello', async (name: string) => `Hello ${name}!`)
+ *   .addOrchestrator('Greet', function* (ctx, name: string) {
+ *     return yield ctx.callActivity('Hello', name);
+ *   });
+ * const result = await executeOrchestration(registry, pastEvents, newEvents);
+ * ```
+ */
+
+// History
+export * from './history/events.js';
+export { type FailureDetails, toFailureDetails, isFailureDetails } from './failure.js';
+
+// Actions
+export type { OrchestratorAction, ScheduleTaskAction, CreateTimerAction, CompleteOrchestrationAction, WaitSpec } from './actions.js';
+
+// Orchestration API
+export type { OrchestrationContext } from './context/orchestration-context.js';
+export { Task, CompletableTask, ActivityTask, TimerTask, ExternalEventTask, type TaskKind } from './tasks/task.js';
+export { WhenAllTask, WhenAnyTask } from './tasks/composite-task.js';
+export {
+  Registry,
+  assertFunctionName,
+  type OrchestratorFunction,
+  type ActivityFunction,
+  type ActivityContext,
+} from './registry.js';
+
+// Executor
+export { executeOrchestration, HistoryError, type ExecutionResult } from './executor/orchestration-executor.js';
+
+// Errors
+export {
+  DurabullError,
+  NonDeterminismError,
+  TaskFailedError,
+  FunctionNotFoundError,
+  NonDurableAwaitError,
+  ValidationError,
+  PayloadError,
+  InstanceAlreadyExistsError,
+  InstanceNotFoundError,
+  WaitTimeoutError,
+  StaleEpisodeError,
+  OrchestrationFailedError,
+} from './errors.js';

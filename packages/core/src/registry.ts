@@ -1,0 +1,78 @@
+import type { OrchestrationContext } from './context/orchestration-context.js';
+import { FunctionNotFoundError, ValidationError } from './errors.js';
+
+/**
+ * An orchestrator: a generator function (`function* (ctx, input) { const x = yield ctx.callActivity(...) }`)
+ * or an async function (`async (ctx, input) => { const x = await ctx.callActivity(...) }`).
+ * Its code must be deterministic: it is replayed from history.
+ */
+export type OrchestratorFunction<TIn = any, TOut = any> = (
+  ctx: OrchestrationContext,
+  input: TIn,
+) => Generator<unknown, TOut, any> | Promise<TOut> | TOut;
+
+/** Context an activity receives beside its input. */
+export interface ActivityContext {
+  readonly instanceId: string;
+  readonly executionId: string;
+  /** The activity's sequence number in the orchestration. */
+  readonly taskId: number;
+  readonly name: string;
+  /** 1 on the first delivery, more when the activity job is delivered again after a crash. */
+  readonly attempt: number;
+}
+
+/** An activity: ordinary async code that does the real work. Runs at least once. */
+export type ActivityFunction<TIn = any, TOut = any> = (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>;
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$/;
+
+/** Checks an orchestrator or activity name: letters, digits, `_`, `.`, `-`; at most 128 characters. */
+export function assertFunctionName(kind: string, name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new ValidationError(
+      `Invalid ${kind} name ${JSON.stringify(name)}: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'.`,
+    );
+  }
+}
+
+/** The orchestrators and activities a worker can run, by name. */
+export class Registry {
+  private readonly orchestrators = new Map<string, OrchestratorFunction>();
+  private readonly activities = new Map<string, ActivityFunction>();
+
+  addOrchestrator(name: string, fn: OrchestratorFunction): this {
+    assertFunctionName('orchestrator', name);
+    if (typeof fn !== 'function') throw new ValidationError(`Orchestrator '${name}' must be a function`);
+    if (this.orchestrators.has(name)) throw new ValidationError(`An orchestrator named '${name}' is already registered`);
+    this.orchestrators.set(name, fn);
+    return this;
+  }
+
+  addActivity(name: string, fn: ActivityFunction): this {
+    assertFunctionName('activity', name);
+    if (typeof fn !== 'function') throw new ValidationError(`Activity '${name}' must be a function`);
+    if (this.activities.has(name)) throw new ValidationError(`An activity named '${name}' is already registered`);
+    this.activities.set(name, fn);
+    return this;
+  }
+
+  getOrchestrator(name: string): OrchestratorFunction {
+    const fn = this.orchestrators.get(name);
+    if (!fn) throw new FunctionNotFoundError('orchestrator', name, this.orchestratorNames());
+    return fn;
+  }
+
+  getActivity(name: string): ActivityFunction {
+    const fn = this.activities.get(name);
+    if (!fn) throw new FunctionNotFoundError('activity', name, this.activityNames());
+    return fn;
+  }
+
+  orchestratorNames(): string[] {
+    return [...this.orchestrators.keys()].sort();
+  }
+  activityNames(): string[] {
+    return [...this.activities.keys()].sort();
+  }
+}
