@@ -1,0 +1,157 @@
+/**
+ * The client: start, query and wait for orchestrations from any service that can reach Redis.
+ * It needs no worker code and no registry.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type FailureDetails,
+  type HistoryEvent,
+  type RuntimeStatus,
+  ValidationError,
+  WaitTimeoutError,
+  isTerminalStatus,
+} from '@durabull/core';
+import { type ConnectionLike, type InstanceState, RedisBackend, createRedisClient, assertInstanceId } from '@durabull/redis';
+import { Redis } from 'ioredis';
+
+export interface ClientOptions {
+  /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
+  connection?: ConnectionLike;
+  /** Task hub name. Default `default`. */
+  hub?: string;
+  /** Largest encoded payload. Default 16 MiB. */
+  maxPayloadBytes?: number;
+}
+
+export interface StartOptions<TIn = unknown> {
+  input?: TIn;
+  /** The instance id; a random UUID when omitted. Letters, digits, `_`, `.`, `@`, `-`; at most 256. */
+  instanceId?: string;
+}
+
+export interface OrchestrationStatus {
+  instanceId: string;
+  name: string;
+  runtimeStatus: RuntimeStatus;
+  executionId: string;
+  input: unknown;
+  output: unknown;
+  customStatus: unknown;
+  /** Set when the instance failed: the error's name, message and stack. */
+  failure?: FailureDetails;
+  createdAt: Date;
+  lastUpdatedAt: Date;
+  completedAt?: Date;
+  /** Orchestrator episodes run so far. */
+  episodes: number;
+  /** The execution's history, with `showHistory`. */
+  history?: HistoryEvent[];
+}
+
+export class DurabullClient {
+  readonly backend: RedisBackend;
+  private subscriber: Redis | undefined;
+  private subscribed: Promise<unknown> | undefined;
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly opts: ClientOptions = {}) {
+    const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
+    if (opts.connection !== undefined) backendOpts.connection = opts.connection;
+    if (opts.hub !== undefined) backendOpts.hub = opts.hub;
+    if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
+    this.backend = new RedisBackend(backendOpts);
+  }
+
+  /**
+   * Starts a new instance of orchestrator `name` and returns its id. Throws
+   * InstanceAlreadyExistsError if an instance with that id exists and has not finished, and
+   * ValidationError / PayloadError for a bad id, name or input; in every error case nothing is written.
+   */
+  async startNew<TIn = unknown>(name: string, options: StartOptions<TIn> = {}): Promise<string> {
+    const instanceId = options.instanceId ?? randomUUID();
+    await this.backend.startInstance(name, instanceId, options.input);
+    return instanceId;
+  }
+
+  /** The instance's status, or undefined when no such instance exists. */
+  async getStatus(instanceId: string, options: { showHistory?: boolean } = {}): Promise<OrchestrationStatus | undefined> {
+    const state = await this.backend.getState(instanceId);
+    if (!state) return undefined;
+    const status = toStatus(state);
+    if (options.showHistory) status.history = await this.backend.getHistory(instanceId);
+    return status;
+  }
+
+  /**
+   * Waits until the instance reaches Completed, Failed or Terminated and returns its status.
+   * Throws WaitTimeoutError after `timeoutMs` (default 60 s); the instance goes on.
+   */
+  async waitForCompletion(instanceId: string, options: { timeoutMs?: number; showHistory?: boolean } = {}): Promise<OrchestrationStatus> {
+    assertInstanceId(instanceId);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (!(timeoutMs > 0)) throw new ValidationError(`waitForCompletion: timeoutMs must be a positive number, got ${timeoutMs}`);
+    const deadline = Date.now() + timeoutMs;
+    await this.subscribe();
+    let last: OrchestrationStatus | undefined;
+    for (;;) {
+      // Register before reading, so a completion between the read and the wait is not missed.
+      let wake!: () => void;
+      const signal = new Promise<void>((resolve) => (wake = resolve));
+      const set = this.waiters.get(instanceId) ?? new Set();
+      set.add(wake);
+      this.waiters.set(instanceId, set);
+      try {
+        last = await this.getStatus(instanceId, options);
+        if (last && isTerminalStatus(last.runtimeStatus)) return last;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new WaitTimeoutError(instanceId, timeoutMs, last?.runtimeStatus ?? 'not found');
+        // The poll interval is a safety net (a lost pub/sub message); the message is the fast path.
+        await Promise.race([signal, sleep(Math.min(left, 1000))]);
+      } finally {
+        set.delete(wake);
+        if (set.size === 0) this.waiters.delete(instanceId);
+      }
+    }
+  }
+
+  private subscribe(): Promise<unknown> {
+    if (!this.subscribed) {
+      const c = this.opts.connection;
+      const sub = c instanceof Redis ? c.duplicate() : createRedisClient(c);
+      this.subscriber = sub;
+      sub.on('message', (_channel: string, id: string) => {
+        const set = this.waiters.get(id);
+        if (set) for (const w of set) w();
+      });
+      this.subscribed = sub.subscribe(this.backend.keys.doneChannel);
+    }
+    return this.subscribed;
+  }
+
+  async close(): Promise<void> {
+    await this.subscriber?.quit().catch(() => undefined);
+    await this.backend.close();
+  }
+}
+
+function toStatus(s: InstanceState): OrchestrationStatus {
+  const status: OrchestrationStatus = {
+    instanceId: s.instanceId,
+    name: s.name,
+    runtimeStatus: s.runtimeStatus,
+    executionId: s.executionId,
+    input: s.input,
+    output: s.output,
+    customStatus: s.customStatus,
+    createdAt: s.createdAt,
+    lastUpdatedAt: s.lastUpdatedAt,
+    episodes: s.episodes,
+  };
+  if (s.failure) status.failure = s.failure;
+  if (s.completedAt) status.completedAt = s.completedAt;
+  return status;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

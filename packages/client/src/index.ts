@@ -1,0 +1,18 @@
+/**
+ * @durabull/client: start, query and wait for orchestrations from any service.
+ *
+ * ```ts
+ * const client = new DurabullClient({ connection: 'redis://127.0.0.1:6379' });
+ * const id = await client.startNew('Chaining', { input: 'Tokyo' });
+ * const status = await client.waitForCompletion(id, { timeoutMs: 30_000 });
+ * ```
+ */
+export { DurabullClient, type ClientOptions, type StartOptions, type OrchestrationStatus } from './durabull-client.js';
+export {
+  InstanceAlreadyExistsError,
+  InstanceNotFoundError,
+  WaitTimeoutError,
+  ValidationError,
+  PayloadError,
+  type RuntimeStatus,
+} from '@durabull/core';

@@ -1,0 +1,35 @@
+/** Codes the Lua scripts return; `toError` is the one place that turns them into typed errors. */
+import { DurabullError, InstanceAlreadyExistsError, InstanceNotFoundError, StaleEpisodeError } from '@durabull/core';
+
+export const ErrorCode = {
+  InstanceExists: -1,
+  Stale: -2,
+  InstanceFinished: -3,
+  StaleExecution: -4,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An event was sent to an instance that has already finished. */
+export class InstanceFinishedError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly runtimeStatus: string,
+  ) {
+    super(`Instance '${instanceId}' has already finished (${runtimeStatus}); it takes no more events.`);
+  }
+}
+
+export function toError(code: number, ctx: { instanceId: string; status?: string; script: string }): Error {
+  switch (code) {
+    case -1:
+      return ctx.script === 'startInstance'
+        ? new InstanceAlreadyExistsError(ctx.instanceId, ctx.status ?? 'Running')
+        : new InstanceNotFoundError(ctx.instanceId);
+    case -2:
+      return new StaleEpisodeError(ctx.instanceId);
+    case -3:
+      return new InstanceFinishedError(ctx.instanceId, ctx.status ?? 'finished');
+    default:
+      return new DurabullError(`Script ${ctx.script} returned unknown code ${code} for instance '${ctx.instanceId}'`);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * @durabull/redis: the Redis backend of durabull (key layout, Lua state transitions, history
+ * streams, outbox into BullMQ queues).
+ */
+
+// Backend
+export {
+  RedisBackend,
+  createRedisClient,
+  newExecutionId,
+  type BackendOptions,
+  type ConnectionLike,
+  type InstanceState,
+  type LoadedEpisode,
+  type InboxItem,
+  type CommitResult,
+  type EpisodeJobData,
+  type TimerJobData,
+  type ActivityJobData,
+} from './redis-backend.js';
+
+// Keys and encoding
+export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
+export { encode, decode, encodePayload, encodeEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';
+
+// Errors
+export { ErrorCode, InstanceFinishedError } from './error-codes.js';
+
+// Scripts (exported for tests and tools)
+export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';

@@ -1,0 +1,93 @@
+/**
+ * The one place that builds key names. Everything of a task hub lives under `dbl:{<hub>:<p>}`:
+ * the hash tag is the partition, so an instance's keys, its partition's outbox and index, and the
+ * partition's BullMQ queues share one Redis Cluster slot and one Lua script can touch any of them.
+ */
+import { ValidationError } from '@durabull/core';
+
+const HUB_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const INSTANCE_ID_RE = /^[A-Za-z0-9_.@-]{1,256}$/;
+
+/** Task hub names: letters, digits, `_` and `-`, at most 64 characters. */
+export function assertHubName(hub: unknown): asserts hub is string {
+  if (typeof hub !== 'string' || !HUB_RE.test(hub)) {
+    throw new ValidationError(`Invalid task hub name ${JSON.stringify(hub)}: use 1 to 64 letters, digits, '_' or '-', starting with a letter or digit.`);
+  }
+}
+
+/**
+ * Instance ids: 1 to 256 of letters, digits, `_`, `.`, `@`, `-`. Anything else (`:`, `{`, `}`, spaces,
+ * control characters) could escape the key layout or a BullMQ job id, so it is refused.
+ */
+export function assertInstanceId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !INSTANCE_ID_RE.test(id)) {
+    throw new ValidationError(
+      `Invalid instance id ${JSON.stringify(typeof id === 'string' && id.length > 300 ? `${id.slice(0, 300)}...` : id)}: ` +
+        `use 1 to 256 letters, digits, '_', '.', '@' or '-'.`,
+    );
+  }
+}
+
+export class HubKeys {
+  /** BullMQ prefix for this partition's queues; carries the same hash tag as the instance keys. */
+  readonly queuePrefix: string;
+  private readonly base: string;
+
+  constructor(
+    readonly hub: string,
+    readonly partition = 0,
+  ) {
+    assertHubName(hub);
+    this.base = `dbl:{${hub}:${partition}}`;
+    this.queuePrefix = this.base;
+  }
+
+  /** Instance state hash. */
+  state(id: string): string {
+    return `${this.base}:i:${id}`;
+  }
+  /** History stream of the instance's current execution. */
+  history(id: string): string {
+    return `${this.base}:h:${id}`;
+  }
+  /** New events not yet seen by the code. */
+  inbox(id: string): string {
+    return `${this.base}:n:${id}`;
+  }
+  /** Scheduled sequence numbers without a result yet. */
+  pending(id: string): string {
+    return `${this.base}:p:${id}`;
+  }
+  /** Sequence numbers the blocked code waits on (when not all open tasks). */
+  wait(id: string): string {
+    return `${this.base}:w:${id}`;
+  }
+  /** Partition outbox: job id -> payload. */
+  get outbox(): string {
+    return `${this.base}:outbox`;
+  }
+  /** Partition outbox index: job id by time written. */
+  get outboxIndex(): string {
+    return `${this.base}:outbox:t`;
+  }
+  /** Partition instance index: instance id by creation time. */
+  get instances(): string {
+    return `${this.base}:instances`;
+  }
+  /** Pub/sub channel on which the ids of instances that reach a final status are published. */
+  get doneChannel(): string {
+    return `${this.base}:done`;
+  }
+  /** Every key of one instance, in the order the scripts take them. */
+  instanceKeys(id: string): [string, string, string, string, string] {
+    return [this.state(id), this.history(id), this.inbox(id), this.pending(id), this.wait(id)];
+  }
+  /** A SCAN pattern for every key of the hub (tests and tools only). */
+  get pattern(): string {
+    return `dbl:{${this.hub}:*}*`;
+  }
+}
+
+/** Queue names inside the hub's prefix. */
+export const ORCHESTRATOR_QUEUE = 'orchestrator';
+export const ACTIVITY_QUEUE = 'activity';

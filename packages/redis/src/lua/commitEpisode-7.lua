@@ -1,0 +1,133 @@
+--[[
+  Commits one orchestrator episode atomically: checks the instance version (optimistic
+  concurrency), appends the episode to history (moving the consumed inbox entries into it),
+  records what the code now waits on, queues new work through the outbox, and decides whether the
+  orchestrator must run again for events that arrived during the episode.
+
+  Input:
+    KEYS[1] instance state hash
+    KEYS[2] history stream
+    KEYS[3] inbox list
+    KEYS[4] pending set
+    KEYS[5] wait set
+    KEYS[6] partition outbox hash
+    KEYS[7] partition outbox index
+
+    ARGV[1]  expected version
+    ARGV[2]  execution id
+    ARGV[3]  instance id
+    ARGV[4]  now (ms)
+    ARGV[5]  inbox entries consumed by the episode (n)
+    ARGV[6]  new status: Running | Completed | Failed | Terminated
+    ARGV[7]  output (msgpack, "" for none)
+    ARGV[8]  failure (msgpack, "" for none)
+    ARGV[9]  "1" when the custom status changed
+    ARGV[10] custom status (msgpack)
+    ARGV[11] wait mode: "a" all, "y" any, "u" unknown (wake on every event)
+    ARGV[12] "1" when the wait ids are exactly the open tasks
+    ARGV[13] K: number of wait ids
+    ARGV[14] P: number of history events before the consumed inbox entries
+    ARGV[15] S: number of history events after them
+    ARGV[16] M: number of newly scheduled sequence numbers
+    ARGV[17] O: number of outbox entries (pairs of job id, payload)
+    ARGV[18] channel on which a finished instance's id is published
+    ARGV[19...] P events, S events, K wait ids, M sequence numbers, O pairs
+
+  Events:
+    PUBLISH ARGV[18] instanceId when the instance reaches a final status
+
+  Output:
+    {1, wakeJobId, version}   committed; wakeJobId is "" when no new episode is needed
+    {-2}                      stale: the version or execution moved on; nothing was written
+]]
+local rcall = redis.call
+--- @include "includes/isTerminal"
+--- @include "includes/isCounted"
+--- @include "includes/parseInboxHeader"
+--- @include "includes/addWake"
+
+local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cur = rcall("HMGET", st, "version", "exec", "status")
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) then return {-2} end
+
+local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
+local n = tonumber(ARGV[5])
+local status = ARGV[6]
+local wmode, wcov = ARGV[11], ARGV[12]
+local K, P, S, M, O = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local i = 19
+
+-- 1. History: P events, the n consumed inbox entries, S events.
+for _ = 1, P do
+  rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
+end
+if n > 0 then
+  local entries = rcall("LRANGE", inbox, 0, n - 1)
+  for _, entry in ipairs(entries) do
+    local _, _, payload = parseInboxHeader(entry)
+    rcall("XADD", hist, "*", "e", payload)
+  end
+  rcall("LTRIM", inbox, n, -1)
+end
+for _ = 1, S do
+  rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
+end
+
+local version = tonumber(ARGV[1]) + 1
+rcall("HSET", st, "version", version, "status", status, "updatedAt", now)
+rcall("HINCRBY", st, "episodes", 1)
+if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
+
+if isTerminal(status) then
+  if ARGV[7] ~= "" then rcall("HSET", st, "output", ARGV[7]) end
+  if ARGV[8] ~= "" then rcall("HSET", st, "failure", ARGV[8]) end
+  rcall("HSET", st, "completedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
+  rcall("DEL", inbox, pending, waitKey)
+  -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
+  i = i + K + M
+  for _ = 1, O do
+    addOutboxEntry(KEYS[6], KEYS[7], ARGV[i], ARGV[i + 1], now); i = i + 2
+  end
+  rcall("PUBLISH", ARGV[18], instanceId)
+  return {1, "", version}
+end
+
+-- 2. What the code waits on now.
+local waitStart = i
+i = i + K
+for _ = 1, M do
+  rcall("SADD", pending, ARGV[i]); i = i + 1
+end
+rcall("DEL", waitKey)
+if wmode ~= "u" and wcov ~= "1" and K > 0 then
+  for j = waitStart, waitStart + K - 1 do rcall("SADD", waitKey, ARGV[j]) end
+end
+-- "all" needs every id; "any" (and an "all" over raised events only) needs one counted result.
+local need = 1
+if wmode == "a" and K > 0 then need = K end
+
+-- 3. Events that arrived during the episode: would they let the code progress?
+local progress = false
+local tail = rcall("LRANGE", inbox, 0, -1)
+for _, entry in ipairs(tail) do
+  local kind, seq = parseInboxHeader(entry)
+  if kind == "e" or wmode == "u" then
+    progress = true
+  elseif isCounted(waitKey, wcov, seq) then
+    if kind == "f" then progress = true else need = need - 1 end
+  end
+  if progress then break end
+end
+if need <= 0 then progress = true end
+rcall("HSET", st, "wmode", wmode, "wcov", wcov, "need", need)
+
+-- 4. New work.
+for _ = 1, O do
+  addOutboxEntry(KEYS[6], KEYS[7], ARGV[i], ARGV[i + 1], now); i = i + 2
+end
+
+if progress then
+  return {1, addWake(KEYS[6], KEYS[7], instanceId, exec, version, now), version}
+end
+rcall("HSET", st, "scheduled", 0)
+return {1, "", version}

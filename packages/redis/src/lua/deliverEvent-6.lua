@@ -1,0 +1,63 @@
+--[[
+  Delivers one event to an instance's inbox (an activity result, a timer firing, a raised event)
+  and decides, in the same step, whether the orchestrator must be woken: the fan-in counter.
+
+  Input:
+    KEYS[1] instance state hash
+    KEYS[2] inbox list
+    KEYS[3] pending set (scheduled sequence numbers without a result yet)
+    KEYS[4] wait set (sequence numbers the blocked code waits on, when not all open tasks)
+    KEYS[5] partition outbox hash
+    KEYS[6] partition outbox index
+
+    ARGV[1] instance id
+    ARGV[2] execution id the event belongs to ("" = the current one)
+    ARGV[3] kind: "c" task completed, "f" task failed, "e" other event
+    ARGV[4] sequence number ("" for kind "e")
+    ARGV[5] event (msgpack)
+    ARGV[6] now (ms)
+
+  Output:
+    {1, wakeJobId, wakePayload}   appended; wakeJobId is "" when no wake-up was needed
+    {0}              dropped: that task already has its result (at-least-once delivery)
+    {-1}             no such instance
+    {-3, status}     the instance has finished
+    {-4}             the event belongs to an older execution
+]]
+local rcall = redis.call
+--- @include "includes/isTerminal"
+--- @include "includes/isCounted"
+--- @include "includes/addWake"
+
+local st = KEYS[1]
+local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version")
+local status, exec, scheduled, wmode, wcov, version = fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
+if not status then return {-1} end
+if isTerminal(status) then return {-3, status} end
+if ARGV[2] ~= "" and ARGV[2] ~= exec then return {-4} end
+
+local kind, seq = ARGV[3], ARGV[4]
+if kind ~= "e" then
+  if rcall("SREM", KEYS[3], seq) == 0 then return {0} end
+end
+rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
+rcall("HSET", st, "updatedAt", ARGV[6])
+
+-- An episode is queued or running: its commit looks at the inbox tail and decides.
+if scheduled == "1" then return {1, ""} end
+
+local progress = false
+if kind == "e" or wmode == "u" or not wmode then
+  progress = true
+elseif isCounted(KEYS[4], wcov, seq) then
+  if kind == "f" then
+    progress = true
+  elseif rcall("HINCRBY", st, "need", -1) <= 0 then
+    progress = true
+  end
+end
+if not progress then return {1, ""} end
+
+rcall("HSET", st, "scheduled", 1)
+local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
+return {1, jobId, payload}

@@ -1,0 +1,420 @@
+/**
+ * The Redis backend: every state transition of an instance is one Lua script; queued work goes
+ * through the partition outbox into BullMQ. High-level operations only: KEYS/ARGV never leave this
+ * file.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type ExecutionResult,
+  type FailureDetails,
+  type HistoryEvent,
+  type OrchestratorAction,
+  type RuntimeStatus,
+  assertFunctionName,
+  isTerminalStatus,
+} from '@durabull/core';
+import { Queue, type JobsOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { DEFAULT_MAX_PAYLOAD_BYTES, decode, decodeEvent, encode, encodeEvent, encodePayload } from './codec.js';
+import { ErrorCode, toError } from './error-codes.js';
+import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
+import { defineScripts } from './script-loader.js';
+
+/** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
+export type ConnectionLike = Redis | string | RedisOptions;
+
+export interface BackendOptions {
+  connection?: ConnectionLike;
+  /** Task hub name: the namespace of keys and queues. Default `default`. */
+  hub?: string;
+  /** Largest encoded payload (input, output, activity result, event data). Default 16 MiB. */
+  maxPayloadBytes?: number;
+}
+
+/** Orchestrator queue job: replay instance `i`, execution `x`, at version `v`. */
+export interface EpisodeJobData {
+  i: string;
+  x: string;
+  v: number;
+}
+/** Orchestrator queue job: a durable timer of instance `i` fires. */
+export interface TimerJobData {
+  i: string;
+  x: string;
+  s: number;
+  f: number;
+}
+/** Activity queue job: run activity `n` (task `s`) of instance `i`, execution `x`, input `p` (base64 msgpack). */
+export interface ActivityJobData {
+  i: string;
+  x: string;
+  s: number;
+  n: string;
+  p: string;
+}
+
+export interface InstanceState {
+  instanceId: string;
+  name: string;
+  runtimeStatus: RuntimeStatus;
+  executionId: string;
+  version: number;
+  scheduled: boolean;
+  episodes: number;
+  input: unknown;
+  output: unknown;
+  failure?: FailureDetails;
+  customStatus: unknown;
+  createdAt: Date;
+  lastUpdatedAt: Date;
+  completedAt?: Date;
+}
+
+export interface InboxItem {
+  kind: 'c' | 'f' | 'e';
+  seq: string;
+  event: HistoryEvent;
+}
+
+export interface LoadedEpisode {
+  state: InstanceState;
+  history: HistoryEvent[];
+  inbox: InboxItem[];
+}
+
+export interface CommitResult {
+  version: number;
+  /** Outbox entries this commit wrote, for the committing worker to dispatch at once. */
+  outbox: [jobId: string, payload: string][];
+}
+
+type ScriptClient = Redis & {
+  startInstance(...args: (string | Buffer | number)[]): Promise<[number, string, string?]>;
+  deliverEvent(...args: (string | Buffer | number)[]): Promise<[number, string?, string?]>;
+  commitEpisode(...args: (string | Buffer | number)[]): Promise<[number, string?, number?]>;
+};
+
+export function createRedisClient(connection: ConnectionLike | undefined, extra: RedisOptions = {}): Redis {
+  const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
+  if (connection instanceof Redis) return connection;
+  if (typeof connection === 'string') return new Redis(connection, opts);
+  return new Redis({ host: '127.0.0.1', port: 6379, ...connection, ...opts });
+}
+
+export function newExecutionId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+export class RedisBackend {
+  readonly keys: HubKeys;
+  readonly redis: Redis;
+  readonly maxPayloadBytes: number;
+  private readonly ownsClient: boolean;
+  private _orchestratorQueue: Queue | undefined;
+  private _activityQueue: Queue | undefined;
+
+  constructor(opts: BackendOptions = {}) {
+    this.keys = new HubKeys(opts.hub ?? 'default');
+    this.ownsClient = !(opts.connection instanceof Redis);
+    this.redis = createRedisClient(opts.connection);
+    defineScripts(this.redis);
+    this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  }
+
+  private get scripts(): ScriptClient {
+    return this.redis as ScriptClient;
+  }
+
+  get orchestratorQueue(): Queue {
+    this._orchestratorQueue ??= new Queue(ORCHESTRATOR_QUEUE, { connection: this.redis, prefix: this.keys.queuePrefix });
+    return this._orchestratorQueue;
+  }
+
+  get activityQueue(): Queue {
+    this._activityQueue ??= new Queue(ACTIVITY_QUEUE, { connection: this.redis, prefix: this.keys.queuePrefix });
+    return this._activityQueue;
+  }
+
+  // ---- instance lifecycle ----
+
+  /** Creates the instance and queues its first episode. Throws InstanceAlreadyExistsError if it runs. */
+  async startInstance(name: string, instanceId: string, input: unknown, now = Date.now()): Promise<{ executionId: string }> {
+    assertFunctionName('orchestrator', name);
+    assertInstanceId(instanceId);
+    const inputBuf = encodePayload(input, 'Orchestration input', this.maxPayloadBytes);
+    const executionId = newExecutionId();
+    const started = encodeEvent({ type: 'ExecutionStarted', name, instanceId, executionId, input, timestamp: now });
+    const k = this.keys;
+    const [state, history, inbox, pending, wait] = k.instanceKeys(instanceId);
+    const res = await this.scripts.startInstance(
+      state,
+      history,
+      inbox,
+      pending,
+      wait,
+      k.outbox,
+      k.outboxIndex,
+      k.instances,
+      instanceId,
+      name,
+      executionId,
+      now,
+      inputBuf,
+      Buffer.concat([Buffer.from('e|'), started]),
+    );
+    if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
+    await this.dispatch([[res[1], res[2]!]]);
+    return { executionId };
+  }
+
+  /** Reads state, history and inbox of an instance in one round trip. */
+  async loadEpisode(instanceId: string): Promise<LoadedEpisode | undefined> {
+    const [state, history, inbox] = this.keys.instanceKeys(instanceId);
+    const res = await this.redis.pipeline().hgetallBuffer(state).xrangeBuffer(history, '-', '+').lrangeBuffer(inbox, 0, -1).exec();
+    if (!res) return undefined;
+    for (const [err] of res) if (err) throw err;
+    const st = res[0]![1] as Record<string, Buffer>;
+    if (!st.status) return undefined;
+    const stream = res[1]![1] as [Buffer, Buffer[]][];
+    const entries = res[2]![1] as Buffer[];
+    return {
+      state: parseState(instanceId, st),
+      history: stream.map(([, fields]) => decodeEvent(fields[1]!)),
+      inbox: entries.map(parseInboxEntry),
+    };
+  }
+
+  /**
+   * Commits an episode: `consumed` inbox entries become history between `prefix` (OrchestratorStarted)
+   * and the executor's action events; new work goes to the outbox. Throws StaleEpisodeError when
+   * another worker committed first.
+   */
+  async commitEpisode(
+    loaded: LoadedEpisode,
+    prefix: HistoryEvent[],
+    result: ExecutionResult,
+    now = Date.now(),
+  ): Promise<CommitResult> {
+    const { state } = loaded;
+    const id = state.instanceId;
+    const max = this.maxPayloadBytes;
+    const suffix: Buffer[] = [];
+    for (const e of result.actionEvents) {
+      if (e.type === 'ExecutionCompleted' && e.status === 'Completed') encodePayload(e.result, `Output of orchestrator '${state.name}'`, max);
+      if (e.type === 'TaskScheduled') encodePayload(e.input, `Input of activity '${e.name}'`, max);
+      suffix.push(encodeEvent(e));
+    }
+    suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
+
+    const outbox: [string, string][] = [];
+    const newSeqs: number[] = [];
+    for (const a of result.actions) {
+      const entry = this.outboxEntryFor(id, state.executionId, a);
+      if (entry) outbox.push(entry);
+      if (a.type === 'ScheduleTask' || a.type === 'CreateTimer') newSeqs.push(a.id);
+    }
+    const wait = result.wait ?? { kind: 'unknown' as const };
+    const waitIds = wait.kind === 'unknown' ? [] : wait.ids;
+    const args: (string | Buffer | number)[] = [
+      ...this.keys.instanceKeys(id),
+      this.keys.outbox,
+      this.keys.outboxIndex,
+      state.version,
+      state.executionId,
+      id,
+      now,
+      loaded.inbox.length,
+      result.status,
+      result.status === 'Completed' || result.status === 'Terminated' ? encode(result.output) : '',
+      result.failure ? encode(result.failure) : '',
+      result.customStatus ? '1' : '0',
+      result.customStatus ? encode(result.customStatus.value) : '',
+      wait.kind === 'all' ? 'a' : wait.kind === 'any' ? 'y' : 'u',
+      wait.kind !== 'unknown' && wait.coversAllOpen ? '1' : '0',
+      waitIds.length,
+      prefix.length,
+      suffix.length,
+      newSeqs.length,
+      outbox.length,
+      this.keys.doneChannel,
+      ...prefix.map(encodeEvent),
+      ...suffix,
+      ...waitIds,
+      ...newSeqs,
+      ...outbox.flat(),
+    ];
+    const res = await this.scripts.commitEpisode(...args);
+    if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
+    const wake = res[1];
+    if (wake) outbox.push([wake, wakePayload(id, state.executionId, res[2]!)]);
+    return { version: res[2]!, outbox };
+  }
+
+  private outboxEntryFor(instanceId: string, executionId: string, a: OrchestratorAction): [string, string] | undefined {
+    if (a.type === 'ScheduleTask') {
+      const data: ActivityJobData = {
+        i: instanceId,
+        x: executionId,
+        s: a.id,
+        n: a.name,
+        p: encode(a.input).toString('base64'),
+      };
+      return [`a-${instanceId}-${executionId}-${a.id}`, `A${JSON.stringify(data)}`];
+    }
+    if (a.type === 'CreateTimer') {
+      const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
+      return [`t-${instanceId}-${executionId}-${a.id}`, `T${JSON.stringify(data)}`];
+    }
+    return undefined;
+  }
+
+  /**
+   * Delivers an activity result, timer firing or raised event. Returns the wake job id when the
+   * orchestrator must run (already dispatched), "" when not, or a drop reason.
+   */
+  async deliverEvent(
+    instanceId: string,
+    executionId: string,
+    kind: 'c' | 'f' | 'e',
+    seq: number | undefined,
+    event: HistoryEvent,
+    now = Date.now(),
+  ): Promise<{ status: 'delivered' | 'duplicate' | 'stale'; wakeJobId?: string }> {
+    const k = this.keys;
+    const res = await this.scripts.deliverEvent(
+      k.state(instanceId),
+      k.inbox(instanceId),
+      k.pending(instanceId),
+      k.wait(instanceId),
+      k.outbox,
+      k.outboxIndex,
+      instanceId,
+      executionId,
+      kind,
+      seq === undefined ? '' : seq,
+      encodeEvent(event),
+      now,
+    );
+    const code = res[0];
+    if (code === 1) {
+      const wakeJobId = res[1] || undefined;
+      if (wakeJobId) await this.dispatch([[wakeJobId, res[2]!]]);
+      return wakeJobId ? { status: 'delivered', wakeJobId } : { status: 'delivered' };
+    }
+    if (code === 0) return { status: 'duplicate' };
+    if (code === ErrorCode.StaleExecution) return { status: 'stale' };
+    throw toError(code, { instanceId, status: res[1], script: 'deliverEvent' });
+  }
+
+  // ---- outbox ----
+
+  /**
+   * Adds outbox entries to BullMQ, then removes them from the outbox. Adding twice is harmless:
+   * BullMQ ignores a job id it already holds, and a stale episode fails its version check.
+   */
+  async dispatch(entries: [jobId: string, payload: string][], now = Date.now()): Promise<void> {
+    if (entries.length === 0) return;
+    const orch: { name: string; data: unknown; opts: JobsOptions }[] = [];
+    const acts: { name: string; data: unknown; opts: JobsOptions }[] = [];
+    for (const [jobId, payload] of entries) {
+      const type = payload[0];
+      if (type === 'W') {
+        const [i, x, v] = payload.slice(1).split('|');
+        const data: EpisodeJobData = { i: i!, x: x!, v: Number(v) };
+        orch.push({ name: 'episode', data, opts: { jobId, ...ORCH_JOB_OPTS } });
+      } else if (type === 'A') {
+        const data = JSON.parse(payload.slice(1)) as ActivityJobData;
+        acts.push({ name: data.n, data, opts: { jobId, ...ACTIVITY_JOB_OPTS } });
+      } else if (type === 'T') {
+        const data = JSON.parse(payload.slice(1)) as TimerJobData;
+        orch.push({ name: 'timer', data, opts: { jobId, delay: Math.max(0, data.f - now), ...ORCH_JOB_OPTS } });
+      }
+    }
+    const adds: Promise<unknown>[] = [];
+    if (acts.length) adds.push(this.activityQueue.addBulk(acts));
+    if (orch.length) adds.push(this.orchestratorQueue.addBulk(orch));
+    await Promise.all(adds);
+    const ids = entries.map(([id]) => id);
+    await this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+  }
+
+  /** Recovery: dispatches outbox entries older than `graceMs` that no worker dispatched (it crashed). */
+  async sweepOutbox(graceMs = 5000, limit = 500, now = Date.now()): Promise<number> {
+    const ids = await this.redis.zrangebyscore(this.keys.outboxIndex, '-inf', now - graceMs, 'LIMIT', 0, limit);
+    if (ids.length === 0) return 0;
+    const payloads = await this.redis.hmget(this.keys.outbox, ...ids);
+    const entries: [string, string][] = [];
+    const orphans: string[] = [];
+    ids.forEach((id, i) => {
+      const p = payloads[i];
+      if (p) entries.push([id, p]);
+      else orphans.push(id);
+    });
+    if (orphans.length) await this.redis.zrem(this.keys.outboxIndex, ...orphans);
+    await this.dispatch(entries, now);
+    return entries.length;
+  }
+
+  // ---- queries ----
+
+  async getState(instanceId: string): Promise<InstanceState | undefined> {
+    assertInstanceId(instanceId);
+    const st = await this.redis.hgetallBuffer(this.keys.state(instanceId));
+    if (!st.status) return undefined;
+    return parseState(instanceId, st);
+  }
+
+  async getHistory(instanceId: string): Promise<HistoryEvent[]> {
+    assertInstanceId(instanceId);
+    const stream = (await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][];
+    return stream.map(([, fields]) => decodeEvent(fields[1]!));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this._orchestratorQueue?.close(), this._activityQueue?.close()]);
+    if (this.ownsClient) await this.redis.quit().catch(() => undefined);
+  }
+}
+
+// Job failures here are infrastructure failures (Redis unreachable mid-step): an activity's own
+// error becomes TaskFailed in history, never a failed job. So jobs retry with backoff.
+const RETRY: JobsOptions = { attempts: 20, backoff: { type: 'exponential', delay: 200 } };
+const ORCH_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
+const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
+
+function wakePayload(instanceId: string, executionId: string, version: number): string {
+  return `W${instanceId}|${executionId}|${version}`;
+}
+
+function parseInboxEntry(buf: Buffer): InboxItem {
+  const sep = buf.indexOf(0x7c); // '|'
+  const header = buf.subarray(0, sep).toString('latin1');
+  return { kind: header[0] as InboxItem['kind'], seq: header.slice(1), event: decodeEvent(buf.subarray(sep + 1)) };
+}
+
+function parseState(instanceId: string, st: Record<string, Buffer>): InstanceState {
+  const str = (k: string) => st[k]?.toString('utf8');
+  const num = (k: string) => Number(str(k) ?? 0);
+  const blob = (k: string) => (st[k] && st[k].length > 0 ? decode(st[k]) : undefined);
+  const completedAt = str('completedAt');
+  const failure = blob('failure') as FailureDetails | undefined;
+  const state: InstanceState = {
+    instanceId,
+    name: str('name') ?? '',
+    runtimeStatus: (str('status') ?? 'Pending') as RuntimeStatus,
+    executionId: str('exec') ?? '',
+    version: num('version'),
+    scheduled: str('scheduled') === '1',
+    episodes: num('episodes'),
+    input: blob('input'),
+    output: blob('output'),
+    customStatus: blob('custom'),
+    createdAt: new Date(num('createdAt')),
+    lastUpdatedAt: new Date(num('updatedAt')),
+  };
+  if (failure) state.failure = failure;
+  if (completedAt) state.completedAt = new Date(Number(completedAt));
+  return state;
+}
+
+export { isTerminalStatus };

@@ -1,0 +1,265 @@
+/**
+ * Orchestrator and activity workers on two BullMQ queues. Either kind can run alone (one process
+ * per kind, scaled independently) or both in one process.
+ */
+import {
+  type ActivityContext,
+  type HistoryEvent,
+  Registry,
+  StaleEpisodeError,
+  executeOrchestration,
+  isTerminalStatus,
+  toFailureDetails,
+} from '@durabull/core';
+import {
+  ACTIVITY_QUEUE,
+  type ActivityJobData,
+  type ConnectionLike,
+  type EpisodeJobData,
+  InstanceFinishedError,
+  ORCHESTRATOR_QUEUE,
+  RedisBackend,
+  type TimerJobData,
+  decode,
+  encodePayload,
+} from '@durabull/redis';
+import { type Job, Worker } from 'bullmq';
+import { pino, type Logger } from 'pino';
+import { LogMessages as M } from './execution-log.js';
+
+export interface DurabullWorkerOptions {
+  /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
+  connection?: ConnectionLike;
+  /** Task hub name. Default `default`. */
+  hub?: string;
+  /** The orchestrators and activities this worker runs. */
+  registry: Registry;
+  /** Run the orchestrator worker. Default true. */
+  orchestrators?: boolean;
+  /** Run the activity worker. Default true. */
+  activities?: boolean;
+  /** Episodes processed at once. Default 20. */
+  orchestratorConcurrency?: number;
+  /** Activities run at once. Default 20. */
+  activityConcurrency?: number;
+  /** A pino logger for the execution log; `false` for none. Default: pino at info on stdout. */
+  logger?: Logger | false;
+  /** How long a job stays locked to a worker without renewal; after that a stalled job is handed to another worker. Default 30 s. */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for. Default 30 s. */
+  stalledIntervalMs?: number;
+  /** How often this worker drains outbox entries that a crashed worker left. Default 5 s; 0 turns it off. */
+  sweepIntervalMs?: number;
+  /** Largest encoded payload. Default 16 MiB. */
+  maxPayloadBytes?: number;
+}
+
+export interface WorkerStats {
+  episodes: number;
+  staleEpisodes: number;
+  activities: number;
+  swept: number;
+}
+
+export class DurabullWorker {
+  readonly backend: RedisBackend;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly stats: WorkerStats = { episodes: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  private orchestratorWorker: Worker | undefined;
+  private activityWorker: Worker | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly opts: DurabullWorkerOptions) {
+    if (!(opts.registry instanceof Registry)) throw new TypeError('DurabullWorker: `registry` must be a Registry');
+    this.registry = opts.registry;
+    const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
+    if (opts.connection !== undefined) backendOpts.connection = opts.connection;
+    if (opts.hub !== undefined) backendOpts.hub = opts.hub;
+    if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
+    this.backend = new RedisBackend(backendOpts);
+    this.log = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
+  }
+
+  /** Starts consuming. Resolves once the workers are connected. */
+  async start(): Promise<this> {
+    const common = {
+      connection: this.backend.redis,
+      prefix: this.backend.keys.queuePrefix,
+      lockDuration: this.opts.lockDurationMs ?? 30_000,
+      stalledInterval: this.opts.stalledIntervalMs ?? 30_000,
+      maxStalledCount: 10,
+      autorun: true,
+    };
+    if (this.opts.orchestrators !== false) {
+      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job) => this.processOrchestratorJob(job), {
+        ...common,
+        concurrency: this.opts.orchestratorConcurrency ?? 20,
+      });
+      this.orchestratorWorker.on('error', (err) => this.log.error({ err }, 'orchestrator worker error'));
+    }
+    if (this.opts.activities !== false) {
+      this.activityWorker = new Worker(ACTIVITY_QUEUE, (job) => this.processActivityJob(job), {
+        ...common,
+        concurrency: this.opts.activityConcurrency ?? 20,
+      });
+      this.activityWorker.on('error', (err) => this.log.error({ err }, 'activity worker error'));
+    }
+    await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady()]);
+    const every = this.opts.sweepIntervalMs ?? 5000;
+    if (every > 0) {
+      this.sweepTimer = setInterval(() => void this.sweep(), every);
+      this.sweepTimer.unref();
+    }
+    return this;
+  }
+
+  /** Dispatches outbox entries that a crashed worker left behind. */
+  async sweep(): Promise<number> {
+    try {
+      const n = await this.backend.sweepOutbox(this.opts.sweepIntervalMs ?? 5000);
+      this.stats.swept += n;
+      if (n > 0) this.log.warn({ entries: n }, 'Recovered undispatched outbox entries');
+      return n;
+    } catch (err) {
+      this.log.error({ err }, 'Outbox sweep failed');
+      return 0;
+    }
+  }
+
+  /**
+   * Graceful shutdown: stops taking jobs, lets running ones finish (their results are committed),
+   * then closes connections. A job cut off by a hard kill is handed to another worker by BullMQ's
+   * stalled-job check.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
+      await this.backend.close();
+    })();
+    return this.closing;
+  }
+
+  /** Closes the worker on SIGTERM and SIGINT. */
+  closeOnSignals(signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): this {
+    const handler = (sig: NodeJS.Signals) => {
+      this.log.info({ signal: sig }, 'Shutting down: finishing running jobs');
+      void this.close().then(
+        () => process.exit(0),
+        (err) => {
+          this.log.error({ err }, 'Shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    for (const s of signals) process.once(s, handler);
+    return this;
+  }
+
+  // ---- orchestrator side ----
+
+  private async processOrchestratorJob(job: Job): Promise<void> {
+    if (job.name === 'timer') {
+      const d = job.data as TimerJobData;
+      const fired: HistoryEvent = { type: 'TimerFired', timerId: d.s, fireAt: d.f, timestamp: Date.now() };
+      await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch((err) => this.dropFinished(err));
+      return;
+    }
+    await this.runEpisode(job.data as EpisodeJobData);
+  }
+
+  /** One episode: load (one round trip), replay, commit (one script), dispatch new work. */
+  async runEpisode(data: EpisodeJobData): Promise<void> {
+    const { i: instanceId, x: executionId, v: version } = data;
+    const loaded = await this.backend.loadEpisode(instanceId);
+    if (!loaded) return;
+    const st = loaded.state;
+    if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
+      this.stats.staleEpisodes++;
+      return;
+    }
+    const last = loaded.history.findLast((e) => e.type === 'OrchestratorStarted')?.timestamp ?? 0;
+    const now = Math.max(Date.now(), last);
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
+    const newEvents = [...prefix, ...loaded.inbox.map((m) => m.event)];
+    const result = await executeOrchestration(this.registry, loaded.history, newEvents);
+    const episode = st.episodes + 1;
+    const log = this.log.child({ instanceId, executionId, episode });
+    let commit;
+    try {
+      commit = await this.backend.commitEpisode(loaded, prefix, result, now);
+    } catch (err) {
+      if (err instanceof StaleEpisodeError) {
+        this.stats.staleEpisodes++;
+        log.debug('Episode dropped: another worker committed first');
+        return;
+      }
+      throw err;
+    }
+    this.stats.episodes++;
+    this.logEpisode(log, loaded.inbox.length, result);
+    await this.backend.dispatch(commit.outbox);
+  }
+
+  private logEpisode(log: Logger, _inbox: number, result: Awaited<ReturnType<typeof executeOrchestration>>): void {
+    if (!log.isLevelEnabled('info')) return;
+    if (result.started) {
+      log.info({ name: result.name }, M.triggered);
+      log.info({ name: result.name }, M.executionStarted);
+    } else {
+      log.info({ name: result.name }, M.started);
+    }
+    let scheduled = 0;
+    for (const a of result.actions) {
+      if (a.type === 'ScheduleTask') {
+        // A fan-out of thousands logs a summary rather than a line per task.
+        if (scheduled++ < 20) log.info({ taskId: a.id }, M.taskScheduled(a.name));
+      } else if (a.type === 'CreateTimer') log.info({ taskId: a.id, fireAt: new Date(a.fireAt).toISOString() }, M.timerCreated);
+    }
+    if (scheduled > 20) log.info({ more: scheduled - 20 }, `... and ${scheduled - 20} more activity tasks scheduled`);
+    if (result.status === 'Running') log.info(M.awaiting);
+    else if (result.status === 'Completed') log.info({ output: result.output }, M.executionCompleted);
+    else if (result.status === 'Failed') log.warn({ failure: result.failure }, M.executionFailed);
+    else log.info({ reason: result.output }, M.executionTerminated);
+  }
+
+  // ---- activity side ----
+
+  private async processActivityJob(job: Job): Promise<void> {
+    const d = job.data as ActivityJobData;
+    const ctx: ActivityContext = {
+      instanceId: d.i,
+      executionId: d.x,
+      taskId: d.s,
+      name: d.n,
+      attempt: job.attemptsMade + 1 + (job.stalledCounter ?? 0),
+    };
+    let event: HistoryEvent;
+    let kind: 'c' | 'f';
+    try {
+      const fn = this.registry.getActivity(d.n);
+      const input = decode(Buffer.from(d.p, 'base64'));
+      const result = await fn(input, ctx);
+      encodePayload(result, `Result of activity '${d.n}'`, this.backend.maxPayloadBytes);
+      event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
+      kind = 'c';
+    } catch (err) {
+      event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
+      kind = 'f';
+    }
+    const res = await this.backend.deliverEvent(d.i, d.x, kind, d.s, event).catch((err) => this.dropFinished(err));
+    this.stats.activities++;
+    if (res?.status === 'delivered') {
+      const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
+      if (kind === 'c') log.info(M.taskCompleted(d.n));
+      else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
+    }
+  }
+
+  private dropFinished(err: unknown): undefined {
+    if (err instanceof InstanceFinishedError) return undefined;
+    throw err;
+  }
+}
