@@ -206,10 +206,10 @@ export class DurabullWorker {
   private logEpisode(log: Logger, _inbox: number, result: Awaited<ReturnType<typeof executeOrchestration>>): void {
     if (!log.isLevelEnabled('info')) return;
     if (result.started) {
-      log.info({ name: result.name }, M.triggered);
-      log.info({ name: result.name }, M.executionStarted);
+      log.info({ orchestrator: result.name }, M.triggered);
+      log.info({ orchestrator: result.name }, M.executionStarted);
     } else {
-      log.info({ name: result.name }, M.started);
+      log.info({ orchestrator: result.name }, M.started);
     }
     let scheduled = 0;
     for (const a of result.actions) {
