@@ -11,7 +11,7 @@ import {
   WaitTimeoutError,
   isTerminalStatus,
 } from '@durabull/core';
-import { type ConnectionLike, type InstanceState, RedisBackend, createRedisClient, assertInstanceId } from '@durabull/redis';
+import { type ConnectionLike, type InstanceState, RedisBackend, assertInstanceId, createRedisClient, encodePayload } from '@durabull/redis';
 import { Redis } from 'ioredis';
 
 export interface ClientOptions {
@@ -71,6 +71,20 @@ export class DurabullClient {
     const instanceId = options.instanceId ?? randomUUID();
     await this.backend.startInstance(name, instanceId, options.input);
     return instanceId;
+  }
+
+  /**
+   * Sends an external event to a running instance; `ctx.waitForExternalEvent(name)` receives it.
+   * Events that arrive before the code waits are buffered in order. Throws InstanceNotFoundError
+   * for a missing instance and InstanceFinishedError for a finished one.
+   */
+  async raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void> {
+    assertInstanceId(instanceId);
+    if (typeof eventName !== 'string' || !/^[A-Za-z0-9_.:@-]{1,128}$/.test(eventName)) {
+      throw new ValidationError(`Invalid event name ${JSON.stringify(eventName)}: use 1 to 128 letters, digits, '_', '.', ':', '@' or '-'.`);
+    }
+    encodePayload(data, `Data of event '${eventName}'`, this.backend.maxPayloadBytes);
+    await this.backend.deliverEvent(instanceId, '', 'e', undefined, { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() });
   }
 
   /** The instance's status, or undefined when no such instance exists. */

@@ -74,7 +74,7 @@ export class FunctionNotFoundError extends DurabullError {
     readonly registered: readonly string[],
   ) {
     super(
-      `No ${kind} named '${functionName}' is registered. Registered ${kind}s: ` +
+      `No ${kind} named '${functionName}' is registered. Registered ${kind === 'activity' ? 'activities' : 'orchestrators'}: ` +
         (registered.length ? registered.map((n) => `'${n}'`).join(', ') : '(none)'),
     );
   }

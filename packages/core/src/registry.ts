@@ -9,7 +9,7 @@ import { FunctionNotFoundError, ValidationError } from './errors.js';
 export type OrchestratorFunction<TIn = any, TOut = any> = (
   ctx: OrchestrationContext,
   input: TIn,
-) => Generator<unknown, TOut, any> | Promise<TOut> | TOut;
+) => Generator<unknown, TOut, any> | Promise<TOut>;
 
 /** Context an activity receives beside its input. */
 export interface ActivityContext {

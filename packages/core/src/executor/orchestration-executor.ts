@@ -58,20 +58,28 @@ export async function executeOrchestration(
     started: startedIdx >= pastEvents.length,
   };
 
+  let next = 0; // the first event not applied
   try {
-    for (let i = 0; i < pastEvents.length + newEvents.length && !run.finished; i++) {
-      const replaying = i < pastEvents.length;
+    for (; next < pastEvents.length + newEvents.length && !run.finished; next++) {
+      const replaying = next < pastEvents.length;
       ctx.isReplaying = replaying;
-      const event = replaying ? pastEvents[i]! : newEvents[i - pastEvents.length]!;
+      const event = replaying ? pastEvents[next]! : newEvents[next - pastEvents.length]!;
       await run.apply(event);
     }
     ctx.isReplaying = false;
-    if (!run.finished) run.checkBlockedOnDurableTask();
+    // Also when the driver is done: a generator or plain function that threw is done, and only this turns its error
+    // into the failure (its driver settles synchronously, so afterSettle never runs for it).
+    if (!run.terminated && !run.failure) run.checkBlockedOnDurableTask();
+    // The code finished before the history did: every step the rest of history records must be one the code took,
+    // or an orchestrator changed to return early would complete silently with a different result.
+    if (!run.terminated && !run.failure) run.matchRemainingSteps([...pastEvents, ...newEvents].slice(next));
   } catch (err) {
     run.failWith(err);
   }
 
-  const now = ctx.currentUtcDateTime.getTime();
+  // The episode's time, even when the replay stopped before the last OrchestratorStarted (a failure or completion
+  // during replay): the events below are appended after the new events and must not carry an older time.
+  const now = episodeTime(pastEvents, newEvents) ?? ctx.currentUtcDateTime.getTime();
   if (ctx.customStatusSet) result.customStatus = { value: ctx.customStatus };
   if (run.terminated) {
     result.status = 'Terminated';
@@ -197,6 +205,14 @@ class Replay {
     else if (!this.finished) this.checkBlockedOnDurableTask();
   }
 
+  /** After the code finished early: the steps the remaining events record must match what the code scheduled. */
+  matchRemainingSteps(events: readonly HistoryEvent[]): void {
+    for (const event of events) {
+      if (event.type === 'TaskScheduled') this.ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name);
+      else if (event.type === 'TimerCreated') this.ctx.matchScheduled(event.taskId, 'CreateTimer', undefined);
+    }
+  }
+
   /** An async orchestrator that is not done must be waiting on a durable task; otherwise it awaits something foreign. */
   checkBlockedOnDurableTask(): void {
     const d = this.driver;
@@ -212,6 +228,17 @@ class Replay {
         `ctx.waitForExternalEvent(...), ctx.all(...) / ctx.any(...).`,
     );
   }
+}
+
+/** The timestamp of the last OrchestratorStarted event, if any. */
+function episodeTime(pastEvents: readonly HistoryEvent[], newEvents: readonly HistoryEvent[]): number | undefined {
+  for (const events of [newEvents, pastEvents]) {
+    for (let i = events.length - 1; i >= 0; i--) {
+      const e = events[i]!;
+      if (e.type === 'OrchestratorStarted') return e.timestamp;
+    }
+  }
+  return undefined;
 }
 
 function seqId(t: Task<unknown>): number | undefined {

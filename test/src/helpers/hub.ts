@@ -1,0 +1,59 @@
+import { type OrchestratorFunction, type ActivityFunction, Registry } from '@durabull/core';
+import { DurabullClient } from '@durabull/client';
+import { HubKeys } from '@durabull/redis';
+import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
+import { Redis } from 'ioredis';
+import { deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
+
+export interface TestHub {
+  hub: string;
+  url: string;
+  keys: HubKeys;
+  redis: Redis;
+  client: DurabullClient;
+  workers: DurabullWorker[];
+  /** Starts one more worker on this hub (with the hub's registry unless given). */
+  startWorker(opts?: Partial<DurabullWorkerOptions>): Promise<DurabullWorker>;
+  /** Closes everything and deletes every key of the hub. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A task hub of its own for one test, on the run's Redis: a client, a worker running `functions`,
+ * and a plain ioredis connection for looking at keys. `cleanup` deletes only this hub's keys.
+ */
+export async function createTestHub(
+  functions: { orchestrators?: Record<string, OrchestratorFunction>; activities?: Record<string, ActivityFunction> },
+  opts: Partial<DurabullWorkerOptions> & { startWorker?: boolean } = {},
+): Promise<TestHub> {
+  const url = redisUrl();
+  const hub = uniqueHub();
+  const registry = new Registry();
+  for (const [name, fn] of Object.entries(functions.orchestrators ?? {})) registry.addOrchestrator(name, fn);
+  for (const [name, fn] of Object.entries(functions.activities ?? {})) registry.addActivity(name, fn);
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const client = new DurabullClient({ connection: url, hub });
+  const workers: DurabullWorker[] = [];
+  const { startWorker: start = true, ...workerOpts } = opts;
+  const th: TestHub = {
+    hub,
+    url,
+    keys: new HubKeys(hub),
+    redis,
+    client,
+    workers,
+    async startWorker(more = {}) {
+      const w = new DurabullWorker({ connection: url, hub, registry, logger: false, ...workerOpts, ...more });
+      workers.push(w);
+      return w.start();
+    },
+    async cleanup() {
+      await Promise.all(workers.map((w) => w.close()));
+      await client.close();
+      await deleteKeysByPattern(redis, th.keys.pattern);
+      await redis.quit();
+    },
+  };
+  if (start) await th.startWorker();
+  return th;
+}

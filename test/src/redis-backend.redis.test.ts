@@ -1,0 +1,166 @@
+/**
+ * The Redis state transitions driven by hand (no workers): optimistic concurrency of commits,
+ * the fan-in counter, wakes for events that arrive during an episode, duplicate and late
+ * deliveries, and the outbox sweep.
+ */
+import {
+  type HistoryEvent,
+  InstanceNotFoundError,
+  Registry,
+  StaleEpisodeError,
+  executeOrchestration,
+} from '@durabull/core';
+import { InstanceFinishedError, RedisBackend } from '@durabull/redis';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+
+const registry = new Registry()
+  .addOrchestrator('Fan3', function* (ctx) {
+    const r: number[] = yield ctx.all([1, 2, 3].map((i) => ctx.callActivity('Sq', i)));
+    return r.reduce((a, b) => a + b, 0);
+  })
+  .addOrchestrator('AnyOf2', function* (ctx) {
+    const winner = yield ctx.any([ctx.callActivity('Sq', 1), ctx.callActivity('Sq', 2)]);
+    return winner.result;
+  });
+
+let backend: RedisBackend;
+let redis: Redis;
+beforeEach(() => {
+  backend = new RedisBackend({ connection: redisUrl(), hub: uniqueHub('b') });
+  redis = new Redis(redisUrl());
+});
+afterEach(async () => {
+  await deleteKeysByPattern(redis, backend.keys.pattern);
+  await backend.close();
+  await redis.quit();
+});
+
+/** Runs one episode by hand; returns the commit (not dispatched unless asked). */
+async function episode(id: string, opts: { between?: () => Promise<void> } = {}) {
+  const loaded = (await backend.loadEpisode(id))!;
+  const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+  const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+  await opts.between?.();
+  const commit = await backend.commitEpisode(loaded, prefix, result);
+  return { loaded, prefix, result, commit };
+}
+
+const completed = (seq: number, result: unknown): HistoryEvent => ({ type: 'TaskCompleted', taskScheduledId: seq, result, timestamp: Date.now() });
+
+describe('commitEpisode', () => {
+  it('commits once: a second commit of the same episode is stale and writes nothing', async () => {
+    const { executionId } = await backend.startInstance('Fan3', 'occ', undefined);
+    const { loaded, prefix, result } = await episode('occ');
+    const history = await backend.getHistory('occ');
+    await expect(backend.commitEpisode(loaded, prefix, result)).rejects.toBeInstanceOf(StaleEpisodeError);
+    expect(await backend.getHistory('occ')).toEqual(history);
+    const st = await backend.getState('occ');
+    expect(st).toMatchObject({ version: 1, episodes: 1, runtimeStatus: 'Running', executionId, scheduled: false });
+    expect(history.filter((e) => e.type === 'TaskScheduled')).toHaveLength(3);
+  });
+});
+
+describe('fan-in counter', () => {
+  it('wakes the orchestrator only when the last awaited result arrives', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'fan', undefined);
+    await episode('fan');
+    expect(await backend.deliverEvent('fan', x, 'c', 0, completed(0, 1))).toEqual({ status: 'delivered' });
+    expect(await backend.deliverEvent('fan', x, 'c', 2, completed(2, 9))).toEqual({ status: 'delivered' });
+    // At-least-once delivery: a second result for task 2 is dropped.
+    expect(await backend.deliverEvent('fan', x, 'c', 2, completed(2, 9))).toEqual({ status: 'duplicate' });
+    const last = await backend.deliverEvent('fan', x, 'c', 1, completed(1, 4));
+    expect(last.status).toBe('delivered');
+    expect(last.wakeJobId).toBe(`w-fan-${x}-1`);
+    const { result } = await episode('fan');
+    expect(result.status).toBe('Completed');
+    expect(result.output).toBe(14);
+    expect((await backend.getState('fan'))!.episodes).toBe(2);
+  });
+
+  it('wakes at once on a failure, and on the first result of ctx.any', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'fail', undefined);
+    await episode('fail');
+    const failed: HistoryEvent = {
+      type: 'TaskFailed',
+      taskScheduledId: 1,
+      failure: { errorName: 'Error', message: 'no' },
+      timestamp: Date.now(),
+    };
+    expect((await backend.deliverEvent('fail', x, 'f', 1, failed)).wakeJobId).toBeTruthy();
+
+    const { executionId: y } = await backend.startInstance('AnyOf2', 'any', undefined);
+    await episode('any');
+    expect((await backend.deliverEvent('any', y, 'c', 1, completed(1, 4))).wakeJobId).toBeTruthy();
+    const { result } = await episode('any');
+    expect(result.output).toBe(4);
+    // The loser's late result is recorded but wakes nothing: the instance has finished.
+    await expect(backend.deliverEvent('any', y, 'c', 0, completed(0, 1))).rejects.toBeInstanceOf(InstanceFinishedError);
+  });
+
+  it('drops results of tasks that are not pending and completes on the last awaited one', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'race', undefined);
+    await episode('race');
+    await backend.deliverEvent('race', x, 'c', 0, completed(0, 1));
+    await backend.deliverEvent('race', x, 'c', 1, completed(1, 4));
+    const wake = await backend.deliverEvent('race', x, 'c', 2, completed(2, 9));
+    expect(wake.wakeJobId).toBeTruthy();
+    // Episode 2 sees all three results.
+    const second = await episode('race');
+    expect(second.result.status).toBe('Completed');
+
+    // Results for tasks not yet committed as pending (none can exist in practice: work is queued only after the commit) are dropped.
+    const { executionId: z } = await backend.startInstance('Fan3', 'race2', undefined);
+    const first = await episode('race2', {
+      between: async () => {
+        for (const s of [0, 1, 2]) await backend.deliverEvent('race2', z, 'c', s, completed(s, s));
+      },
+    });
+    // The three deliveries happened before the tasks were even committed as pending: dropped as unknown.
+    expect(first.commit.outbox.some(([id]) => id.startsWith('w-'))).toBe(false);
+  });
+
+  it('keeps a wake for results that arrive between load and commit of a later episode', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'mid', undefined);
+    await episode('mid');
+    await backend.deliverEvent('mid', x, 'c', 0, completed(0, 1));
+    await backend.deliverEvent('mid', x, 'c', 1, completed(1, 4));
+    // Force an episode now (as a stale duplicate job would) while task 2 is still missing,
+    // and deliver task 2 during it: the commit must leave a wake behind.
+    await redis.hset(backend.keys.state('mid'), 'scheduled', 1);
+    const ep = await episode('mid', { between: async () => void (await backend.deliverEvent('mid', x, 'c', 2, completed(2, 9))) });
+    expect(ep.result.status).toBe('Running');
+    const wake = ep.commit.outbox.find(([id]) => id.startsWith('w-'));
+    expect(wake?.[0]).toBe(`w-mid-${x}-2`);
+    expect((await backend.getState('mid'))!.scheduled).toBe(true);
+    const final = await episode('mid');
+    expect(final.result.output).toBe(14);
+  });
+});
+
+describe('deliverEvent', () => {
+  it('refuses unknown instances and drops events of an older execution', async () => {
+    await expect(backend.deliverEvent('ghost', '', 'e', undefined, completed(0, 1))).rejects.toBeInstanceOf(InstanceNotFoundError);
+    await backend.startInstance('Fan3', 'old', undefined);
+    await episode('old');
+    expect(await backend.deliverEvent('old', 'not-this-exec', 'c', 0, completed(0, 1))).toEqual({ status: 'stale' });
+  });
+});
+
+describe('outbox', () => {
+  it('is drained by the sweep when the committing worker died before dispatching', async () => {
+    await backend.startInstance('Fan3', 'crash', undefined);
+    const { commit } = await episode('crash');
+    // The worker "crashed" here: entries are in the outbox, not in BullMQ.
+    expect(commit.outbox).toHaveLength(3);
+    expect(await redis.zcard(backend.keys.outboxIndex)).toBe(3);
+    expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(0);
+    expect(await backend.sweepOutbox(0)).toBe(3);
+    expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(3);
+    expect(await redis.zcard(backend.keys.outboxIndex)).toBe(0);
+    // Dispatching the same entries again adds no job: ids are derived from (instance, execution, seq).
+    await backend.dispatch(commit.outbox);
+    expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(3);
+  });
+});
