@@ -14,6 +14,7 @@ export {
   type LoadedEpisode,
   type InboxItem,
   type CommitResult,
+  type DeliverResult,
   type EpisodeJobData,
   type TimerJobData,
   type ActivityJobData,

@@ -82,6 +82,14 @@ export interface LoadedEpisode {
   inbox: InboxItem[];
 }
 
+export interface DeliverResult {
+  status: 'delivered' | 'duplicate' | 'stale';
+  /** Set when the event woke the orchestrator. */
+  wakeJobId?: string;
+  /** With `dispatch: false`: the wake's outbox entry, for the caller to dispatch. */
+  wake?: [jobId: string, payload: string];
+}
+
 export interface CommitResult {
   version: number;
   /** Outbox entries this commit wrote, for the committing worker to dispatch at once. */
@@ -278,8 +286,9 @@ export class RedisBackend {
     kind: 'c' | 'f' | 'e',
     seq: number | undefined,
     event: HistoryEvent,
-    now = Date.now(),
-  ): Promise<{ status: 'delivered' | 'duplicate' | 'stale'; wakeJobId?: string }> {
+    opts: { now?: number; /** false: return the wake entry instead of dispatching it */ dispatch?: boolean } = {},
+  ): Promise<DeliverResult> {
+    const now = opts.now ?? Date.now();
     const k = this.keys;
     const res = await this.scripts.deliverEvent(
       k.state(instanceId),
@@ -298,8 +307,11 @@ export class RedisBackend {
     const code = res[0];
     if (code === 1) {
       const wakeJobId = res[1] || undefined;
-      if (wakeJobId) await this.dispatch([[wakeJobId, res[2]!]]);
-      return wakeJobId ? { status: 'delivered', wakeJobId } : { status: 'delivered' };
+      if (!wakeJobId) return { status: 'delivered' };
+      const wake: [string, string] = [wakeJobId, res[2]!];
+      if (opts.dispatch === false) return { status: 'delivered', wakeJobId, wake };
+      await this.dispatch([wake]);
+      return { status: 'delivered', wakeJobId };
     }
     if (code === 0) return { status: 'duplicate' };
     if (code === ErrorCode.StaleExecution) return { status: 'stale' };

@@ -249,12 +249,14 @@ export class DurabullWorker {
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
       kind = 'f';
     }
-    const res = await this.backend.deliverEvent(d.i, d.x, kind, d.s, event).catch((err) => this.dropFinished(err));
+    const res = await this.backend.deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false }).catch((err) => this.dropFinished(err));
     this.stats.activities++;
     if (res?.status === 'delivered') {
+      // Logged before the wake is dispatched, so the log reads in causal order.
       const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
+      if (res.wake) await this.backend.dispatch([res.wake]);
     }
   }
 
