@@ -2,7 +2,6 @@
 # --activities-only as the command, which is appended to the entrypoint below.
 FROM node:20-slim
 
-ENV NODE_OPTIONS=--enable-source-maps
 WORKDIR /app
 RUN chown node:node /app
 USER node
