@@ -15,13 +15,23 @@ export interface CreateTimerAction {
   id: number;
   fireAt: number;
 }
+export interface CreateSubOrchestrationAction {
+  type: 'CreateSubOrchestration';
+  id: number;
+  name: string;
+  instanceId: string;
+  input?: unknown;
+}
 export interface CompleteOrchestrationAction {
   type: 'CompleteOrchestration';
-  status: 'Completed' | 'Failed' | 'Terminated';
+  status: 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew';
+  /** The output; for ContinuedAsNew, the next execution's input. */
   result?: unknown;
   failure?: FailureDetails;
+  /** ContinuedAsNew: raised events not yet consumed, to deliver to the next execution in order. */
+  carryOverEvents?: { name: string; input: unknown }[];
 }
-export type OrchestratorAction = ScheduleTaskAction | CreateTimerAction | CompleteOrchestrationAction;
+export type OrchestratorAction = ScheduleTaskAction | CreateTimerAction | CreateSubOrchestrationAction | CompleteOrchestrationAction;
 
 /**
  * What the code is blocked on when an episode ends, so that the backend wakes the orchestrator only

@@ -47,6 +47,8 @@ export class NonDeterminismError extends DurabullError {
  */
 export class TaskFailedError extends DurabullError {
   readonly failure: FailureDetails;
+  /** Attempts made, with a retry policy. */
+  attempts = 1;
   constructor(
     readonly taskName: string,
     readonly taskId: number,
@@ -64,6 +66,14 @@ export class TaskFailedError extends DurabullError {
   get causeStack(): string | undefined {
     return this.failure.stack;
   }
+}
+
+/**
+ * Throw it from an activity (or orchestrator) to say that retrying cannot help: retry policies stop
+ * at once. Any error with `nonRetriable = true` counts the same.
+ */
+export class NonRetriableError extends DurabullError {
+  readonly nonRetriable = true;
 }
 
 /** No orchestrator or activity of that name is registered. Lists the registered names. */

@@ -21,6 +21,7 @@ export function toFailureDetails(err: unknown, functionName?: string): FailureDe
     const details: FailureDetails = { errorName: err.name || 'Error', message: err.message };
     if (err.stack) details.stack = err.stack;
     if (functionName) details.functionName = functionName;
+    if ((err as { nonRetriable?: unknown }).nonRetriable === true) details.nonRetriable = true;
     const inner = (err as { failure?: unknown }).failure;
     if (isFailureDetails(inner)) details.inner = inner;
     return details;

@@ -16,15 +16,24 @@ export * from './history/events.js';
 export { type FailureDetails, toFailureDetails, isFailureDetails } from './failure.js';
 
 // Actions
-export type { OrchestratorAction, ScheduleTaskAction, CreateTimerAction, CompleteOrchestrationAction, WaitSpec } from './actions.js';
+export type {
+  OrchestratorAction,
+  ScheduleTaskAction,
+  CreateTimerAction,
+  CreateSubOrchestrationAction,
+  CompleteOrchestrationAction,
+  WaitSpec,
+} from './actions.js';
 
 // Orchestration API
 export type { OrchestrationContext } from './context/orchestration-context.js';
-export { Task, CompletableTask, ActivityTask, TimerTask, ExternalEventTask, type TaskKind } from './tasks/task.js';
+export { Task, CompletableTask, ActivityTask, TimerTask, ExternalEventTask, SubOrchestrationTask, type TaskKind } from './tasks/task.js';
+export { RetryableTask, type RetryOptions } from './tasks/retryable-task.js';
 export { WhenAllTask, WhenAnyTask } from './tasks/composite-task.js';
 export {
   Registry,
   assertFunctionName,
+  assertInstanceId,
   type OrchestratorFunction,
   type ActivityFunction,
   type ActivityContext,
@@ -38,6 +47,7 @@ export {
   DurabullError,
   NonDeterminismError,
   TaskFailedError,
+  NonRetriableError,
   FunctionNotFoundError,
   NonDurableAwaitError,
   ValidationError,

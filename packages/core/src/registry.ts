@@ -26,6 +26,18 @@ export interface ActivityContext {
 export type ActivityFunction<TIn = any, TOut = any> = (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>;
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$/;
+const INSTANCE_ID_RE = /^[A-Za-z0-9_.@-]{1,256}$/;
+
+/**
+ * Instance ids: 1 to 256 of letters, digits, `_`, `.`, `@`, `-`. Anything else (`:`, `{`, `}`, spaces,
+ * control characters) could escape the key layout or a BullMQ job id, so it is refused.
+ */
+export function assertInstanceId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !INSTANCE_ID_RE.test(id)) {
+    const shown = typeof id === 'string' && id.length > 300 ? `${id.slice(0, 300)}...` : id;
+    throw new ValidationError(`Invalid instance id ${JSON.stringify(shown)}: use 1 to 256 letters, digits, '_', '.', '@' or '-'.`);
+  }
+}
 
 /** Checks an orchestrator or activity name: letters, digits, `_`, `.`, `-`; at most 128 characters. */
 export function assertFunctionName(kind: string, name: unknown): asserts name is string {

@@ -3,28 +3,16 @@
  * the hash tag is the partition, so an instance's keys, its partition's outbox and index, and the
  * partition's BullMQ queues share one Redis Cluster slot and one Lua script can touch any of them.
  */
-import { ValidationError } from '@durabull/core';
+import { ValidationError, assertInstanceId } from '@durabull/core';
+
+export { assertInstanceId };
 
 const HUB_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-const INSTANCE_ID_RE = /^[A-Za-z0-9_.@-]{1,256}$/;
 
 /** Task hub names: letters, digits, `_` and `-`, at most 64 characters. */
 export function assertHubName(hub: unknown): asserts hub is string {
   if (typeof hub !== 'string' || !HUB_RE.test(hub)) {
     throw new ValidationError(`Invalid task hub name ${JSON.stringify(hub)}: use 1 to 64 letters, digits, '_' or '-', starting with a letter or digit.`);
-  }
-}
-
-/**
- * Instance ids: 1 to 256 of letters, digits, `_`, `.`, `@`, `-`. Anything else (`:`, `{`, `}`, spaces,
- * control characters) could escape the key layout or a BullMQ job id, so it is refused.
- */
-export function assertInstanceId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !INSTANCE_ID_RE.test(id)) {
-    throw new ValidationError(
-      `Invalid instance id ${JSON.stringify(typeof id === 'string' && id.length > 300 ? `${id.slice(0, 300)}...` : id)}: ` +
-        `use 1 to 256 letters, digits, '_', '.', '@' or '-'.`,
-    );
   }
 }
 

@@ -1,3 +1,4 @@
+import type { RetryOptions } from '../tasks/retryable-task.js';
 import type { Task, TimerTask } from '../tasks/task.js';
 
 /**
@@ -18,6 +19,27 @@ export interface OrchestrationContext {
 
   /** Schedules an activity; the task completes with its result or fails with a TaskFailedError. */
   callActivity<TOut = unknown>(name: string, input?: unknown): Task<TOut>;
+  /** Like callActivity, retried by the policy; the task fails with the last error once it gives up. */
+  callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown): Task<TOut>;
+  /**
+   * Starts orchestrator `name` as a child instance and completes with its output (or fails with its
+   * error). `instanceId` defaults to a deterministic `<parent id>-<execution>-<seq>`.
+   */
+  callSubOrchestrator<TOut = unknown>(name: string, input?: unknown, instanceId?: string): Task<TOut>;
+  /** Like callSubOrchestrator, retried by the policy. */
+  callSubOrchestratorWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown, instanceId?: string): Task<TOut>;
+  /**
+   * Ends this execution and starts a new one of the same instance with `input` and a fresh history
+   * (eternal orchestrations). Return right after calling it. Raised events not yet consumed are
+   * carried over unless `preserveUnprocessedEvents` is false.
+   */
+  continueAsNew(input?: unknown, options?: { preserveUnprocessedEvents?: boolean }): void;
+  /**
+   * Versioning: true when this execution runs the code path guarded by `patchId`. New executions
+   * (and the part of a running one not yet in history) take the new path and record it; replays of
+   * history written before the patch take the old path.
+   */
+  patched(patchId: string): boolean;
   /** A durable timer that fires at `fireAt` (compute it from `currentUtcDateTime`). */
   createTimer(fireAt: Date): TimerTask;
   /** Waits for an external event raised with `client.raiseEvent`; events raised before the wait are buffered in order. */

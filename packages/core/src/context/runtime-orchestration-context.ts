@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
-import { NonDeterminismError } from '../errors.js';
+import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
+import { NonDeterminismError, ValidationError } from '../errors.js';
+import { assertFunctionName, assertInstanceId } from '../registry.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
-import { ActivityTask, ExternalEventTask, type SequencedTask, type Task, TimerTask } from '../tasks/task.js';
+import { type RetryOptions, RetryableTask, assertRetryOptions } from '../tasks/retryable-task.js';
+import { ActivityTask, ExternalEventTask, type SequencedTask, SubOrchestrationTask, type Task, TimerTask } from '../tasks/task.js';
 import type { OrchestrationContext } from './orchestration-context.js';
 
 /** Namespace for deterministic v5 GUIDs (the one Durable Functions uses for `newGuid`). */
@@ -21,13 +23,20 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   private nextSeq = 0;
   private guidCounter = 0;
   /** Actions produced by the code and not yet matched by history, by sequence number. */
-  readonly pendingActions = new Map<number, ScheduleTaskAction | CreateTimerAction>();
+  readonly pendingActions = new Map<number, ScheduleTaskAction | CreateTimerAction | CreateSubOrchestrationAction>();
   /** Sequenced tasks scheduled and not yet completed, by sequence number. */
   readonly openTasks = new Map<number, SequencedTask>();
   /** Tasks the code awaits directly (the driver's current task, or anything `then` was called on). */
   readonly roots = new Set<Task<unknown>>();
   private readonly eventWaiters = new Map<string, ExternalEventTask[]>();
   private readonly bufferedEvents = new Map<string, unknown[]>();
+  /** Raised events in arrival order that no wait has consumed (for continue-as-new carry-over). */
+  private readonly unconsumed: { name: string; input: unknown }[] = [];
+  /** Patch ids recorded anywhere in this execution's history. */
+  historyPatches = new Set<string>();
+  /** Patch ids applied for the first time in this episode. */
+  readonly newPatches: string[] = [];
+  continueAsNewRequest: { input: unknown; preserveUnprocessedEvents: boolean } | undefined;
 
   constructor(
     readonly instanceId: string,
@@ -41,21 +50,81 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   callActivity<TOut = unknown>(name: string, input?: unknown): ActivityTask<TOut> {
+    return this.track(this.newActivity<TOut>(name, input));
+  }
+
+  createTimer(fireAt: Date): TimerTask {
+    return this.track(this.newTimer(fireAt));
+  }
+
+  private newActivity<TOut>(name: string, input: unknown): ActivityTask<TOut> {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.callActivity(name, input): name must be a non-empty string');
     const id = this.nextSeq++;
-    const task = this.track(new ActivityTask<TOut>(id, name));
+    const task = new ActivityTask<TOut>(id, name);
     this.pendingActions.set(id, { type: 'ScheduleTask', id, name, input });
     this.openTasks.set(id, task as ActivityTask);
     return task;
   }
 
-  createTimer(fireAt: Date): TimerTask {
+  private newTimer(fireAt: Date): TimerTask {
     if (!(fireAt instanceof Date) || Number.isNaN(fireAt.getTime())) throw new TypeError('ctx.createTimer(fireAt): fireAt must be a valid Date');
     const id = this.nextSeq++;
-    const task = this.track(new TimerTask(id, fireAt));
+    const task = new TimerTask(id, fireAt);
     this.pendingActions.set(id, { type: 'CreateTimer', id, fireAt: fireAt.getTime() });
     this.openTasks.set(id, task);
     return task;
+  }
+
+  private newSubOrchestration<TOut>(name: string, input: unknown, instanceId: string | undefined): SubOrchestrationTask<TOut> {
+    assertFunctionName('orchestrator', name);
+    const id = this.nextSeq++;
+    // Deterministic default id: the same on every replay, distinct across executions (continue-as-new).
+    const childId = instanceId ?? `${this.instanceId}-${this.executionId}-${id}`;
+    if (childId.length > 256 && instanceId === undefined) {
+      throw new ValidationError(`The default sub-orchestration id '${childId.slice(0, 40)}...' is over 256 characters; pass an instanceId.`);
+    }
+    assertInstanceId(childId);
+    const task = new SubOrchestrationTask<TOut>(id, name, childId);
+    this.pendingActions.set(id, { type: 'CreateSubOrchestration', id, name, instanceId: childId, input });
+    this.openTasks.set(id, task as SubOrchestrationTask);
+    return task;
+  }
+
+  callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown): Task<TOut> {
+    assertRetryOptions(retryOptions);
+    return this.track(
+      new RetryableTask<TOut>(retryOptions, () => this.currentUtcDateTime.getTime(), (d) => this.newTimer(d), () => this.newActivity<TOut>(name, input)),
+    );
+  }
+
+  callSubOrchestrator<TOut = unknown>(name: string, input?: unknown, instanceId?: string): Task<TOut> {
+    return this.track(this.newSubOrchestration<TOut>(name, input, instanceId));
+  }
+
+  callSubOrchestratorWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown, instanceId?: string): Task<TOut> {
+    assertRetryOptions(retryOptions);
+    return this.track(
+      new RetryableTask<TOut>(
+        retryOptions,
+        () => this.currentUtcDateTime.getTime(),
+        (d) => this.newTimer(d),
+        () => this.newSubOrchestration<TOut>(name, input, instanceId),
+      ),
+    );
+  }
+
+  continueAsNew(input?: unknown, options: { preserveUnprocessedEvents?: boolean } = {}): void {
+    this.continueAsNewRequest = { input, preserveUnprocessedEvents: options.preserveUnprocessedEvents ?? true };
+  }
+
+  patched(patchId: string): boolean {
+    if (typeof patchId !== 'string' || patchId.length === 0) throw new TypeError('ctx.patched(patchId): patchId must be a non-empty string');
+    if (this.historyPatches.has(patchId)) return true;
+    // Replaying a part of history that was written without the patch: keep the old path.
+    if (this.isReplaying) return false;
+    this.historyPatches.add(patchId);
+    this.newPatches.push(patchId);
+    return true;
   }
 
   waitForExternalEvent<T = unknown>(name: string): Task<T> {
@@ -63,6 +132,8 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     const task = this.track(new ExternalEventTask<T>(name));
     const buffered = this.bufferedEvents.get(name);
     if (buffered && buffered.length > 0) {
+      const idx = this.unconsumed.findIndex((e) => e.name === name);
+      if (idx >= 0) this.unconsumed.splice(idx, 1);
       task.complete(buffered.shift() as T);
       if (buffered.length === 0) this.bufferedEvents.delete(name);
     } else {
@@ -96,13 +167,13 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   // ---- executor side ----
 
   /** History says the action with this sequence number was scheduled: it must be what the code asked for. */
-  matchScheduled(id: number, type: 'ScheduleTask' | 'CreateTimer', name: string | undefined): void {
+  matchScheduled(id: number, type: 'ScheduleTask' | 'CreateTimer' | 'CreateSubOrchestration', name: string | undefined): void {
     const action = this.pendingActions.get(id);
     const expected = describeStep(type, name);
     if (!action) {
       throw new NonDeterminismError(id, expected, 'nothing (the code scheduled no task with this sequence number)');
     }
-    const actualName = action.type === 'ScheduleTask' ? action.name : undefined;
+    const actualName = action.type === 'CreateTimer' ? undefined : action.name;
     if (action.type !== type || actualName !== name) {
       throw new NonDeterminismError(id, expected, describeStep(action.type, actualName));
     }
@@ -127,7 +198,13 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     const list = this.bufferedEvents.get(name) ?? [];
     list.push(input);
     this.bufferedEvents.set(name, list);
+    this.unconsumed.push({ name, input });
     return false;
+  }
+
+  /** Raised events buffered and never consumed, in arrival order. */
+  unconsumedEvents(): { name: string; input: unknown }[] {
+    return [...this.unconsumed];
   }
 
   /** New actions, in sequence order. */
@@ -137,7 +214,9 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
 }
 
 function describeStep(type: string, name: string | undefined): string {
-  return type === 'ScheduleTask' ? `activity '${name}'` : type === 'CreateTimer' ? 'a timer' : type;
+  if (type === 'ScheduleTask') return `activity '${name}'`;
+  if (type === 'CreateSubOrchestration') return `sub-orchestration '${name}'`;
+  return type === 'CreateTimer' ? 'a timer' : type;
 }
 
 function assertTasks(tasks: readonly unknown[], fn: string): void {

@@ -9,7 +9,8 @@ import { type FailureDetails, toFailureDetails } from '../failure.js';
 import type { ExecutionStartedEvent, HistoryEvent } from '../history/events.js';
 import type { Registry } from '../registry.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
-import { type Task, ActivityTask, TimerTask } from '../tasks/task.js';
+import { RetryableTask } from '../tasks/retryable-task.js';
+import { type Task, ActivityTask, SubOrchestrationTask, TimerTask } from '../tasks/task.js';
 import { type Driver, startDriver } from './drivers.js';
 
 export interface ExecutionResult {
@@ -20,8 +21,10 @@ export interface ExecutionResult {
   actions: OrchestratorAction[];
   /** History events for those actions (TaskScheduled, TimerCreated, ExecutionCompleted), to append after the new events. */
   actionEvents: HistoryEvent[];
-  status: 'Running' | 'Completed' | 'Failed' | 'Terminated';
+  /** ContinuedAsNew: `output` is the next execution's input, `carryOverEvents` its first events. */
+  status: 'Running' | 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew';
   output?: unknown;
+  carryOverEvents?: { name: string; input: unknown }[];
   failure?: FailureDetails;
   /** Set when the code called setCustomStatus during this replay. */
   customStatus?: { value: unknown };
@@ -47,6 +50,7 @@ export async function executeOrchestration(
   const startedEvent = (startedIdx < pastEvents.length ? pastEvents[startedIdx] : newEvents[startedIdx - pastEvents.length]) as ExecutionStartedEvent;
   const ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name);
   const run = new Replay(ctx, registry, startedEvent);
+  for (const events of [pastEvents, newEvents]) for (const e of events) if (e.type === 'PatchApplied') ctx.historyPatches.add(e.patchId);
 
   const result: ExecutionResult = {
     instanceId: ctx.instanceId,
@@ -94,6 +98,18 @@ export async function executeOrchestration(
     result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
     return result;
   }
+  for (const patchId of ctx.newPatches) result.actionEvents.push({ type: 'PatchApplied', patchId, timestamp: now });
+  const can = ctx.continueAsNewRequest;
+  if (can) {
+    // The execution ends here; work it started and did not await is dropped with it.
+    const carryOverEvents = can.preserveUnprocessedEvents ? ctx.unconsumedEvents() : [];
+    result.status = 'ContinuedAsNew';
+    result.output = can.input;
+    result.carryOverEvents = carryOverEvents;
+    result.actions.push({ type: 'CompleteOrchestration', status: 'ContinuedAsNew', result: can.input, carryOverEvents });
+    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'ContinuedAsNew', result: can.input, timestamp: now });
+    return result;
+  }
   // New work first (even when the code also completed: fire-and-forget activities still run).
   for (const action of ctx.newActions()) {
     result.actions.push(action);
@@ -101,6 +117,15 @@ export async function executeOrchestration(
       result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
     } else if (action.type === 'CreateTimer') {
       result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
+    } else if (action.type === 'CreateSubOrchestration') {
+      result.actionEvents.push({
+        type: 'SubOrchestrationInstanceCreated',
+        taskId: action.id,
+        name: action.name,
+        instanceId: action.instanceId,
+        input: action.input,
+        timestamp: now,
+      });
     }
   }
   if (run.driver?.done) {
@@ -127,7 +152,7 @@ class Replay {
   ) {}
 
   get finished(): boolean {
-    return this.terminated || this.failure !== undefined || this.driver?.done === true;
+    return this.terminated || this.failure !== undefined || this.driver?.done === true || this.ctx.continueAsNewRequest !== undefined;
   }
 
   failWith(err: unknown): void {
@@ -165,6 +190,25 @@ class Replay {
         task.fail(new TaskFailedError(task.name, task.id, event.failure));
         return this.settleIf(task);
       }
+      case 'SubOrchestrationInstanceCreated':
+        ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name);
+        return;
+      case 'SubOrchestrationInstanceCompleted': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof SubOrchestrationTask)) return;
+        task.complete(event.result);
+        return this.settleIf(task);
+      }
+      case 'SubOrchestrationInstanceFailed': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof SubOrchestrationTask)) return;
+        task.fail(new TaskFailedError(task.name, task.id, event.failure, 'Sub-orchestration'));
+        return this.settleIf(task);
+      }
+      case 'PatchApplied':
+      case 'ExecutionSuspended':
+      case 'ExecutionResumed':
+        return;
       case 'TimerFired': {
         const task = ctx.takeOpenTask(event.timerId);
         if (!(task instanceof TimerTask)) return;
@@ -209,6 +253,7 @@ class Replay {
   matchRemainingSteps(events: readonly HistoryEvent[]): void {
     for (const event of events) {
       if (event.type === 'TaskScheduled') this.ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name);
+      else if (event.type === 'SubOrchestrationInstanceCreated') this.ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name);
       else if (event.type === 'TimerCreated') this.ctx.matchScheduled(event.taskId, 'CreateTimer', undefined);
     }
   }
@@ -242,7 +287,8 @@ function episodeTime(pastEvents: readonly HistoryEvent[], newEvents: readonly Hi
 }
 
 function seqId(t: Task<unknown>): number | undefined {
-  return t instanceof ActivityTask || t instanceof TimerTask ? t.id : undefined;
+  if (t instanceof RetryableTask) return seqId(t.current);
+  return t instanceof ActivityTask || t instanceof TimerTask || t instanceof SubOrchestrationTask ? t.id : undefined;
 }
 
 /** Derives what the blocked code waits on, for the backend's wake counter. */

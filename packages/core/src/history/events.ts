@@ -18,6 +18,12 @@ export const EventType = {
   TimerCreated: 'TimerCreated',
   TimerFired: 'TimerFired',
   EventRaised: 'EventRaised',
+  SubOrchestrationInstanceCreated: 'SubOrchestrationInstanceCreated',
+  SubOrchestrationInstanceCompleted: 'SubOrchestrationInstanceCompleted',
+  SubOrchestrationInstanceFailed: 'SubOrchestrationInstanceFailed',
+  ExecutionSuspended: 'ExecutionSuspended',
+  ExecutionResumed: 'ExecutionResumed',
+  PatchApplied: 'PatchApplied',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -42,16 +48,27 @@ interface EventBase {
   timestamp: number;
 }
 
+export interface ParentInstance {
+  instanceId: string;
+  executionId: string;
+  /** The parent's sequence number of the sub-orchestration task. */
+  taskId: number;
+  name: string;
+}
+
 export interface ExecutionStartedEvent extends EventBase {
   type: 'ExecutionStarted';
   name: string;
   instanceId: string;
   executionId: string;
   input?: unknown;
+  /** Set for a sub-orchestration. */
+  parent?: ParentInstance;
 }
 export interface ExecutionCompletedEvent extends EventBase {
   type: 'ExecutionCompleted';
-  status: 'Completed' | 'Failed';
+  /** `ContinuedAsNew`: the execution ended by `ctx.continueAsNew`; `result` is the next execution's input. */
+  status: 'Completed' | 'Failed' | 'ContinuedAsNew';
   result?: unknown;
   failure?: FailureDetails;
 }
@@ -97,6 +114,37 @@ export interface EventRaisedEvent extends EventBase {
   input?: unknown;
 }
 
+export interface SubOrchestrationInstanceCreatedEvent extends EventBase {
+  type: 'SubOrchestrationInstanceCreated';
+  taskId: number;
+  name: string;
+  instanceId: string;
+  input?: unknown;
+}
+export interface SubOrchestrationInstanceCompletedEvent extends EventBase {
+  type: 'SubOrchestrationInstanceCompleted';
+  taskScheduledId: number;
+  result?: unknown;
+}
+export interface SubOrchestrationInstanceFailedEvent extends EventBase {
+  type: 'SubOrchestrationInstanceFailed';
+  taskScheduledId: number;
+  failure: FailureDetails;
+}
+export interface ExecutionSuspendedEvent extends EventBase {
+  type: 'ExecutionSuspended';
+  reason?: unknown;
+}
+export interface ExecutionResumedEvent extends EventBase {
+  type: 'ExecutionResumed';
+  reason?: unknown;
+}
+/** `ctx.patched(id)` returned true for the first time in this execution: new code path. */
+export interface PatchAppliedEvent extends EventBase {
+  type: 'PatchApplied';
+  patchId: string;
+}
+
 export type HistoryEvent =
   | ExecutionStartedEvent
   | ExecutionCompletedEvent
@@ -108,7 +156,13 @@ export type HistoryEvent =
   | TaskFailedEvent
   | TimerCreatedEvent
   | TimerFiredEvent
-  | EventRaisedEvent;
+  | EventRaisedEvent
+  | SubOrchestrationInstanceCreatedEvent
+  | SubOrchestrationInstanceCompletedEvent
+  | SubOrchestrationInstanceFailedEvent
+  | ExecutionSuspendedEvent
+  | ExecutionResumedEvent
+  | PatchAppliedEvent;
 
 // History-event factories: used by the runtime and by tests that build histories by hand.
 
@@ -153,4 +207,16 @@ export function newEventRaisedEvent(name: string, input?: unknown, timestamp = 0
 }
 export function newExecutionTerminatedEvent(reason?: unknown, timestamp = 0): ExecutionTerminatedEvent {
   return { type: 'ExecutionTerminated', reason, timestamp };
+}
+export function newSubOrchestrationCreatedEvent(taskId: number, name: string, instanceId: string, input?: unknown, timestamp = 0): SubOrchestrationInstanceCreatedEvent {
+  return { type: 'SubOrchestrationInstanceCreated', taskId, name, instanceId, input, timestamp };
+}
+export function newSubOrchestrationCompletedEvent(taskScheduledId: number, result?: unknown, timestamp = 0): SubOrchestrationInstanceCompletedEvent {
+  return { type: 'SubOrchestrationInstanceCompleted', taskScheduledId, result, timestamp };
+}
+export function newSubOrchestrationFailedEvent(taskScheduledId: number, failure: FailureDetails, timestamp = 0): SubOrchestrationInstanceFailedEvent {
+  return { type: 'SubOrchestrationInstanceFailed', taskScheduledId, failure, timestamp };
+}
+export function newPatchAppliedEvent(patchId: string, timestamp = 0): PatchAppliedEvent {
+  return { type: 'PatchApplied', patchId, timestamp };
 }

@@ -5,7 +5,7 @@
  * executor controls exactly when orchestrator code moves on. Tasks are thenables, so `await` works;
  * `then` marks the task as awaited, which tells the executor what the code is blocked on.
  */
-export type TaskKind = 'activity' | 'timer' | 'event' | 'all' | 'any';
+export type TaskKind = 'activity' | 'timer' | 'event' | 'suborchestration' | 'retry' | 'all' | 'any';
 
 type Listener = () => void;
 
@@ -114,5 +114,17 @@ export class ExternalEventTask<T = unknown> extends CompletableTask<T> {
   }
 }
 
+/** A sub-orchestration call: `ctx.callSubOrchestrator(name, input, instanceId)`. */
+export class SubOrchestrationTask<T = unknown> extends CompletableTask<T> {
+  readonly kind = 'suborchestration' as const;
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly instanceId: string,
+  ) {
+    super();
+  }
+}
+
 /** Tasks that complete from history events and carry a sequence number. */
-export type SequencedTask = ActivityTask | TimerTask;
+export type SequencedTask = ActivityTask | TimerTask | SubOrchestrationTask;
