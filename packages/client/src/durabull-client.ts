@@ -6,12 +6,24 @@ import { randomUUID } from 'node:crypto';
 import {
   type FailureDetails,
   type HistoryEvent,
+  InstanceNotFoundError,
   type RuntimeStatus,
   ValidationError,
   WaitTimeoutError,
   isTerminalStatus,
 } from '@durabull/core';
-import { type ConnectionLike, type InstanceState, RedisBackend, assertInstanceId, createRedisClient, encodePayload } from '@durabull/redis';
+import {
+  type ConnectionLike,
+  InstanceFinishedError,
+  type InstanceState,
+  InvalidInstanceStateError,
+  type ListQuery,
+  type ParentLink,
+  RedisBackend,
+  assertInstanceId,
+  createRedisClient,
+  encodePayload,
+} from '@durabull/redis';
 import { Redis } from 'ioredis';
 
 export interface ClientOptions {
@@ -44,6 +56,8 @@ export interface OrchestrationStatus {
   completedAt?: Date;
   /** Orchestrator episodes run so far. */
   episodes: number;
+  /** Set for a sub-orchestration. */
+  parent?: ParentLink;
   /** The execution's history, with `showHistory`. */
   history?: HistoryEvent[];
 }
@@ -85,6 +99,88 @@ export class DurabullClient {
     }
     encodePayload(data, `Data of event '${eventName}'`, this.backend.maxPayloadBytes);
     await this.backend.deliverEvent(instanceId, '', 'e', undefined, { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() });
+  }
+
+  /**
+   * Terminates a running instance at once; its status becomes Terminated with `reason` as output.
+   * With `recursive`, its running sub-orchestrations are terminated too. Throws
+   * InstanceNotFoundError or InstanceFinishedError.
+   */
+  async terminate(instanceId: string, reason?: unknown, options: { recursive?: boolean } = {}): Promise<void> {
+    const children = options.recursive ? await this.runningChildren(instanceId) : [];
+    await this.backend.terminate(instanceId, reason);
+    for (const child of children) {
+      await this.terminate(child, reason, options).catch((err: unknown) => {
+        if (!(err instanceof InstanceFinishedError) && !(err instanceof InstanceNotFoundError)) throw err;
+      });
+    }
+  }
+
+  private async runningChildren(instanceId: string): Promise<string[]> {
+    const history = await this.backend.getHistory(instanceId);
+    const open = new Map<number, string>();
+    for (const e of history) {
+      if (e.type === 'SubOrchestrationInstanceCreated') open.set(e.taskId, e.instanceId);
+      else if (e.type === 'SubOrchestrationInstanceCompleted' || e.type === 'SubOrchestrationInstanceFailed') open.delete(e.taskScheduledId);
+    }
+    return [...open.values()];
+  }
+
+  /** Suspends a Pending or Running instance: it makes no progress until resumed; events still arrive. */
+  suspend(instanceId: string, reason?: unknown): Promise<void> {
+    return this.backend.setSuspended(instanceId, 'suspend', reason);
+  }
+
+  /** Resumes a suspended instance. */
+  resume(instanceId: string, reason?: unknown): Promise<void> {
+    return this.backend.setSuspended(instanceId, 'resume', reason);
+  }
+
+  /** Deletes a finished instance: state, history and index entries. Throws InvalidInstanceStateError for a running one. */
+  purge(instanceId: string): Promise<void> {
+    return this.backend.purge(instanceId);
+  }
+
+  /** Purges every finished instance that matches the filter (status defaults to every final status); returns how many. */
+  async purgeInstances(filter: Omit<ListQuery, 'cursor' | 'pageSize'> = {}): Promise<number> {
+    const status = filter.status ?? ['Completed', 'Failed', 'Terminated'];
+    let purged = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await this.backend.list({ ...filter, status, pageSize: 500, ...(cursor ? { cursor } : {}) });
+      for (const s of page.instances) {
+        if (!isTerminalStatus(s.runtimeStatus)) continue;
+        await this.backend.purge(s.instanceId).catch((err: unknown) => {
+          if (!(err instanceof InstanceNotFoundError)) throw err;
+        });
+        purged++;
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    return purged;
+  }
+
+  /**
+   * Starts a finished instance again with its original input: under the same id (a new execution),
+   * or under `newInstanceId`. Returns the id.
+   */
+  async restart(instanceId: string, options: { newInstanceId?: string } = {}): Promise<string> {
+    const state = await this.backend.getState(instanceId);
+    if (!state) throw new InstanceNotFoundError(instanceId);
+    const target = options.newInstanceId ?? instanceId;
+    if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
+      throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
+    }
+    await this.backend.startInstance(state.name, target, state.input);
+    return target;
+  }
+
+  /** Lists instances in creation order, filtered, a page at a time (`nextCursor`). */
+  async list(query: ListQuery = {}): Promise<{ instances: OrchestrationStatus[]; nextCursor?: string }> {
+    const page = await this.backend.list(query);
+    const out: { instances: OrchestrationStatus[]; nextCursor?: string } = { instances: page.instances.map(toStatus) };
+    if (page.nextCursor) out.nextCursor = page.nextCursor;
+    return out;
   }
 
   /** The instance's status, or undefined when no such instance exists. */
@@ -163,6 +259,7 @@ function toStatus(s: InstanceState): OrchestrationStatus {
   };
   if (s.failure) status.failure = s.failure;
   if (s.completedAt) status.completedAt = s.completedAt;
+  if (s.parent) status.parent = s.parent;
   return status;
 }
 

@@ -8,6 +8,7 @@
  * ```
  */
 export { DurabullClient, type ClientOptions, type StartOptions, type OrchestrationStatus } from './durabull-client.js';
+export { InstanceFinishedError, InvalidInstanceStateError, type ListQuery } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,

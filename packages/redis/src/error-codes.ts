@@ -6,6 +6,7 @@ export const ErrorCode = {
   Stale: -2,
   InstanceFinished: -3,
   StaleExecution: -4,
+  InvalidState: -5,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -19,7 +20,18 @@ export class InstanceFinishedError extends DurabullError {
   }
 }
 
-export function toError(code: number, ctx: { instanceId: string; status?: string; script: string }): Error {
+/** The operation does not apply to the instance's current status (purge a running one, resume one not suspended...). */
+export class InvalidInstanceStateError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly runtimeStatus: string,
+    readonly operation: string,
+  ) {
+    super(`Cannot ${operation} instance '${instanceId}': it is ${runtimeStatus}.`);
+  }
+}
+
+export function toError(code: number, ctx: { instanceId: string; status?: string; script: string; operation?: string }): Error {
   switch (code) {
     case -1:
       return ctx.script === 'startInstance'
@@ -29,6 +41,8 @@ export function toError(code: number, ctx: { instanceId: string; status?: string
       return new StaleEpisodeError(ctx.instanceId);
     case -3:
       return new InstanceFinishedError(ctx.instanceId, ctx.status ?? 'finished');
+    case -5:
+      return new InvalidInstanceStateError(ctx.instanceId, ctx.status ?? 'unknown', ctx.operation ?? ctx.script);
     default:
       return new DurabullError(`Script ${ctx.script} returned unknown code ${code} for instance '${ctx.instanceId}'`);
   }

@@ -18,6 +18,9 @@ export {
   type EpisodeJobData,
   type TimerJobData,
   type ActivityJobData,
+  type ParentLink,
+  type ListQuery,
+  type ListPage,
 } from './redis-backend.js';
 
 // Keys and encoding
@@ -25,7 +28,7 @@ export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_
 export { encode, decode, encodePayload, encodeEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';
 
 // Errors
-export { ErrorCode, InstanceFinishedError } from './error-codes.js';
+export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError } from './error-codes.js';
 
 // Scripts (exported for tests and tools)
 export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';

@@ -58,9 +58,17 @@ export class HubKeys {
   get outboxIndex(): string {
     return `${this.base}:outbox:t`;
   }
-  /** Partition instance index: instance id by creation time. */
+  /** Creation index: lex zset of `<createdAt:13>|<id>`. */
   get instances(): string {
-    return `${this.base}:instances`;
+    return `${this.base}:idx:all`;
+  }
+  /** Status index: lex zset of `<status>|<createdAt:13>|<id>`. */
+  get statusIndex(): string {
+    return `${this.base}:idx:status`;
+  }
+  /** Name index: lex zset of `<name>|<createdAt:13>|<id>`. */
+  get nameIndex(): string {
+    return `${this.base}:idx:name`;
   }
   /** Pub/sub channel on which the ids of instances that reach a final status are published. */
   get doneChannel(): string {

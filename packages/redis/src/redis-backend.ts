@@ -5,18 +5,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  DurabullError,
   type ExecutionResult,
   type FailureDetails,
   type HistoryEvent,
+  InstanceNotFoundError,
   type OrchestratorAction,
   type RuntimeStatus,
+  ValidationError,
   assertFunctionName,
   isTerminalStatus,
+  toFailureDetails,
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { DEFAULT_MAX_PAYLOAD_BYTES, decode, decodeEvent, encode, encodeEvent, encodePayload } from './codec.js';
-import { ErrorCode, toError } from './error-codes.js';
+import { ErrorCode, InstanceFinishedError, toError } from './error-codes.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
 
@@ -53,6 +57,16 @@ export interface ActivityJobData {
   p: string;
 }
 
+/** Outbox payload of a sub-orchestration start. */
+interface SubOrchestrationStart {
+  i: string;
+  n: string;
+  p: string;
+  pi: string;
+  px: string;
+  ps: number;
+}
+
 export interface InstanceState {
   instanceId: string;
   name: string;
@@ -68,6 +82,8 @@ export interface InstanceState {
   createdAt: Date;
   lastUpdatedAt: Date;
   completedAt?: Date;
+  /** Set for a sub-orchestration. */
+  parent?: ParentLink;
 }
 
 export interface InboxItem {
@@ -96,11 +112,41 @@ export interface CommitResult {
   outbox: [jobId: string, payload: string][];
 }
 
+type Arg = string | Buffer | number;
 type ScriptClient = Redis & {
-  startInstance(...args: (string | Buffer | number)[]): Promise<[number, string, string?]>;
-  deliverEvent(...args: (string | Buffer | number)[]): Promise<[number, string?, string?]>;
-  commitEpisode(...args: (string | Buffer | number)[]): Promise<[number, string?, number?]>;
+  startInstance(...args: Arg[]): Promise<[number, string?, string?]>;
+  deliverEvent(...args: Arg[]): Promise<[number, string?, string?]>;
+  commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?]>;
+  terminateInstance(...args: Arg[]): Promise<[number, string?, string?]>;
+  setSuspended(...args: Arg[]): Promise<[number, string?, string?]>;
+  purgeInstance(...args: Arg[]): Promise<[number, string?]>;
 };
+
+/** Parent of a sub-orchestration. */
+export interface ParentLink {
+  instanceId: string;
+  executionId: string;
+  taskId: number;
+}
+
+export interface ListQuery {
+  /** Only instances in one of these statuses. */
+  status?: RuntimeStatus | RuntimeStatus[];
+  /** Only instances of this orchestrator. */
+  name?: string;
+  createdFrom?: Date;
+  createdTo?: Date;
+  /** Default 100, at most 1000. */
+  pageSize?: number;
+  /** From the previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface ListPage {
+  instances: InstanceState[];
+  /** Pass it as `cursor` for the next page; undefined on the last page. */
+  nextCursor?: string;
+}
 
 export function createRedisClient(connection: ConnectionLike | undefined, extra: RedisOptions = {}): Redis {
   const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
@@ -145,34 +191,43 @@ export class RedisBackend {
 
   // ---- instance lifecycle ----
 
-  /** Creates the instance and queues its first episode. Throws InstanceAlreadyExistsError if it runs. */
-  async startInstance(name: string, instanceId: string, input: unknown, now = Date.now()): Promise<{ executionId: string }> {
+  /**
+   * Creates the instance and queues its first episode. Throws InstanceAlreadyExistsError if it
+   * exists and has not finished; validation errors before anything is written.
+   */
+  async startInstance(
+    name: string,
+    instanceId: string,
+    input: unknown,
+    opts: { now?: number; parent?: ParentLink; inputBuf?: Buffer } = {},
+  ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
     assertInstanceId(instanceId);
-    const inputBuf = encodePayload(input, 'Orchestration input', this.maxPayloadBytes);
+    const now = opts.now ?? Date.now();
+    const inputBuf = opts.inputBuf ?? encodePayload(input, 'Orchestration input', this.maxPayloadBytes);
     const executionId = newExecutionId();
-    const started = encodeEvent({ type: 'ExecutionStarted', name, instanceId, executionId, input, timestamp: now });
+    const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input, timestamp: now };
+    if (opts.parent) started.parent = { ...opts.parent, name };
     const k = this.keys;
-    const [state, history, inbox, pending, wait] = k.instanceKeys(instanceId);
     const res = await this.scripts.startInstance(
-      state,
-      history,
-      inbox,
-      pending,
-      wait,
+      ...k.instanceKeys(instanceId),
       k.outbox,
       k.outboxIndex,
       k.instances,
+      k.statusIndex,
+      k.nameIndex,
       instanceId,
       name,
       executionId,
       now,
       inputBuf,
-      Buffer.concat([Buffer.from('e|'), started]),
+      Buffer.concat([Buffer.from('e|'), encodeEvent(started)]),
+      opts.parent ? `${opts.parent.instanceId}|${opts.parent.executionId}|${opts.parent.taskId}` : '',
     );
+    if (res[0] === 2) return { executionId, created: false };
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
-    await this.dispatch([[res[1], res[2]!]]);
-    return { executionId };
+    await this.dispatch([[res[1]!, res[2]!]]);
+    return { executionId, created: true };
   }
 
   /** Reads state, history and inbox of an instance in one round trip. */
@@ -210,6 +265,7 @@ export class RedisBackend {
     for (const e of result.actionEvents) {
       if (e.type === 'ExecutionCompleted' && e.status === 'Completed') encodePayload(e.result, `Output of orchestrator '${state.name}'`, max);
       if (e.type === 'TaskScheduled') encodePayload(e.input, `Input of activity '${e.name}'`, max);
+      if (e.type === 'SubOrchestrationInstanceCreated') encodePayload(e.input, `Input of sub-orchestration '${e.name}'`, max);
       suffix.push(encodeEvent(e));
     }
     suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
@@ -219,21 +275,34 @@ export class RedisBackend {
     for (const a of result.actions) {
       const entry = this.outboxEntryFor(id, state.executionId, a);
       if (entry) outbox.push(entry);
-      if (a.type === 'ScheduleTask' || a.type === 'CreateTimer') newSeqs.push(a.id);
+      if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
     }
     const wait = result.wait ?? { kind: 'unknown' as const };
     const waitIds = wait.kind === 'unknown' ? [] : wait.ids;
+    const continued = result.status === 'ContinuedAsNew';
+    const newExec = continued ? newExecutionId() : '';
+    const newInbox: Buffer[] = [];
+    if (continued) {
+      encodePayload(result.output, `Input of the next execution of '${state.name}'`, max);
+      const restarted: HistoryEvent = { type: 'ExecutionStarted', name: state.name, instanceId: id, executionId: newExec, input: result.output, timestamp: now };
+      if (state.parent) restarted.parent = { ...state.parent, name: state.name };
+      newInbox.push(Buffer.concat([Buffer.from('e|'), encodeEvent(restarted)]));
+      for (const e of result.carryOverEvents ?? []) {
+        newInbox.push(Buffer.concat([Buffer.from('e|'), encodeEvent({ type: 'EventRaised', name: e.name, input: e.input, timestamp: now })]));
+      }
+    }
     const args: (string | Buffer | number)[] = [
       ...this.keys.instanceKeys(id),
       this.keys.outbox,
       this.keys.outboxIndex,
+      this.keys.statusIndex,
       state.version,
       state.executionId,
       id,
       now,
       loaded.inbox.length,
       result.status,
-      result.status === 'Completed' || result.status === 'Terminated' ? encode(result.output) : '',
+      result.status === 'Failed' ? '' : encode(result.output),
       result.failure ? encode(result.failure) : '',
       result.customStatus ? '1' : '0',
       result.customStatus ? encode(result.customStatus.value) : '',
@@ -245,17 +314,21 @@ export class RedisBackend {
       newSeqs.length,
       outbox.length,
       this.keys.doneChannel,
+      newExec,
+      newInbox.length,
+      continued && result.carryOverEvents !== undefined ? '1' : '0',
       ...prefix.map(encodeEvent),
       ...suffix,
       ...waitIds,
       ...newSeqs,
       ...outbox.flat(),
+      ...newInbox,
     ];
     const res = await this.scripts.commitEpisode(...args);
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
-    const wake = res[1];
-    if (wake) outbox.push([wake, wakePayload(id, state.executionId, res[2]!)]);
-    return { version: res[2]!, outbox };
+    if (res[2]) outbox.push([res[2], res[3]!]);
+    if (res[4]) outbox.push([res[4], res[5]!]);
+    return { version: res[1]!, outbox };
   }
 
   private outboxEntryFor(instanceId: string, executionId: string, a: OrchestratorAction): [string, string] | undefined {
@@ -272,6 +345,10 @@ export class RedisBackend {
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
       return [`t-${instanceId}-${executionId}-${a.id}`, `T${JSON.stringify(data)}`];
+    }
+    if (a.type === 'CreateSubOrchestration') {
+      const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
+      return [`s-${instanceId}-${executionId}-${a.id}`, `S${JSON.stringify(data)}`];
     }
     return undefined;
   }
@@ -328,6 +405,7 @@ export class RedisBackend {
     if (entries.length === 0) return;
     const orch: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const acts: { name: string; data: unknown; opts: JobsOptions }[] = [];
+    const others: Promise<unknown>[] = [];
     for (const [jobId, payload] of entries) {
       const type = payload[0];
       if (type === 'W') {
@@ -340,14 +418,158 @@ export class RedisBackend {
       } else if (type === 'T') {
         const data = JSON.parse(payload.slice(1)) as TimerJobData;
         orch.push({ name: 'timer', data, opts: { jobId, delay: Math.max(0, data.f - now), ...ORCH_JOB_OPTS } });
+      } else if (type === 'S') {
+        others.push(this.startChild(JSON.parse(payload.slice(1)) as SubOrchestrationStart));
+      } else if (type === 'P') {
+        others.push(this.notifyParent(payload.slice(1)));
       }
     }
-    const adds: Promise<unknown>[] = [];
+    const adds: Promise<unknown>[] = [...others];
     if (acts.length) adds.push(this.activityQueue.addBulk(acts));
     if (orch.length) adds.push(this.orchestratorQueue.addBulk(orch));
     await Promise.all(adds);
     const ids = entries.map(([id]) => id);
     await this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+  }
+
+  /** Starts a sub-orchestration; a start that cannot happen fails the parent's task instead. */
+  private async startChild(d: SubOrchestrationStart): Promise<void> {
+    const parent: ParentLink = { instanceId: d.pi, executionId: d.px, taskId: d.ps };
+    try {
+      const inputBuf = Buffer.from(d.p, 'base64');
+      await this.startInstance(d.n, d.i, decode(inputBuf), { parent, inputBuf });
+    } catch (err) {
+      if (!(err instanceof DurabullError)) throw err;
+      const event: HistoryEvent = {
+        type: 'SubOrchestrationInstanceFailed',
+        taskScheduledId: d.ps,
+        failure: toFailureDetails(err, d.n),
+        timestamp: Date.now(),
+      };
+      await this.deliverEvent(d.pi, d.px, 'f', d.ps, event).catch(ignoreGone);
+    }
+  }
+
+  /** Delivers a finished sub-orchestration's output or failure to its parent. */
+  private async notifyParent(childId: string): Promise<void> {
+    const child = await this.getState(childId);
+    if (!child?.parent || !isTerminalStatus(child.runtimeStatus)) return;
+    const p = child.parent;
+    const now = Date.now();
+    const event: HistoryEvent =
+      child.runtimeStatus === 'Completed'
+        ? { type: 'SubOrchestrationInstanceCompleted', taskScheduledId: p.taskId, result: child.output, timestamp: now }
+        : {
+            type: 'SubOrchestrationInstanceFailed',
+            taskScheduledId: p.taskId,
+            failure:
+              child.failure ??
+              { errorName: 'TerminatedError', message: `Sub-orchestration '${childId}' was terminated: ${String(child.output ?? 'no reason given')}`, functionName: child.name },
+            timestamp: now,
+          };
+    await this.deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
+  }
+
+  /** Terminates a running instance at once (its parent, if any, sees a failed sub-orchestration). */
+  async terminate(instanceId: string, reason?: unknown, now = Date.now()): Promise<void> {
+    assertInstanceId(instanceId);
+    const reasonBuf = encodePayload(reason, 'Termination reason', this.maxPayloadBytes);
+    const k = this.keys;
+    const res = await this.scripts.terminateInstance(
+      ...k.instanceKeys(instanceId),
+      k.outbox,
+      k.outboxIndex,
+      k.statusIndex,
+      instanceId,
+      reasonBuf,
+      encodeEvent({ type: 'ExecutionTerminated', reason, timestamp: now }),
+      now,
+      k.doneChannel,
+    );
+    if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'terminateInstance', operation: 'terminate' });
+    if (res[1]) await this.dispatch([[res[1], res[2]!]]);
+  }
+
+  /** Suspends (`suspend`) or resumes (`resume`) an instance. */
+  async setSuspended(instanceId: string, op: 'suspend' | 'resume', reason?: unknown, now = Date.now()): Promise<void> {
+    assertInstanceId(instanceId);
+    encodePayload(reason, `Reason to ${op}`, this.maxPayloadBytes);
+    const k = this.keys;
+    const event: HistoryEvent = op === 'suspend' ? { type: 'ExecutionSuspended', reason, timestamp: now } : { type: 'ExecutionResumed', reason, timestamp: now };
+    const res = await this.scripts.setSuspended(
+      k.state(instanceId),
+      k.inbox(instanceId),
+      k.outbox,
+      k.outboxIndex,
+      k.statusIndex,
+      instanceId,
+      op,
+      Buffer.concat([Buffer.from('n|'), encodeEvent(event)]),
+      now,
+    );
+    if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'setSuspended', operation: op });
+    if (res[1]) await this.dispatch([[res[1], res[2]!]]);
+  }
+
+  /** Deletes a finished instance and everything it left in Redis. */
+  async purge(instanceId: string): Promise<void> {
+    assertInstanceId(instanceId);
+    const k = this.keys;
+    const res = await this.scripts.purgeInstance(...k.instanceKeys(instanceId), k.instances, k.statusIndex, k.nameIndex, instanceId);
+    if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'purgeInstance', operation: 'purge' });
+  }
+
+  /**
+   * Lists instances in creation order, a page at a time, from an index (never a key scan). With
+   * both `status` and `name`, the status index is read and names are filtered, so a page may hold
+   * fewer than `pageSize` instances while `nextCursor` is still set.
+   */
+  async list(q: ListQuery = {}): Promise<ListPage> {
+    const pageSize = q.pageSize ?? 100;
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new ValidationError(`pageSize must be an integer from 1 to 1000, got ${pageSize}`);
+    const statuses = q.status === undefined ? [] : Array.isArray(q.status) ? q.status : [q.status];
+    for (const st of statuses) if (!RUNTIME_STATUSES.has(st)) throw new ValidationError(`Unknown status ${JSON.stringify(st)}: use one of ${[...RUNTIME_STATUSES].join(', ')}`);
+    if (q.name !== undefined) assertFunctionName('orchestrator', q.name);
+    const from = q.createdFrom ? pad13(q.createdFrom.getTime()) : '0000000000000';
+    const to = q.createdTo ? pad13(q.createdTo.getTime()) : '9999999999999';
+    // One index, one prefix per scan: the status index (per status), else the name index, else creation.
+    const scans: { key: string; prefix: string }[] =
+      statuses.length > 0
+        ? statuses.map((st) => ({ key: this.keys.statusIndex, prefix: `${st}|` }))
+        : q.name !== undefined
+          ? [{ key: this.keys.nameIndex, prefix: `${q.name}|` }]
+          : [{ key: this.keys.instances, prefix: '' }];
+    const cursor = q.cursor ? decodeCursor(q.cursor, scans.length) : { scan: 0, after: undefined };
+    const ids: string[] = [];
+    let next: { scan: number; after: string } | undefined;
+    for (let sIdx = cursor.scan; sIdx < scans.length && ids.length < pageSize; sIdx++) {
+      const { key, prefix } = scans[sIdx]!;
+      const min = sIdx === cursor.scan && cursor.after ? `(${cursor.after}` : `[${prefix}${from}`;
+      const max = `[${prefix}${to}|\xff`;
+      const members = await this.redis.zrangebylex(key, min, max, 'LIMIT', 0, pageSize - ids.length + 1);
+      const take = members.slice(0, pageSize - ids.length);
+      for (const m of take) ids.push(m.slice(m.lastIndexOf('|') + 1));
+      if (members.length > take.length) next = { scan: sIdx, after: take.at(-1)! };
+      else if (sIdx + 1 < scans.length && ids.length >= pageSize) next = { scan: sIdx + 1, after: '' };
+    }
+    const states = await this.getStates(ids);
+    const instances = states.filter((s): s is InstanceState => !!s && (q.name === undefined || s.name === q.name));
+    const page: ListPage = { instances };
+    if (next) page.nextCursor = Buffer.from(JSON.stringify(next)).toString('base64url');
+    return page;
+  }
+
+  /** States of many instances in one pipelined round trip. */
+  async getStates(ids: string[]): Promise<(InstanceState | undefined)[]> {
+    if (ids.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hgetallBuffer(this.keys.state(id));
+    const res = (await p.exec()) ?? [];
+    return res.map(([err, st], i) => {
+      if (err) throw err;
+      const rec = st as Record<string, Buffer>;
+      return rec.status ? parseState(ids[i]!, rec) : undefined;
+    });
   }
 
   /** Recovery: dispatches outbox entries older than `graceMs` that no worker dispatched (it crashed). */
@@ -391,6 +613,27 @@ export class RedisBackend {
 // Job failures here are infrastructure failures (Redis unreachable mid-step): an activity's own
 // error becomes TaskFailed in history, never a failed job. So jobs retry with backoff.
 const RETRY: JobsOptions = { attempts: 20, backoff: { type: 'exponential', delay: 200 } };
+const RUNTIME_STATUSES = new Set<string>(['Pending', 'Running', 'Completed', 'Failed', 'Terminated', 'ContinuedAsNew', 'Suspended']);
+
+function pad13(n: number): string {
+  return String(Math.max(0, Math.floor(n))).padStart(13, '0');
+}
+
+function decodeCursor(cursor: string, scans: number): { scan: number; after: string | undefined } {
+  try {
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { scan: number; after: string };
+    if (Number.isInteger(c.scan) && c.scan >= 0 && c.scan < scans && typeof c.after === 'string') return { scan: c.scan, after: c.after || undefined };
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('Invalid list cursor: pass the nextCursor of the previous page with the same filters.');
+}
+
+function ignoreGone(err: unknown): void {
+  if (err instanceof InstanceNotFoundError || err instanceof InstanceFinishedError) return;
+  throw err;
+}
+
 const ORCH_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 
@@ -426,6 +669,11 @@ function parseState(instanceId: string, st: Record<string, Buffer>): InstanceSta
   };
   if (failure) state.failure = failure;
   if (completedAt) state.completedAt = new Date(Number(completedAt));
+  const plink = str('plink');
+  if (plink) {
+    const [pi, px, ps] = plink.split('|');
+    state.parent = { instanceId: pi!, executionId: px!, taskId: Number(ps) };
+  }
   return state;
 }
 

@@ -217,11 +217,13 @@ export class DurabullWorker {
         // A fan-out of thousands logs a summary rather than a line per task.
         if (scheduled++ < 20) log.info({ taskId: a.id }, M.taskScheduled(a.name));
       } else if (a.type === 'CreateTimer') log.info({ taskId: a.id, fireAt: new Date(a.fireAt).toISOString() }, M.timerCreated);
+      else if (a.type === 'CreateSubOrchestration') log.info({ taskId: a.id, childInstanceId: a.instanceId }, M.subOrchestrationScheduled(a.name));
     }
     if (scheduled > 20) log.info({ more: scheduled - 20 }, `... and ${scheduled - 20} more activity tasks scheduled`);
     if (result.status === 'Running') log.info(M.awaiting);
     else if (result.status === 'Completed') log.info({ output: result.output }, M.executionCompleted);
     else if (result.status === 'Failed') log.warn({ failure: result.failure }, M.executionFailed);
+    else if (result.status === 'ContinuedAsNew') log.info({ input: result.output }, M.continuedAsNew);
     else log.info({ reason: result.output }, M.executionTerminated);
   }
 

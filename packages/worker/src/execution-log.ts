@@ -11,6 +11,8 @@ export const LogMessages = {
   started: 'Orchestration function started',
   taskScheduled: (name: string) => `Activity function ${name} task scheduled`,
   timerCreated: 'Timer created',
+  subOrchestrationScheduled: (name: string) => `Sub-orchestration ${name} scheduled`,
+  continuedAsNew: 'Execution continued as new',
   awaiting: 'Orchestration function completed',
   taskCompleted: (name: string) => `Activity function ${name} task completed`,
   taskFailed: (name: string) => `Activity function ${name} task failed`,

@@ -45,6 +45,8 @@ rcall("HSET", st, "updatedAt", ARGV[6])
 
 -- An episode is queued or running: its commit looks at the inbox tail and decides.
 if scheduled == "1" then return {1, ""} end
+-- Suspended: events wait in the inbox; resuming wakes the orchestrator.
+if status == "Suspended" then return {1, ""} end
 
 local progress = false
 if kind == "e" or wmode == "u" or not wmode then

@@ -12,14 +12,15 @@
     KEYS[5] wait set
     KEYS[6] partition outbox hash
     KEYS[7] partition outbox index
+    KEYS[8] partition status index
 
     ARGV[1]  expected version
     ARGV[2]  execution id
     ARGV[3]  instance id
     ARGV[4]  now (ms)
     ARGV[5]  inbox entries consumed by the episode (n)
-    ARGV[6]  new status: Running | Completed | Failed | Terminated
-    ARGV[7]  output (msgpack, "" for none)
+    ARGV[6]  new status: Running | Completed | Failed | Terminated | ContinuedAsNew
+    ARGV[7]  output (msgpack, "" for none); for ContinuedAsNew the next execution's input
     ARGV[8]  failure (msgpack, "" for none)
     ARGV[9]  "1" when the custom status changed
     ARGV[10] custom status (msgpack)
@@ -31,31 +32,37 @@
     ARGV[16] M: number of newly scheduled sequence numbers
     ARGV[17] O: number of outbox entries (pairs of job id, payload)
     ARGV[18] channel on which a finished instance's id is published
-    ARGV[19...] P events, S events, K wait ids, M sequence numbers, O pairs
+    ARGV[19] ContinuedAsNew: the next execution's id
+    ARGV[20] ContinuedAsNew: C, number of entries that open the next execution's inbox
+    ARGV[21] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
+    ARGV[22...] P events, S events, K wait ids, M sequence numbers, O pairs, C inbox entries
 
   Events:
     PUBLISH ARGV[18] instanceId when the instance reaches a final status
 
   Output:
-    {1, wakeJobId, version}   committed; wakeJobId is "" when no new episode is needed
-    {-2}                      stale: the version or execution moved on; nothing was written
+    {1, version, wakeJobId, wakePayload, parentJobId, parentPayload}   committed ("" where none)
+    {-2}                                                                stale: nothing was written
 ]]
 local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/isCounted"
 --- @include "includes/parseInboxHeader"
 --- @include "includes/addWake"
+--- @include "includes/setStatus"
+--- @include "includes/notifyParent"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status")
-if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) then return {-2} end
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
 
 local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
 local status = ARGV[6]
 local wmode, wcov = ARGV[11], ARGV[12]
 local K, P, S, M, O = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
-local i = 19
+local C = tonumber(ARGV[20])
+local i = 22
 
 -- 1. History: P events, the n consumed inbox entries, S events.
 for _ = 1, P do
@@ -74,30 +81,57 @@ for _ = 1, S do
 end
 
 local version = tonumber(ARGV[1]) + 1
-rcall("HSET", st, "version", version, "status", status, "updatedAt", now)
+rcall("HSET", st, "version", version, "updatedAt", now)
 rcall("HINCRBY", st, "episodes", 1)
 if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
+local waitStart = i
+i = i + K
+local seqStart = i
+i = i + M
+local outboxStart = i
+local outboxEnd = i + 2 * O - 1
+local inboxStart = outboxEnd + 1
+
+local function writeOutbox()
+  for j = outboxStart, outboxEnd, 2 do addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], now) end
+end
 
 if isTerminal(status) then
+  setStatus(st, KEYS[8], instanceId, status)
   if ARGV[7] ~= "" then rcall("HSET", st, "output", ARGV[7]) end
   if ARGV[8] ~= "" then rcall("HSET", st, "failure", ARGV[8]) end
   rcall("HSET", st, "completedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
   rcall("DEL", inbox, pending, waitKey)
   -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
-  i = i + K + M
-  for _ = 1, O do
-    addOutboxEntry(KEYS[6], KEYS[7], ARGV[i], ARGV[i + 1], now); i = i + 2
-  end
+  writeOutbox()
+  local parentJob = notifyParent(st, KEYS[6], KEYS[7], instanceId, exec, now)
   rcall("PUBLISH", ARGV[18], instanceId)
-  return {1, "", version}
+  if parentJob then return {1, version, "", "", parentJob, "P" .. instanceId} end
+  return {1, version, "", "", "", ""}
 end
 
--- 2. What the code waits on now.
-local waitStart = i
-i = i + K
-for _ = 1, M do
-  rcall("SADD", pending, ARGV[i]); i = i + 1
+if status == "ContinuedAsNew" then
+  -- A new execution with a fresh history. Results of the old one are dropped (their execution id
+  -- no longer matches); raised events that arrived during this episode are carried over on request.
+  local newExec = ARGV[19]
+  local tail = rcall("LRANGE", inbox, 0, -1)
+  rcall("DEL", hist, inbox, pending, waitKey)
+  for j = inboxStart, inboxStart + C - 1 do rcall("RPUSH", inbox, ARGV[j]) end
+  if ARGV[21] == "1" then
+    for _, entry in ipairs(tail) do
+      if string.sub(entry, 1, 1) == "e" then rcall("RPUSH", inbox, entry) end
+    end
+  end
+  rcall("HSET", st, "exec", newExec, "input", ARGV[7], "scheduled", 1, "wmode", "u", "need", 0)
+  rcall("HDEL", st, "output", "failure")
+  setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
+  local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
+  return {1, version, jobId, payload, "", ""}
 end
+
+-- 2. Running: what the code waits on now.
+setStatus(st, KEYS[8], instanceId, "Running")
+for j = seqStart, seqStart + M - 1 do rcall("SADD", pending, ARGV[j]) end
 rcall("DEL", waitKey)
 if wmode ~= "u" and wcov ~= "1" and K > 0 then
   for j = waitStart, waitStart + K - 1 do rcall("SADD", waitKey, ARGV[j]) end
@@ -111,7 +145,9 @@ local progress = false
 local tail = rcall("LRANGE", inbox, 0, -1)
 for _, entry in ipairs(tail) do
   local kind, seq = parseInboxHeader(entry)
-  if kind == "e" or wmode == "u" then
+  if kind == "n" then
+    -- informational (suspend/resume markers): never a reason to run
+  elseif kind == "e" or wmode == "u" then
     progress = true
   elseif isCounted(waitKey, wcov, seq) then
     if kind == "f" then progress = true else need = need - 1 end
@@ -122,12 +158,11 @@ if need <= 0 then progress = true end
 rcall("HSET", st, "wmode", wmode, "wcov", wcov, "need", need)
 
 -- 4. New work.
-for _ = 1, O do
-  addOutboxEntry(KEYS[6], KEYS[7], ARGV[i], ARGV[i + 1], now); i = i + 2
-end
+writeOutbox()
 
 if progress then
-  return {1, addWake(KEYS[6], KEYS[7], instanceId, exec, version, now), version}
+  local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, exec, version, now)
+  return {1, version, jobId, payload, "", ""}
 end
 rcall("HSET", st, "scheduled", 0)
-return {1, "", version}
+return {1, version, "", "", "", ""}

@@ -1,0 +1,30 @@
+--[[
+  Deletes a finished instance: state, history, inbox and index entries. Leaves nothing behind.
+
+  Input:
+    KEYS[1] instance state hash
+    KEYS[2] history stream
+    KEYS[3] inbox list
+    KEYS[4] pending set
+    KEYS[5] wait set
+    KEYS[6] partition creation index
+    KEYS[7] partition status index
+    KEYS[8] partition name index
+
+    ARGV[1] instance id
+
+  Output:
+    {1}             purged
+    {-1}            no such instance
+    {-5, status}    not finished (terminate it first)
+]]
+local rcall = redis.call
+--- @include "includes/isTerminal"
+--- @include "includes/removeFromIndexes"
+
+local status = rcall("HGET", KEYS[1], "status")
+if not status then return {-1} end
+if not isTerminal(status) then return {-5, status} end
+removeFromIndexes(KEYS[1], KEYS[6], KEYS[7], KEYS[8], ARGV[1])
+rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return {1}

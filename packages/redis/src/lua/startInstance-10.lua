@@ -1,0 +1,61 @@
+--[[
+  Creates an orchestration instance (or reuses the id of a finished one) and queues its first
+  episode.
+
+  Input:
+    KEYS[1] instance state hash
+    KEYS[2] history stream
+    KEYS[3] inbox list
+    KEYS[4] pending set
+    KEYS[5] wait set
+    KEYS[6] partition outbox hash
+    KEYS[7] partition outbox index (zset)
+    KEYS[8] partition creation index (lex zset)
+    KEYS[9] partition status index (lex zset)
+    KEYS[10] partition name index (lex zset)
+
+    ARGV[1] instance id
+    ARGV[2] orchestrator name
+    ARGV[3] execution id
+    ARGV[4] now (ms)
+    ARGV[5] input (msgpack)
+    ARGV[6] inbox entry with the ExecutionStarted event
+    ARGV[7] parent link "<parent id>|<parent execution>|<task id>" ("" for a top-level instance)
+
+  Output:
+    {1, wakeJobId, wakePayload}   created
+    {2}                           a sub-orchestration start delivered twice: this parent task already created it
+    {-1, status}                  the instance exists and is not finished
+]]
+local rcall = redis.call
+--- @include "includes/isTerminal"
+--- @include "includes/addWake"
+--- @include "includes/setStatus"
+--- @include "includes/removeFromIndexes"
+
+local st = KEYS[1]
+local cur = rcall("HMGET", st, "status", "plink")
+local status = cur[1]
+if status and ARGV[7] ~= "" and cur[2] == ARGV[7] then
+  return {2}
+end
+if status and not isTerminal(status) then
+  return {-1, status}
+end
+if status then
+  -- Reusing the id of a finished instance: its old execution goes away.
+  removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1])
+  rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+end
+
+local now = ARGV[4]
+rcall("HSET", st,
+  "name", ARGV[2], "exec", ARGV[3], "version", 0, "scheduled", 1,
+  "createdAt", now, "updatedAt", now, "input", ARGV[5], "episodes", 0, "wmode", "u")
+if ARGV[7] ~= "" then rcall("HSET", st, "plink", ARGV[7]) end
+setStatus(st, KEYS[9], ARGV[1], "Pending")
+rcall("ZADD", KEYS[8], 0, indexMember("", now, ARGV[1]))
+rcall("ZADD", KEYS[10], 0, indexMember(ARGV[2], now, ARGV[1]))
+rcall("RPUSH", KEYS[3], ARGV[6])
+local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
+return {1, jobId, payload}

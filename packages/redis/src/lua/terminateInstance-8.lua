@@ -1,0 +1,47 @@
+--[[
+  Terminates an instance at once: no episode is needed. The version bump makes any episode
+  running or queued for it stale, so nothing it computed can be committed afterwards.
+
+  Input:
+    KEYS[1] instance state hash
+    KEYS[2] history stream
+    KEYS[3] inbox list
+    KEYS[4] pending set
+    KEYS[5] wait set
+    KEYS[6] partition outbox hash
+    KEYS[7] partition outbox index
+    KEYS[8] partition status index
+
+    ARGV[1] instance id
+    ARGV[2] reason (msgpack)
+    ARGV[3] ExecutionTerminated event (msgpack)
+    ARGV[4] now (ms)
+    ARGV[5] channel on which a finished instance's id is published
+
+  Events:
+    PUBLISH ARGV[5] instanceId
+
+  Output:
+    {1, parentJobId, parentPayload}   terminated ("" when it has no parent)
+    {-1}                              no such instance
+    {-3, status}                      already finished
+]]
+local rcall = redis.call
+--- @include "includes/isTerminal"
+--- @include "includes/setStatus"
+--- @include "includes/notifyParent"
+
+local st = KEYS[1]
+local cur = rcall("HMGET", st, "status", "exec")
+if not cur[1] then return {-1} end
+if isTerminal(cur[1]) then return {-3, cur[1]} end
+local now = ARGV[4]
+rcall("XADD", KEYS[2], "*", "e", ARGV[3])
+setStatus(st, KEYS[8], ARGV[1], "Terminated")
+rcall("HSET", st, "output", ARGV[2], "completedAt", now, "updatedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
+rcall("HINCRBY", st, "version", 1)
+rcall("DEL", KEYS[3], KEYS[4], KEYS[5])
+local parentJob = notifyParent(st, KEYS[6], KEYS[7], ARGV[1], cur[2], now)
+rcall("PUBLISH", ARGV[5], ARGV[1])
+if parentJob then return {1, parentJob, "P" .. ARGV[1]} end
+return {1, "", ""}
