@@ -7,6 +7,7 @@ import {
   type FailureDetails,
   type HistoryEvent,
   InstanceNotFoundError,
+  type OrchestratorDefinition,
   type RuntimeStatus,
   ValidationError,
   WaitTimeoutError,
@@ -41,13 +42,14 @@ export interface StartOptions<TIn = unknown> {
   instanceId?: string;
 }
 
-export interface OrchestrationStatus {
+export interface OrchestrationStatus<TOut = unknown> {
   instanceId: string;
   name: string;
   runtimeStatus: RuntimeStatus;
   executionId: string;
   input: unknown;
-  output: unknown;
+  /** The output once Completed (for Terminated: the reason; for ContinuedAsNew: undefined). */
+  output: TOut | undefined;
   customStatus: unknown;
   /** Set when the instance failed: the error's name, message and stack. */
   failure?: FailureDetails;
@@ -81,7 +83,10 @@ export class DurabullClient {
    * InstanceAlreadyExistsError if an instance with that id exists and has not finished, and
    * ValidationError / PayloadError for a bad id, name or input; in every error case nothing is written.
    */
-  async startNew<TIn = unknown>(name: string, options: StartOptions<TIn> = {}): Promise<string> {
+  async startNew<TIn, TOut>(orchestrator: OrchestratorDefinition<TIn, TOut>, options: StartOptions<TIn> & { input: TIn }): Promise<string>;
+  async startNew<TIn = unknown>(name: string, options?: StartOptions<TIn>): Promise<string>;
+  async startNew(orchestrator: string | OrchestratorDefinition, options: StartOptions<unknown> = {}): Promise<string> {
+    const name = typeof orchestrator === 'string' ? orchestrator : orchestrator?.name;
     const instanceId = options.instanceId ?? randomUUID();
     await this.backend.startInstance(name, instanceId, options.input);
     return instanceId;
@@ -196,7 +201,10 @@ export class DurabullClient {
    * Waits until the instance reaches Completed, Failed or Terminated and returns its status.
    * Throws WaitTimeoutError after `timeoutMs` (default 60 s); the instance goes on.
    */
-  async waitForCompletion(instanceId: string, options: { timeoutMs?: number; showHistory?: boolean } = {}): Promise<OrchestrationStatus> {
+  async waitForCompletion<TOut = unknown>(
+    instanceId: string,
+    options: { timeoutMs?: number; showHistory?: boolean } = {},
+  ): Promise<OrchestrationStatus<TOut>> {
     assertInstanceId(instanceId);
     const timeoutMs = options.timeoutMs ?? 60_000;
     if (!(timeoutMs > 0)) throw new ValidationError(`waitForCompletion: timeoutMs must be a positive number, got ${timeoutMs}`);
@@ -212,7 +220,7 @@ export class DurabullClient {
       this.waiters.set(instanceId, set);
       try {
         last = await this.getStatus(instanceId, options);
-        if (last && isTerminalStatus(last.runtimeStatus)) return last;
+        if (last && isTerminalStatus(last.runtimeStatus)) return last as OrchestrationStatus<TOut>;
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(instanceId, timeoutMs, last?.runtimeStatus ?? 'not found');
         // The poll interval is a safety net (a lost pub/sub message); the message is the fast path.

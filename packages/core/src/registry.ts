@@ -48,6 +48,48 @@ export function assertFunctionName(kind: string, name: unknown): asserts name is
   }
 }
 
+/** A named, typed activity: `ctx.callActivity(def, input)` checks `input` against TIn and returns a Task of TOut. */
+export interface ActivityDefinition<TIn = any, TOut = any> {
+  readonly kind: 'activity';
+  readonly name: string;
+  readonly fn: ActivityFunction<TIn, TOut>;
+}
+
+/** A named, typed orchestrator: `client.startNew(def, { input })` checks `input` against TIn. */
+export interface OrchestratorDefinition<TIn = any, TOut = any> {
+  readonly kind: 'orchestrator';
+  readonly name: string;
+  readonly fn: OrchestratorFunction<TIn, TOut>;
+}
+
+/** Input and output types of a definition: `InputOf<typeof F1>`, `OutputOf<typeof Chaining>`. */
+export type InputOf<D> = D extends ActivityDefinition<infer I, any> ? I : D extends OrchestratorDefinition<infer I, any> ? I : never;
+export type OutputOf<D> = D extends ActivityDefinition<any, infer O> ? O : D extends OrchestratorDefinition<any, infer O> ? O : never;
+
+/**
+ * Defines an activity with its types:
+ * `const F1 = defineActivity('F1', async (city: string) => \`Hello ${city}\`)`.
+ */
+export function defineActivity<TIn, TOut>(
+  name: string,
+  fn: (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>,
+): ActivityDefinition<TIn, Awaited<TOut>> {
+  assertFunctionName('activity', name);
+  return { kind: 'activity', name, fn: fn as ActivityFunction<TIn, Awaited<TOut>> };
+}
+
+/**
+ * Defines an orchestrator with its types:
+ * `const Greet = defineOrchestrator('Greet', async (ctx, city: string) => ctx.callActivity(F1, city))`.
+ */
+export function defineOrchestrator<TIn, TOut>(
+  name: string,
+  fn: (ctx: OrchestrationContext, input: TIn) => Generator<unknown, TOut, any> | Promise<TOut>,
+): OrchestratorDefinition<TIn, TOut> {
+  assertFunctionName('orchestrator', name);
+  return { kind: 'orchestrator', name, fn };
+}
+
 /** The orchestrators and activities a worker can run, by name. */
 export class Registry {
   private readonly orchestrators = new Map<string, OrchestratorFunction>();
@@ -66,6 +108,16 @@ export class Registry {
     if (typeof fn !== 'function') throw new ValidationError(`Activity '${name}' must be a function`);
     if (this.activities.has(name)) throw new ValidationError(`An activity named '${name}' is already registered`);
     this.activities.set(name, fn);
+    return this;
+  }
+
+  /** Registers definitions made with defineActivity / defineOrchestrator. */
+  add(...defs: (ActivityDefinition | OrchestratorDefinition)[]): this {
+    for (const d of defs) {
+      if (d?.kind === 'activity') this.addActivity(d.name, d.fn);
+      else if (d?.kind === 'orchestrator') this.addOrchestrator(d.name, d.fn);
+      else throw new ValidationError('Registry.add() takes definitions from defineActivity() or defineOrchestrator()');
+    }
     return this;
   }
 

@@ -1,3 +1,4 @@
+import type { ActivityDefinition, OrchestratorDefinition } from '../registry.js';
 import type { RetryOptions } from '../tasks/retryable-task.js';
 import type { Task, TimerTask } from '../tasks/task.js';
 
@@ -17,16 +18,28 @@ export interface OrchestrationContext {
   /** The time of the current episode, from history: the same on every replay. */
   readonly currentUtcDateTime: Date;
 
-  /** Schedules an activity; the task completes with its result or fails with a TaskFailedError. */
+  /**
+   * Schedules an activity, by definition (typed input and output) or by name; the task completes
+   * with its result or fails with a TaskFailedError.
+   */
+  callActivity<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, input: TIn): Task<TOut>;
   callActivity<TOut = unknown>(name: string, input?: unknown): Task<TOut>;
   /** Like callActivity, retried by the policy; the task fails with the last error once it gives up. */
+  callActivityWithRetry<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, retryOptions: RetryOptions, input: TIn): Task<TOut>;
   callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown): Task<TOut>;
   /**
    * Starts orchestrator `name` as a child instance and completes with its output (or fails with its
    * error). `instanceId` defaults to a deterministic `<parent id>-<execution>-<seq>`.
    */
+  callSubOrchestrator<TIn, TOut>(orchestrator: OrchestratorDefinition<TIn, TOut>, input: TIn, instanceId?: string): Task<TOut>;
   callSubOrchestrator<TOut = unknown>(name: string, input?: unknown, instanceId?: string): Task<TOut>;
   /** Like callSubOrchestrator, retried by the policy. */
+  callSubOrchestratorWithRetry<TIn, TOut>(
+    orchestrator: OrchestratorDefinition<TIn, TOut>,
+    retryOptions: RetryOptions,
+    input: TIn,
+    instanceId?: string,
+  ): Task<TOut>;
   callSubOrchestratorWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown, instanceId?: string): Task<TOut>;
   /**
    * Ends this execution and starts a new one of the same instance with `input` and a fresh history

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
 import { NonDeterminismError, ValidationError } from '../errors.js';
-import { assertFunctionName, assertInstanceId } from '../registry.js';
+import { type ActivityDefinition, type OrchestratorDefinition, assertFunctionName, assertInstanceId } from '../registry.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
 import { type RetryOptions, RetryableTask, assertRetryOptions } from '../tasks/retryable-task.js';
 import { ActivityTask, ExternalEventTask, type SequencedTask, SubOrchestrationTask, type Task, TimerTask } from '../tasks/task.js';
@@ -49,8 +49,8 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return task;
   }
 
-  callActivity<TOut = unknown>(name: string, input?: unknown): ActivityTask<TOut> {
-    return this.track(this.newActivity<TOut>(name, input));
+  callActivity<TOut = unknown>(activity: string | ActivityDefinition, input?: unknown): ActivityTask<TOut> {
+    return this.track(this.newActivity<TOut>(nameOf(activity), input));
   }
 
   createTimer(fireAt: Date): TimerTask {
@@ -90,19 +90,26 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return task;
   }
 
-  callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown): Task<TOut> {
+  callActivityWithRetry<TOut = unknown>(activity: string | ActivityDefinition, retryOptions: RetryOptions, input?: unknown): Task<TOut> {
     assertRetryOptions(retryOptions);
+    const name = nameOf(activity);
     return this.track(
       new RetryableTask<TOut>(retryOptions, () => this.currentUtcDateTime.getTime(), (d) => this.newTimer(d), () => this.newActivity<TOut>(name, input)),
     );
   }
 
-  callSubOrchestrator<TOut = unknown>(name: string, input?: unknown, instanceId?: string): Task<TOut> {
-    return this.track(this.newSubOrchestration<TOut>(name, input, instanceId));
+  callSubOrchestrator<TOut = unknown>(orchestrator: string | OrchestratorDefinition, input?: unknown, instanceId?: string): Task<TOut> {
+    return this.track(this.newSubOrchestration<TOut>(nameOf(orchestrator), input, instanceId));
   }
 
-  callSubOrchestratorWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown, instanceId?: string): Task<TOut> {
+  callSubOrchestratorWithRetry<TOut = unknown>(
+    orchestrator: string | OrchestratorDefinition,
+    retryOptions: RetryOptions,
+    input?: unknown,
+    instanceId?: string,
+  ): Task<TOut> {
     assertRetryOptions(retryOptions);
+    const name = nameOf(orchestrator);
     return this.track(
       new RetryableTask<TOut>(
         retryOptions,
@@ -211,6 +218,10 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   newActions(): OrchestratorAction[] {
     return [...this.pendingActions.values()].sort((a, b) => a.id - b.id);
   }
+}
+
+function nameOf(f: string | { name: string; kind: string }): string {
+  return typeof f === 'string' ? f : f && typeof f === 'object' ? f.name : (f as unknown as string);
 }
 
 function describeStep(type: string, name: string | undefined): string {
