@@ -401,7 +401,8 @@ export class RedisBackend {
    * Adds outbox entries to BullMQ, then removes them from the outbox. Adding twice is harmless:
    * BullMQ ignores a job id it already holds, and a stale episode fails its version check.
    */
-  async dispatch(entries: [jobId: string, payload: string][], now = Date.now()): Promise<void> {
+  async dispatch(entries: [jobId: string, payload: string][], opts: { now?: number; awaitCleanup?: boolean } = {}): Promise<void> {
+    const now = opts.now ?? Date.now();
     if (entries.length === 0) return;
     const orch: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const acts: { name: string; data: unknown; opts: JobsOptions }[] = [];
@@ -429,7 +430,12 @@ export class RedisBackend {
     if (orch.length) adds.push(this.orchestratorQueue.addBulk(orch));
     await Promise.all(adds);
     const ids = entries.map(([id]) => id);
-    await this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    // The clean-up is not awaited on the hot path: it is queued on the same connection right after
+    // the adds (so it can never run before them), and if it is lost the sweep dispatches the
+    // entries again, which adds nothing (same job ids).
+    const ack = this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    if (opts.awaitCleanup) await ack;
+    else ack.catch(() => undefined);
   }
 
   /** Starts a sub-orchestration; a start that cannot happen fails the parent's task instead. */
@@ -585,7 +591,7 @@ export class RedisBackend {
       else orphans.push(id);
     });
     if (orphans.length) await this.redis.zrem(this.keys.outboxIndex, ...orphans);
-    await this.dispatch(entries, now);
+    await this.dispatch(entries, { now, awaitCleanup: true });
     return entries.length;
   }
 
