@@ -59,7 +59,12 @@ export interface OrchestrationContext {
   waitForExternalEvent<T = unknown>(name: string): Task<T>;
   /** Completes when all tasks complete, with their results in order; fails with the first failure. */
   all<T>(tasks: readonly Task<T>[]): Task<T[]>;
-  /** Completes when the first task completes; its result is that task. */
+  /**
+   * Completes when the first task completes; its result is that task (`yield ctx.any([a, b])`
+   * returns `a` or `b`, as in Durable Functions). In an async orchestrator `await` unwraps the
+   * winner (tasks are thenables): `await ctx.any([a, b])` gives the winner's result, or throws its
+   * error. Tell the winner with `a.isCompleted`, not with `===`.
+   */
   any(tasks: readonly Task<unknown>[]): Task<Task<unknown>>;
   /** Sets a JSON-like value that clients see in `getStatus().customStatus`. */
   setCustomStatus(value: unknown): void;
