@@ -4,15 +4,23 @@
  * Process A (fixtures/worker-process.ts, WORKER_KIND=all) runs orchestrators and activities; process B
  * (WORKER_KIND=activities) runs activities only. Both use short BullMQ locks (2 s, stalled check every 1 s)
  * and sweep the outbox every second. The test starts fan-outs and chains from this process, SIGKILLs B
- * while a good part (not all) of the activities has run, and then A alone must finish every instance:
- * B's interrupted activity jobs come back through BullMQ's stalled-job check, and a wake-up that B wrote
- * to the outbox but never dispatched comes back through A's outbox sweep.
+ * while a good part (not all) of the activities has run, and A alone (no replacement) must finish every
+ * instance: B's interrupted activity jobs come back through BullMQ's stalled-job check.
+ *
+ * A random kill -9 rarely lands in the two narrowest windows, so B also opens them on purpose (see the
+ * fixture):
+ * - DROP_WAKE_DISPATCH=1: every wake-up B's deliverEvent writes to the outbox stays there, as if B had
+ *   crashed right after that script: the chains B serves move on only through A's outbox sweep;
+ * - HANG_AFTER_DELIVER=3 on the instance `gated-0`: B freezes in 3 of its jobs right after delivering
+ *   their results. After the kill, A runs those activities again, and their second results reach an
+ *   instance that is still running (its gate activity holds it open until then): they must be dropped,
+ *   not added to history and not counted by the fan-in counter.
  *
  * Invariants checked (ARCHITECTURE.md, "Invariants to test" 1-3): every instance completes with the
- * exact output; in every history each task id is scheduled once and completed at most once, and every
- * scheduled task completed; the fan-in counter still wakes a fan-out only a handful of times. Activities
- * run at least once: the ones B had started when it died run again in A, and the test reports how many
- * ran twice.
+ * exact output; in every history each task id is scheduled once and completed at most once, every
+ * scheduled task completed, and no episode was committed twice; the fan-in counter still wakes a fan-out
+ * only a handful of times; nothing is left in the outbox. Activities run at least once: the ones B had
+ * started when it died run again in A, and the test reports how many ran twice.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +34,7 @@ import {
   CHAINING,
   FAN_OUT,
   type FanOutInput,
+  GATED_FAN_OUT,
   type WorkerKind,
   expectedChaining,
   expectedFanOut,
@@ -39,7 +48,12 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FAN_OUTS = 4;
 const FAN_N = 300;
 const CHAINS = 20;
-const TOTAL_ACTIVITIES = FAN_OUTS * FAN_N + CHAINS * CHAIN_STEPS;
+/** The gated fan-out: its gate task plus GATED_N work tasks. */
+const GATED_N = 30;
+const GATED_ID = 'gated-0';
+/** Jobs of `gated-0` that B freezes in after delivering their results. */
+const HUNG = 3;
+const TOTAL_ACTIVITIES = FAN_OUTS * FAN_N + CHAINS * CHAIN_STEPS + GATED_N + 1;
 /** B is killed once this share of the activities has run (the side-effect counter says so). */
 const KILL_AT = 0.3;
 
@@ -60,10 +74,10 @@ interface WorkerProcess {
   output: string[];
 }
 
-function startWorkerProcess(kind: WorkerKind, hub: string, url: string): WorkerProcess {
+function startWorkerProcess(kind: WorkerKind, hub: string, url: string, env: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', FIXTURE], {
     cwd: REPO_ROOT,
-    env: { ...process.env, REDIS_URL: url, DURABULL_HUB: hub, WORKER_KIND: kind },
+    env: { ...process.env, ...env, REDIS_URL: url, DURABULL_HUB: hub, WORKER_KIND: kind },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const output: string[] = [];
@@ -183,24 +197,56 @@ describe('two worker processes on one task hub', () => {
       const hubKeys = new HubKeys(hub);
 
       const a = startWorkerProcess('all', hub, url);
-      const b = startWorkerProcess('activities', hub, url);
+      const b = startWorkerProcess('activities', hub, url, {
+        DROP_WAKE_DISPATCH: '1',
+        HANG_AFTER_DELIVER: String(HUNG),
+        HANG_INSTANCE_PREFIX: GATED_ID,
+      });
       procs.push(a, b);
       await Promise.all([a.ready, b.ready]);
       const tReady = Date.now();
 
-      const fanInputs: FanOutInput[] = Array.from({ length: FAN_OUTS }, (_, j) => ({ n: FAN_N, offset: j * FAN_N + 1 }));
-      const chainInputs = Array.from({ length: CHAINS }, (_, j) => `c${j}`);
-      const fanIds = await Promise.all(fanInputs.map((input, j) => client!.startNew(FAN_OUT, { instanceId: `fan-${j}`, input })));
-      const chainIds = await Promise.all(chainInputs.map((input, j) => client!.startNew(CHAINING, { instanceId: `chain-${j}`, input })));
+      // What runs, in the order it is started: the gated fan-out, then the chains (their first steps are
+      // queued ahead of the fan-outs' 1,200 tasks, so both workers run some of them before the kill), then
+      // the fan-outs.
+      interface Run {
+        id: string;
+        kind: 'gated' | 'chain' | 'fan';
+        name: string;
+        input: unknown;
+        output: unknown;
+        tasks: number;
+      }
+      const gatedInput: FanOutInput = { n: GATED_N, offset: 100_001 };
+      const runs: Run[] = [
+        { id: GATED_ID, kind: 'gated', name: GATED_FAN_OUT, input: gatedInput, output: expectedFanOut(gatedInput), tasks: GATED_N + 1 },
+        ...Array.from({ length: CHAINS }, (_, j): Run => {
+          const input = `c${j}`;
+          return { id: `chain-${j}`, kind: 'chain', name: CHAINING, input, output: expectedChaining(input), tasks: CHAIN_STEPS };
+        }),
+        ...Array.from({ length: FAN_OUTS }, (_, j): Run => {
+          const input: FanOutInput = { n: FAN_N, offset: j * FAN_N + 1 };
+          return { id: `fan-${j}`, kind: 'fan', name: FAN_OUT, input, output: expectedFanOut(input), tasks: FAN_N };
+        }),
+      ];
+      expect(runs.reduce((n, r) => n + r.tasks, 0)).toBe(TOTAL_ACTIVITIES);
+      await client.startNew(GATED_FAN_OUT, { instanceId: GATED_ID, input: gatedInput });
+      await Promise.all(runs.slice(1).map((r) => client!.startNew(r.name, { instanceId: r.id, input: r.input })));
 
-      // Kill B (kill -9) once a good part of the activities has run, B has done some of them, and not all
-      // are done: B is then in the middle of its share of the fan-out.
+      // Kill B (kill -9) once a good part of the activities has run, B has done a share of them and frozen
+      // in its HUNG jobs, and not all are done: B is then in the middle of its share of the fan-outs.
       const killAt = Math.floor(TOTAL_ACTIVITIES * KILL_AT);
       const killDeadline = Date.now() + 30_000;
       for (;;) {
-        const [runs, byB] = await redis.pipeline().get(keys.runs).hget(keys.byWorker, 'activities').exec().then((r) => r!.map(([, v]) => Number(v ?? 0)));
-        if (runs! >= killAt && byB! > 0) break;
-        if (Date.now() > killDeadline) throw new Error(`activities did not get going: ${runs} runs, ${byB} in B, after 30 s`);
+        const [count, byB, hung] = await redis
+          .pipeline()
+          .get(keys.runs)
+          .hget(keys.byWorker, 'activities')
+          .scard(keys.hung)
+          .exec()
+          .then((r) => r!.map(([, v]) => Number(v ?? 0)));
+        if (count! >= killAt && byB! > 0 && hung === HUNG) break;
+        if (Date.now() > killDeadline) throw new Error(`activities did not get going: ${count} runs, ${byB} in B, ${hung} frozen in B, after 30 s`);
         await sleep(5);
       }
       b.stopping = true;
@@ -211,72 +257,96 @@ describe('two worker processes on one task hub', () => {
       const byWorkerAtKill = await redis.hgetall(keys.byWorker);
       // B is dead, so its in-flight count is frozen: activities it had started (and counted) but not finished.
       const interruptedInB = Number((await redis.hget(keys.inflight, 'activities')) ?? 0);
+      const hungInB = await redis.smembers(keys.hung);
       expect(runsAtKill, 'B must be killed before every activity has run').toBeLessThan(TOTAL_ACTIVITIES);
+      expect(hungInB.every((t) => t.startsWith(`${GATED_ID}#`))).toBe(true);
 
-      // A alone must finish everything (no replacement for B).
-      const ids = [...fanIds, ...chainIds];
+      // Open the gate of `gated-0` only once A has run B's frozen jobs again and finished them (delivered
+      // their second results), so that those reach a running instance. BullMQ hands the jobs over ~2-4 s
+      // after the kill. Activity job ids are `a-<instance>-<execution>-<task>` (RedisBackend); a finished
+      // job is `completed`, or gone once newer completed jobs pushed it out (removeOnComplete).
+      const gatedExec = (await client.getStatus(GATED_ID))!.executionId;
+      const hungJobs = hungInB.map((t) => `a-${GATED_ID}-${gatedExec}-${t.split('#')[1]}`);
+      const rerunDeadline = Date.now() + 20_000;
+      let notRerun = hungJobs;
+      while (notRerun.length > 0) {
+        if (Date.now() > rerunDeadline) throw new Error(`A did not finish the jobs B froze in within 20 s: ${notRerun.join(', ')}`);
+        await sleep(50);
+        const states = await Promise.all(notRerun.map((id) => client!.backend.activityQueue.getJobState(id)));
+        notRerun = notRerun.filter((_, i) => states[i] !== 'completed' && states[i] !== 'unknown');
+      }
+      const gatedBefore = await client.getStatus(GATED_ID);
+      expect(gatedBefore?.runtimeStatus, 'gated-0 must still be open when the second results arrive').toBe('Running');
+      await redis.set(keys.gate, '1');
+
+      // A alone must finish everything.
       const statuses: OrchestrationStatus[] = await Promise.race([
-        Promise.all(ids.map((id) => client!.waitForCompletion(id, { timeoutMs: 60_000, showHistory: true }))),
+        Promise.all(runs.map((r) => client!.waitForCompletion(r.id, { timeoutMs: 30_000, showHistory: true }))),
         failOnUnexpectedExit(a),
       ]);
       const tDone = Date.now();
 
-      const fanEpisodes: number[] = [];
-      const chainEpisodes: number[] = [];
+      const episodes: Record<Run['kind'], number[]> = { gated: [], chain: [], fan: [] };
       for (const [j, st] of statuses.entries()) {
-        const id = ids[j]!;
-        expect(st.runtimeStatus, `${id}: ${JSON.stringify(st.failure)}`).toBe('Completed');
-        const isFan = j < FAN_OUTS;
-        expect(st.output, id).toBe(isFan ? expectedFanOut(fanInputs[j]!) : expectedChaining(chainInputs[j - FAN_OUTS]!));
-        const tasks = checkHistory(id, st.history!);
-        expect(tasks, `${id}: scheduled tasks`).toBe(isFan ? FAN_N : CHAIN_STEPS);
+        const r = runs[j]!;
+        expect(st.runtimeStatus, `${r.id}: ${JSON.stringify(st.failure)}`).toBe('Completed');
+        expect(st.output, r.id).toBe(r.output);
+        expect(checkHistory(r.id, st.history!), `${r.id}: scheduled tasks`).toBe(r.tasks);
         // No episode committed twice: one OrchestratorStarted per counted episode.
-        expect(episodesInHistory(st.history!), `${id}: episodes in history`).toBe(st.episodes);
-        (isFan ? fanEpisodes : chainEpisodes).push(st.episodes);
+        expect(episodesInHistory(st.history!), `${r.id}: episodes in history`).toBe(st.episodes);
+        episodes[r.kind].push(st.episodes);
       }
-      // A fan-out needs 2 episodes: one schedules the 300 tasks, and the fan-in counter wakes the next once
-      // the last result is in. A duplicate result (an activity B had delivered before it died, run again by
-      // A) is dropped by deliverEvent before it touches the counter, and a wake-up dispatched twice (B's fast
-      // path and A's sweep) has one job id per version, so its second run is a stale episode that commits
-      // nothing and is not counted. So the kill should add no episode at all; the bound leaves room for a
-      // wake or two should the protocol ever need them, while an O(N) wake-per-result regression (~300)
-      // fails it.
-      for (const e of fanEpisodes) expect(e).toBeLessThanOrEqual(6);
+      // A fan-out needs 2 episodes: one schedules its tasks, and the fan-in counter wakes the next once the
+      // last result is in. A second result of a task (a job run again after B died) is dropped by
+      // deliverEvent before it touches the counter, and a wake-up dispatched twice (the fast path and a
+      // sweep) has one job id per version, so a second run of it is a stale episode that commits nothing and
+      // is not counted. So the kill should add no episode at all, and 2 is what runs show; the bound leaves
+      // room for a wake or two should the protocol ever need them, while a wake-per-result regression
+      // (~300) fails it.
+      for (const e of [...episodes.fan, ...episodes.gated]) expect(e).toBeLessThanOrEqual(6);
       // A chain wakes once per result: 1 + CHAIN_STEPS episodes, kill or not.
-      for (const e of chainEpisodes) expect(e).toBe(CHAIN_STEPS + 1);
+      for (const e of episodes.chain) expect(e).toBe(CHAIN_STEPS + 1);
 
-      // Side effects: every task ran at least once; those B had started when it died ran again (in A).
+      // Side effects: every task ran at least once; the ones B had started when it died ran again (in A),
+      // and so did the ones it froze in.
       const byTask = await redis.hgetall(keys.byTask);
-      const expectedTasks = [
-        ...fanIds.flatMap((id) => Array.from({ length: FAN_N }, (_, t) => `${id}#${t}`)),
-        ...chainIds.flatMap((id) => Array.from({ length: CHAIN_STEPS }, (_, t) => `${id}#${t}`)),
-      ];
+      const expectedTasks = runs.flatMap((r) => Array.from({ length: r.tasks }, (_, t) => `${r.id}#${t}`));
       expect(Object.keys(byTask).sort()).toEqual(expectedTasks.sort());
-      const runs = Number((await redis.get(keys.runs)) ?? 0);
-      expect(Object.values(byTask).reduce((s, v) => s + Number(v), 0)).toBe(runs);
-      const duplicates = runs - TOTAL_ACTIVITIES;
+      const totalRuns = Number((await redis.get(keys.runs)) ?? 0);
+      expect(Object.values(byTask).reduce((n, v) => n + Number(v), 0)).toBe(totalRuns);
+      const duplicates = totalRuns - TOTAL_ACTIVITIES;
       const ranTwice = Object.values(byTask).filter((v) => Number(v) > 1).length;
-      expect(duplicates).toBeGreaterThanOrEqual(interruptedInB);
-      expect(ranTwice).toBeGreaterThanOrEqual(interruptedInB);
+      expect(duplicates).toBeGreaterThanOrEqual(interruptedInB + HUNG);
+      expect(ranTwice).toBeGreaterThanOrEqual(interruptedInB + HUNG);
 
       // Nothing is left behind in the outbox once the sweeps have had their turn.
       const outboxDeadline = Date.now() + 5000;
       let outbox = -1;
       while (Date.now() < outboxDeadline) {
-        const [h, z] = await redis.pipeline().hlen(hubKeys.outbox).zcard(hubKeys.outboxIndex).exec().then((r) => r!.map(([, v]) => Number(v)));
+        const [h, z] = await redis
+          .pipeline()
+          .hlen(hubKeys.outbox)
+          .zcard(hubKeys.outboxIndex)
+          .exec()
+          .then((r) => r!.map(([, v]) => Number(v)));
         outbox = h! + z!;
         if (outbox === 0) break;
         await sleep(100);
       }
       expect(outbox, 'outbox entries left undispatched').toBe(0);
+      // The sweep path really was taken: B left wake-ups in the outbox that only A's sweep dispatched.
+      const wakesLeftByB = await redis.scard(keys.droppedWakes);
+      expect(wakesLeftByB, 'wake-ups B left in the outbox').toBeGreaterThan(0);
 
       console.log(
-        `[multi-process] ${TOTAL_ACTIVITIES} activities in ${FAN_OUTS} fan-outs of ${FAN_N} + ${CHAINS} chains of ${CHAIN_STEPS}; ` +
-          `workers ready in ${tReady - t0} ms; B killed after ${tKill - tReady} ms at ${runsAtKill} runs ` +
-          `(A ${byWorkerAtKill.all ?? 0}, B ${byWorkerAtKill.activities ?? 0}, ${interruptedInB} in flight in B); ` +
-          `all completed ${tDone - tKill} ms after the kill; ${runs} runs: ${duplicates} duplicate runs over ${ranTwice} tasks; ` +
-          `fan-out episodes [${fanEpisodes.join(', ')}], chain episodes ${Math.min(...chainEpisodes)}..${Math.max(...chainEpisodes)}; ` +
-          `total ${Date.now() - t0} ms`,
+        `[multi-process] ${TOTAL_ACTIVITIES} activities: ${FAN_OUTS} fan-outs of ${FAN_N}, ${CHAINS} chains of ${CHAIN_STEPS}, ` +
+          `1 gated fan-out of ${GATED_N}+1; workers ready in ${tReady - t0} ms; ` +
+          `B killed after ${tKill - tReady} ms at ${runsAtKill} runs (A ${byWorkerAtKill.all ?? 0}, B ${byWorkerAtKill.activities ?? 0}), ` +
+          `with ${interruptedInB} activities in flight and ${HUNG} jobs frozen after delivery; ` +
+          `${wakesLeftByB} wake-ups B left in the outbox; all completed ${tDone - tKill} ms after the kill; ` +
+          `${totalRuns} runs: ${duplicates} duplicate runs over ${ranTwice} tasks; ` +
+          `episodes: fan-outs [${episodes.fan.join(', ')}], gated [${episodes.gated.join(', ')}], ` +
+          `chains ${Math.min(...episodes.chain)}..${Math.max(...episodes.chain)}; total ${Date.now() - t0} ms`,
       );
     },
     120_000,

@@ -141,7 +141,10 @@ export class DurabullClient {
     return this.backend.setSuspended(instanceId, 'resume', reason);
   }
 
-  /** Deletes a finished instance: state, history and index entries. Throws InvalidInstanceStateError for a running one. */
+  /**
+   * Deletes a finished instance: state, history, index entries and its timer jobs. Throws
+   * InvalidInstanceStateError for one that has not finished, InstanceNotFoundError for a missing one.
+   */
   purge(instanceId: string): Promise<void> {
     return this.backend.purge(instanceId);
   }

@@ -412,13 +412,13 @@ export class RedisBackend {
       if (type === 'W') {
         const [i, x, v] = payload.slice(1).split('|');
         const data: EpisodeJobData = { i: i!, x: x!, v: Number(v) };
-        orch.push({ name: 'episode', data, opts: { jobId, ...ORCH_JOB_OPTS } });
+        orch.push({ name: 'episode', data, opts: { jobId, ...WAKE_JOB_OPTS } });
       } else if (type === 'A') {
         const data = JSON.parse(payload.slice(1)) as ActivityJobData;
         acts.push({ name: data.n, data, opts: { jobId, ...ACTIVITY_JOB_OPTS } });
       } else if (type === 'T') {
         const data = JSON.parse(payload.slice(1)) as TimerJobData;
-        orch.push({ name: 'timer', data, opts: { jobId, delay: Math.max(0, data.f - now), ...ORCH_JOB_OPTS } });
+        orch.push({ name: 'timer', data, opts: { jobId, delay: Math.max(0, data.f - now), ...TIMER_JOB_OPTS } });
       } else if (type === 'S') {
         others.push(this.startChild(JSON.parse(payload.slice(1)) as SubOrchestrationStart));
       } else if (type === 'P') {
@@ -521,8 +521,12 @@ export class RedisBackend {
   async purge(instanceId: string): Promise<void> {
     assertInstanceId(instanceId);
     const k = this.keys;
+    const [state, history] = await Promise.all([this.getState(instanceId), this.getHistory(instanceId)]);
     const res = await this.scripts.purgeInstance(...k.instanceKeys(instanceId), k.instances, k.statusIndex, k.nameIndex, instanceId);
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'purgeInstance', operation: 'purge' });
+    // Its timer jobs: kept once completed (TIMER_JOB_OPTS), or still delayed (a timer that lost a race).
+    const timers = state ? history.flatMap((e) => (e.type === 'TimerCreated' ? [`t-${instanceId}-${state.executionId}-${e.taskId}`] : [])) : [];
+    await Promise.all(timers.map((jobId) => this.orchestratorQueue.remove(jobId)));
   }
 
   /**
@@ -640,8 +644,14 @@ function ignoreGone(err: unknown): void {
   throw err;
 }
 
-const ORCH_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
-const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
+// Completed wake and activity jobs are not kept: their ids and data (activity inputs) name the instance, and a
+// purged instance must leave nothing behind, also when its last jobs finish after the purge. A job dispatched
+// again after it completed runs again: a stale wake is skipped, a second activity result is dropped as a
+// duplicate. The last 1000 completed timer jobs are kept (no payload; they show that a timer fired); purge
+// removes the instance's own.
+const WAKE_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
+const TIMER_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
+const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
 
 function wakePayload(instanceId: string, executionId: string, version: number): string {
   return `W${instanceId}|${executionId}|${version}`;

@@ -5,6 +5,7 @@
 import {
   type ActivityContext,
   type HistoryEvent,
+  InstanceNotFoundError,
   Registry,
   StaleEpisodeError,
   executeOrchestration,
@@ -262,8 +263,9 @@ export class DurabullWorker {
     }
   }
 
+  /** A result or timer for an instance that has finished, or was purged since, is dropped: retrying cannot deliver it. */
   private dropFinished(err: unknown): undefined {
-    if (err instanceof InstanceFinishedError) return undefined;
+    if (err instanceof InstanceFinishedError || err instanceof InstanceNotFoundError) return undefined;
     throw err;
   }
 }

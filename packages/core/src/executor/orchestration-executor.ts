@@ -102,7 +102,14 @@ export async function executeOrchestration(
   const can = ctx.continueAsNewRequest;
   if (can) {
     // The execution ends here; work it started and did not await is dropped with it.
+    // Unprocessed = buffered and never waited for, plus the raised events after the one that let the code call
+    // continueAsNew: the replay stops there, so they were never delivered, yet their inbox entries are consumed.
     const carryOverEvents = can.preserveUnprocessedEvents ? ctx.unconsumedEvents() : [];
+    if (can.preserveUnprocessedEvents) {
+      for (const e of [...pastEvents, ...newEvents].slice(next)) {
+        if (e.type === 'EventRaised') carryOverEvents.push({ name: e.name, input: e.input });
+      }
+    }
     result.status = 'ContinuedAsNew';
     result.output = can.input;
     result.carryOverEvents = carryOverEvents;

@@ -1,0 +1,227 @@
+/**
+ * Runs every sample on the test Redis, each in a task hub of its own, and checks its outputs and
+ * the facts that make its pattern what it is. Each test deletes its hub's keys (SCAN + UNLINK).
+ */
+import { randomBytes } from 'node:crypto';
+import { HubKeys } from '@durabull/redis';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { run as runChaining } from './chaining.js';
+import { run as runFanOutFanIn } from './fan-out-fan-in.js';
+import { compactHistory, countEvents } from './harness.js';
+import { run as runHumanInteraction } from './human-interaction.js';
+import { run as runMonitor } from './monitor.js';
+import { samples } from './samples.js';
+import { run as runSubOrchestrations } from './sub-orchestrations.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** URL of the Redis that test/global-setup.ts picked for the whole run. */
+    redisUrl: string;
+  }
+}
+
+function testRedisUrl(): string {
+  let provided: string | undefined;
+  try {
+    provided = inject('redisUrl');
+  } catch {
+    // not inside a vitest worker
+  }
+  const url = provided || process.env.REDIS_URL;
+  if (!url) throw new Error('No Redis: run through the root vitest.config.ts (its globalSetup picks one) or set REDIS_URL.');
+  return url;
+}
+
+let redisUrl: string;
+let redis: Redis;
+const hubs: string[] = [];
+
+/** A hub no other test uses. */
+function newHub(name: string): string {
+  const hub = `samples-${name}-${randomBytes(4).toString('hex')}`;
+  hubs.push(hub);
+  return hub;
+}
+
+async function deleteHubKeys(hub: string): Promise<void> {
+  const pattern = new HubKeys(hub).pattern;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+beforeAll(() => {
+  redisUrl = testRedisUrl();
+  redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+});
+afterEach(async () => {
+  for (const hub of hubs.splice(0)) await deleteHubKeys(hub);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+const lines: string[] = [];
+const log = (line: string) => void lines.push(line);
+
+describe('samples', () => {
+  it('lists one sample per pattern', () => {
+    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations']);
+  });
+
+  it('chaining: F1 -> F2 -> F3 -> F4, and compensation in reverse order when F3 fails', async () => {
+    const r = await runChaining({ redisUrl, hub: newHub('chaining'), log });
+    expect(r.confirmed.runtimeStatus).toBe('Completed');
+    expect(r.confirmed.output).toEqual({ status: 'Confirmed', confirmation: 'Lisbon: FL-T1-LIS, HT-T1-3N, PAY-T1-360EUR' });
+    expect(r.confirmed.history).toEqual([
+      'ExecutionStarted:BookTrip',
+      'TaskScheduled:ReserveFlight',
+      'TaskCompleted',
+      'TaskScheduled:ReserveHotel',
+      'TaskCompleted',
+      'TaskScheduled:ChargeCard',
+      'TaskCompleted',
+      'TaskScheduled:SendConfirmation',
+      'TaskCompleted',
+      'ExecutionCompleted:Completed',
+    ]);
+    expect(r.confirmed.episodes).toBe(5);
+
+    expect(r.cancelled.runtimeStatus).toBe('Completed');
+    expect(r.cancelled.output).toEqual({
+      status: 'Cancelled',
+      reason: 'ChargeCard failed: card ending declined was declined',
+      compensated: ['cancelled HT-T2-2N', 'cancelled FL-T2-OSL'],
+    });
+    expect(r.cancelled.history).toEqual([
+      'ExecutionStarted:BookTrip',
+      'TaskScheduled:ReserveFlight',
+      'TaskCompleted',
+      'TaskScheduled:ReserveHotel',
+      'TaskCompleted',
+      'TaskScheduled:ChargeCard',
+      'TaskFailed',
+      'TaskScheduled:CancelHotel',
+      'TaskCompleted',
+      'TaskScheduled:CancelFlight',
+      'TaskCompleted',
+      'ExecutionCompleted:Completed',
+    ]);
+    expect(r.cancelled.episodes).toBe(6);
+  });
+
+  it('fan-out/fan-in: N items in parallel, one fan-in replay, the exact sum', async () => {
+    const r = await runFanOutFanIn({ redisUrl, hub: newHub('fan-out'), log });
+    expect(r.items).toBe(20);
+    expect(r.instance.runtimeStatus).toBe('Completed');
+    // 1^2 + ... + 20^2
+    expect(r.instance.output).toEqual({ total: 2870, report: '20 items, total size 2870' });
+    expect(r.parallelTasks).toBe(20);
+    // All 20 scheduled in one episode, all 20 results consumed by one: schedule F1, fan out, fan in, finish.
+    expect(compactHistory(r.instance.history)).toBe(
+      'ExecutionStarted:FanOutFanIn, TaskScheduled:ListWorkItems, TaskCompleted, TaskScheduled:MeasureItem x20, ' +
+        'TaskCompleted x20, TaskScheduled:ReportTotal, TaskCompleted, ExecutionCompleted:Completed',
+    );
+    expect(r.instance.episodes).toBe(4);
+  });
+
+  it('monitor: continues as new every round, with a one-round history, until the job is done or the monitor expires', async () => {
+    const r = await runMonitor({ redisUrl, hub: newHub('monitor'), log });
+
+    const done = r.completed;
+    expect(done.instance.runtimeStatus).toBe('Completed');
+    expect(done.instance.output).toEqual({ jobId: 'export-42', outcome: 'Completed', polls: 4, lastProgress: 100 });
+    expect(done.instance.customStatus).toEqual({ round: 4, state: 'Completed', progress: 100 });
+    expect(done.continuedAsNew).toBe(3);
+    expect(done.lastExecutionId).not.toBe(done.firstExecutionId);
+    // The last execution's history holds its own round only: one status check, the alert.
+    expect(done.instance.history).toEqual([
+      'ExecutionStarted:JobMonitor',
+      'TaskScheduled:GetJobStatus',
+      'TaskCompleted',
+      'TaskScheduled:SendAlert',
+      'TaskCompleted',
+      'ExecutionCompleted:Completed',
+    ]);
+    expect(done.checksInLastHistory).toBe(1);
+    expect(done.instance.historyEvents).toBeLessThanOrEqual(12);
+    // 3 episodes per round (check, timer, continue as new), 3 in the last (check, alert, finish).
+    expect(done.instance.episodes).toBe(12);
+
+    const expired = r.expired;
+    expect(expired.instance.runtimeStatus).toBe('Completed');
+    const out = expired.instance.output!;
+    expect(out.outcome).toBe('Expired');
+    expect(out.jobId).toBe('stuck-7');
+    expect(out.lastProgress).toBe(40);
+    // A 900 ms lifetime polled every 150 ms: at most 6 checks, and several however slow the machine.
+    expect(out.polls).toBeGreaterThanOrEqual(2);
+    expect(out.polls).toBeLessThanOrEqual(6);
+    expect(expired.continuedAsNew).toBe(out.polls);
+    expect(expired.lastExecutionId).not.toBe(expired.firstExecutionId);
+    expect(expired.instance.history).toEqual(['ExecutionStarted:JobMonitor', 'ExecutionCompleted:Completed']);
+    expect(expired.instance.episodes).toBe(3 * out.polls + 1);
+  });
+
+  it('human interaction: one request approved by a raised event, one escalated at its deadline', async () => {
+    const r = await runHumanInteraction({ redisUrl, hub: newHub('human'), log });
+
+    expect(r.approved.runtimeStatus).toBe('Completed');
+    expect(r.approved.output).toEqual({ outcome: 'Approved', requestId: 'PO-1001', by: 'alice', comment: 'ok, within budget' });
+    expect(r.approved.customStatus).toEqual({ state: 'Approved', by: 'alice' });
+    expect(r.approved.history).toEqual([
+      'ExecutionStarted:ApprovalWorkflow',
+      'TaskScheduled:RequestApproval',
+      'TaskCompleted',
+      'TimerCreated',
+      'EventRaised:Approval',
+      'ExecutionCompleted:Completed',
+    ]);
+
+    expect(r.escalated.runtimeStatus).toBe('Completed');
+    expect(r.escalated.output).toEqual({ outcome: 'Escalated', requestId: 'PO-1002', escalatedTo: 'manager-of-bob' });
+    expect(r.escalated.customStatus).toEqual({ state: 'Escalated', to: 'manager-of-bob' });
+    expect(r.escalated.history).toEqual([
+      'ExecutionStarted:ApprovalWorkflow',
+      'TaskScheduled:RequestApproval',
+      'TaskCompleted',
+      'TimerCreated',
+      'TimerFired',
+      'TaskScheduled:Escalate',
+      'TaskCompleted',
+      'ExecutionCompleted:Completed',
+    ]);
+  });
+
+  it('sub-orchestrations: children run in parallel, a transient failure is retried, a hopeless one is caught', async () => {
+    const r = await runSubOrchestrations({ redisUrl, hub: newHub('sub'), log });
+
+    expect(r.parent.runtimeStatus).toBe('Completed');
+    expect(r.parent.output).toEqual({
+      provisioned: [
+        { region: 'eu-west', network: 'net-eu-west', cluster: 'k8s-eu-west@net-eu-west' },
+        { region: 'us-east', network: 'net-us-east', cluster: 'k8s-us-east@net-us-east' },
+        { region: 'ap-south', network: 'net-ap-south', cluster: 'k8s-ap-south@net-ap-south' },
+      ],
+      failed: [{ region: 'mars-1', error: "unknown region 'mars-1'", attempts: 1 }],
+      summary: '3 regions up (eu-west, us-east, ap-south), 1 failed (mars-1)',
+    });
+    // Four children, plus a second us-east after one durable retry delay; mars-1 is not retried.
+    expect(r.childStarts).toBe(5);
+    expect(r.retryTimers).toBe(1);
+    expect(countEvents(r.parent.history, 'SubOrchestrationInstanceCompleted')).toBe(3);
+    expect(countEvents(r.parent.history, 'SubOrchestrationInstanceFailed')).toBe(2);
+    expect(r.children.map((c) => [c.region, c.runtimeStatus, c.failure])).toEqual([
+      ['eu-west', 'Completed', undefined],
+      ['us-east', 'Failed', "TaskFailedError: Activity 'CreateCluster' (task 1) failed: Error: no capacity in us-east right now, try again"],
+      ['ap-south', 'Completed', undefined],
+      ['mars-1', 'Failed', "NonRetriableError: unknown region 'mars-1'"],
+      ['us-east', 'Completed', undefined],
+    ]);
+    expect(new Set(r.children.map((c) => c.instanceId)).size).toBe(5);
+  });
+});
