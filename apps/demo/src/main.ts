@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     { base: undefined },
     pretty({ sync: true, singleLine: true, colorize: process.stdout.isTTY, ignore: 'executionId', translateTime: 'HH:MM:ss.l' }),
   );
-  const hub = 'demo';
+  const hub = process.env.DURABULL_HUB ?? 'demo';
   const worker = await new DurabullWorker({ connection: redis.url, hub, registry, logger }).start();
   const client = new DurabullClient({ connection: redis.url, hub });
   try {

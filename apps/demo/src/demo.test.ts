@@ -1,0 +1,58 @@
+/**
+ * `npm run demo` end to end, as a user runs it: a child process on the test Redis (its own hub),
+ * checked for the Chaining log in Durable Functions order and both results.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { HubKeys } from '@durabull/redis';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+
+const run = promisify(execFile);
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+const url = inject('redisUrl') || process.env.REDIS_URL!;
+const hub = `demo-test-${Math.random().toString(16).slice(2, 10)}`;
+
+afterAll(async () => {
+  const redis = new Redis(url);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
+});
+
+describe('demo', () => {
+  it('prints the Chaining execution log in order and both results', async () => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--conditions=source', main], {
+      env: { ...process.env, REDIS_URL: url, DURABULL_HUB: hub, DEMO_ITEMS: '10' },
+      timeout: 60_000,
+    });
+    const chaining = stdout.slice(stdout.indexOf('== Chaining'), stdout.indexOf('== FanOutFanIn'));
+    const expected = [
+      'Orchestration function triggered',
+      'Execution started',
+      'Activity function F1 task scheduled',
+      'Orchestration function completed',
+      'Activity function F1 task completed',
+      'Orchestration function started',
+      'Activity function F2 task scheduled',
+      'Activity function F2 task completed',
+      'Activity function F3 task scheduled',
+      'Activity function F4 task completed',
+      'Orchestration function started',
+      'Execution completed',
+    ];
+    let at = 0;
+    for (const line of expected) {
+      const found = chaining.indexOf(line, at);
+      expect(found, `"${line}" after position ${at}`).toBeGreaterThanOrEqual(0);
+      at = found + line.length;
+    }
+    expect(stdout).toContain('Chaining result: "HELLO DURABLE FUNCTIONS ON REDIS!" (Completed, 5 episodes)');
+    expect(stdout).toContain('FanOutFanIn result: "sum of squares = 385" (Completed, 4 episodes)');
+  });
+});
