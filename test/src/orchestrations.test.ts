@@ -357,3 +357,44 @@ describe('timers and external events', () => {
     await expect(th.client.raiseEvent(id, 'bad name', 3)).rejects.toBeInstanceOf(ValidationError);
   });
 });
+
+describe('timer cancellation', () => {
+  it('removes a cancelled timer from BullMQ and forgets it', async () => {
+    th = await createTestHub({
+      orchestrators: {
+        Approval: function* (ctx) {
+          const timer = ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + 60_000));
+          const event = ctx.waitForExternalEvent('Approval');
+          const winner = yield ctx.any([event, timer]);
+          if (winner !== event) return 'timed out';
+          timer.cancel();
+          yield ctx.waitForExternalEvent('Done');
+          return `approved by ${event.result}`;
+        },
+      },
+    });
+    const id = await th.client.startNew('Approval', { instanceId: 'cancel-me' });
+    const st0 = await waitUntil(async () => {
+      const s = await th!.client.getStatus(id);
+      return s?.runtimeStatus === 'Running' ? s : undefined;
+    });
+    const jobId = `t-${id}-${st0.executionId}-0`;
+    expect(await th.client.backend.orchestratorQueue.getJobState(jobId)).toBe('delayed');
+    await th.client.raiseEvent(id, 'Approval', 'ann');
+    await waitUntil(async () => ((await th!.client.backend.orchestratorQueue.getJobState(jobId)) === 'unknown' ? true : undefined));
+    expect(await th.redis.sismember(th.keys.pending(id), '0')).toBe(0);
+    await th.client.raiseEvent(id, 'Done');
+    const st = await th.client.waitForCompletion(id, { timeoutMs: 20_000 });
+    expect(st.output).toBe('approved by ann');
+  });
+});
+
+async function waitUntil<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

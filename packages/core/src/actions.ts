@@ -15,6 +15,11 @@ export interface CreateTimerAction {
   id: number;
   fireAt: number;
 }
+/** A timer the code cancelled: the backend forgets it and removes its delayed job. */
+export interface CancelTimerAction {
+  type: 'CancelTimer';
+  id: number;
+}
 export interface CreateSubOrchestrationAction {
   type: 'CreateSubOrchestration';
   id: number;
@@ -31,7 +36,12 @@ export interface CompleteOrchestrationAction {
   /** ContinuedAsNew: raised events not yet consumed, to deliver to the next execution in order. */
   carryOverEvents?: { name: string; input: unknown }[];
 }
-export type OrchestratorAction = ScheduleTaskAction | CreateTimerAction | CreateSubOrchestrationAction | CompleteOrchestrationAction;
+export type OrchestratorAction =
+  | ScheduleTaskAction
+  | CreateTimerAction
+  | CancelTimerAction
+  | CreateSubOrchestrationAction
+  | CompleteOrchestrationAction;
 
 /**
  * What the code is blocked on when an episode ends, so that the backend wakes the orchestrator only

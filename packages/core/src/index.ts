@@ -20,6 +20,7 @@ export type {
   OrchestratorAction,
   ScheduleTaskAction,
   CreateTimerAction,
+  CancelTimerAction,
   CreateSubOrchestrationAction,
   CompleteOrchestrationAction,
   WaitSpec,

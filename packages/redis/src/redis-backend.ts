@@ -346,6 +346,9 @@ export class RedisBackend {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
       return [`t-${instanceId}-${executionId}-${a.id}`, `T${JSON.stringify(data)}`];
     }
+    if (a.type === 'CancelTimer') {
+      return [`x-${instanceId}-${executionId}-${a.id}`, `X${JSON.stringify({ i: instanceId, x: executionId, s: a.id })}`];
+    }
     if (a.type === 'CreateSubOrchestration') {
       const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
       return [`s-${instanceId}-${executionId}-${a.id}`, `S${JSON.stringify(data)}`];
@@ -423,6 +426,8 @@ export class RedisBackend {
         others.push(this.startChild(JSON.parse(payload.slice(1)) as SubOrchestrationStart));
       } else if (type === 'P') {
         others.push(this.notifyParent(payload.slice(1)));
+      } else if (type === 'X') {
+        others.push(this.cancelTimer(JSON.parse(payload.slice(1)) as { i: string; x: string; s: number }));
       }
     }
     const adds: Promise<unknown>[] = [...others];
@@ -454,6 +459,14 @@ export class RedisBackend {
       };
       await this.deliverEvent(d.pi, d.px, 'f', d.ps, event).catch(ignoreGone);
     }
+  }
+
+  /** A cancelled timer: no longer pending (a late firing is dropped) and its delayed job removed. */
+  private async cancelTimer(t: { i: string; x: string; s: number }): Promise<void> {
+    const state = await this.redis.hget(this.keys.state(t.i), 'exec');
+    if (state === t.x) await this.redis.srem(this.keys.pending(t.i), String(t.s));
+    // A job that is firing right now is locked and stays: its delivery is dropped as not pending.
+    await this.orchestratorQueue.remove(`t-${t.i}-${t.x}-${t.s}`).catch(() => undefined);
   }
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */

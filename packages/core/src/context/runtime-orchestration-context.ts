@@ -70,6 +70,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     if (!(fireAt instanceof Date) || Number.isNaN(fireAt.getTime())) throw new TypeError('ctx.createTimer(fireAt): fireAt must be a valid Date');
     const id = this.nextSeq++;
     const task = new TimerTask(id, fireAt);
+    task.onCancel = (t) => this.cancelTimer(t);
     this.pendingActions.set(id, { type: 'CreateTimer', id, fireAt: fireAt.getTime() });
     this.openTasks.set(id, task);
     return task;
@@ -214,9 +215,22 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return [...this.unconsumed];
   }
 
-  /** New actions, in sequence order. */
+  /** Timers cancelled for the first time in this episode. */
+  readonly cancelledTimers: number[] = [];
+
+  private cancelTimer(t: TimerTask): void {
+    this.openTasks.delete(t.id);
+    // Created and cancelled before history recorded it: it is never scheduled (the same on replay).
+    if (this.pendingActions.delete(t.id)) return;
+    // Cancelled while replaying: an earlier episode already asked for it.
+    if (!this.isReplaying) this.cancelledTimers.push(t.id);
+  }
+
+  /** New actions, in sequence order, then timer cancellations. */
   newActions(): OrchestratorAction[] {
-    return [...this.pendingActions.values()].sort((a, b) => a.id - b.id);
+    const actions: OrchestratorAction[] = [...this.pendingActions.values()].sort((a, b) => a.id - b.id);
+    for (const id of this.cancelledTimers) actions.push({ type: 'CancelTimer', id });
+    return actions;
   }
 }
 

@@ -98,11 +98,27 @@ export class ActivityTask<T = unknown> extends CompletableTask<T> {
 /** A durable timer: `ctx.createTimer(fireAt)`. */
 export class TimerTask extends CompletableTask<void> {
   readonly kind = 'timer' as const;
+  private _cancelled = false;
+  /** @internal set by the context: what cancelling means for the runtime. */
+  onCancel?: (timer: TimerTask) => void;
   constructor(
     readonly id: number,
     readonly fireAt: Date,
   ) {
     super();
+  }
+  /** True once `cancel()` was called before the timer fired. */
+  get isCancelled(): boolean {
+    return this._cancelled;
+  }
+  /**
+   * Cancels a timer that has not fired (the loser of a race): it will never complete, and its
+   * delayed job is removed. Does nothing once the timer has fired.
+   */
+  cancel(): void {
+    if (this.isCompleted || this._cancelled) return;
+    this._cancelled = true;
+    this.onCancel?.(this);
   }
 }
 
