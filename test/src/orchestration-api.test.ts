@@ -250,7 +250,8 @@ describe('races and human interaction', () => {
     const h = approvalHub();
     th = await h.hub;
     const deliveries = recordDeliveries(th.workers[0]!);
-    const id = await th.client.startNew('Approval', { input: 300 });
+    // The approval must win: a wide window keeps that true on a loaded machine.
+    const id = await th.client.startNew('Approval', { input: 1500 });
     await waitIdle(th, id);
     await th.client.raiseEvent(id, 'Approval', 'alice');
     const st = await th.client.waitForCompletion(id, WAIT);
@@ -275,7 +276,7 @@ describe('races and human interaction', () => {
     const h = approvalHub();
     th = await h.hub;
     const deliveries = recordDeliveries(th.workers[0]!);
-    const id = await th.client.startNew('ApprovalThenWait', { input: 300 });
+    const id = await th.client.startNew('ApprovalThenWait', { input: 1500 });
     await waitIdle(th, id);
     await th.client.raiseEvent(id, 'Approval', 'bob');
     await waitUntil('the approval is processed', async () => eventsOf(await historyOf(th!, id), 'EventRaised').length === 1);
@@ -328,7 +329,7 @@ describe('races and human interaction', () => {
       },
     });
     const [approved, timedOut] = await Promise.all([
-      th.client.startNew('ApprovalAsync', { input: 300 }),
+      th.client.startNew('ApprovalAsync', { input: 60_000 }),
       th.client.startNew('ApprovalAsync', { input: 50 }),
     ]);
     await waitIdle(th, approved);

@@ -398,3 +398,30 @@ async function waitUntil<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('payloads the code produces', () => {
+  it('fails the instance, instead of retrying forever, when its output or an activity input cannot be stored', async () => {
+    th = await createTestHub({
+      orchestrators: {
+        BadOutput: function* () {
+          return { callback: () => 1 };
+        },
+        BadActivityInput: function* (ctx) {
+          return yield ctx.callActivity('F1', { when: Symbol('now') });
+        },
+      },
+      activities: chainingActivities,
+    });
+    const a = await th.client.startNew('BadOutput');
+    const b = await th.client.startNew('BadActivityInput');
+    const sa = await th.client.waitForCompletion(a, { timeoutMs: 20_000, showHistory: true });
+    const sb = await th.client.waitForCompletion(b, { timeoutMs: 20_000, showHistory: true });
+    expect(sa.runtimeStatus).toBe('Failed');
+    expect(sa.failure).toMatchObject({ errorName: 'PayloadError' });
+    expect(sa.failure?.message).toContain("Output of orchestrator 'BadOutput'.callback is a function");
+    expect(sb.runtimeStatus).toBe('Failed');
+    expect(sb.failure?.message).toContain("Input of activity 'F1'.when is a symbol");
+    // Nothing was scheduled for the failed episode.
+    expect(sb.history!.some((e) => e.type === 'TaskScheduled')).toBe(false);
+  });
+});

@@ -7,11 +7,27 @@ import {
   type HistoryEvent,
   InstanceNotFoundError,
   Registry,
+  type ExecutionResult,
+  PayloadError,
   StaleEpisodeError,
   executeOrchestration,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
+
+/** The same episode, ending the instance as Failed with `err` instead of what the code asked for. */
+function failedResult(result: ExecutionResult, err: unknown, now: number): ExecutionResult {
+  const failure = toFailureDetails(err, result.name);
+  return {
+    ...result,
+    status: 'Failed',
+    output: undefined,
+    failure,
+    actions: [{ type: 'CompleteOrchestration', status: 'Failed', failure }],
+    actionEvents: [{ type: 'ExecutionCompleted', status: 'Failed', failure, timestamp: now }],
+    wait: undefined,
+  };
+}
 import {
   ACTIVITY_QUEUE,
   type ActivityJobData,
@@ -185,7 +201,7 @@ export class DurabullWorker {
     const now = Math.max(Date.now(), last);
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...loaded.inbox.map((m) => m.event)];
-    const result = await executeOrchestration(this.registry, loaded.history, newEvents);
+    let result = await executeOrchestration(this.registry, loaded.history, newEvents);
     const episode = st.episodes + 1;
     const log = this.log.child({ instanceId, executionId, episode });
     let commit;
@@ -197,7 +213,11 @@ export class DurabullWorker {
         log.debug('Episode dropped: another worker committed first');
         return;
       }
-      throw err;
+      if (!(err instanceof PayloadError)) throw err;
+      // The code produced something that cannot be stored (an output, an activity input...):
+      // retrying cannot help, so the instance fails with that error instead of looping.
+      commit = await this.backend.commitEpisode(loaded, prefix, failedResult(result, err, now), now);
+      result = failedResult(result, err, now);
     }
     this.stats.episodes++;
     this.logEpisode(log, loaded.inbox.length, result);
