@@ -8,6 +8,7 @@ export {
   RedisBackend,
   createRedisClient,
   newExecutionId,
+  parseWake,
   type BackendOptions,
   type ConnectionLike,
   type InstanceState,

@@ -33,6 +33,21 @@ export interface BackendOptions {
   hub?: string;
   /** Largest encoded payload (input, output, activity result, event data). Default 16 MiB. */
   maxPayloadBytes?: number;
+  /** Instances whose decoded history a worker keeps between episodes (0 turns it off). Default 1000. */
+  historyCacheSize?: number;
+}
+
+interface CachedHistory {
+  exec: string;
+  lastId: string;
+  events: HistoryEvent[];
+}
+
+/** Orders Redis stream ids (`<ms>-<seq>`). */
+function compareStreamIds(a: string, b: string): number {
+  const [am, as] = a.split('-');
+  const [bm, bs] = b.split('-');
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
 }
 
 /** Orchestrator queue job: replay instance `i`, execution `x`, at version `v`. */
@@ -165,6 +180,9 @@ export class RedisBackend {
   readonly maxPayloadBytes: number;
   private readonly ownsClient: boolean;
   private _orchestratorQueue: Queue | undefined;
+  /** Decoded histories of recently replayed instances, least recently used first. */
+  private readonly historyCache = new Map<string, CachedHistory>();
+  private readonly historyCacheSize: number;
   private _activityQueue: Queue | undefined;
 
   constructor(opts: BackendOptions = {}) {
@@ -173,6 +191,7 @@ export class RedisBackend {
     this.redis = createRedisClient(opts.connection);
     defineScripts(this.redis);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.historyCacheSize = opts.historyCacheSize ?? 1000;
   }
 
   private get scripts(): ScriptClient {
@@ -233,18 +252,52 @@ export class RedisBackend {
   /** Reads state, history and inbox of an instance in one round trip. */
   async loadEpisode(instanceId: string): Promise<LoadedEpisode | undefined> {
     const [state, history, inbox] = this.keys.instanceKeys(instanceId);
-    const res = await this.redis.pipeline().hgetallBuffer(state).xrangeBuffer(history, '-', '+').lrangeBuffer(inbox, 0, -1).exec();
+    // History is append-only within an execution, so a worker that saw this instance before reads
+    // only the entries after the last one it decoded (Durable Functions' extended sessions, without
+    // trusting anything but Redis).
+    const cached = this.historyCache.get(instanceId);
+    const res = await this.redis
+      .pipeline()
+      .hgetallBuffer(state)
+      .xrangeBuffer(history, cached ? `(${cached.lastId}` : '-', '+')
+      .lrangeBuffer(inbox, 0, -1)
+      .exec();
     if (!res) return undefined;
     for (const [err] of res) if (err) throw err;
     const st = res[0]![1] as Record<string, Buffer>;
-    if (!st.status) return undefined;
+    if (!st.status) {
+      this.historyCache.delete(instanceId);
+      return undefined;
+    }
+    const parsed = parseState(instanceId, st);
     const stream = res[1]![1] as [Buffer, Buffer[]][];
+    let entry: CachedHistory;
+    if (cached && cached.exec === parsed.executionId) {
+      entry = cached;
+      for (const [id, fields] of stream) {
+        const sid = id.toString('latin1');
+        // Another load of this instance in this process may have appended these already.
+        if (compareStreamIds(sid, entry.lastId) <= 0) continue;
+        entry.events.push(decodeEvent(fields[1]!));
+        entry.lastId = sid;
+      }
+    } else {
+      const full = cached
+        ? ((await this.redis.xrangeBuffer(history, '-', '+')) as unknown as [Buffer, Buffer[]][])
+        : stream;
+      entry = { exec: parsed.executionId, lastId: '0-0', events: [] };
+      for (const [id, fields] of full) {
+        entry.events.push(decodeEvent(fields[1]!));
+        entry.lastId = id.toString('latin1');
+      }
+    }
+    this.historyCache.delete(instanceId);
+    this.historyCache.set(instanceId, entry);
+    if (this.historyCache.size > this.historyCacheSize) {
+      this.historyCache.delete(this.historyCache.keys().next().value!);
+    }
     const entries = res[2]![1] as Buffer[];
-    return {
-      state: parseState(instanceId, st),
-      history: stream.map(([, fields]) => decodeEvent(fields[1]!)),
-      inbox: entries.map(parseInboxEntry),
-    };
+    return { state: parsed, history: entry.events.slice(), inbox: entries.map(parseInboxEntry) };
   }
 
   /**
@@ -413,9 +466,7 @@ export class RedisBackend {
     for (const [jobId, payload] of entries) {
       const type = payload[0];
       if (type === 'W') {
-        const [i, x, v] = payload.slice(1).split('|');
-        const data: EpisodeJobData = { i: i!, x: x!, v: Number(v) };
-        orch.push({ name: 'episode', data, opts: { jobId, ...WAKE_JOB_OPTS } });
+        orch.push({ name: 'episode', data: parseWake(payload), opts: { jobId, ...WAKE_JOB_OPTS } });
       } else if (type === 'A') {
         const data = JSON.parse(payload.slice(1)) as ActivityJobData;
         acts.push({ name: data.n, data, opts: { jobId, ...ACTIVITY_JOB_OPTS } });
@@ -431,17 +482,28 @@ export class RedisBackend {
       }
     }
     const adds: Promise<unknown>[] = [...others];
-    if (acts.length) adds.push(this.activityQueue.addBulk(acts));
-    if (orch.length) adds.push(this.orchestratorQueue.addBulk(orch));
+    // One job is one script call; addBulk wraps jobs in MULTI/EXEC, worth it from two jobs on.
+    const add = (q: Queue, jobs: typeof acts) => (jobs.length === 1 ? q.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : q.addBulk(jobs));
+    if (acts.length) adds.push(add(this.activityQueue, acts));
+    if (orch.length) adds.push(add(this.orchestratorQueue, orch));
     await Promise.all(adds);
-    const ids = entries.map(([id]) => id);
-    // The clean-up is not awaited on the hot path: it is queued on the same connection right after
-    // the adds (so it can never run before them), and if it is lost the sweep dispatches the
-    // entries again, which adds nothing (same job ids).
-    const ack = this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
-    if (opts.awaitCleanup) await ack;
-    else ack.catch(() => undefined);
+    await this.ackOutbox(entries.map(([id]) => id), opts.awaitCleanup);
   }
+
+  /**
+   * Removes dispatched (or handled) entries from the outbox. Not awaited on the hot path: it is
+   * queued on the same connection right after what handled the entries (so it can never run
+   * before them), and if it is lost the sweep dispatches the entries again, which adds nothing
+   * (same job ids) or is dropped as stale or duplicate.
+   */
+  ackOutbox(ids: string[], wait = false): Promise<unknown> {
+    if (ids.length === 0) return Promise.resolve();
+    const ack = this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    if (wait) return ack;
+    ack.catch(() => undefined);
+    return Promise.resolve();
+  }
+
 
   /** Starts a sub-orchestration; a start that cannot happen fails the parent's task instead. */
   private async startChild(d: SubOrchestrationStart): Promise<void> {
@@ -665,6 +727,12 @@ function ignoreGone(err: unknown): void {
 const WAKE_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
 const TIMER_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
+
+/** The episode job data of a wake outbox entry (`W<instance>|<execution>|<version>`). */
+export function parseWake(payload: string): EpisodeJobData {
+  const [i, x, v] = payload.slice(1).split('|');
+  return { i: i!, x: x!, v: Number(v) };
+}
 
 function wakePayload(instanceId: string, executionId: string, version: number): string {
   return `W${instanceId}|${executionId}|${version}`;

@@ -36,6 +36,7 @@ import {
   InstanceFinishedError,
   ORCHESTRATOR_QUEUE,
   RedisBackend,
+  parseWake,
   type TimerJobData,
   decode,
   encodePayload,
@@ -69,10 +70,17 @@ export interface DurabullWorkerOptions {
   sweepIntervalMs?: number;
   /** Largest encoded payload. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * When this process runs both kinds, run the episode an activity result wakes in place of a trip
+   * through the orchestrator queue. Default true.
+   */
+  inlineEpisodes?: boolean;
 }
 
 export interface WorkerStats {
   episodes: number;
+  /** Episodes run in place right after an activity result (included in `episodes`). */
+  inlineEpisodes: number;
   staleEpisodes: number;
   activities: number;
   swept: number;
@@ -82,7 +90,7 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -279,11 +287,32 @@ export class DurabullWorker {
       const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
-      if (res.wake) await this.backend.dispatch([res.wake]);
+      if (res.wake) await this.wake(res.wake);
     }
   }
 
   /** A result or timer for an instance that has finished, or was purged since, is dropped: retrying cannot deliver it. */
+  /**
+   * Wakes the orchestrator after an activity result. When this process also runs orchestrators it
+   * runs the episode right here instead of a round trip through the orchestrator queue (like
+   * Temporal's eager dispatch); the wake stays in the outbox until the episode is committed, so a
+   * crash in between leaves it to the sweep, which queues it as usual.
+   */
+  private async wake(wake: [jobId: string, payload: string]): Promise<void> {
+    if (!this.orchestratorWorker || this.closing || this.opts.inlineEpisodes === false) {
+      await this.backend.dispatch([wake]);
+      return;
+    }
+    try {
+      await this.runEpisode(parseWake(wake[1]));
+      this.stats.inlineEpisodes++;
+      await this.backend.ackOutbox([wake[0]]);
+    } catch (err) {
+      this.log.warn({ err }, 'Inline episode failed; queueing it instead');
+      await this.backend.dispatch([wake]);
+    }
+  }
+
   private dropFinished(err: unknown): undefined {
     if (err instanceof InstanceFinishedError || err instanceof InstanceNotFoundError) return undefined;
     throw err;
