@@ -1,0 +1,205 @@
+/**
+ * `npm run bench`: durabull against a plain-BullMQ baseline on the same Redis, workload by
+ * workload (W1 chain throughput, W2 fan-out/fan-in, W3 latency, W4 scale-out over processes).
+ * Writes bench-results/latest.json and bench-results/latest.md.
+ *
+ * Environment:
+ *   BENCH_REDIS_URL    use this Redis (default: start a redis-server with appendonly yes,
+ *                      appendfsync everysec in a temp dir, on a free port)
+ *   BENCH_QUICK=1      skip W2 N=100,000
+ *   BENCH_ONLY=w1,w3   run only these workloads
+ *   BENCH_CONCURRENCY  jobs at once per BullMQ worker (default 20, durabull's default)
+ *   BENCH_CENSUS=0     skip the MONITOR census of W1
+ *   BENCH_W4_KS=1,2,4  worker-process counts of W4
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type RedisServer, redactUrl, startRedisServer } from '@durabull/testing';
+import { Redis } from 'ioredis';
+import { type Bench, errorMessage } from './harness.js';
+import { RedisProbe, globEscape } from './redis-probe.js';
+import { type Machine, type Persistence, type Results, evaluateTargets, toJson, toMarkdown } from './report.js';
+import { runW1 } from './workloads/w1.js';
+import { runW2 } from './workloads/w2.js';
+import { runW3 } from './workloads/w3.js';
+import { runW4 } from './workloads/w4.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const OUT_DIR = join(REPO_ROOT, 'bench-results');
+
+const t0 = performance.now();
+const log = (msg: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
+
+const env = process.env;
+const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+const only = new Set((env.BENCH_ONLY ?? 'w1,w2,w3,w4').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
+const concurrency = Number(env.BENCH_CONCURRENCY ?? 20);
+const census = env.BENCH_CENSUS !== '0';
+const W1_INSTANCES = 1000;
+const W2_NS = quick ? [1000, 10_000] : [1000, 10_000, 100_000];
+const W2_SKIPPED = quick ? [100_000] : [];
+const W3 = { steps: 100, sequenceRuns: 3, chainRuns: 50 };
+const W4_KS = (env.BENCH_W4_KS ?? '1,2,4').split(',').map(Number);
+
+/** % of all CPUs busy over `ms` (from the kernel's per-CPU times): what else is running on the machine. */
+async function cpuBusyPct(ms = 1000): Promise<number> {
+  const total = () => cpus().reduce((a, c) => {
+    const t = c.times;
+    return { busy: a.busy + t.user + t.nice + t.sys + t.irq, all: a.all + t.user + t.nice + t.sys + t.irq + t.idle };
+  }, { busy: 0, all: 0 });
+  const a = total();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = total();
+  return b.all > a.all ? ((b.busy - a.busy) / (b.all - a.all)) * 100 : Number.NaN;
+}
+
+/** The commit measured, and whether packages/ had uncommitted changes (the runtime under test). */
+function gitInfo(): { commit: string; packagesDirty: boolean } {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', '--short', 'HEAD'), packagesDirty: git('status', '--porcelain', '--', 'packages') !== '' };
+  } catch {
+    return { commit: '?', packagesDirty: false };
+  }
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+async function main(): Promise<number> {
+  const busyBeforeStartPct = await cpuBusyPct();
+  let server: RedisServer | undefined;
+  let dataDir: string | undefined;
+  let url = env.BENCH_REDIS_URL;
+  if (!url) {
+    dataDir = mkdtempSync(join(tmpdir(), 'durabull-bench-'));
+    server = await startRedisServer({ dataDir, appendonly: true, appendfsync: 'everysec' });
+    url = server.url;
+    log(`Started redis-server ${url} (pid ${server.pid}, data in ${dataDir})`);
+  } else {
+    log(`Using BENCH_REDIS_URL ${redactUrl(url)}`);
+  }
+  const admin = new Redis(url, { maxRetriesPerRequest: null });
+  const probe = new RedisProbe(admin);
+  const tag = Date.now().toString(36);
+  const baselinePrefix = `dblbench-${tag}`;
+  const cleanupPatterns = [`dbl:{bench-${tag}-*`, `${globEscape(baselinePrefix)}:*`];
+
+  const cfg = async (key: string) => ((await admin.config('GET', key)) as string[])[1] ?? '?';
+  const persistence: Persistence = {
+    appendonly: await cfg('appendonly'),
+    appendfsync: await cfg('appendfsync'),
+    save: await cfg('save'),
+    startedByBench: server !== undefined,
+  };
+  const server_ = await probe.info('server');
+  const machine: Machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? '?',
+    memGb: totalmem() / 2 ** 30,
+    platform: `${platform()} ${release()}`,
+    node: process.version,
+    redisVersion: server_.redis_version ?? '?',
+    bullmq: packageVersion('bullmq'),
+    ioredis: packageVersion('ioredis'),
+    loadavgStart: loadavg(),
+    loadavgEnd: [],
+    busyBeforeStartPct,
+    ...gitInfo(),
+  };
+  log(`Runtime under test: commit ${machine.commit}${machine.packagesDirty ? ' with uncommitted changes in packages/' : ''}`);
+  log(`Machine: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, Redis ${machine.redisVersion}, bullmq ${machine.bullmq}`);
+  log(`CPU busy before the run: ${busyBeforeStartPct.toFixed(0)}% of ${machine.cpus} CPUs (load average ${machine.loadavgStart.map((x) => x.toFixed(2)).join(' ')})`);
+  if (busyBeforeStartPct > 25) log('WARNING: other processes are using the CPUs: every figure below will be lower and noisier');
+  log(`Redis persistence: appendonly ${persistence.appendonly}, appendfsync ${persistence.appendfsync}, save '${persistence.save}'`);
+  log(`Workloads: ${[...only].join(', ')}${quick ? ' (BENCH_QUICK=1: W2 without N=100,000)' : ''}; concurrency ${concurrency} per BullMQ worker`);
+
+  const bench: Bench = {
+    url,
+    tag,
+    admin,
+    probe,
+    concurrency,
+    quick,
+    log,
+    hub: (name) => `bench-${tag}-${name}`,
+    baselinePrefix,
+  };
+  const results: Results = {
+    startedAt: new Date().toISOString(),
+    totalSeconds: 0,
+    quick,
+    settings: { concurrency, w1Instances: W1_INSTANCES, w2Ns: W2_NS, w3: W3, w4Ks: W4_KS },
+    machine,
+    redis: { url: redactUrl(url), persistence },
+    errors: {},
+    targets: [],
+    notes: [
+      'Activities do no work (they return input + 1 or their input): every figure is runtime overhead.',
+      `durabull workers run with logger: false; orchestrator and activity workers each at concurrency ${concurrency}; the baseline's BullMQ worker at the same concurrency.`,
+      'W1/W2/W3 run the workers in the bench process; W4 runs them in child processes. Redis, the workers and the bench share the same CPUs.',
+    ],
+  };
+
+  const step = async (name: string, fn: () => Promise<void>) => {
+    if (!only.has(name)) return;
+    log(`== ${name.toUpperCase()}`);
+    try {
+      await fn();
+    } catch (err) {
+      results.errors[name] = errorMessage(err);
+      log(`${name.toUpperCase()} failed: ${errorMessage(err)}`);
+      if (err instanceof Error && err.stack) console.error(err.stack);
+    }
+  };
+
+  try {
+    await step('w1', async () => {
+      results.w1 = await runW1(bench, { instances: W1_INSTANCES, timeoutMs: 120_000, census });
+    });
+    await step('w2', async () => {
+      results.w2 = await runW2(bench, W2_NS, W2_SKIPPED, (n) => (n >= 100_000 ? 240_000 : 90_000));
+    });
+    await step('w3', async () => {
+      results.w3 = await runW3(bench, { ...W3, timeoutMs: 30_000 });
+    });
+    await step('w4', async () => {
+      results.w4 = await runW4(bench, { instances: W1_INSTANCES, ks: W4_KS, timeoutMs: 120_000 });
+    });
+  } finally {
+    // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).
+    let left = 0;
+    for (const pattern of cleanupPatterns) left += await probe.deleteMatching(pattern).catch(() => 0);
+    if (left > 0) log(`Deleted ${left} leftover keys of this run`);
+    await admin.quit().catch(() => undefined);
+    if (server) await server.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  results.totalSeconds = (performance.now() - t0) / 1000;
+  machine.loadavgEnd = loadavg();
+  results.targets = evaluateTargets(results);
+  mkdirSync(OUT_DIR, { recursive: true });
+  const md = toMarkdown(results);
+  writeFileSync(join(OUT_DIR, 'latest.json'), toJson(results));
+  writeFileSync(join(OUT_DIR, 'latest.md'), md);
+  console.log(`\n${md}`);
+  log(`Wrote ${join(OUT_DIR, 'latest.json')} and latest.md (total ${results.totalSeconds.toFixed(0)} s)`);
+  return Object.keys(results.errors).length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,274 @@
+/**
+ * What the benchmark reads from Redis itself: INFO (commands, CPU, memory), the keys a workload
+ * left behind (SCAN + MEMORY USAGE), deleting them, and a MONITOR census of the commands one run
+ * sends.
+ */
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { counterDelta } from './stats.js';
+
+export interface RedisSnapshot {
+  /** total_commands_processed (on Redis 7 it also counts the commands a script runs). */
+  totalCommands: number;
+  /** INFO commandstats: calls per command (script inner calls included, under their own names). */
+  calls: Record<string, number>;
+  /** INFO commandstats: microseconds per command. */
+  usec: Record<string, number>;
+  /** used_cpu_user + used_cpu_sys of the redis-server process, seconds. */
+  cpuSec: number;
+  usedMemory: number;
+  at: number;
+}
+
+export interface SnapshotDelta {
+  totalCommands: number;
+  calls: Record<string, number>;
+  usec: Record<string, number>;
+  cpuMs: number;
+  ms: number;
+}
+
+export interface KeysSummary {
+  keys: number;
+  /** Sum of MEMORY USAGE over the keys. */
+  bytes: number;
+  /** By kind of key (durabull: `i`, `h`, `outbox`...; BullMQ: `<queue>:job`, `<queue>:events`...). */
+  byKind: Record<string, { keys: number; bytes: number }>;
+}
+
+/** Redis' INFO text as a map. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** BullMQ's own per-queue keys (anything else under a queue is a job id). */
+const BULLMQ_QUEUE_KEYS = new Set([
+  'id', 'meta', 'events', 'wait', 'paused', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'marker', 'stalled',
+  'stalled-check', 'pc', 'limiter', 'waiting-children', 'de', 'repeat', 'metrics', 'schedulers',
+]);
+const BULLMQ_JOB_SUFFIXES = new Set(['lock', 'logs', 'dependencies', 'processed', 'failed', 'unsuccessful']);
+
+/**
+ * The kind of a key below `prefix:` for the "left behind" breakdown: durabull keys by their first
+ * segment (`i`, `h`, `outbox`, `idx`...), BullMQ keys as `<queue>:<structure>` or `<queue>:job`.
+ */
+export function keyKind(rest: string, queues: readonly string[]): string {
+  const parts = rest.split(':');
+  const first = parts[0] ?? '';
+  if (!queues.includes(first)) return parts.length > 1 && first === 'idx' ? `idx:${parts[1]}` : first;
+  const second = parts[1] ?? '';
+  if (parts.length === 2 && BULLMQ_QUEUE_KEYS.has(second)) return `${first}:${second}`;
+  if (parts.length === 3 && BULLMQ_JOB_SUFFIXES.has(parts[2] ?? '')) return `${first}:job:${parts[2]}`;
+  return `${first}:job`;
+}
+
+export class RedisProbe {
+  constructor(readonly redis: Redis) {}
+
+  async info(section?: string): Promise<Record<string, string>> {
+    return parseInfo(section ? await this.redis.info(section) : await this.redis.info());
+  }
+
+  async snapshot(): Promise<RedisSnapshot> {
+    const [statsText, cmdText, cpuText, memText] = await Promise.all([
+      this.redis.info('stats'),
+      this.redis.info('commandstats'),
+      this.redis.info('cpu'),
+      this.redis.info('memory'),
+    ]);
+    const stats = parseInfo(statsText);
+    const cpu = parseInfo(cpuText);
+    const mem = parseInfo(memText);
+    const calls: Record<string, number> = {};
+    const usec: Record<string, number> = {};
+    for (const [k, v] of Object.entries(parseInfo(cmdText))) {
+      if (!k.startsWith('cmdstat_')) continue;
+      const name = k.slice('cmdstat_'.length);
+      const m = /calls=(\d+),usec=(\d+)/.exec(v);
+      if (!m) continue;
+      calls[name] = Number(m[1]);
+      usec[name] = Number(m[2]);
+    }
+    return {
+      totalCommands: Number(stats.total_commands_processed ?? 0),
+      calls,
+      usec,
+      cpuSec: Number(cpu.used_cpu_user ?? 0) + Number(cpu.used_cpu_sys ?? 0),
+      usedMemory: Number(mem.used_memory ?? 0),
+      at: performance.now(),
+    };
+  }
+
+  static delta(a: RedisSnapshot, b: RedisSnapshot): SnapshotDelta {
+    return {
+      totalCommands: b.totalCommands - a.totalCommands,
+      calls: counterDelta(a.calls, b.calls),
+      usec: counterDelta(a.usec, b.usec),
+      cpuMs: (b.cpuSec - a.cpuSec) * 1000,
+      ms: b.at - a.at,
+    };
+  }
+
+  async usedMemory(): Promise<number> {
+    return Number((await this.info('memory')).used_memory ?? 0);
+  }
+
+  async scan(pattern: string): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 2000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    return keys;
+  }
+
+  /** Keys matching `prefix:*`, their memory, and a breakdown by kind. */
+  async keysSummary(prefix: string, queues: readonly string[]): Promise<KeysSummary> {
+    const keys = await this.scan(`${globEscape(prefix)}:*`);
+    const summary: KeysSummary = { keys: keys.length, bytes: 0, byKind: {} };
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      const p = this.redis.pipeline();
+      for (const k of chunk) p.memory('USAGE', k, 'SAMPLES', 0);
+      const res = (await p.exec()) ?? [];
+      chunk.forEach((k, j) => {
+        const bytes = Number(res[j]?.[1] ?? 0);
+        const kind = keyKind(k.slice(prefix.length + 1), queues);
+        const slot = (summary.byKind[kind] ??= { keys: 0, bytes: 0 });
+        slot.keys++;
+        slot.bytes += bytes;
+        summary.bytes += bytes;
+      });
+    }
+    return summary;
+  }
+
+  /** Deletes every key matching the glob `pattern` (SCAN + UNLINK); returns how many. */
+  async deleteMatching(pattern: string): Promise<number> {
+    let n = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 2000);
+      cursor = next;
+      if (batch.length) n += await this.redis.unlink(...batch);
+    } while (cursor !== '0');
+    return n;
+  }
+}
+
+/** Escapes Redis glob characters so a literal prefix can head a SCAN pattern. */
+export function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** Script names by sha1, and by their text (for EVAL, which MONITOR prints escaped). */
+export interface ScriptNames {
+  bySha: Map<string, string>;
+  byText: Map<string, string>;
+}
+
+/** The letters and digits of a script's text: the same for the source and MONITOR's escaped copy. */
+export function normalizeLua(text: string, escaped = false): string {
+  const t = escaped ? text.replace(/\\x[0-9a-fA-F]{2}|\\[nrtab"\\]/g, '') : text;
+  return t.replace(/[^A-Za-z0-9]/g, '');
+}
+
+/** The scripts ioredis clients have defined (durabull's and BullMQ's), by sha1 and by text. */
+export function scriptNames(...clients: unknown[]): ScriptNames {
+  const out: ScriptNames = { bySha: new Map(), byText: new Map() };
+  for (const c of clients) {
+    const set = (c as { scriptsSet?: Record<string, { sha?: string; lua?: string }> } | undefined)?.scriptsSet;
+    if (!set) continue;
+    for (const [name, script] of Object.entries(set)) {
+      const short = name.replace(/:[^:]*$/, ''); // BullMQ names its commands `<script>:<version>`
+      if (script?.sha) out.bySha.set(script.sha, short);
+      if (script?.lua) out.byText.set(normalizeLua(script.lua), short);
+    }
+  }
+  return out;
+}
+
+export interface Census {
+  /** Commands sent by clients, by name; scripts as `script:<name>`. */
+  topLevel: Record<string, number>;
+  /** Commands run inside scripts, by name. */
+  inScripts: Record<string, number>;
+  topLevelTotal: number;
+  inScriptsTotal: number;
+}
+
+/**
+ * Runs `fn` with MONITOR attached and counts the commands Redis saw: the ones clients sent (EVAL
+ * and EVALSHA named after their script) and the ones scripts ran. MONITOR slows Redis down, so
+ * this is for counting, never for timing.
+ */
+export async function monitorCensus(url: string, names: () => ScriptNames, fn: () => Promise<void>): Promise<Census> {
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const monitor = await conn.monitor();
+  const topLevel: Record<string, number> = {};
+  const inScripts: Record<string, number> = {};
+  const raw: { args: string[]; lua: boolean }[] = [];
+  let counting = false;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (!counting) return;
+    raw.push({ args: args.slice(0, 2), lua: source === 'lua' });
+  });
+  // MONITOR starts streaming asynchronously: a marker tells us when it is on.
+  const marker = `bench-census-${Date.now()}`;
+  const seen = new Promise<void>((resolve) => {
+    const on = (_t: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) {
+        monitor.off('monitor', on);
+        resolve();
+      }
+    };
+    monitor.on('monitor', on);
+  });
+  const pinger = new Redis(url);
+  counting = true;
+  await pinger.echo(marker);
+  await seen;
+  raw.length = 0;
+  try {
+    await fn();
+  } finally {
+    // Let the last lines arrive, then stop.
+    const endMarker = `${marker}-end`;
+    const ended = new Promise<void>((resolve) => {
+      const on = (_t: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === 'echo' && args[1] === endMarker) {
+          monitor.off('monitor', on);
+          resolve();
+        }
+      };
+      monitor.on('monitor', on);
+    });
+    await pinger.echo(endMarker);
+    await ended;
+    counting = false;
+    monitor.disconnect();
+    conn.disconnect();
+    pinger.disconnect();
+  }
+  const byName = names();
+  for (const { args, lua } of raw) {
+    let cmd = (args[0] ?? '?').toLowerCase();
+    if (cmd === 'echo') continue;
+    if (!lua && (cmd === 'evalsha' || cmd === 'eval')) {
+      const name = cmd === 'eval' ? byName.byText.get(normalizeLua(args[1] ?? '', true)) : byName.bySha.get(args[1] ?? '');
+      cmd = `script:${name ?? (cmd === 'eval' ? createHash('sha1').update(args[1] ?? '').digest('hex') : (args[1] ?? '')).slice(0, 8)}`;
+    }
+    const into = lua ? inScripts : topLevel;
+    into[cmd] = (into[cmd] ?? 0) + 1;
+  }
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+  return { topLevel, inScripts, topLevelTotal: sum(topLevel), inScriptsTotal: sum(inScripts) };
+}

@@ -1,0 +1,72 @@
+/**
+ * A worker process for W4 (scale-out), started by the bench as
+ *
+ *   node --import tsx --conditions=source apps/bench/src/worker-process.ts
+ *
+ * with BENCH_REDIS_URL, BENCH_ROLE and BENCH_CONCURRENCY, plus BENCH_HUB for the durabull roles
+ * (`orchestrators`: orchestrator worker only; `activities`: activity worker only; `all`: both) or BENCH_PREFIX and
+ * BENCH_QUEUE for `baseline` (a BullMQ chain worker whose last step publishes the chain id).
+ * IPC: sends `{ type: 'ready' }` once connected; answers `{ type: 'stats' }` with its CPU time;
+ * `{ type: 'stop' }` closes gracefully and exits. Exits when the bench goes away (IPC closes).
+ */
+import { DurabullWorker } from '@durabull/worker';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { chainProcessor, doneChannel } from './baseline.js';
+import { registry } from './functions.js';
+
+const url = process.env.BENCH_REDIS_URL;
+const role = process.env.BENCH_ROLE;
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
+if (!url || (role !== 'orchestrators' && role !== 'activities' && role !== 'all' && role !== 'baseline') || !process.send) {
+  console.error(`worker-process: need BENCH_REDIS_URL, BENCH_ROLE=orchestrators|activities|all|baseline and an IPC channel (got ${url}, ${role})`);
+  process.exit(2);
+}
+
+let close: () => Promise<void>;
+let stats: () => Record<string, number>;
+
+if (role === 'baseline') {
+  const prefix = process.env.BENCH_PREFIX!;
+  const name = process.env.BENCH_QUEUE!;
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue(name, { connection: conn, prefix });
+  let jobs = 0;
+  const worker = new Worker(name, chainProcessor(queue, { conn, channel: doneChannel(prefix, name) }), { connection: conn, prefix, concurrency });
+  worker.on('completed', () => jobs++);
+  worker.on('error', (err) => console.error(`baseline worker: ${err.message}`));
+  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  close = async () => {
+    await worker.close();
+    await queue.close();
+    await conn.quit().catch(() => undefined);
+  };
+  stats = () => ({ jobs });
+} else {
+  const worker = await new DurabullWorker({
+    connection: url,
+    hub: process.env.BENCH_HUB!,
+    registry,
+    logger: false,
+    orchestrators: role !== 'activities',
+    activities: role !== 'orchestrators',
+    orchestratorConcurrency: concurrency,
+    activityConcurrency: concurrency,
+  }).start();
+  close = () => worker.close();
+  stats = () => ({ ...worker.stats });
+}
+
+process.on('message', (m: { type?: string }) => {
+  if (m?.type === 'stats') {
+    const cpu = process.cpuUsage();
+    process.send!({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, rss: process.memoryUsage.rss(), stats: stats() });
+  } else if (m?.type === 'stop') {
+    void close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  }
+});
+process.on('disconnect', () => process.exit(3));
+process.send({ type: 'ready', pid: process.pid });
