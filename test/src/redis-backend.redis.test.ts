@@ -164,3 +164,30 @@ describe('outbox', () => {
     expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(3);
   });
 });
+
+describe('large episodes', () => {
+  it('commits a fan-out of 40,000 as one history entry and one outbox entry, and reads it back', async () => {
+    const big = new Registry().addOrchestrator('Big', function* (ctx, n: number) {
+      const r: number[] = yield ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity('Sq', i)));
+      return r.length;
+    });
+    await backend.startInstance('Big', 'big', 40_000);
+    const loaded = (await backend.loadEpisode('big'))!;
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+    const result = await executeOrchestration(big, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+    const commit = await backend.commitEpisode(loaded, prefix, result);
+    // One batch outbox entry instead of 40,000; the history stream gains a handful of entries.
+    expect(commit.outbox).toHaveLength(1);
+    expect(commit.outbox[0]![0]).toMatch(/^b-big-/);
+    expect(await redis.xlen(backend.keys.history('big'))).toBeLessThan(6);
+    expect(await redis.scard(backend.keys.pending('big'))).toBe(40_000);
+    const history = await backend.getHistory('big');
+    const scheduled = history.filter((e) => e.type === 'TaskScheduled');
+    expect(scheduled).toHaveLength(40_000);
+    expect(scheduled.at(-1)).toMatchObject({ taskId: 39_999, name: 'Sq', input: 39_999 });
+    // The dispatcher expands the batch into BullMQ jobs.
+    await backend.dispatch(commit.outbox, { awaitCleanup: true });
+    expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(40_000);
+    expect(await redis.hlen(backend.keys.outbox)).toBe(0);
+  });
+});

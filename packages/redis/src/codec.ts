@@ -41,7 +41,8 @@ export function decodeEvent(buf: Buffer | Uint8Array): HistoryEvent {
   return packr.unpack(buf) as HistoryEvent;
 }
 
-function assertSerializable(value: unknown, path: string): void {
+/** Refuses functions, symbols and cycles anywhere in `value`, naming where (`path`). */
+export function assertSerializable(value: unknown, path: string): void {
   const seen = new Set<object>();
   const walk = (v: unknown, p: string): void => {
     switch (typeof v) {

@@ -11,6 +11,7 @@ import {
   type HistoryEvent,
   InstanceNotFoundError,
   type OrchestratorAction,
+  PayloadError,
   type RuntimeStatus,
   ValidationError,
   assertFunctionName,
@@ -19,7 +20,7 @@ import {
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { DEFAULT_MAX_PAYLOAD_BYTES, decode, decodeEvent, encode, encodeEvent, encodePayload } from './codec.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, assertSerializable, decode, decodeEvent, encode, encodeEvent, encodePayload } from './codec.js';
 import { ErrorCode, InstanceFinishedError, toError } from './error-codes.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
@@ -41,6 +42,35 @@ interface CachedHistory {
   exec: string;
   lastId: string;
   events: HistoryEvent[];
+}
+
+/** Packs encoded events into one history batch entry: records of <u32 big-endian length><event>. */
+function packBatch(events: Buffer[]): Buffer {
+  let size = 0;
+  for (const e of events) size += 4 + e.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const e of events) {
+    out.writeUInt32BE(e.length, at);
+    e.copy(out, at + 4);
+    at += 4 + e.length;
+  }
+  return out;
+}
+
+/** Decodes one history stream entry (`e`: one event; `b`: a batch) into `into`. */
+function decodeStreamEntry(fields: Buffer[], into: HistoryEvent[]): void {
+  const kind = fields[0]!.toString('latin1');
+  const value = fields[1]!;
+  if (kind === 'e') {
+    into.push(decodeEvent(value));
+    return;
+  }
+  for (let at = 0; at < value.length; ) {
+    const len = value.readUInt32BE(at);
+    into.push(decodeEvent(value.subarray(at + 4, at + 4 + len)));
+    at += 4 + len;
+  }
 }
 
 /** Orders Redis stream ids (`<ms>-<seq>`). */
@@ -278,7 +308,7 @@ export class RedisBackend {
         const sid = id.toString('latin1');
         // Another load of this instance in this process may have appended these already.
         if (compareStreamIds(sid, entry.lastId) <= 0) continue;
-        entry.events.push(decodeEvent(fields[1]!));
+        decodeStreamEntry(fields, entry.events);
         entry.lastId = sid;
       }
     } else {
@@ -287,7 +317,7 @@ export class RedisBackend {
         : stream;
       entry = { exec: parsed.executionId, lastId: '0-0', events: [] };
       for (const [id, fields] of full) {
-        entry.events.push(decodeEvent(fields[1]!));
+        decodeStreamEntry(fields, entry.events);
         entry.lastId = id.toString('latin1');
       }
     }
@@ -316,20 +346,33 @@ export class RedisBackend {
     const max = this.maxPayloadBytes;
     const suffix: Buffer[] = [];
     for (const e of result.actionEvents) {
-      if (e.type === 'ExecutionCompleted' && e.status === 'Completed') encodePayload(e.result, `Output of orchestrator '${state.name}'`, max);
-      if (e.type === 'TaskScheduled') encodePayload(e.input, `Input of activity '${e.name}'`, max);
-      if (e.type === 'SubOrchestrationInstanceCreated') encodePayload(e.input, `Input of sub-orchestration '${e.name}'`, max);
-      suffix.push(encodeEvent(e));
+      const what =
+        e.type === 'ExecutionCompleted' && e.status === 'Completed'
+          ? `Output of orchestrator '${state.name}'`
+          : e.type === 'TaskScheduled'
+            ? `Input of activity '${e.name}'`
+            : e.type === 'SubOrchestrationInstanceCreated'
+              ? `Input of sub-orchestration '${e.name}'`
+              : undefined;
+      if (what) assertSerializable(e.type === 'ExecutionCompleted' ? e.result : (e as { input?: unknown }).input, what);
+      const blob = encodeEvent(e);
+      if (what && blob.length > max) throw new PayloadError(`${what} is ${blob.length} bytes once encoded, over the limit of ${max} bytes.`);
+      suffix.push(blob);
     }
     suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
+    // A large episode (a fan-out) is one history entry holding every event, not one entry each.
+    const batched = suffix.length > 32;
+    const suffixBatch = batched ? packBatch(suffix) : '';
 
-    const outbox: [string, string][] = [];
+    let outbox: [string, string][] = [];
     const newSeqs: number[] = [];
     for (const a of result.actions) {
       const entry = this.outboxEntryFor(id, state.executionId, a);
       if (entry) outbox.push(entry);
       if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
     }
+    // Many new jobs travel as one outbox entry, expanded by the dispatcher.
+    const written: [string, string][] = outbox.length > 64 ? [[`b-${id}-${state.executionId}-${state.version}`, `B${JSON.stringify(outbox)}`]] : outbox;
     const wait = result.wait ?? { kind: 'unknown' as const };
     const waitIds = wait.kind === 'unknown' ? [] : wait.ids;
     const continued = result.status === 'ContinuedAsNew';
@@ -361,24 +404,24 @@ export class RedisBackend {
       result.customStatus ? encode(result.customStatus.value) : '',
       wait.kind === 'all' ? 'a' : wait.kind === 'any' ? 'y' : 'u',
       wait.kind !== 'unknown' && wait.coversAllOpen ? '1' : '0',
-      waitIds.length,
-      prefix.length,
-      suffix.length,
-      newSeqs.length,
-      outbox.length,
+      waitIds.join(','),
+      newSeqs.join(','),
+      suffixBatch,
       this.keys.doneChannel,
       newExec,
       newInbox.length,
       continued && result.carryOverEvents !== undefined ? '1' : '0',
-      ...prefix.map(encodeEvent),
-      ...suffix,
-      ...waitIds,
-      ...newSeqs,
-      ...outbox.flat(),
-      ...newInbox,
+      prefix.length,
+      batched ? 0 : suffix.length,
+      written.length,
     ];
+    for (const e of prefix) args.push(encodeEvent(e));
+    if (!batched) for (const b of suffix) args.push(b);
+    for (const [jobId, payload] of written) args.push(jobId, payload);
+    for (const b of newInbox) args.push(b);
     const res = await this.scripts.commitEpisode(...args);
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
+    outbox = written;
     if (res[2]) outbox.push([res[2], res[3]!]);
     if (res[4]) outbox.push([res[4], res[5]!]);
     return { version: res[1]!, outbox };
@@ -463,7 +506,12 @@ export class RedisBackend {
     const orch: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const acts: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const others: Promise<unknown>[] = [];
-    for (const [jobId, payload] of entries) {
+    const expanded: [string, string][] = [];
+    for (const e of entries) {
+      if (e[1][0] === 'B') for (const inner of JSON.parse(e[1].slice(1)) as [string, string][]) expanded.push(inner);
+      else expanded.push(e);
+    }
+    for (const [jobId, payload] of expanded) {
       const type = payload[0];
       if (type === 'W') {
         orch.push({ name: 'episode', data: parseWake(payload), opts: { jobId, ...WAKE_JOB_OPTS } });
@@ -482,8 +530,12 @@ export class RedisBackend {
       }
     }
     const adds: Promise<unknown>[] = [...others];
-    // One job is one script call; addBulk wraps jobs in MULTI/EXEC, worth it from two jobs on.
-    const add = (q: Queue, jobs: typeof acts) => (jobs.length === 1 ? q.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : q.addBulk(jobs));
+    // One job is one script call; addBulk wraps jobs in MULTI/EXEC, worth it from two jobs on, in
+    // chunks so that a fan-out of 100,000 does not build one giant transaction.
+    const add = async (q: Queue, jobs: typeof acts) => {
+      if (jobs.length === 1) return q.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+      for (let k = 0; k < jobs.length; k += 1000) await q.addBulk(jobs.slice(k, k + 1000));
+    };
     if (acts.length) adds.push(add(this.activityQueue, acts));
     if (orch.length) adds.push(add(this.orchestratorQueue, orch));
     await Promise.all(adds);
@@ -686,7 +738,9 @@ export class RedisBackend {
   async getHistory(instanceId: string): Promise<HistoryEvent[]> {
     assertInstanceId(instanceId);
     const stream = (await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][];
-    return stream.map(([, fields]) => decodeEvent(fields[1]!));
+    const events: HistoryEvent[] = [];
+    for (const [, fields] of stream) decodeStreamEntry(fields, events);
+    return events;
   }
 
   async close(): Promise<void> {

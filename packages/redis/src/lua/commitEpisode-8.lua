@@ -26,19 +26,23 @@
     ARGV[10] custom status (msgpack)
     ARGV[11] wait mode: "a" all, "y" any, "u" unknown (wake on every event)
     ARGV[12] "1" when the wait ids are exactly the open tasks
-    ARGV[13] K: number of wait ids
-    ARGV[14] P: number of history events before the consumed inbox entries
-    ARGV[15] S: number of history events after them
-    ARGV[16] M: number of newly scheduled sequence numbers
-    ARGV[17] O: number of outbox entries (pairs of job id, payload)
-    ARGV[18] channel on which a finished instance's id is published
-    ARGV[19] ContinuedAsNew: the next execution's id
-    ARGV[20] ContinuedAsNew: C, number of entries that open the next execution's inbox
-    ARGV[21] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
-    ARGV[22...] P events, S events, K wait ids, M sequence numbers, O pairs, C inbox entries
+    ARGV[13] wait ids, comma-separated
+    ARGV[14] newly scheduled sequence numbers, comma-separated
+    ARGV[15] history batch appended after the S events ("" for none): records of <u32 length><msgpack event>
+    ARGV[16] channel on which a finished instance's id is published
+    ARGV[17] ContinuedAsNew: the next execution's id
+    ARGV[18] ContinuedAsNew: C, number of entries that open the next execution's inbox
+    ARGV[19] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
+    ARGV[20] P: number of history events before the consumed inbox entries
+    ARGV[21] S: number of history events after them
+    ARGV[22] O: number of outbox entries (pairs of job id, payload)
+    ARGV[23...] P events, S events, O pairs, C inbox entries
+
+  History stream entries have one field: "e" (one msgpack event) or "b" (a batch of records
+  <u32 length><msgpack event>, for large episodes: a fan-out of N is one entry, not N).
 
   Events:
-    PUBLISH ARGV[18] instanceId when the instance reaches a final status
+    PUBLISH ARGV[16] instanceId when the instance reaches a final status
 
   Output:
     {1, version, wakeJobId, wakePayload, parentJobId, parentPayload}   committed ("" where none)
@@ -51,6 +55,7 @@ local rcall = redis.call
 --- @include "includes/addWake"
 --- @include "includes/setStatus"
 --- @include "includes/notifyParent"
+--- @include "includes/addAll"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status")
@@ -60,34 +65,40 @@ local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
 local status = ARGV[6]
 local wmode, wcov = ARGV[11], ARGV[12]
-local K, P, S, M, O = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
-local C = tonumber(ARGV[20])
-local i = 22
+local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
+local C = tonumber(ARGV[18])
+local i = 23
 
--- 1. History: P events, the n consumed inbox entries, S events.
+-- 1. History: P events, the n consumed inbox entries, S events, the batch.
 for _ = 1, P do
   rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
 end
 if n > 0 then
   local entries = rcall("LRANGE", inbox, 0, n - 1)
-  for _, entry in ipairs(entries) do
-    local _, _, payload = parseInboxHeader(entry)
-    rcall("XADD", hist, "*", "e", payload)
+  if n <= 32 then
+    for _, entry in ipairs(entries) do
+      local _, _, payload = parseInboxHeader(entry)
+      rcall("XADD", hist, "*", "e", payload)
+    end
+  else
+    local parts = {}
+    for k, entry in ipairs(entries) do
+      local _, _, payload = parseInboxHeader(entry)
+      parts[k] = struct.pack(">I4", #payload) .. payload
+    end
+    rcall("XADD", hist, "*", "b", table.concat(parts))
   end
   rcall("LTRIM", inbox, n, -1)
 end
 for _ = 1, S do
   rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
 end
+if ARGV[15] ~= "" then rcall("XADD", hist, "*", "b", ARGV[15]) end
 
 local version = tonumber(ARGV[1]) + 1
 rcall("HSET", st, "version", version, "updatedAt", now)
 rcall("HINCRBY", st, "episodes", 1)
 if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
-local waitStart = i
-i = i + K
-local seqStart = i
-i = i + M
 local outboxStart = i
 local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
@@ -105,7 +116,7 @@ if isTerminal(status) then
   -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
   writeOutbox()
   local parentJob = notifyParent(st, KEYS[6], KEYS[7], instanceId, exec, now)
-  rcall("PUBLISH", ARGV[18], instanceId)
+  rcall("PUBLISH", ARGV[16], instanceId)
   if parentJob then return {1, version, "", "", parentJob, "P" .. instanceId} end
   return {1, version, "", "", "", ""}
 end
@@ -113,11 +124,11 @@ end
 if status == "ContinuedAsNew" then
   -- A new execution with a fresh history. Results of the old one are dropped (their execution id
   -- no longer matches); raised events that arrived during this episode are carried over on request.
-  local newExec = ARGV[19]
+  local newExec = ARGV[17]
   local tail = rcall("LRANGE", inbox, 0, -1)
   rcall("DEL", hist, inbox, pending, waitKey)
   for j = inboxStart, inboxStart + C - 1 do rcall("RPUSH", inbox, ARGV[j]) end
-  if ARGV[21] == "1" then
+  if ARGV[19] == "1" then
     for _, entry in ipairs(tail) do
       if string.sub(entry, 1, 1) == "e" then rcall("RPUSH", inbox, entry) end
     end
@@ -131,11 +142,11 @@ end
 
 -- 2. Running: what the code waits on now.
 setStatus(st, KEYS[8], instanceId, "Running")
-for j = seqStart, seqStart + M - 1 do rcall("SADD", pending, ARGV[j]) end
+addAll(pending, ARGV[14])
 rcall("DEL", waitKey)
-if wmode ~= "u" and wcov ~= "1" and K > 0 then
-  for j = waitStart, waitStart + K - 1 do rcall("SADD", waitKey, ARGV[j]) end
-end
+local K = 0
+for _ in string.gmatch(ARGV[13], "[^,]+") do K = K + 1 end
+if wmode ~= "u" and wcov ~= "1" and K > 0 then addAll(waitKey, ARGV[13]) end
 -- "all" needs every id; "any" (and an "all" over raised events only) needs one counted result.
 local need = 1
 if wmode == "a" and K > 0 then need = K end
