@@ -210,6 +210,9 @@ export class RedisBackend {
   readonly maxPayloadBytes: number;
   private readonly ownsClient: boolean;
   private _orchestratorQueue: Queue | undefined;
+  private _queueConnection: Redis | undefined;
+  private pendingAcks: string[] = [];
+  private ackScheduled = false;
   /** Decoded histories of recently replayed instances, least recently used first. */
   private readonly historyCache = new Map<string, CachedHistory>();
   private readonly historyCacheSize: number;
@@ -228,13 +231,23 @@ export class RedisBackend {
     return this.redis as ScriptClient;
   }
 
+  /**
+   * The connection BullMQ uses (queues here, workers in @durabull/worker): a second one, because
+   * ioredis copies every script defined on a connection into each pipeline built on it, and BullMQ
+   * defines dozens; our pipelines stay cheap on a connection with only our scripts.
+   */
+  get queueConnection(): Redis {
+    this._queueConnection ??= this.redis.duplicate();
+    return this._queueConnection;
+  }
+
   get orchestratorQueue(): Queue {
-    this._orchestratorQueue ??= new Queue(ORCHESTRATOR_QUEUE, { connection: this.redis, prefix: this.keys.queuePrefix });
+    this._orchestratorQueue ??= new Queue(ORCHESTRATOR_QUEUE, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
     return this._orchestratorQueue;
   }
 
   get activityQueue(): Queue {
-    this._activityQueue ??= new Queue(ACTIVITY_QUEUE, { connection: this.redis, prefix: this.keys.queuePrefix });
+    this._activityQueue ??= new Queue(ACTIVITY_QUEUE, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
     return this._activityQueue;
   }
 
@@ -544,16 +557,29 @@ export class RedisBackend {
 
   /**
    * Removes dispatched (or handled) entries from the outbox. Not awaited on the hot path: it is
-   * queued on the same connection right after what handled the entries (so it can never run
-   * before them), and if it is lost the sweep dispatches the entries again, which adds nothing
-   * (same job ids) or is dropped as stale or duplicate.
+   * sent only once what handled the entries has finished (so it can never take effect before
+   * them), and if it is lost the sweep dispatches the entries again, which adds nothing (a job id
+   * BullMQ still holds) or is dropped as stale or duplicate.
    */
   ackOutbox(ids: string[], wait = false): Promise<unknown> {
     if (ids.length === 0) return Promise.resolve();
-    const ack = this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
-    if (wait) return ack;
-    ack.catch(() => undefined);
+    if (wait) return this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    // Acks of one turn of the event loop (under load: many episodes and activities) go as one pair
+    // of commands.
+    for (const id of ids) this.pendingAcks.push(id);
+    if (!this.ackScheduled) {
+      this.ackScheduled = true;
+      setImmediate(() => void this.flushAcks().catch(() => undefined));
+    }
     return Promise.resolve();
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.ackScheduled = false;
+    const ids = this.pendingAcks;
+    if (ids.length === 0) return;
+    this.pendingAcks = [];
+    await this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
   }
 
 
@@ -744,7 +770,9 @@ export class RedisBackend {
   }
 
   async close(): Promise<void> {
+    await this.flushAcks().catch(() => undefined);
     await Promise.all([this._orchestratorQueue?.close(), this._activityQueue?.close()]);
+    await this._queueConnection?.quit().catch(() => undefined);
     if (this.ownsClient) await this.redis.quit().catch(() => undefined);
   }
 }

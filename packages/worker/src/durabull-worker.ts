@@ -110,7 +110,7 @@ export class DurabullWorker {
   /** Starts consuming. Resolves once the workers are connected. */
   async start(): Promise<this> {
     const common = {
-      connection: this.backend.redis,
+      connection: this.backend.queueConnection,
       prefix: this.backend.keys.queuePrefix,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.stalledIntervalMs ?? 30_000,
