@@ -373,9 +373,8 @@ export class RedisBackend {
       suffix.push(blob);
     }
     suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
-    // A large episode (a fan-out) is one history entry holding every event, not one entry each.
-    const batched = suffix.length > 32;
-    const suffixBatch = batched ? packBatch(suffix) : '';
+    // The episode is one history entry; its action events travel packed (one argument).
+    const suffixBatch = packBatch(suffix);
 
     let outbox: [string, string][] = [];
     const newSeqs: number[] = [];
@@ -425,11 +424,10 @@ export class RedisBackend {
       newInbox.length,
       continued && result.carryOverEvents !== undefined ? '1' : '0',
       prefix.length,
-      batched ? 0 : suffix.length,
+      0,
       written.length,
     ];
     for (const e of prefix) args.push(encodeEvent(e));
-    if (!batched) for (const b of suffix) args.push(b);
     for (const [jobId, payload] of written) args.push(jobId, payload);
     for (const b of newInbox) args.push(b);
     const res = await this.scripts.commitEpisode(...args);

@@ -28,7 +28,7 @@
     ARGV[12] "1" when the wait ids are exactly the open tasks
     ARGV[13] wait ids, comma-separated
     ARGV[14] newly scheduled sequence numbers, comma-separated
-    ARGV[15] history batch appended after the S events ("" for none): records of <u32 length><msgpack event>
+    ARGV[15] events after the S events, already packed as records <u32 length><msgpack event> ("" for none)
     ARGV[16] channel on which a finished instance's id is published
     ARGV[17] ContinuedAsNew: the next execution's id
     ARGV[18] ContinuedAsNew: C, number of entries that open the next execution's inbox
@@ -38,8 +38,9 @@
     ARGV[22] O: number of outbox entries (pairs of job id, payload)
     ARGV[23...] P events, S events, O pairs, C inbox entries
 
-  History stream entries have one field: "e" (one msgpack event) or "b" (a batch of records
-  <u32 length><msgpack event>, for large episodes: a fan-out of N is one entry, not N).
+  History stream entries have one field: "b", a batch of records <u32 length><msgpack event>: one
+  entry per episode (a fan-out of N is one entry, not N). Entries with "e" (one msgpack event) are
+  read too: terminateInstance writes those.
 
   Events:
     PUBLISH ARGV[16] instanceId when the instance reaches a final status
@@ -69,31 +70,24 @@ local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
 local C = tonumber(ARGV[18])
 local i = 23
 
--- 1. History: P events, the n consumed inbox entries, S events, the batch.
+-- 1. History: the whole episode (P events, the n consumed inbox entries, S events, the batch) is
+-- one stream entry, so an episode costs one XADD whatever its size.
+local parts = {}
 for _ = 1, P do
-  rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
+  parts[#parts + 1] = struct.pack(">I4", #ARGV[i]) .. ARGV[i]; i = i + 1
 end
 if n > 0 then
-  local entries = rcall("LRANGE", inbox, 0, n - 1)
-  if n <= 32 then
-    for _, entry in ipairs(entries) do
-      local _, _, payload = parseInboxHeader(entry)
-      rcall("XADD", hist, "*", "e", payload)
-    end
-  else
-    local parts = {}
-    for k, entry in ipairs(entries) do
-      local _, _, payload = parseInboxHeader(entry)
-      parts[k] = struct.pack(">I4", #payload) .. payload
-    end
-    rcall("XADD", hist, "*", "b", table.concat(parts))
+  for _, entry in ipairs(rcall("LRANGE", inbox, 0, n - 1)) do
+    local _, _, payload = parseInboxHeader(entry)
+    parts[#parts + 1] = struct.pack(">I4", #payload) .. payload
   end
   rcall("LTRIM", inbox, n, -1)
 end
 for _ = 1, S do
-  rcall("XADD", hist, "*", "e", ARGV[i]); i = i + 1
+  parts[#parts + 1] = struct.pack(">I4", #ARGV[i]) .. ARGV[i]; i = i + 1
 end
-if ARGV[15] ~= "" then rcall("XADD", hist, "*", "b", ARGV[15]) end
+if ARGV[15] ~= "" then parts[#parts + 1] = ARGV[15] end
+rcall("XADD", hist, "*", "b", table.concat(parts))
 
 local version = tonumber(ARGV[1]) + 1
 rcall("HSET", st, "version", version, "updatedAt", now)
