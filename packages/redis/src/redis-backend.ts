@@ -572,6 +572,15 @@ export class RedisBackend {
     return Promise.resolve();
   }
 
+  /**
+   * Keeps an outbox entry from the sweep for `ms` from now (an entry this worker is handling
+   * itself). Not awaited: if it is lost, the entry is swept at its original time and handled twice,
+   * which the duplicate checks absorb.
+   */
+  leaseOutbox(jobId: string, ms: number): void {
+    this.redis.zadd(this.keys.outboxIndex, 'XX', Date.now() + ms, jobId).catch(() => undefined);
+  }
+
   private async flushAcks(): Promise<void> {
     this.ackScheduled = false;
     const ids = this.pendingAcks;

@@ -75,12 +75,23 @@ export interface DurabullWorkerOptions {
    * through the orchestrator queue. Default true.
    */
   inlineEpisodes?: boolean;
+  /**
+   * When this process runs both kinds, run the one activity an episode schedules (a chain's next
+   * step) here instead of a trip through the activity queue. Default true.
+   */
+  eagerActivities?: boolean;
+  /** How long an eagerly run activity keeps its outbox entry from the sweep; renewed while it runs. Default 30 s. */
+  eagerLeaseMs?: number;
 }
+
+const EAGER_LEASE_MS = 30_000;
 
 export interface WorkerStats {
   episodes: number;
   /** Episodes run in place right after an activity result (included in `episodes`). */
   inlineEpisodes: number;
+  /** Activities run in place right after the episode that scheduled them (included in `activities`). */
+  eagerActivities: number;
   staleEpisodes: number;
   activities: number;
   swept: number;
@@ -90,11 +101,14 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  /** Activities running eagerly (not through the queue), awaited by close(). */
+  private readonly eager = new Set<Promise<void>>();
+  private eagerRunning = 0;
 
   constructor(private readonly opts: DurabullWorkerOptions) {
     if (!(opts.registry instanceof Registry)) throw new TypeError('DurabullWorker: `registry` must be a Registry');
@@ -162,6 +176,7 @@ export class DurabullWorker {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
+      while (this.eager.size > 0) await Promise.all([...this.eager]);
       await this.backend.close();
     })();
     return this.closing;
@@ -229,7 +244,7 @@ export class DurabullWorker {
     }
     this.stats.episodes++;
     this.logEpisode(log, loaded.inbox.length, result);
-    await this.backend.dispatch(commit.outbox);
+    await this.dispatchOrRunEager(commit.outbox);
   }
 
   private logEpisode(log: Logger, _inbox: number, result: Awaited<ReturnType<typeof executeOrchestration>>): void {
@@ -259,14 +274,12 @@ export class DurabullWorker {
   // ---- activity side ----
 
   private async processActivityJob(job: Job): Promise<void> {
-    const d = job.data as ActivityJobData;
-    const ctx: ActivityContext = {
-      instanceId: d.i,
-      executionId: d.x,
-      taskId: d.s,
-      name: d.n,
-      attempt: job.attemptsMade + 1 + (job.stalledCounter ?? 0),
-    };
+    await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
+  }
+
+  /** Runs one activity and delivers its result (or failure) to the instance, then wakes it if needed. */
+  private async executeActivity(d: ActivityJobData, attempt: number): Promise<void> {
+    const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
     try {
@@ -291,7 +304,54 @@ export class DurabullWorker {
     }
   }
 
-  /** A result or timer for an instance that has finished, or was purged since, is dropped: retrying cannot deliver it. */
+  /**
+   * After a commit: when the episode scheduled exactly one activity and this process runs
+   * activities with room to spare, run it here instead of a round trip through the activity queue
+   * (Temporal's eager activity dispatch). Its outbox entry stays, leased, until the result is
+   * delivered: if this process dies, the sweep queues it once the lease runs out. Everything else
+   * is dispatched to BullMQ.
+   */
+  private async dispatchOrRunEager(entries: [jobId: string, payload: string][]): Promise<void> {
+    const activities = entries.filter(([, p]) => p[0] === 'A' || p[0] === 'B');
+    if (
+      activities.length !== 1 ||
+      activities[0]![1][0] !== 'A' ||
+      !this.activityWorker ||
+      this.closing ||
+      this.opts.eagerActivities === false ||
+      this.eagerRunning >= (this.opts.activityConcurrency ?? 20)
+    ) {
+      await this.backend.dispatch(entries);
+      return;
+    }
+    const eager = activities[0]!;
+    await this.backend.dispatch(entries.filter((e) => e !== eager));
+    this.eagerRunning++;
+    this.stats.eagerActivities++;
+    const run = this.runEager(eager).finally(() => {
+      this.eagerRunning--;
+      this.eager.delete(run);
+    });
+    this.eager.add(run);
+  }
+
+  private async runEager([jobId, payload]: [string, string]): Promise<void> {
+    const leaseMs = this.opts.eagerLeaseMs ?? EAGER_LEASE_MS;
+    const lease = () => this.backend.leaseOutbox(jobId, leaseMs);
+    lease();
+    const renew = setInterval(lease, leaseMs / 3);
+    renew.unref();
+    try {
+      await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1);
+      await this.backend.ackOutbox([jobId]);
+    } catch (err) {
+      this.log.warn({ err }, 'Eager activity could not be completed; queueing it instead');
+      await this.backend.dispatch([[jobId, payload]]).catch((e) => this.log.error({ err: e }, 'Queueing failed; the sweep will'));
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
   /**
    * Wakes the orchestrator after an activity result. When this process also runs orchestrators it
    * runs the episode right here instead of a round trip through the orchestrator queue (like
@@ -313,6 +373,7 @@ export class DurabullWorker {
     }
   }
 
+  /** A result or timer for an instance that has finished, or was purged since, is dropped: retrying cannot deliver it. */
   private dropFinished(err: unknown): undefined {
     if (err instanceof InstanceFinishedError || err instanceof InstanceNotFoundError) return undefined;
     throw err;
