@@ -1,0 +1,129 @@
+/**
+ * The orchestration view in a real browser (the system Chromium through playwright-core): an
+ * instance that ran three activities and waits for an event, its timeline and execution log, the
+ * event raised from the page's form, the instance completing. Saves screenshots in test-results/.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
+import { createServer } from './server.js';
+import { activities, orchestrators } from './test-functions.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const RESULTS = fileURLToPath(new URL('../../../test-results/', import.meta.url));
+const TOKEN = 'browser-test-token';
+
+describe('orchestration view in Chromium', () => {
+  let th: TestHub;
+  let app: FastifyInstance;
+  let base: string;
+  let profile: string;
+  let browser: BrowserContext;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`No Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH.`);
+    }
+    th = await createTestHub({ orchestrators, activities });
+    app = createServer({ connection: th.url, hub: th.hub, token: TOKEN });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    profile = await mkdtemp(join(tmpdir(), 'durabull-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      viewport: { width: 1280, height: 900 },
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+    await app?.close();
+    await th?.cleanup();
+  });
+
+  it('shows the timeline and execution log, raises the event from the form and sees the instance complete', async () => {
+    const id = `browser-${Date.now().toString(36)}`;
+    const start = await fetch(`${base}/orchestrations/Approval?instanceId=${id}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify('order-42'),
+    });
+    expect(start.status).toBe(202);
+    // Three activities done, waiting for the event.
+    for (let i = 0; i < 200 && (await th.client.getStatus(id))?.customStatus === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`${msg.text()} ${msg.location().url}`); // a CSP violation shows up here
+    });
+
+    // The token once in the address; the server sets a cookie and drops it from the URL.
+    await page.goto(`${base}/ui/instances/${id}?token=${TOKEN}`);
+    expect(page.url()).toBe(`${base}/ui/instances/${id}`);
+    await expect(page.locator('h1 .status').textContent()).resolves.toBe('Running');
+
+    const bars = page.locator('#timeline g.bar');
+    await expect(bars.count()).resolves.toBe(3);
+    expect(await bars.evaluateAll((gs) => gs.map((g) => `${g.getAttribute('data-name')}:${g.getAttribute('data-outcome')}`))).toEqual([
+      'F1:completed',
+      'F2:completed',
+      'F3:completed',
+    ]);
+    // Every bar has a width and starts after the previous one ends (a chain).
+    const boxes = await page.locator('#timeline g.bar rect').evaluateAll((rs) => rs.map((r) => ({ x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })));
+    for (let i = 0; i < boxes.length; i++) {
+      expect(boxes[i]!.w).toBeGreaterThan(2);
+      if (i > 0) expect(boxes[i]!.x).toBeGreaterThanOrEqual(boxes[i - 1]!.x + boxes[i - 1]!.w - 1);
+    }
+    const log = await page.locator('#log').innerText();
+    expect(log).toContain('Execution started');
+    expect(log).toContain('Orchestration function started');
+    for (const f of ['F1', 'F2', 'F3']) {
+      expect(log).toContain(`Activity function ${f} task scheduled`);
+      expect(log).toContain(`Activity function ${f} task completed`);
+    }
+    await mkdir(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-waiting.png'), fullPage: true });
+
+    // Raise the event from the page's form: the page calls the API with the token, then follows the instance.
+    const form = page.locator('form[data-action="raise"]');
+    await form.locator('input[name="event"]').fill('Approval');
+    await form.locator('textarea[name="data"]').fill('{"approvedBy": "alice"}');
+    await form.getByRole('button', { name: 'Raise event' }).click();
+    await page.locator('h1 .status', { hasText: 'Completed' }).waitFor({ timeout: 15_000 });
+
+    expect(JSON.parse(await page.locator('#output').innerText())).toEqual({ steps: 'order-42>F1>F2>F3', approval: { approvedBy: 'alice' } });
+    const finalLog = await page.locator('#log').innerText();
+    expect(finalLog).toContain('External event Approval received');
+    expect(finalLog).toContain('Execution completed');
+    expect((await th.client.getStatus(id))?.runtimeStatus).toBe('Completed');
+    await page.screenshot({ path: join(RESULTS, 'dashboard-instance.png'), fullPage: true });
+
+    // The list shows it, and the link leads back to the instance.
+    await page.goto(`${base}/?name=Approval`);
+    await page.screenshot({ path: join(RESULTS, 'dashboard-list.png') });
+    await page.getByRole('link', { name: id }).click();
+    await page.waitForURL(`${base}/ui/instances/${id}`);
+    expect(problems).toEqual([]);
+
+    // Bull Board, through the same cookie: the hub's two queues.
+    const queues = page.waitForResponse((r) => r.url().startsWith(`${base}/queues/api/queues`));
+    await page.getByRole('link', { name: 'Queues (Bull Board)' }).click();
+    const listed = (await (await queues).json()) as { queues: { name: string }[] };
+    expect(listed.queues.map((q) => q.name).sort()).toEqual(['activity', 'orchestrator']);
+    await page.getByText(/\d+ Jobs?/).nth(1).waitFor({ timeout: 15_000 }); // both queue cards rendered
+    await page.screenshot({ path: join(RESULTS, 'dashboard-queues.png') });
+  });
+});

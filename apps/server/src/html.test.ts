@@ -1,0 +1,54 @@
+/** The page helpers on hand-built histories: escaping, execution log wording, timeline bars. */
+import type { HistoryEvent } from '@durabull/core';
+import { describe, expect, it } from 'vitest';
+import { esc, executionLog, timelineBars, timelineSvg } from './html.js';
+
+const failure = { errorName: 'TypeError', message: 'boom <b>' };
+const history: HistoryEvent[] = [
+  { type: 'OrchestratorStarted', timestamp: 1010 },
+  { type: 'ExecutionStarted', name: 'O', instanceId: 'i', executionId: 'x', input: 1, timestamp: 1000 },
+  { type: 'TaskScheduled', taskId: 0, name: 'F1', input: 'a', timestamp: 1010 },
+  { type: 'TimerCreated', taskId: 1, fireAt: 5000, timestamp: 1010 },
+  { type: 'SubOrchestrationInstanceCreated', taskId: 2, name: 'Child', instanceId: 'c', timestamp: 1010 },
+  { type: 'OrchestratorCompleted', timestamp: 1011 },
+  { type: 'TaskFailed', taskScheduledId: 0, failure, timestamp: 1200 },
+  { type: 'TimerFired', timerId: 1, fireAt: 5000, timestamp: 5000 },
+  { type: 'EventRaised', name: 'Go', input: { ok: true }, timestamp: 5100 },
+];
+
+describe('page helpers', () => {
+  it('escapes the five HTML-special characters', () => {
+    expect(esc(`<a href="x" title='y'>&</a>`)).toBe('&#60;a href=&#34;x&#34; title=&#39;y&#39;&#62;&#38;&#60;/a&#62;');
+  });
+
+  it('tells the history in the Durable Functions wording', () => {
+    expect(executionLog(history).map((l) => l.message)).toEqual([
+      'Orchestration function started',
+      'Execution started',
+      'Activity function F1 task scheduled',
+      'Timer created',
+      'Sub-orchestration Child scheduled',
+      'Orchestration function completed',
+      'Activity function F1 task failed',
+      'Timer fired',
+      'External event Go received',
+    ]);
+    expect(executionLog(history)[6]).toMatchObject({ failed: true, details: 'task 0: TypeError: boom <b>' });
+  });
+
+  it('draws one bar per task, from scheduled to result; open ones run to now', () => {
+    const bars = timelineBars(history);
+    expect(bars).toEqual([
+      { taskId: 0, kind: 'activity', name: 'F1', start: 1010, end: 1200, outcome: 'failed' },
+      { taskId: 1, kind: 'timer', name: 'Timer', start: 1010, end: 5000, outcome: 'completed' },
+      { taskId: 2, kind: 'sub-orchestration', name: 'Child', start: 1010, outcome: 'running' },
+    ]);
+    const svg = timelineSvg(bars, 1000, 6000);
+    expect(svg.match(/<g class="bar"/g)).toHaveLength(3);
+    expect(svg).toContain('(running)');
+    const many = Array.from({ length: 600 }, (_, i) => ({ taskId: i, kind: 'activity' as const, name: 'F', start: 1000 + i, end: 2000, outcome: 'completed' as const }));
+    const capped = timelineSvg(many, 1000, 2000);
+    expect(capped.match(/<g class="bar"/g)).toHaveLength(500);
+    expect(capped).toContain('100 more tasks not shown.');
+  });
+});

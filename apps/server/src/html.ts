@@ -1,0 +1,387 @@
+/**
+ * Server-rendered HTML for the orchestration view: plain template strings, no build step. Every
+ * value that comes from a user, an instance or its history goes through `esc` (or `json`, which
+ * escapes too) before it lands in the page.
+ */
+import type { OrchestrationStatus } from '@durabull/client';
+import { type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function esc(value: unknown): string {
+  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** JSON.stringify's replacer for payloads: BigInt (which msgpack round-trips) becomes a string. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/** A payload as indented JSON, escaped for HTML; `max` cuts long values. */
+function json(value: unknown, max = 20_000): string {
+  if (value === undefined) return '<span class="muted">(none)</span>';
+  let text = JSON.stringify(value, jsonReplacer, 2) ?? String(value);
+  if (text.length > max) text = `${text.slice(0, max)}\n... (${text.length - max} more characters)`;
+  return esc(text);
+}
+
+/** A short one-line rendering of a payload for the execution log. */
+function brief(value: unknown, max = 160): string {
+  if (value === undefined) return '';
+  const text = JSON.stringify(value, jsonReplacer) ?? String(value);
+  return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
+const time = (d: Date | number | undefined): string => (d === undefined ? '' : new Date(d).toISOString().replace('T', ' ').replace('Z', ''));
+
+/** What a page needs besides its content: the API token (when one is set) and a CSP nonce. */
+export interface PageContext {
+  token: string | undefined;
+  nonce: string;
+}
+
+const STYLE = `
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}
+header a{color:#cfe0ff;text-decoration:none}header strong{font-size:16px}
+main{padding:16px 24px;max-width:1200px}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e6eb;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;max-height:320px;margin:4px 0}
+.muted{color:#7a8394}.error{color:#b3261e}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;background:#e3e6eb}
+.s-Running,.s-Pending{background:#dbe8ff;color:#1848a0}.s-Completed{background:#d7f2df;color:#17622f}
+.s-Failed{background:#fadbd8;color:#8c1d18}.s-Terminated{background:#ececec;color:#444}
+.s-Suspended{background:#fff0c2;color:#6b5200}.s-ContinuedAsNew{background:#e8defa;color:#4b2a8a}
+form{display:inline-flex;gap:6px;align-items:center;margin:4px 12px 4px 0}
+fieldset{border:1px solid #e3e6eb;background:#fff;margin:8px 0;padding:8px 12px}
+input,select,textarea,button{font:inherit}button{cursor:pointer}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+#msg{min-height:1.4em}
+svg text{font:12px system-ui,sans-serif}
+`;
+
+/** The page frame: header with navigation, the token for the inline script, a CSP nonce for style and script. */
+export function layout(ctx: PageContext, title: string, body: string, script = ''): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
+${ctx.token ? `<meta name="durabull-token" content="${esc(ctx.token)}">` : ''}
+<style nonce="${ctx.nonce}">${STYLE}</style></head>
+<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/queues">Queues (Bull Board)</a></header>
+<main>${body}</main>
+${script ? `<script nonce="${ctx.nonce}">${script}</script>` : ''}
+</body></html>`;
+}
+
+const STATUSES: RuntimeStatus[] = ['Pending', 'Running', 'Completed', 'Failed', 'Terminated', 'ContinuedAsNew', 'Suspended'];
+
+const badge = (s: string): string => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
+
+/** The filters of the instance list, as the page's query string carries them. */
+export interface ListFilters {
+  status?: RuntimeStatus;
+  name?: string;
+  pageSize: number;
+  cursor?: string;
+}
+
+function listHref(f: ListFilters, cursor?: string): string {
+  const q = new URLSearchParams();
+  if (f.status) q.set('status', f.status);
+  if (f.name) q.set('name', f.name);
+  if (f.pageSize !== 25) q.set('pageSize', String(f.pageSize));
+  if (cursor) q.set('cursor', cursor);
+  const s = q.toString();
+  return s ? `/?${s}` : '/';
+}
+
+/** The instance list: filters, a table, and links to the first and next page. */
+export function listPage(ctx: PageContext, f: ListFilters, instances: OrchestrationStatus[], nextCursor: string | undefined): string {
+  const options = ['', ...STATUSES]
+    .map((s) => `<option value="${s}"${s === (f.status ?? '') ? ' selected' : ''}>${s || 'any status'}</option>`)
+    .join('');
+  const rows = instances
+    .map(
+      (s) => `<tr>
+<td><a href="/ui/instances/${esc(encodeURIComponent(s.instanceId))}">${esc(s.instanceId)}</a></td>
+<td>${esc(s.name)}</td><td>${badge(s.runtimeStatus)}</td>
+<td>${esc(time(s.createdAt))}</td><td>${esc(time(s.lastUpdatedAt))}</td>
+<td>${s.customStatus === undefined ? '' : esc(brief(s.customStatus, 80))}</td></tr>`,
+    )
+    .join('\n');
+  const body = `<h1>Orchestrations</h1>
+<form method="get" action="/">
+<label>Status <select name="status">${options}</select></label>
+<label>Name <input name="name" value="${esc(f.name ?? '')}" placeholder="orchestrator name" size="24"></label>
+<label>Page size <input name="pageSize" type="number" min="1" max="1000" value="${f.pageSize}" size="5"></label>
+<button type="submit">Filter</button></form>
+<table><thead><tr><th>Instance</th><th>Name</th><th>Status</th><th>Created (UTC)</th><th>Last updated (UTC)</th><th>Custom status</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="6" class="muted">No instances.</td></tr>'}</tbody></table>
+<p>${f.cursor ? `<a href="${esc(listHref(f))}">First page</a> ` : ''}${nextCursor ? `<a id="next" href="${esc(listHref(f, nextCursor))}">Next page</a>` : ''}</p>`;
+  return layout(ctx, 'Orchestrations', body);
+}
+
+/** One line of the execution log: the Durable Functions wording for a history event. */
+export interface LogLine {
+  timestamp: number;
+  message: string;
+  details: string;
+  failed?: boolean;
+}
+
+/** The history as an execution log, in the words Durable Functions' logs use. */
+export function executionLog(history: HistoryEvent[]): LogLine[] {
+  const names = new Map<number, string>();
+  const lines: LogLine[] = [];
+  const add = (e: HistoryEvent, message: string, details = '', failed = false) => lines.push({ timestamp: e.timestamp, message, details, failed });
+  for (const e of history) {
+    switch (e.type) {
+      case 'ExecutionStarted':
+        add(e, 'Execution started', `input ${brief(e.input)}`);
+        break;
+      case 'OrchestratorStarted':
+        add(e, 'Orchestration function started');
+        break;
+      case 'OrchestratorCompleted':
+        add(e, 'Orchestration function completed');
+        break;
+      case 'TaskScheduled':
+        names.set(e.taskId, e.name);
+        add(e, `Activity function ${e.name} task scheduled`, `task ${e.taskId}, input ${brief(e.input)}`);
+        break;
+      case 'TaskCompleted':
+        add(e, `Activity function ${names.get(e.taskScheduledId) ?? '?'} task completed`, `task ${e.taskScheduledId}, result ${brief(e.result)}`);
+        break;
+      case 'TaskFailed':
+        add(e, `Activity function ${names.get(e.taskScheduledId) ?? '?'} task failed`, `task ${e.taskScheduledId}: ${e.failure.errorName}: ${e.failure.message}`, true);
+        break;
+      case 'TimerCreated':
+        names.set(e.taskId, 'Timer');
+        add(e, 'Timer created', `task ${e.taskId}, fires at ${time(e.fireAt)}`);
+        break;
+      case 'TimerFired':
+        add(e, 'Timer fired', `task ${e.timerId}`);
+        break;
+      case 'EventRaised':
+        add(e, `External event ${e.name} received`, `data ${brief(e.input)}`);
+        break;
+      case 'SubOrchestrationInstanceCreated':
+        names.set(e.taskId, e.name);
+        add(e, `Sub-orchestration ${e.name} scheduled`, `task ${e.taskId}, instance ${e.instanceId}`);
+        break;
+      case 'SubOrchestrationInstanceCompleted':
+        add(e, `Sub-orchestration ${names.get(e.taskScheduledId) ?? '?'} completed`, `task ${e.taskScheduledId}, result ${brief(e.result)}`);
+        break;
+      case 'SubOrchestrationInstanceFailed':
+        add(e, `Sub-orchestration ${names.get(e.taskScheduledId) ?? '?'} failed`, `task ${e.taskScheduledId}: ${e.failure.errorName}: ${e.failure.message}`, true);
+        break;
+      case 'ExecutionCompleted':
+        if (e.status === 'Completed') add(e, 'Execution completed', `output ${brief(e.result)}`);
+        else if (e.status === 'Failed') add(e, 'Execution failed', e.failure ? `${e.failure.errorName}: ${e.failure.message}` : '', true);
+        else add(e, 'Execution continued as new', `next input ${brief(e.result)}`);
+        break;
+      case 'ExecutionTerminated':
+        add(e, 'Execution terminated', `reason ${brief(e.reason)}`);
+        break;
+      case 'ExecutionSuspended':
+        add(e, 'Execution suspended', `reason ${brief(e.reason)}`);
+        break;
+      case 'ExecutionResumed':
+        add(e, 'Execution resumed', `reason ${brief(e.reason)}`);
+        break;
+      case 'PatchApplied':
+        add(e, `Patch ${e.patchId} applied`);
+        break;
+    }
+  }
+  return lines;
+}
+
+/** A bar of the timeline: one activity, timer or sub-orchestration task, from scheduled to result. */
+export interface TimelineBar {
+  taskId: number;
+  kind: 'activity' | 'timer' | 'sub-orchestration';
+  name: string;
+  start: number;
+  end?: number;
+  outcome: 'completed' | 'failed' | 'running';
+}
+
+/** The tasks of a history, each with when it was scheduled and when its result arrived. */
+export function timelineBars(history: HistoryEvent[]): TimelineBar[] {
+  const bars = new Map<number, TimelineBar>();
+  const finish = (id: number, at: number, outcome: TimelineBar['outcome']) => {
+    const bar = bars.get(id);
+    if (bar) Object.assign(bar, { end: at, outcome });
+  };
+  for (const e of history) {
+    if (e.type === 'TaskScheduled') bars.set(e.taskId, { taskId: e.taskId, kind: 'activity', name: e.name, start: e.timestamp, outcome: 'running' });
+    else if (e.type === 'TimerCreated') bars.set(e.taskId, { taskId: e.taskId, kind: 'timer', name: 'Timer', start: e.timestamp, outcome: 'running' });
+    else if (e.type === 'SubOrchestrationInstanceCreated') bars.set(e.taskId, { taskId: e.taskId, kind: 'sub-orchestration', name: e.name, start: e.timestamp, outcome: 'running' });
+    else if (e.type === 'TaskCompleted' || e.type === 'SubOrchestrationInstanceCompleted') finish(e.taskScheduledId, e.timestamp, 'completed');
+    else if (e.type === 'TaskFailed' || e.type === 'SubOrchestrationInstanceFailed') finish(e.taskScheduledId, e.timestamp, 'failed');
+    else if (e.type === 'TimerFired') finish(e.timerId, e.timestamp, 'completed');
+  }
+  return [...bars.values()];
+}
+
+const FILL = { completed: '#3b8c5a', failed: '#c2413a', running: '#5b8def' } as const;
+
+/** Rows the timeline draws at most (a fan-out of thousands would make a page nobody can read). */
+const MAX_BARS = 500;
+
+/**
+ * The timeline as an SVG: one row per task (the first 500), a bar from TaskScheduled to its
+ * result; open tasks run to `now`.
+ */
+export function timelineSvg(allBars: TimelineBar[], startedAt: number, now: number): string {
+  if (allBars.length === 0) return '<p class="muted">No activities yet.</p>';
+  const bars = allBars.slice(0, MAX_BARS);
+  const end = bars.reduce((max, b) => Math.max(max, b.end ?? b.start), now);
+  const span = Math.max(end - startedAt, 1);
+  const labelW = 240;
+  const plotW = 640;
+  const rowH = 24;
+  const top = 22;
+  const x = (t: number) => labelW + ((t - startedAt) / span) * plotW;
+  const ticks = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => {
+      const tx = labelW + f * plotW;
+      return `<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${top + bars.length * rowH}" stroke="#e3e6eb"/><text x="${tx}" y="${top - 8}" text-anchor="middle" fill="#7a8394">${esc(duration(f * span))}</text>`;
+    })
+    .join('');
+  const rows = bars
+    .map((b, i) => {
+      const y = top + i * rowH;
+      const x0 = x(b.start);
+      const w = Math.max(x(b.end ?? now) - x0, 2);
+      const took = (b.end ?? now) - b.start;
+      const label = `${b.kind === 'activity' ? '' : `${b.kind} `}${b.name} #${b.taskId}`;
+      return `<g class="bar" data-task-id="${b.taskId}" data-name="${esc(b.name)}" data-kind="${b.kind}" data-outcome="${b.outcome}">
+<title>${esc(`${label}: ${duration(took)}, ${b.outcome}`)}</title>
+<text x="${labelW - 8}" y="${y + 16}" text-anchor="end">${esc(label)}</text>
+<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" rx="3" fill="${FILL[b.outcome]}"/>
+<text x="${Math.min(x0 + w + 4, labelW + plotW + 4).toFixed(1)}" y="${y + 16}" fill="#7a8394">${esc(duration(took))}${b.outcome === 'running' ? ' (running)' : ''}</text></g>`;
+    })
+    .join('\n');
+  const height = top + bars.length * rowH + 8;
+  const more = allBars.length > bars.length ? `<p class="muted">${allBars.length - bars.length} more tasks not shown.</p>` : '';
+  return `<svg id="timeline" role="img" aria-label="Activity timeline" width="${labelW + plotW + 120}" height="${height}" viewBox="0 0 ${labelW + plotW + 120} ${height}">${ticks}${rows}</svg>${more}`;
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 60_000).toFixed(1)} min`;
+}
+
+/** The page of one instance: overview, payloads, timeline, execution log and the management forms. */
+export function instancePage(ctx: PageContext, s: OrchestrationStatus, now: number): string {
+  const history = s.history ?? [];
+  // History opens with OrchestratorStarted, then ExecutionStarted (stamped earlier, at the start call).
+  const startedAt = history.reduce((min, e) => Math.min(min, e.timestamp), s.createdAt.getTime());
+  const finished = isTerminalStatus(s.runtimeStatus);
+  const log = executionLog(history)
+    .map(
+      (l) => `<tr${l.failed ? ' class="error"' : ''}><td>${esc(time(l.timestamp))}</td><td class="muted">+${esc(duration(l.timestamp - startedAt))}</td><td>${esc(l.message)}</td><td>${esc(l.details)}</td></tr>`,
+    )
+    .join('\n');
+  const failure = s.failure
+    ? `<h2>Failure</h2><p class="error">${esc(s.failure.errorName)}: ${esc(s.failure.message)}</p>${s.failure.stack ? `<details><summary>Stack</summary><pre>${esc(s.failure.stack)}</pre></details>` : ''}`
+    : '';
+  const parent = s.parent ? `<a href="/ui/instances/${esc(encodeURIComponent(s.parent.instanceId))}">${esc(s.parent.instanceId)}</a>` : '';
+  const body = `<h1>${esc(s.name)} <small class="muted">${esc(s.instanceId)}</small> ${badge(s.runtimeStatus)}</h1>
+<table><tbody>
+<tr><th>Instance id</th><td>${esc(s.instanceId)}</td><th>Execution</th><td>${esc(s.executionId)}</td></tr>
+<tr><th>Created (UTC)</th><td>${esc(time(s.createdAt))}</td><th>Last updated (UTC)</th><td>${esc(time(s.lastUpdatedAt))}</td></tr>
+<tr><th>Completed (UTC)</th><td>${esc(time(s.completedAt))}</td><th>Episodes</th><td>${s.episodes}</td></tr>
+<tr><th>Custom status</th><td id="custom-status">${s.customStatus === undefined ? '' : esc(brief(s.customStatus))}</td><th>Parent</th><td>${parent}</td></tr>
+</tbody></table>
+<div class="grid"><div><h2>Input</h2><pre id="input">${json(s.input)}</pre></div>
+<div><h2>Output</h2><pre id="output">${json(s.output)}</pre></div></div>
+${failure}
+<h2>Actions</h2>
+<p id="msg" role="status"></p>
+<fieldset>
+<form data-action="raise"><label>Event <input name="event" required placeholder="event name" size="18"></label>
+<label>Data (JSON) <textarea name="data" rows="1" cols="28" placeholder='{"approved": true}'></textarea></label><button type="submit">Raise event</button></form>
+<form data-action="terminate"><label>Reason <input name="reason" size="16"></label><button type="submit">Terminate</button></form>
+<form data-action="suspend"><button type="submit">Suspend</button></form>
+<form data-action="resume"><button type="submit">Resume</button></form>
+<form data-action="restart"><button type="submit">Restart</button></form>
+<form data-action="purge"><button type="submit">Purge</button></form>
+</fieldset>
+<h2>Timeline</h2>
+${timelineSvg(timelineBars(history), startedAt, finished && s.completedAt ? s.completedAt.getTime() : now)}
+<h2>Execution log</h2>
+<table id="log"><thead><tr><th>Time (UTC)</th><th>Since start</th><th>Event</th><th>Details</th></tr></thead><tbody>${log}</tbody></table>
+<div id="instance" data-id="${esc(s.instanceId)}" data-finished="${finished}" data-stamp="${esc(stamp(s))}" hidden></div>`;
+  return layout(ctx, `${s.instanceId} (${s.name})`, body, INSTANCE_SCRIPT);
+}
+
+/** What the page's poller compares to notice that the instance moved on. */
+function stamp(s: { runtimeStatus: string; lastUpdatedAt: Date | string; episodes: number }): string {
+  return `${s.runtimeStatus}|${new Date(s.lastUpdatedAt).toISOString()}|${s.episodes}`;
+}
+
+/** A page for an instance that does not exist. */
+export function notFoundPage(ctx: PageContext, instanceId: string): string {
+  return layout(ctx, 'Not found', `<h1>Not found</h1><p>No instance <code>${esc(instanceId)}</code> exists in this task hub.</p><p><a href="/">All orchestrations</a></p>`);
+}
+
+/**
+ * The instance page's script: the forms call the management API with fetch (sending the token as a
+ * Bearer header), and while the instance has not finished the page polls its status and reloads
+ * when it changes (not while someone is typing in a form).
+ */
+const INSTANCE_SCRIPT = `
+(() => {
+  const token = document.querySelector('meta[name="durabull-token"]')?.content;
+  const el = document.getElementById('instance');
+  const id = el.dataset.id;
+  const base = '/instances/' + encodeURIComponent(id);
+  const msg = document.getElementById('msg');
+  async function call(method, path, body) {
+    const headers = {};
+    if (token) headers.authorization = 'Bearer ' + token;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw new Error((data && data.message) || res.statusText);
+    return data;
+  }
+  const actions = {
+    raise: (f) => {
+      const raw = f.data.value.trim();
+      let data;
+      try { data = raw ? JSON.parse(raw) : undefined; } catch { throw new Error('Data is not valid JSON'); }
+      return call('POST', base + '/raiseEvent/' + encodeURIComponent(f.event.value.trim()), data);
+    },
+    terminate: (f) => call('POST', base + '/terminate', { reason: f.reason.value || undefined }),
+    suspend: () => call('POST', base + '/suspend', {}),
+    resume: () => call('POST', base + '/resume', {}),
+    restart: async () => { const r = await call('POST', base + '/restart'); location.href = '/ui/instances/' + encodeURIComponent(r.id); return 'navigate'; },
+    purge: async () => { if (!confirm('Purge instance ' + id + '?')) return 'navigate'; await call('DELETE', base); location.href = '/'; return 'navigate'; },
+  };
+  for (const form of document.querySelectorAll('form[data-action]')) {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const action = form.dataset.action;
+      msg.className = ''; msg.textContent = action + '...';
+      try {
+        const r = await actions[action](form.elements);
+        if (r !== 'navigate') { msg.textContent = action + ': done'; location.reload(); }
+      } catch (err) { msg.className = 'error'; msg.textContent = action + ' failed: ' + err.message; }
+    });
+  }
+  if (el.dataset.finished === 'true') return;
+  const typing = () => ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement?.tagName);
+  setInterval(async () => {
+    try {
+      const s = await call('GET', base + '?showInput=false');
+      const now = s.runtimeStatus + '|' + s.lastUpdatedAt + '|' + s.episodes;
+      if (now !== el.dataset.stamp && !typing()) location.reload();
+    } catch {}
+  }, 1000);
+})();
+`;

@@ -1,0 +1,37 @@
+/**
+ * `npm run dashboard`: serves the management API, Bull Board and the orchestration view.
+ *
+ * Environment: `REDIS_URL` (default redis://127.0.0.1:6379), `DURABULL_HUB` (default `default`),
+ * `PORT` (default 8080), `HOST` (default 127.0.0.1; anything else needs a token), `DURABULL_TOKEN`
+ * (the Bearer token every route then requires), `DURABULL_ORCHESTRATORS` (optional comma-separated
+ * names: starting any other name answers 404).
+ */
+import { createServer } from './server.js';
+
+const host = process.env.HOST || '127.0.0.1';
+const port = Number(process.env.PORT || 8080);
+const names = process.env.DURABULL_ORCHESTRATORS?.split(',').map((n) => n.trim()).filter(Boolean);
+
+let app;
+try {
+  app = createServer({
+    connection: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    host,
+    logger: true,
+    ...(process.env.DURABULL_HUB ? { hub: process.env.DURABULL_HUB } : {}),
+    ...(process.env.DURABULL_TOKEN ? { token: process.env.DURABULL_TOKEN } : {}),
+    ...(names?.length ? { registeredOrchestrators: names } : {}),
+  });
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}
+
+const server = app;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void server.close().then(() => process.exit(0));
+  });
+}
+await server.listen({ host, port });
+console.log(`durabull dashboard: http://${host.includes(':') ? `[${host}]` : host}:${port}/ (Bull Board at /queues)`);

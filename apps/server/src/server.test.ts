@@ -1,0 +1,377 @@
+/**
+ * The HTTP server on a real Redis, through fastify.inject: every management endpoint, the async
+ * polling pattern, the pages, Bull Board, authentication, and the requests it must refuse without
+ * writing anything.
+ */
+import type { OrchestrationStatus } from '@durabull/client';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
+import { createServer } from './server.js';
+import { activities, orchestrators } from './test-functions.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const HOST = 'dash.test:8080';
+
+/** Polls `read` until `ok` holds; fails with the last value after `timeoutMs`. */
+async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) {
+      const last = v && typeof v === 'object' && 'statusCode' in v ? `${v.statusCode} ${(v as { body?: string }).body}` : JSON.stringify(v);
+      throw new Error(`Timed out waiting for ${what}; last value: ${last}`);
+    }
+    await sleep(25);
+  }
+}
+
+/** Path and query of an absolute URL the server handed out. */
+const local = (url: string) => {
+  const u = new URL(url);
+  expect(u.host).toBe(HOST);
+  return u.pathname + u.search;
+};
+
+describe('management API', () => {
+  let th: TestHub;
+  let app: FastifyInstance;
+  /** A request as a JSON client sends it (the body, when there is one, as JSON). */
+  const req = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
+    app.inject({
+      method,
+      url,
+      headers: { host: HOST, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+    });
+  const status = async (id: string) => (await req('GET', `/instances/${id}`)).json<OrchestrationStatus & { history?: { type: string }[] }>();
+  const untilWaiting = (id: string) =>
+    until(`${id} waiting for its event`, () => req('GET', `/instances/${id}`), (r) => r.json().customStatus?.waitingFor === 'Approval');
+
+  beforeAll(async () => {
+    th = await createTestHub({ orchestrators, activities });
+    app = createServer({ connection: th.url, hub: th.hub, registeredOrchestrators: Object.keys(orchestrators) });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await th?.cleanup();
+  });
+
+  it('starts an instance and follows the async HTTP API pattern: 202 while running, 200 with the output', async () => {
+    const start = await req('POST', '/orchestrations/Approval?instanceId=poll-1', 'in');
+    expect(start.statusCode).toBe(202);
+    const urls = start.json();
+    expect(urls).toEqual({
+      id: 'poll-1',
+      statusQueryGetUri: `http://${HOST}/instances/poll-1`,
+      sendEventPostUri: `http://${HOST}/instances/poll-1/raiseEvent/{eventName}`,
+      terminatePostUri: `http://${HOST}/instances/poll-1/terminate`,
+      suspendPostUri: `http://${HOST}/instances/poll-1/suspend`,
+      resumePostUri: `http://${HOST}/instances/poll-1/resume`,
+      restartPostUri: `http://${HOST}/instances/poll-1/restart`,
+      purgeHistoryDeleteUri: `http://${HOST}/instances/poll-1`,
+    });
+    expect(start.headers.location).toBe(urls.statusQueryGetUri);
+
+    const running = await req('GET', local(urls.statusQueryGetUri));
+    expect(running.statusCode).toBe(202);
+    expect(running.headers.location).toBe(urls.statusQueryGetUri);
+    expect(running.headers['retry-after']).toBe('1');
+    expect(['Pending', 'Running']).toContain(running.json().runtimeStatus);
+
+    await untilWaiting('poll-1');
+    const raised = await req('POST', local(urls.sendEventPostUri.replace('{eventName}', 'Approval')), { by: 'ops' });
+    expect(raised.statusCode).toBe(202);
+
+    // Poll the status URL as a client of the async HTTP API would, until it answers 200.
+    const done = await until('a 200', () => req('GET', local(urls.statusQueryGetUri)), (r) => r.statusCode !== 202);
+    expect(done.statusCode).toBe(200);
+    expect(done.json()).toMatchObject({ instanceId: 'poll-1', name: 'Approval', runtimeStatus: 'Completed', input: 'in', output: { steps: 'in>F1>F2>F3', approval: { by: 'ops' } } });
+  });
+
+  it('returns the history with showHistory and leaves out the input with showInput=false', async () => {
+    const id = (await req('POST', '/orchestrations/Quick', { n: 1 })).json().id as string;
+    await until('Quick to finish', () => req('GET', `/instances/${id}`), (r) => r.statusCode === 200);
+    const plain = await status(id);
+    expect(plain.input).toEqual({ n: 1 });
+    expect(plain.history).toBeUndefined();
+    const full = (await req('GET', `/instances/${id}?showHistory=true&showInput=false`)).json();
+    expect(full).not.toHaveProperty('input');
+    expect(full.output).toEqual({ echo: { n: 1 }, f1: 'q>F1' });
+    expect(full.history.map((e: { type: string }) => e.type)).toEqual(expect.arrayContaining(['ExecutionStarted', 'TaskScheduled', 'TaskCompleted', 'ExecutionCompleted']));
+    expect((await req('GET', `/instances/${id}?showHistory=maybe`)).statusCode).toBe(400);
+  });
+
+  it('reports a failed instance with 200 and its failure', async () => {
+    const id = (await req('POST', '/orchestrations/Failing?instanceId=fail-1')).json().id as string;
+    const r = await until('Failing to finish', () => req('GET', `/instances/${id}`), (x) => x.statusCode === 200);
+    expect(r.json()).toMatchObject({ runtimeStatus: 'Failed', failure: { errorName: 'TaskFailedError' } });
+  });
+
+  it('answers 409 for a running duplicate id and 404 for a missing instance', async () => {
+    expect((await req('POST', '/orchestrations/Approval?instanceId=dup-1', 'x')).statusCode).toBe(202);
+    const dup = await req('POST', '/orchestrations/Approval?instanceId=dup-1', 'x');
+    expect(dup.statusCode).toBe(409);
+    expect(dup.json()).toEqual({ error: 'InstanceAlreadyExistsError', message: expect.stringContaining('dup-1') });
+    const missing = await req('GET', '/instances/nobody');
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toEqual({ error: 'InstanceNotFoundError', message: "No instance 'nobody' exists in this task hub." });
+    await req('POST', '/instances/dup-1/terminate', { reason: 'cleanup' });
+  });
+
+  it('raises events: 404 for a missing instance, 409 for a finished one, 400 for a bad event name', async () => {
+    expect((await req('POST', '/instances/nobody/raiseEvent/Approval', 1)).statusCode).toBe(404);
+    expect((await req('POST', '/instances/poll-1/raiseEvent/Approval', 1)).statusCode).toBe(409);
+    const bad = await req('POST', '/instances/poll-1/raiseEvent/bad%20name', 1);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toContain('path.event');
+  });
+
+  it('terminates (recursive flag, reason as output) and refuses to terminate twice', async () => {
+    await req('POST', '/orchestrations/Approval?instanceId=term-1', 'x');
+    const t = await req('POST', '/instances/term-1/terminate?recursive=true', { reason: 'no longer needed' });
+    expect(t.statusCode).toBe(202);
+    const s = await req('GET', '/instances/term-1');
+    expect(s.statusCode).toBe(200);
+    expect(s.json()).toMatchObject({ runtimeStatus: 'Terminated', output: 'no longer needed' });
+    expect((await req('POST', '/instances/term-1/terminate')).statusCode).toBe(409);
+    expect((await req('POST', '/instances/term-1/terminate?recursive=perhaps')).statusCode).toBe(400);
+  });
+
+  it('suspends and resumes; resuming an instance that is not suspended is a 409', async () => {
+    await req('POST', '/orchestrations/Approval?instanceId=sus-1', 'x');
+    await untilWaiting('sus-1');
+    expect((await req('POST', '/instances/sus-1/suspend', { reason: 'maintenance' })).statusCode).toBe(202);
+    expect((await status('sus-1')).runtimeStatus).toBe('Suspended');
+    expect((await req('GET', '/instances/sus-1')).statusCode).toBe(202);
+    // An event raised while suspended waits in the inbox; resume lets the instance finish.
+    expect((await req('POST', '/instances/sus-1/raiseEvent/Approval', 'ok')).statusCode).toBe(202);
+    expect((await req('POST', '/instances/sus-1/resume')).statusCode).toBe(202);
+    const done = await until('sus-1 to finish', () => status('sus-1'), (s) => s.runtimeStatus === 'Completed');
+    expect(done.output).toEqual({ steps: 'x>F1>F2>F3', approval: 'ok' });
+    const again = await req('POST', '/instances/sus-1/resume');
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error).toBe('InvalidInstanceStateError');
+  });
+
+  it('restarts a finished instance under its id or a new one', async () => {
+    const same = await req('POST', '/instances/term-1/restart');
+    expect(same.statusCode).toBe(202);
+    expect(same.json().id).toBe('term-1');
+    expect(same.headers.location).toBe(`http://${HOST}/instances/term-1`);
+    expect((await status('term-1')).runtimeStatus).not.toBe('Terminated');
+    // Not finished any more: restarting it under its own id is a 409, under a new id is fine.
+    expect((await req('POST', '/instances/term-1/restart')).statusCode).toBe(409);
+    const copy = await req('POST', '/instances/term-1/restart?newInstanceId=term-1-copy');
+    expect(copy.statusCode).toBe(202);
+    expect((await status('term-1-copy')).input).toBe('x');
+    expect((await req('POST', '/instances/nobody/restart')).statusCode).toBe(404);
+    expect((await req('POST', '/instances/term-1/restart?newInstanceId=a%3Ab')).statusCode).toBe(400);
+    for (const id of ['term-1', 'term-1-copy']) await req('POST', `/instances/${id}/terminate`);
+  });
+
+  it('purges a finished instance (404 afterwards), refuses a running one (409) and a missing one (404)', async () => {
+    await req('POST', '/orchestrations/Approval?instanceId=purge-1', 'x');
+    expect((await req('DELETE', '/instances/purge-1')).statusCode).toBe(409);
+    await req('POST', '/instances/purge-1/terminate');
+    const purged = await req('DELETE', '/instances/purge-1');
+    expect(purged.statusCode).toBe(200);
+    expect(purged.json()).toEqual({ instancesDeleted: 1 });
+    expect((await req('GET', '/instances/purge-1')).statusCode).toBe(404);
+    expect((await req('DELETE', '/instances/purge-1')).statusCode).toBe(404);
+  });
+
+  it('lists with filters and a cursor, and purges by filter', async () => {
+    const from = new Date(Date.now() - 1).toISOString();
+    for (let i = 0; i < 3; i++) await req('POST', `/orchestrations/Quick?instanceId=list-${i}`, i);
+    await until('the Quick instances to finish', () => req('GET', `/instances?name=Quick&status=Running,Pending`), (r) => r.json().instances.length === 0);
+    const page1 = (await req('GET', `/instances?name=Quick&createdFrom=${from}&pageSize=2`)).json();
+    expect(page1.instances.map((s: OrchestrationStatus) => s.instanceId)).toEqual(['list-0', 'list-1']);
+    expect(page1.nextCursor).toEqual(expect.any(String));
+    const page2 = (await req('GET', `/instances?name=Quick&createdFrom=${from}&pageSize=2&cursor=${page1.nextCursor}`)).json();
+    expect(page2.instances.map((s: OrchestrationStatus) => s.instanceId)).toEqual(['list-2']);
+    expect(page2.nextCursor).toBeUndefined();
+    const byStatus = (await req('GET', '/instances?status=Failed')).json();
+    expect(byStatus.instances.map((s: OrchestrationStatus) => s.instanceId)).toEqual(['fail-1']);
+    const twoStatuses = (await req('GET', '/instances?status=Failed&status=Completed&createdTo=2000-01-01')).json();
+    expect(twoStatuses.instances).toEqual([]);
+
+    for (const bad of ['status=Bogus', 'pageSize=0', 'pageSize=abc', 'createdFrom=yesterday', 'name=1abc', 'cursor=%7B%7D']) {
+      const r = await req('GET', `/instances?${bad}`);
+      expect(r.statusCode, bad).toBe(400);
+      expect(r.json().error).toBe('BadRequest');
+    }
+
+    expect((await req('DELETE', '/instances')).statusCode).toBe(400);
+    const purged = await req('DELETE', `/instances?name=Quick&createdFrom=${from}`);
+    expect(purged.json()).toEqual({ instancesDeleted: 3 });
+    expect((await req('GET', `/instances?name=Quick&createdFrom=${from}`)).json().instances).toEqual([]);
+  });
+
+  it('serves the orchestration list and the instance page, escaping what instances contain', async () => {
+    const evil = '<img src=x onerror="alert(1)">';
+    await req('POST', '/orchestrations/Approval?instanceId=page-1', evil);
+    await untilWaiting('page-1');
+    const list = await req('GET', '/?name=Approval');
+    expect(list.statusCode).toBe(200);
+    expect(list.headers['content-type']).toContain('text/html');
+    expect(list.body).toContain('href="/ui/instances/page-1"');
+    expect(list.body).toContain('waitingFor');
+    const paged = await req('GET', '/?pageSize=1');
+    expect(paged.body).toContain('id="next"');
+
+    const page = await req('GET', '/ui/instances/page-1');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("script-src 'nonce-");
+    expect(page.body).not.toContain(evil);
+    // Shown as the JSON string it is, escaped: `"<img src=x onerror=\"alert(1)\">"`.
+    expect(page.body).toContain('&#34;&#60;img src=x onerror=\\&#34;alert(1)\\&#34;&#62;&#34;');
+    for (const f of ['F1', 'F2', 'F3']) {
+      expect(page.body).toContain(`Activity function ${f} task scheduled`);
+      expect(page.body).toContain(`Activity function ${f} task completed`);
+      expect(page.body).toMatch(new RegExp(`<g class="bar" data-task-id="\\d+" data-name="${f}" data-kind="activity" data-outcome="completed">`));
+    }
+    expect(page.body).toContain('Orchestration function started');
+    expect((await req('GET', '/ui/instances/nobody')).statusCode).toBe(404);
+    expect((await req('GET', '/ui/instances/a%3Ab')).statusCode).toBe(400);
+    await req('POST', '/instances/page-1/terminate');
+  });
+
+  it("mounts Bull Board at /queues with the hub's orchestrator and activity queues", async () => {
+    const ui = await req('GET', '/queues');
+    expect(ui.statusCode).toBe(200);
+    expect(ui.body).toContain('<base href="/queues/"');
+    const queues = await req('GET', '/queues/api/queues');
+    expect(queues.statusCode).toBe(200);
+    expect(queues.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(['activity', 'orchestrator']);
+  });
+});
+
+describe('refused requests', () => {
+  let th: TestHub;
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    th = await createTestHub({}, { startWorker: false });
+    app = createServer({ connection: th.url, hub: th.hub, bodyLimitBytes: 1024, registeredOrchestrators: ['Approval', 'Quick'] });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await th?.cleanup();
+  });
+
+  it('refuses bad names, ids, bodies and content types with JSON errors and writes nothing', async () => {
+    const cases: { url: string; payload?: string; type?: string; status: number; error: string; message?: RegExp }[] = [
+      { url: '/orchestrations/Nope?instanceId=r-1', payload: '1', status: 404, error: 'OrchestratorNotFound', message: /'Approval', 'Quick'/ },
+      { url: '/orchestrations/1bad?instanceId=r-2', payload: '1', status: 400, error: 'BadRequest', message: /path\.name/ },
+      { url: '/orchestrations/Approval?instanceId=r-3', payload: '{"a":', status: 400, error: 'BadRequest', message: /Malformed JSON/ },
+      { url: '/orchestrations/Approval?instanceId=r-4', payload: JSON.stringify({ big: 'x'.repeat(2000) }), status: 413, error: 'PayloadTooLarge' },
+      { url: '/orchestrations/Approval?instanceId=r:5', payload: '1', status: 400, error: 'BadRequest', message: /query\.instanceId/ },
+      { url: `/orchestrations/Approval?instanceId=${'r'.repeat(257)}`, payload: '1', status: 400, error: 'BadRequest' },
+      { url: '/orchestrations/Approval?instanceId=%7Br%7D', payload: '1', status: 400, error: 'BadRequest' },
+      { url: '/orchestrations/Approval?instanceId=r-6&instanceId=r-7', payload: '1', status: 400, error: 'BadRequest' },
+      { url: '/orchestrations/Approval?instanceId=r-8', payload: 'hello', type: 'text/plain', status: 415, error: 'UnsupportedMediaType' },
+      { url: '/orchestrations/Approval?instanceId=r-9', payload: '{"__proto__":{"x":1}}', status: 400, error: 'BadRequest' },
+      { url: '/instances/r%3A1/raiseEvent/Approval', payload: '1', status: 400, error: 'BadRequest', message: /path\.id/ },
+      { url: `/instances/${'r'.repeat(300)}/terminate`, status: 400, error: 'BadRequest' },
+    ];
+    for (const c of cases) {
+      const r = await app.inject({
+        method: 'POST',
+        url: c.url,
+        ...(c.payload === undefined ? {} : { payload: c.payload, headers: { 'content-type': c.type ?? 'application/json' } }),
+      });
+      expect(r.statusCode, c.url).toBe(c.status);
+      expect(r.headers['content-type'], c.url).toContain('application/json');
+      const body = r.json();
+      expect(Object.keys(body).filter((k) => k !== 'registered'), c.url).toEqual(['error', 'message']);
+      expect(body.error, c.url).toBe(c.error);
+      if (c.message) expect(body.message, c.url).toMatch(c.message);
+      expect(r.body, c.url).not.toMatch(/\s+at .*\.(ts|js):\d+/); // no stack trace
+    }
+    expect((await app.inject({ method: 'POST', url: '/orchestrations/Nope', payload: {} })).json().registered).toEqual(['Approval', 'Quick']);
+    // Nothing was written: no instance, and no key of the hub but the BullMQ queues' own meta keys.
+    expect((await th.client.list()).instances).toEqual([]);
+    for (const id of ['r-1', 'r-2', 'r-3', 'r-4', 'r-6', 'r-7', 'r-8', 'r-9']) expect(await th.client.getStatus(id)).toBeUndefined();
+    expect((await th.redis.keys(th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
+  });
+
+  it('accepts an orchestrator name that is well formed when no registered names are given', async () => {
+    const open = createServer({ connection: th.url, hub: th.hub });
+    try {
+      const r = await open.inject({ method: 'POST', url: '/orchestrations/Whatever?instanceId=open-1', payload: { a: 1 } });
+      expect(r.statusCode).toBe(202);
+      expect((await th.client.getStatus('open-1'))?.name).toBe('Whatever');
+      expect((await open.inject({ method: 'POST', url: '/orchestrations/-x' })).statusCode).toBe(400);
+      await th.client.terminate('open-1');
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('security', () => {
+  const TOKEN = 's3cret-token';
+  let th: TestHub;
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    th = await createTestHub({}, { startWorker: false });
+    app = createServer({ connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0' });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await th?.cleanup();
+  });
+
+  it('refuses to start on a non-loopback host without a token', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.10']) {
+      expect(() => createServer({ connection: th.url, hub: th.hub, host })).toThrow(/without a token/);
+    }
+    expect(() => createServer({ connection: th.url, hub: th.hub, host: '0.0.0.0', token: '' })).toThrow(/must not be empty/);
+  });
+
+  it('requires the Bearer token on every route: API, pages and Bull Board', async () => {
+    for (const [method, url] of [
+      ['POST', '/orchestrations/Approval?instanceId=sec-1'],
+      ['GET', '/instances'],
+      ['GET', '/instances/sec-1'],
+      ['DELETE', '/instances/sec-1'],
+      ['GET', '/'],
+      ['GET', '/ui/instances/sec-1'],
+      ['GET', '/queues'],
+      ['GET', '/queues/api/queues'],
+      ['GET', '/no-such-route'],
+    ] as const) {
+      for (const authorization of [undefined, 'Bearer wrong', `Basic ${TOKEN}`, TOKEN]) {
+        const r = await app.inject({ method, url, headers: authorization ? { authorization } : {}, payload: method === 'POST' ? {} : undefined });
+        expect(r.statusCode, `${method} ${url} ${authorization}`).toBe(401);
+        expect(r.json()).toEqual({ error: 'Unauthorized', message: expect.any(String) });
+      }
+    }
+    expect(await th.client.getStatus('sec-1')).toBeUndefined();
+
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    expect((await app.inject({ method: 'GET', url: '/instances', headers: auth })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/queues/api/queues', headers: auth })).statusCode).toBe(200);
+    const page = await app.inject({ method: 'GET', url: '/', headers: auth });
+    expect(page.statusCode).toBe(200);
+    // The page's script sends the token with its API calls.
+    expect(page.body).toContain(`<meta name="durabull-token" content="${TOKEN}">`);
+  });
+
+  it('lets a browser pass ?token= once on a page, then uses an HttpOnly cookie (not accepted by the API)', async () => {
+    const wrong = await app.inject({ method: 'GET', url: '/?token=nope' });
+    expect(wrong.statusCode).toBe(401);
+    const first = await app.inject({ method: 'GET', url: `/?status=Running&token=${TOKEN}` });
+    expect(first.statusCode).toBe(303);
+    expect(first.headers.location).toBe('/?status=Running');
+    const cookie = String(first.headers['set-cookie']);
+    expect(cookie).toMatch(/^durabull_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict$/);
+    const jar = { cookie: cookie.split(';')[0]! };
+    expect((await app.inject({ method: 'GET', url: '/?status=Running', headers: jar })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/queues/api/queues', headers: jar })).statusCode).toBe(200);
+    // API routes take the Bearer header only (a cookie would make them open to cross-site requests).
+    expect((await app.inject({ method: 'GET', url: '/instances', headers: jar })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: `/instances?token=${TOKEN}` })).statusCode).toBe(401);
+  });
+});

@@ -1,0 +1,351 @@
+/**
+ * durabull's HTTP server: the management API (Durable Functions' HTTP API in spirit), Bull Board
+ * over the task hub's queues, and a server-rendered orchestration view.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import { DurabullClient } from '@durabull/client';
+import {
+  InstanceAlreadyExistsError,
+  InstanceNotFoundError,
+  type RuntimeStatus,
+  ValidationError,
+  isTerminalStatus,
+} from '@durabull/core';
+import { InstanceFinishedError, InvalidInstanceStateError } from '@durabull/redis';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { RedisOptions } from 'ioredis';
+import { z } from 'zod';
+import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage } from './html.js';
+
+/** Options of {@link createServer}. */
+export interface ServerOptions {
+  /** Redis URL or ioredis options. */
+  connection: string | RedisOptions;
+  /** Task hub. Default `default`. */
+  hub?: string;
+  /**
+   * API token. When set, every route (API, pages, Bull Board) needs `Authorization: Bearer <token>`;
+   * pages and Bull Board also take `?token=` once, which sets an HttpOnly cookie.
+   */
+  token?: string;
+  /**
+   * The address the caller will listen on. Only checked here: anything but 127.0.0.1, ::1 or
+   * localhost needs a `token`. Default 127.0.0.1.
+   */
+  host?: string;
+  /** Largest request body. Default 1 MiB. */
+  bodyLimitBytes?: number;
+  /** When given, `POST /orchestrations/:name` refuses other names with 404 and lists these. */
+  registeredOrchestrators?: string[];
+  /** Fastify's logger option. Default off. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** Instance ids as the backend accepts them (checked here before anything reaches Redis). */
+const INSTANCE_ID = z.string().regex(/^[A-Za-z0-9_.@-]{1,256}$/, "an instance id is 1 to 256 letters, digits, '_', '.', '@' or '-'");
+/** Orchestrator names as the registry accepts them. */
+const NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, "a name is 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'");
+const EVENT_NAME = z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, "an event name is 1 to 128 letters, digits, '_', '.', ':', '@' or '-'");
+const STATUS = z.enum(['Pending', 'Running', 'Completed', 'Failed', 'Terminated', 'ContinuedAsNew', 'Suspended']);
+/** `?status=Running,Pending` or `?status=Running&status=Pending`. */
+const STATUSES = z
+  .union([z.string(), z.array(z.string()).max(7)])
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))
+  .pipe(z.array(STATUS).max(7));
+const DATE = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).transform((s) => new Date(s));
+const CURSOR = z.string().regex(/^[A-Za-z0-9_-]{1,2048}$/, 'pass the nextCursor of the previous page');
+const BOOL = z.stringbool();
+
+const ID_PARAMS = z.object({ id: INSTANCE_ID });
+const FILTERS = z.object({ status: STATUSES.optional(), name: NAME.optional(), createdFrom: DATE.optional(), createdTo: DATE.optional() });
+const LIST_QUERY = FILTERS.extend({ pageSize: z.coerce.number().int().min(1).max(1000).optional(), cursor: CURSOR.optional() });
+/** Body of terminate, suspend and resume: optional, with an optional reason. */
+const REASON_BODY = z.object({ reason: z.unknown() }).optional();
+
+/** An error with its HTTP status and JSON body `{ error, message, ... }`. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly error: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Parses `value` with `schema`; a mismatch is a 400 naming each bad field. */
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const message = result.error.issues.map((i) => `${[where, ...i.path.map(String)].join('.')}: ${i.message}`).join('; ');
+  throw new HttpError(400, 'BadRequest', `Invalid request: ${message}`);
+}
+
+/** Maps anything thrown to an HTTP status and the JSON error body (never a stack trace). */
+function toHttpError(err: unknown): { status: number; body: Record<string, unknown> } {
+  const e = err as { name?: string; message?: string; statusCode?: number; code?: string };
+  const named = (status: number) => ({ status, body: { error: e.name ?? 'Error', message: e.message ?? '' } });
+  if (err instanceof HttpError) return { status: err.statusCode, body: { error: err.error, message: err.message, ...err.extra } };
+  if (err instanceof InstanceNotFoundError) return named(404);
+  if (err instanceof InstanceAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) return named(409);
+  if (err instanceof ValidationError) return named(400); // PayloadError included
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    const error =
+      status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : status === 404 ? 'NotFound' : status === 400 ? 'BadRequest' : 'ClientError';
+    const message =
+      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+        ? 'Malformed JSON body.'
+        : e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'Unsupported content type: send JSON (content-type: application/json).'
+          : (e.message ?? error);
+    return { status, body: { error, message } };
+  }
+  return { status: 500, body: { error: 'InternalServerError', message: 'Internal server error.' } };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
+const COOKIE = 'durabull_token';
+
+function sameToken(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function cookieValue(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Routes a browser opens (pages and Bull Board): they also accept the cookie and `?token=`. */
+function isBrowserRoute(route: string | undefined): boolean {
+  return route === '/' || route?.startsWith('/ui/') === true || route === '/queues' || route?.startsWith('/queues/') === true;
+}
+
+/**
+ * Builds the server: the management API, Bull Board at `/queues` and the orchestration view at
+ * `/`. It does not listen; call `listen()` on the result. Closing it (`app.close()`) closes its
+ * DurabullClient. Throws when `host` is not loopback and no `token` is set.
+ */
+export function createServer(opts: ServerOptions): FastifyInstance {
+  const host = opts.host ?? '127.0.0.1';
+  const token = opts.token;
+  if (token !== undefined && token.length === 0) throw new Error('The API token must not be empty.');
+  if (!LOOPBACK.has(host) && !token) {
+    throw new Error(`Refusing to serve on ${host} without a token: set a token (DURABULL_TOKEN) or listen on 127.0.0.1.`);
+  }
+  const registered = opts.registeredOrchestrators;
+  const client = new DurabullClient({ connection: opts.connection, ...(opts.hub ? { hub: opts.hub } : {}) });
+
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
+    // Instance ids may be 256 characters; longer ones must reach validation (400), not miss the route (404).
+    routerOptions: { maxParamLength: 1024 },
+  });
+  app.addHook('onClose', async () => {
+    await client.close();
+  });
+  // JSON only: the text/plain parser would turn a mislabelled body into a string input.
+  app.removeContentTypeParser('text/plain');
+  app.setReplySerializer((payload) => JSON.stringify(payload, jsonReplacer));
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttpError(err);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(status).type('application/json').send(body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'NotFound', message: `No route ${req.method} ${req.url.split('?', 1)[0]!.slice(0, 200)}` }),
+  );
+
+  if (token) {
+    app.addHook('onRequest', async (req, reply) => {
+      const auth = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+      if (sameToken(auth?.[1]?.trim(), token)) return;
+      if (isBrowserRoute(req.routeOptions.url)) {
+        if (sameToken(cookieValue(req, COOKIE), token)) return;
+        const url = new URL(req.url, 'http://x');
+        if (req.method === 'GET' && sameToken(url.searchParams.get('token') ?? undefined, token)) {
+          // Remember the token in a cookie and drop it from the address bar.
+          url.searchParams.delete('token');
+          return reply
+            .header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`)
+            .redirect(url.pathname + url.search, 303);
+        }
+      }
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: 'Unauthorized', message: 'Missing or wrong token: send Authorization: Bearer <token>.' });
+    });
+  }
+
+  const baseUrl = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
+  /** The management URLs of an instance, as Durable Functions' createCheckStatusResponse gives them. */
+  const managementPayload = (req: FastifyRequest, id: string) => {
+    const i = `${baseUrl(req)}/instances/${encodeURIComponent(id)}`;
+    return {
+      id,
+      statusQueryGetUri: i,
+      sendEventPostUri: `${i}/raiseEvent/{eventName}`,
+      terminatePostUri: `${i}/terminate`,
+      suspendPostUri: `${i}/suspend`,
+      resumePostUri: `${i}/resume`,
+      restartPostUri: `${i}/restart`,
+      purgeHistoryDeleteUri: i,
+    };
+  };
+  const accepted = (req: FastifyRequest, reply: FastifyReply, id: string) => {
+    const payload = managementPayload(req, id);
+    return reply.code(202).header('location', payload.statusQueryGetUri).send(payload);
+  };
+
+  // ---- management API ----
+
+  app.post('/orchestrations/:name', async (req, reply) => {
+    const { name } = parse(z.object({ name: NAME }), req.params, 'path');
+    const { instanceId } = parse(z.object({ instanceId: INSTANCE_ID.optional() }), req.query, 'query');
+    if (registered && !registered.includes(name)) {
+      throw new HttpError(
+        404,
+        'OrchestratorNotFound',
+        `No orchestrator named '${name}' is registered. Registered orchestrators: ${registered.map((n) => `'${n}'`).join(', ') || '(none)'}`,
+        { registered },
+      );
+    }
+    const id = await client.startNew(name, { input: req.body, ...(instanceId ? { instanceId } : {}) });
+    return accepted(req, reply, id);
+  });
+
+  app.get('/instances', async (req) => {
+    const q = parse(LIST_QUERY, req.query, 'query');
+    return client.list(q);
+  });
+
+  app.delete('/instances', async (req) => {
+    const filter = parse(FILTERS, req.query, 'query');
+    if (Object.values(filter).every((v) => v === undefined)) {
+      throw new HttpError(400, 'BadRequest', 'Purging by filter needs at least one of status, name, createdFrom, createdTo.');
+    }
+    return { instancesDeleted: await client.purgeInstances(filter) };
+  });
+
+  app.get('/instances/:id', async (req, reply) => {
+    const { id } = parse(ID_PARAMS, req.params, 'path');
+    const q = parse(z.object({ showHistory: BOOL.default(false), showInput: BOOL.default(true) }), req.query, 'query');
+    const status = await client.getStatus(id, { showHistory: q.showHistory });
+    if (!status) throw new InstanceNotFoundError(id);
+    const body: Record<string, unknown> = { ...status };
+    if (!q.showInput) delete body.input;
+    if (isTerminalStatus(status.runtimeStatus)) return reply.code(200).send(body);
+    // Still going: 202 with where to poll, as in the async HTTP API pattern.
+    return reply.code(202).header('location', managementPayload(req, id).statusQueryGetUri).header('retry-after', '1').send(body);
+  });
+
+  app.post('/instances/:id/raiseEvent/:event', async (req, reply) => {
+    const { id, event } = parse(ID_PARAMS.extend({ event: EVENT_NAME }), req.params, 'path');
+    await client.raiseEvent(id, event, req.body);
+    return reply.code(202).send();
+  });
+
+  app.post('/instances/:id/terminate', async (req, reply) => {
+    const { id } = parse(ID_PARAMS, req.params, 'path');
+    const { recursive } = parse(z.object({ recursive: BOOL.default(false) }), req.query, 'query');
+    const body = parse(REASON_BODY, req.body, 'body');
+    await client.terminate(id, body?.reason, { recursive });
+    return reply.code(202).send();
+  });
+
+  for (const op of ['suspend', 'resume'] as const) {
+    app.post(`/instances/:id/${op}`, async (req, reply) => {
+      const { id } = parse(ID_PARAMS, req.params, 'path');
+      const body = parse(REASON_BODY, req.body, 'body');
+      await client[op](id, body?.reason);
+      return reply.code(202).send();
+    });
+  }
+
+  app.post('/instances/:id/restart', async (req, reply) => {
+    const { id } = parse(ID_PARAMS, req.params, 'path');
+    const { newInstanceId } = parse(z.object({ newInstanceId: INSTANCE_ID.optional() }), req.query, 'query');
+    const target = await client.restart(id, newInstanceId ? { newInstanceId } : {});
+    return accepted(req, reply, target);
+  });
+
+  app.delete('/instances/:id', async (req) => {
+    const { id } = parse(ID_PARAMS, req.params, 'path');
+    await client.purge(id);
+    return { instancesDeleted: 1 };
+  });
+
+  // ---- pages ----
+
+  const page = (reply: FastifyReply, status: number, render: (ctx: PageContext) => string) => {
+    const nonce = randomBytes(16).toString('base64');
+    return reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .header(
+        'content-security-policy',
+        `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      )
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .send(render({ token, nonce }));
+  };
+
+  app.get('/', async (req, reply) => {
+    const q = parse(
+      z.object({
+        status: z.union([z.literal('').transform(() => undefined), STATUS]).optional(),
+        name: z.union([z.literal('').transform(() => undefined), NAME]).optional(),
+        pageSize: z.coerce.number().int().min(1).max(1000).default(25),
+        cursor: CURSOR.optional(),
+      }),
+      req.query,
+      'query',
+    );
+    const filters = { pageSize: q.pageSize, ...(q.status ? { status: q.status as RuntimeStatus } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) };
+    const result = await client.list(filters);
+    return page(reply, 200, (ctx) => listPage(ctx, filters, result.instances, result.nextCursor));
+  });
+
+  app.get('/ui/instances/:id', async (req, reply) => {
+    const { id } = parse(ID_PARAMS, req.params, 'path');
+    const status = await client.getStatus(id, { showHistory: true });
+    if (!status) return page(reply, 404, (ctx) => notFoundPage(ctx, id));
+    return page(reply, 200, (ctx) => instancePage(ctx, status, Date.now()));
+  });
+
+  // ---- Bull Board ----
+
+  // Read-only: removing, promoting or retrying durabull's jobs by hand can stall or hurry instances.
+  const board = new FastifyAdapter();
+  board.setBasePath('/queues');
+  createBullBoard({
+    queues: [client.backend.orchestratorQueue, client.backend.activityQueue].map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
+    serverAdapter: board,
+    options: { uiConfig: { boardTitle: `durabull: ${client.backend.keys.hub}` } },
+  });
+  // Bull Board's own handler would add the stack under NODE_ENV=development; answer like the API does.
+  type BoardAnswer = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>;
+  board.setErrorHandler((err) => toHttpError(err) as BoardAnswer);
+  void app.register(board.registerPlugin(), { prefix: '/queues' });
+
+  return app;
+}
