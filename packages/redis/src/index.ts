@@ -24,6 +24,27 @@ export {
   type ListPage,
 } from './redis-backend.js';
 
+// Invariant checker and repair of stuck instances
+export {
+  checkInstance,
+  checkHub,
+  checkHistoryEvents,
+  wakeJobId,
+  StuckSweeper,
+  FINDING_CODES,
+  DEFAULT_STUCK_GRACE_MS,
+  type FindingCode,
+  type Finding,
+  type InstanceReport,
+  type HubReport,
+  type CheckOptions,
+  type HubCheckOptions,
+  type HistorySummary,
+  type StuckSweepOptions,
+  type StuckRepair,
+  type RequeueResult,
+} from './checker.js';
+
 // Keys and encoding
 export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
 export { encode, decode, encodePayload, encodeEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';

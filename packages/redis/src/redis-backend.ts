@@ -24,6 +24,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, assertSerializable, decode, decodeEvent, enc
 import { ErrorCode, InstanceFinishedError, toError } from './error-codes.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
+import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
 
 /** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
 export type ConnectionLike = Redis | string | RedisOptions;
@@ -782,7 +783,80 @@ export class RedisBackend {
     await this._queueConnection?.quit().catch(() => undefined);
     if (this.ownsClient) await this.redis.quit().catch(() => undefined);
   }
+
+  // ---- recovery: stuck instances and index entries (checker.ts, the worker's sweep) ----
+
+  /**
+   * Re-queues an unfinished instance whose wake-up was lost (`requeueInstance` script): when it is
+   * still at what the caller `seen` (execution, version, `scheduled`), has no wake in the outbox,
+   * and, if idle, has inbox events that let its code progress, bumps its version and writes a
+   * wake, dispatched here at once. Otherwise writes nothing and says why.
+   */
+  async requeueInstance(
+    instanceId: string,
+    seen: { executionId: string; version: number; scheduled: boolean },
+    now = Date.now(),
+  ): Promise<RequeueResult> {
+    assertInstanceId(instanceId);
+    const k = this.keys;
+    const res = await (this.redis as RecoveryScripts).requeueInstance(
+      k.state(instanceId),
+      k.inbox(instanceId),
+      k.wait(instanceId),
+      k.outbox,
+      k.outboxIndex,
+      instanceId,
+      seen.executionId,
+      seen.version,
+      seen.scheduled ? '1' : '0',
+      now,
+    );
+    switch (res[0]) {
+      case 1:
+        await this.dispatch([[res[1]!, res[2]!]], { now, awaitCleanup: true });
+        return { status: 'requeued', wakeJobId: res[1]! };
+      case 0:
+        return { status: 'not-stuck', reason: res[1]! };
+      case ErrorCode.Stale:
+        return { status: 'moved' };
+      case ErrorCode.InstanceFinished:
+        return { status: 'finished', reason: res[1]! };
+      case ErrorCode.InvalidState:
+        return { status: 'suspended' };
+      default:
+        return { status: 'gone' };
+    }
+  }
+
+  /**
+   * Rewrites an instance's creation, name and status index entries from its state
+   * (`reindexInstance` script); with `indexedAt` (a creation time found in an index), removes the
+   * entries of that time when they are not the instance's own. Returns how many entries changed.
+   */
+  async reindexInstance(instanceId: string, indexedAt?: string): Promise<number> {
+    assertInstanceId(instanceId);
+    const k = this.keys;
+    const res = await (this.redis as RecoveryScripts).reindexInstance(k.state(instanceId), k.instances, k.statusIndex, k.nameIndex, instanceId, indexedAt ?? '');
+    return res[0];
+  }
+
+  private stuckSweeper: StuckSweeper | undefined;
+
+  /**
+   * Recovery: looks at the next `limit` (default 100) unfinished instances of the status index (a
+   * cursor kept between calls) and re-queues those that are stuck. Returns what it re-queued.
+   */
+  sweepStuck(opts: StuckSweepOptions = {}): Promise<StuckRepair[]> {
+    this.stuckSweeper ??= new StuckSweeper(this);
+    return this.stuckSweeper.pass(opts);
+  }
 }
+
+/** The recovery scripts (lua/requeueInstance-5.lua, lua/reindexInstance-4.lua). */
+type RecoveryScripts = Redis & {
+  requeueInstance(...args: Arg[]): Promise<[number, string?, string?]>;
+  reindexInstance(...args: Arg[]): Promise<[number]>;
+};
 
 // Job failures here are infrastructure failures (Redis unreachable mid-step): an activity's own
 // error becomes TaskFailed in history, never a failed job. So jobs retry with backoff.

@@ -160,6 +160,7 @@ export class DurabullWorker {
       const n = await this.backend.sweepOutbox(this.opts.sweepIntervalMs ?? 5000);
       this.stats.swept += n;
       if (n > 0) this.log.warn({ entries: n }, 'Recovered undispatched outbox entries');
+      await this.sweepStuckInstances();
       return n;
     } catch (err) {
       this.log.error({ err }, 'Outbox sweep failed');
@@ -377,5 +378,21 @@ export class DurabullWorker {
   private dropFinished(err: unknown): undefined {
     if (err instanceof InstanceFinishedError || err instanceof InstanceNotFoundError) return undefined;
     throw err;
+  }
+
+  /**
+   * The sweep's stuck-instance pass: the backend looks at the next 100 unfinished instances (a
+   * cursor kept between passes) and re-queues those whose wake-up was lost (idle with events that
+   * let them progress, or scheduled for longer than the sweep period with no job anywhere).
+   */
+  private async sweepStuckInstances(): Promise<void> {
+    try {
+      const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000 });
+      for (const r of repairs) {
+        this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, reason: r.reason, wakeJobId: r.wakeJobId }, 'Re-queued a stuck instance');
+      }
+    } catch (err) {
+      this.log.error({ err }, 'Stuck-instance sweep failed');
+    }
   }
 }
