@@ -38,6 +38,8 @@ describe('script loader', () => {
     expect(byName.terminateInstance?.numberOfKeys).toBe(8);
     expect(byName.purgeInstance?.numberOfKeys).toBe(8);
     expect(byName.setSuspended?.numberOfKeys).toBe(5);
+    expect(byName.requeueInstance?.numberOfKeys).toBe(5);
+    expect(byName.reindexInstance?.numberOfKeys).toBe(4);
     for (const s of scripts) {
       expect(s.lua).not.toContain('@include');
       expect(s.lua.startsWith('--[[')).toBe(true);
