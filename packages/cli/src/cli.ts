@@ -1,0 +1,629 @@
+/**
+ * The `durabull` command line, built on commander. {@link runCli} runs one command line in-process
+ * with the output streams it is given (the tests use it that way); `main.ts` runs it for the
+ * process.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DurabullClient, type OrchestrationStatus } from '@durabull/client';
+import { InstanceNotFoundError, ValidationError, assertFunctionName, assertInstanceId } from '@durabull/core';
+import { type Finding, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
+import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
+import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
+import { Command, CommanderError, Option } from 'commander';
+import { CliError, ExitCode, UsageError, reportError } from './errors.js';
+import { historyLines, listLines, showFailure, statusLines, toJson } from './format.js';
+import { parseDateOption, parseIntOption, parseJsonOption, parseStatuses } from './input.js';
+import { type LoadedModule, loadModule } from './module-loader.js';
+import { waitWithProgress } from './progress.js';
+
+/** A stream the CLI writes to: `process.stdout`, or anything with `write` (tests collect strings). */
+export interface CliOutput {
+  write(chunk: string): unknown;
+  /** True for a terminal: `start --wait` then shows a spinner line instead of plain progress lines. */
+  isTTY?: boolean;
+  /** Terminal width, for the spinner line. */
+  columns?: number;
+}
+
+/** Where a command line runs: its output streams, environment and working directory. */
+export interface CliIO {
+  stdout: CliOutput;
+  stderr: CliOutput;
+  /** Environment for the defaults of `--redis` (REDIS_URL) and `--hub` (DURABULL_HUB). Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Directory that `@file` options, `--module` and `dev`'s `.redis-data/dev` are relative to. Default `process.cwd()`. */
+  cwd?: string;
+  /**
+   * Install SIGINT/SIGTERM handlers: `worker` uses DurabullWorker.closeOnSignals (finish running jobs,
+   * then exit the process), `dev` stops its worker and Redis, `start --wait` stops waiting. Only for
+   * a process that is the CLI (main.ts sets it). Default false.
+   */
+  handleSignals?: boolean;
+  /** Aborting it stops `worker` and `dev` (closing the worker) and `start --wait`, in-process. */
+  signal?: AbortSignal;
+}
+
+/** The global options, after defaults from the environment. */
+export interface GlobalOptions {
+  redis: string;
+  hub: string;
+  json: boolean;
+}
+
+/** How long the Redis has to answer PING before a command gives up on it. */
+const PING_TIMEOUT_MS = 3000;
+/** `start --wait` without `--timeout` waits this long: practically until the instance finishes or Ctrl-C. */
+const WAIT_FOREVER_MS = 365 * 24 * 3600 * 1000;
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** State of one command line: its streams, the resolved options, its exit code, and the client it opened (closed at the end). */
+class Run {
+  globals: GlobalOptions | undefined;
+  exitCode: number = ExitCode.Ok;
+  private client: DurabullClient | undefined;
+
+  constructor(readonly io: Required<Pick<CliIO, 'stdout' | 'stderr' | 'env' | 'cwd'>> & CliIO) {}
+
+  /** The global options of `cmd`'s program; checks the hub name. */
+  options(cmd: Command): GlobalOptions {
+    const o = cmd.optsWithGlobals<{ redis: string; hub: string; json?: boolean }>();
+    assertHubName(o.hub);
+    this.globals = { redis: o.redis, hub: o.hub, json: o.json === true };
+    return this.globals;
+  }
+
+  /** A client on the Redis of the global options, after checking that it answers. */
+  async connect(g: GlobalOptions): Promise<DurabullClient> {
+    await requireRedis(g.redis);
+    this.client = new DurabullClient({ connection: g.redis, hub: g.hub });
+    return this.client;
+  }
+
+  line(text = ''): void {
+    this.io.stdout.write(`${text}\n`);
+  }
+
+  /** Writes `value` as JSON with `--json`, else the human lines. */
+  emit(g: GlobalOptions, value: unknown, human: () => string[] | string): void {
+    if (g.json) this.line(toJson(value, 2));
+    else {
+      const h = human();
+      for (const l of Array.isArray(h) ? h : [h]) this.line(l);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+    this.client = undefined;
+  }
+}
+
+async function requireRedis(url: string): Promise<void> {
+  if (!(await pingRedis(url, PING_TIMEOUT_MS))) {
+    throw new CliError(`no Redis answered at ${redactUrl(url)}: start one, or point --redis (or REDIS_URL) at yours (or run \`durabull dev\`)`);
+  }
+}
+
+/** Every id argument is checked before anything connects: a bad id is a usage error. */
+function checkId(id: string): string {
+  assertInstanceId(id);
+  return id;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Resolves when `signal` aborts or, with `handleSignals`, on SIGINT/SIGTERM; never otherwise. */
+function stopRequested(io: CliIO): Promise<string> {
+  return new Promise((resolve) => {
+    if (io.signal?.aborted) resolve('abort');
+    io.signal?.addEventListener('abort', () => resolve('abort'), { once: true });
+    if (io.handleSignals) {
+      const on = (sig: NodeJS.Signals) => {
+        process.off('SIGINT', on);
+        process.off('SIGTERM', on);
+        resolve(sig);
+      };
+      process.on('SIGINT', on);
+      process.on('SIGTERM', on);
+    }
+  });
+}
+
+/** What a worker runs, as lines for the start-up message. */
+function describeFunctions(loaded: LoadedModule, kinds: { orchestrators: boolean; activities: boolean }): string[] {
+  const list = (names: string[]) => (names.length ? names.join(', ') : '(none)');
+  const out: string[] = [];
+  if (kinds.orchestrators) out.push(`  orchestrators: ${list(loaded.registry.orchestratorNames())}`);
+  if (kinds.activities) out.push(`  activities:    ${list(loaded.registry.activityNames())}`);
+  return out;
+}
+
+function resolveIO(io: CliIO): Run['io'] {
+  return { ...io, env: io.env ?? process.env, cwd: io.cwd ?? process.cwd() };
+}
+
+/**
+ * Builds the `durabull` program for one command line. Output goes to the run's streams; commander's
+ * own errors (unknown option, missing argument) are thrown as CommanderError instead of exiting.
+ */
+function buildProgram(run: Run): Command {
+  const { io } = run;
+  const program = new Command('durabull');
+  program
+    .description('Start, watch and manage durabull orchestrations; run workers.')
+    .version(packageVersion(), '-V, --version')
+    .addOption(new Option('--redis <url>', 'Redis URL (env REDIS_URL)').default(io.env.REDIS_URL || DEFAULT_REDIS_URL))
+    .addOption(new Option('--hub <name>', 'task hub (env DURABULL_HUB)').default(io.env.DURABULL_HUB || 'default'))
+    .option('--json', 'machine-readable output (JSON on stdout)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(s),
+    })
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done; 1 failed (missing instance, wrong status, timeout, Redis unreachable, the
+orchestration failed with --wait, check findings); 2 usage error (bad option, invalid JSON, id or
+name; nothing done).
+
+Examples:
+  durabull start Chaining --input '"Tokyo"' --id order-1 --wait
+  durabull --hub demo status order-1
+  durabull history order-1
+  durabull list --status Running,Pending --json
+  durabull raise order-1 Approval --data '{"ok":true}'
+  durabull worker --module ./src/functions.ts
+  durabull dev --module ./src/functions.ts
+  durabull check --repair
+  DURABULL_TOKEN=secret durabull dashboard --port 8080`,
+    );
+
+  program
+    .command('start')
+    .description('start an orchestration; prints its instance id')
+    .argument('<name>', 'orchestrator name')
+    .option('--input <json|@file>', 'input as JSON, or @file to read it from a file')
+    .option('--id <instanceId>', 'instance id (default: a random UUID)')
+    .option('--wait', 'wait until it finishes; exit code 1 unless it Completed')
+    .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (the instance goes on)')
+    .action(async (name: string, opts: { input?: string; id?: string; wait?: boolean; timeout?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      assertFunctionName('orchestrator', name);
+      const input = opts.input === undefined ? undefined : parseJsonOption('--input', opts.input, io.cwd);
+      if (opts.id !== undefined) checkId(opts.id);
+      if (opts.timeout !== undefined && !opts.wait) throw new UsageError('--timeout needs --wait');
+      const timeoutMs = opts.timeout === undefined ? WAIT_FOREVER_MS : parseIntOption('--timeout', opts.timeout, 1);
+      const client = await run.connect(g);
+      const instanceId = await client.startNew(name, { input, ...(opts.id !== undefined ? { instanceId: opts.id } : {}) });
+      if (!opts.wait) {
+        run.emit(g, { instanceId, name }, () => `Started ${name} as instance '${instanceId}'.`);
+        return;
+      }
+      if (!g.json) io.stderr.write(`Started ${name} as instance '${instanceId}'; waiting for it to finish.\n`);
+      const status = await waitInterruptibly(run, client, instanceId, timeoutMs, g.json);
+      if (!status) return;
+      run.emit(g, status, () => statusLines(status));
+      if (status.runtimeStatus !== 'Completed') {
+        const why = status.runtimeStatus === 'Failed' ? `: ${showFailure(status.failure)}` : '';
+        io.stderr.write(`error: instance '${instanceId}' ended ${status.runtimeStatus}${why}\n`);
+        run.exitCode = ExitCode.Failure;
+      }
+    });
+
+  program
+    .command('status')
+    .description("show an instance's status")
+    .argument('<id>', 'instance id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      const client = await run.connect(g);
+      const status = await client.getStatus(id);
+      if (!status) throw new InstanceNotFoundError(id);
+      run.emit(g, status, () => statusLines(status));
+    });
+
+  program
+    .command('history')
+    .description("show the execution log of an instance's current execution, one line per history event")
+    .argument('<id>', 'instance id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      const client = await run.connect(g);
+      const status = await client.getStatus(id, { showHistory: true });
+      if (!status) throw new InstanceNotFoundError(id);
+      const events = status.history ?? [];
+      run.emit(
+        g,
+        { instanceId: id, name: status.name, executionId: status.executionId, runtimeStatus: status.runtimeStatus, events },
+        () =>
+          events.length
+            ? historyLines(events, { startedAt: status.createdAt })
+            : `No history yet: instance '${id}' is ${status.runtimeStatus} and has not run an episode.`,
+      );
+    });
+
+  program
+    .command('list')
+    .description('list instances in creation order, a page at a time')
+    .option('--status <statuses>', 'only these statuses (comma-separated, repeatable)', collect)
+    .option('--name <orchestrator>', 'only instances of this orchestrator')
+    .option('--from <time>', 'created at or after (ISO date/time or epoch ms)')
+    .option('--to <time>', 'created at or before (ISO date/time or epoch ms)')
+    .option('--page-size <n>', 'instances per page, 1 to 1000 (default 100)')
+    .option('--cursor <cursor>', 'the next page, from the previous page')
+    .action(
+      async (
+        opts: { status?: string[]; name?: string; from?: string; to?: string; pageSize?: string; cursor?: string },
+        cmd: Command,
+      ) => {
+        const g = run.options(cmd);
+        const query: ListQuery = {};
+        if (opts.status) query.status = parseStatuses('--status', opts.status);
+        if (opts.name !== undefined) {
+          assertFunctionName('orchestrator', opts.name);
+          query.name = opts.name;
+        }
+        if (opts.from !== undefined) query.createdFrom = parseDateOption('--from', opts.from);
+        if (opts.to !== undefined) query.createdTo = parseDateOption('--to', opts.to);
+        if (opts.pageSize !== undefined) query.pageSize = parseIntOption('--page-size', opts.pageSize, 1, 1000);
+        if (opts.cursor !== undefined) query.cursor = opts.cursor;
+        const client = await run.connect(g);
+        const page = await client.list(query);
+        run.emit(g, page, () => {
+          const lines = page.instances.length ? listLines(page.instances) : ['No instances.'];
+          if (page.nextCursor) lines.push('', `More: add --cursor ${page.nextCursor}`);
+          return lines;
+        });
+      },
+    );
+
+  program
+    .command('raise')
+    .description('raise an external event on an instance (ctx.waitForExternalEvent receives it)')
+    .argument('<id>', 'instance id')
+    .argument('<event>', 'event name')
+    .option('--data <json|@file>', 'event data as JSON, or @file')
+    .action(async (id: string, event: string, opts: { data?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      const data = opts.data === undefined ? undefined : parseJsonOption('--data', opts.data, io.cwd);
+      const client = await run.connect(g);
+      await client.raiseEvent(id, event, data);
+      run.emit(g, { instanceId: id, event }, () => `Raised event '${event}' on instance '${id}'.`);
+    });
+
+  program
+    .command('terminate')
+    .description('terminate a running instance at once')
+    .argument('<id>', 'instance id')
+    .option('--reason <text>', 'reason, recorded as the output')
+    .option('--recursive', 'terminate its running sub-orchestrations too')
+    .action(async (id: string, opts: { reason?: string; recursive?: boolean }, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      const client = await run.connect(g);
+      await client.terminate(id, opts.reason, { recursive: opts.recursive === true });
+      run.emit(g, { instanceId: id, runtimeStatus: 'Terminated' }, () => `Terminated instance '${id}'.`);
+    });
+
+  for (const op of ['suspend', 'resume'] as const) {
+    program
+      .command(op)
+      .description(op === 'suspend' ? 'suspend an instance: it runs no episode until resumed' : 'resume a suspended instance')
+      .argument('<id>', 'instance id')
+      .option('--reason <text>', 'reason, recorded in history')
+      .action(async (id: string, opts: { reason?: string }, cmd: Command) => {
+        const g = run.options(cmd);
+        checkId(id);
+        const client = await run.connect(g);
+        await client[op](id, opts.reason);
+        const status = await client.getStatus(id);
+        run.emit(g, { instanceId: id, runtimeStatus: status?.runtimeStatus }, () => `${op === 'suspend' ? 'Suspended' : 'Resumed'} instance '${id}'.`);
+      });
+  }
+
+  program
+    .command('purge')
+    .description('delete a finished instance: state, history and index entries')
+    .argument('<id>', 'instance id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      const client = await run.connect(g);
+      await client.purge(id);
+      run.emit(g, { instanceId: id, purged: true }, () => `Purged instance '${id}'.`);
+    });
+
+  program
+    .command('restart')
+    .description('start a finished instance again with its original input (or a copy under --new-id)')
+    .argument('<id>', 'instance id')
+    .option('--new-id <instanceId>', 'start the copy under this id and leave the original as it is')
+    .action(async (id: string, opts: { newId?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      checkId(id);
+      if (opts.newId !== undefined) checkId(opts.newId);
+      const client = await run.connect(g);
+      const instanceId = await client.restart(id, opts.newId !== undefined ? { newInstanceId: opts.newId } : {});
+      run.emit(g, { instanceId, restartedFrom: id }, () =>
+        instanceId === id ? `Restarted instance '${id}' (a new execution).` : `Restarted instance '${id}' as '${instanceId}'.`,
+      );
+    });
+
+  program
+    .command('worker')
+    .description("run a worker for a module's orchestrators and activities until SIGINT/SIGTERM")
+    .requiredOption('--module <file>', 'a .ts or .js module exporting `registry` (a Registry), a default Registry, or definitions')
+    .addOption(new Option('--orchestrators-only', 'run only the orchestrator worker').conflicts('activitiesOnly'))
+    .addOption(new Option('--activities-only', 'run only the activity worker'))
+    .option('--concurrency <n>', 'episodes and activities run at once, each (default 20)')
+    .action(async (opts: { module: string; orchestratorsOnly?: boolean; activitiesOnly?: boolean; concurrency?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const concurrency = opts.concurrency === undefined ? undefined : parseIntOption('--concurrency', opts.concurrency, 1, 10_000);
+      const kinds = { orchestrators: opts.activitiesOnly !== true, activities: opts.orchestratorsOnly !== true };
+      const loaded = await loadModule(opts.module, io.cwd);
+      await requireRedis(g.redis);
+      const workerOpts: DurabullWorkerOptions = { connection: g.redis, hub: g.hub, registry: loaded.registry, ...kinds };
+      if (concurrency !== undefined) Object.assign(workerOpts, { orchestratorConcurrency: concurrency, activityConcurrency: concurrency });
+      const worker = await new DurabullWorker(workerOpts).start();
+      if (io.handleSignals) worker.closeOnSignals();
+      const info = { event: 'worker-started', redis: redactUrl(g.redis), hub: g.hub, module: loaded.path, ...kinds, concurrency: concurrency ?? 20, pid: process.pid };
+      if (g.json) run.line(toJson({ ...info, orchestratorNames: loaded.registry.orchestratorNames(), activityNames: loaded.registry.activityNames() }));
+      else {
+        run.line(`Worker started on ${redactUrl(g.redis)}, task hub '${g.hub}', module ${loaded.path} (${loaded.source}):`);
+        for (const l of describeFunctions(loaded, kinds)) run.line(l);
+        run.line('Stop with Ctrl-C or SIGTERM (running jobs finish first).');
+      }
+      await stopRequested({ ...io, handleSignals: false });
+      await worker.close();
+    });
+
+  program
+    .command('dev')
+    .description('local development: find or start a Redis, run a worker of both kinds for a module, stop on Ctrl-C')
+    .requiredOption('--module <file>', 'a .ts or .js module exporting `registry` (a Registry), a default Registry, or definitions')
+    .action(async (opts: { module: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const loaded = await loadModule(opts.module, io.cwd);
+      const dataDir = resolve(io.cwd, '.redis-data/dev');
+      const redis = await ensureRedis({ url: g.redis, dataDir, log: (l) => io.stderr.write(`${l}\n`) });
+      try {
+        const worker = await new DurabullWorker({ connection: redis.url, hub: g.hub, registry: loaded.registry }).start();
+        try {
+          const kinds = { orchestrators: true, activities: true };
+          if (g.json) {
+            run.line(
+              toJson({
+                event: 'dev-started',
+                redis: redactUrl(redis.url),
+                redisStarted: redis.started,
+                ...(redis.started ? { dataDir } : {}),
+                hub: g.hub,
+                module: loaded.path,
+                orchestratorNames: loaded.registry.orchestratorNames(),
+                activityNames: loaded.registry.activityNames(),
+                pid: process.pid,
+              }),
+            );
+          } else {
+            run.line(`durabull dev: Redis ${redactUrl(redis.url)} (${redis.started ? `started here, data in ${dataDir}` : 'already running'}), task hub '${g.hub}'`);
+            run.line(`Worker (orchestrators and activities) for ${loaded.path} (${loaded.source}):`);
+            for (const l of describeFunctions(loaded, kinds)) run.line(l);
+            const first = loaded.registry.orchestratorNames()[0];
+            const target = `--redis ${redactUrl(redis.url)}${g.hub === 'default' ? '' : ` --hub ${g.hub}`}`;
+            if (first) run.line(`Try, in another terminal: npm run durabull -- ${target} start ${first} --input '<json>' --wait`);
+            run.line('Stop with Ctrl-C.');
+          }
+          const why = await stopRequested(io);
+          if (!g.json) run.line(`Stopping (${why}): finishing running jobs${redis.started ? ', then stopping Redis' : ''}.`);
+        } finally {
+          await worker.close();
+        }
+      } finally {
+        await redis.stop();
+      }
+    });
+
+  program
+    .command('check')
+    .description("check the history invariants of one instance, or of every instance of the hub (exit code 1 on findings)")
+    .argument('[id]', 'instance id (default: every instance, through the creation index)')
+    .option('--repair', 'repair what is safe to repair: re-queue stuck instances, rewrite index entries')
+    .option('--grace-ms <ms>', 'how long an instance may stay scheduled without a job before it counts as stuck (default 5000)')
+    .option('--limit <n>', 'check at most this many instances (whole hub); prints a cursor to go on')
+    .option('--cursor <cursor>', 'go on from a previous --limit run')
+    .action(async (id: string | undefined, opts: { repair?: boolean; graceMs?: string; limit?: string; cursor?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      if (id !== undefined) checkId(id);
+      if (id !== undefined && (opts.limit !== undefined || opts.cursor !== undefined)) throw new UsageError('--limit and --cursor apply to the whole hub, not to one instance');
+      const check = { repair: opts.repair === true, ...(opts.graceMs !== undefined ? { graceMs: parseIntOption('--grace-ms', opts.graceMs, 0) } : {}) };
+      const limit = opts.limit === undefined ? undefined : parseIntOption('--limit', opts.limit, 1);
+      if (opts.cursor !== undefined && !/^[A-Za-z0-9_-]{1,2048}$/.test(opts.cursor)) throw new UsageError('--cursor: pass the cursor a previous check printed');
+      const { backend } = await run.connect(g);
+      let findings: Finding[];
+      if (id !== undefined) {
+        const report = await checkInstance(backend, id, check);
+        if (!report.exists && report.findings.length === 0) throw new InstanceNotFoundError(id);
+        findings = report.findings;
+        run.emit(g, report, () => [
+          ...findingLines(findings),
+          report.unsettled ? `Instance '${id}' kept changing while read (it is busy, so not stuck); not checked.` : `Checked instance '${id}' (${report.status}): ${countFindings(findings)}.`,
+        ]);
+      } else {
+        const report = await checkHub(backend, { ...check, ...(limit !== undefined ? { limit } : {}), ...(opts.cursor !== undefined ? { cursor: opts.cursor } : {}) });
+        findings = report.findings;
+        run.emit(g, report, () => {
+          const lines = [...findingLines(findings), `Checked ${report.checked} instance${report.checked === 1 ? '' : 's'} of task hub '${g.hub}': ${countFindings(findings)}.`];
+          if (report.unsettled.length) lines.push(`Kept changing while read (busy, so not stuck), not checked: ${report.unsettled.join(', ')}`);
+          if (report.nextCursor) lines.push(`More: add --cursor ${report.nextCursor}`);
+          return lines;
+        });
+      }
+      const open = findings.filter((f) => !f.repaired).length;
+      if (open > 0) {
+        io.stderr.write(`error: ${open} finding${open === 1 ? '' : 's'} ${opts.repair ? 'could not be repaired' : 'to look at'}${opts.repair ? '' : ' (--repair fixes stuck instances and index entries)'}\n`);
+        run.exitCode = ExitCode.Failure;
+      }
+    });
+
+  program
+    .command('dashboard')
+    .description('serve the management HTTP API, Bull Board (/queues) and the orchestration view until SIGINT/SIGTERM')
+    .addOption(new Option('--port <port>', 'port (env PORT)').default(io.env.PORT || '8080'))
+    .addOption(new Option('--host <address>', 'address to listen on (env HOST); anything but loopback needs a token').default(io.env.HOST || '127.0.0.1'))
+    .option('--orchestrators <names>', 'comma-separated names that POST /orchestrations/:name accepts (default: any)')
+    .addHelpText('after', '\nThe API token comes from the environment only (DURABULL_TOKEN), so that it does not show in the process list.')
+    .action(async (opts: { port: string; host: string; orchestrators?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const port = parseIntOption('--port', opts.port, 0, 65535);
+      const names = opts.orchestrators?.split(',').map((n) => n.trim()).filter(Boolean);
+      for (const n of names ?? []) assertFunctionName('orchestrator', n);
+      const token = io.env.DURABULL_TOKEN || undefined;
+      const server = await loadDashboard();
+      await requireRedis(g.redis);
+      let app: DashboardServer;
+      try {
+        app = server.createServer({ connection: g.redis, hub: g.hub, host: opts.host, ...(token ? { token } : {}), ...(names?.length ? { registeredOrchestrators: names } : {}) });
+      } catch (err) {
+        if (err instanceof ValidationError) throw err;
+        throw new UsageError((err as Error).message);
+      }
+      try {
+        let address: string;
+        try {
+          address = await app.listen({ host: opts.host, port });
+        } catch (err) {
+          throw new CliError(`cannot listen on ${opts.host}:${port}: ${(err as Error).message}`);
+        }
+        if (g.json) run.line(toJson({ event: 'dashboard-started', url: `${address}/`, queues: `${address}/queues`, hub: g.hub, redis: redactUrl(g.redis), token: !!token, pid: process.pid }));
+        else {
+          run.line(`durabull dashboard: ${address}/ (Bull Board at ${address}/queues), task hub '${g.hub}', Redis ${redactUrl(g.redis)}${token ? ', token required' : ''}`);
+          run.line('Stop with Ctrl-C.');
+        }
+        const why = await stopRequested(io);
+        if (!g.json) run.line(`Stopping (${why}).`);
+      } finally {
+        await app.close();
+      }
+    });
+
+  return program;
+}
+
+/** What `dashboard` uses of @durabull/server's `createServer` (a Fastify instance). */
+export interface DashboardServer {
+  listen(opts: { host: string; port: number }): Promise<string>;
+  close(): Promise<unknown>;
+}
+
+/** The part of the @durabull/server module that `dashboard` uses. */
+export interface DashboardModule {
+  createServer(opts: { connection: string; hub: string; host: string; token?: string; registeredOrchestrators?: string[] }): DashboardServer;
+}
+
+/**
+ * Imports @durabull/server (the workspace app `apps/server`) on demand: fastify and Bull Board load
+ * only for `dashboard`, and the CLI keeps no build-time dependency on that private app (cli.test.ts
+ * checks that its `createServer` fits {@link DashboardModule}).
+ */
+async function loadDashboard(): Promise<DashboardModule> {
+  const specifier = '@durabull/server';
+  let mod: Partial<DashboardModule>;
+  try {
+    mod = (await import(specifier)) as Partial<DashboardModule>;
+  } catch (err) {
+    throw new CliError(`the dashboard needs the @durabull/server package (apps/server), which could not be loaded: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (typeof mod.createServer !== 'function') throw new CliError('@durabull/server does not export createServer');
+  return mod as DashboardModule;
+}
+
+/** One line per finding: instance, code, message, and what the repair did. */
+function findingLines(findings: readonly Finding[]): string[] {
+  return findings.map((f) => `${f.instanceId}  ${f.code}  ${f.message}${f.repaired ? `  [repaired: ${f.repaired}]` : ''}`);
+}
+
+function countFindings(findings: readonly Finding[]): string {
+  if (findings.length === 0) return 'no findings';
+  const repaired = findings.filter((f) => f.repaired).length;
+  return `${findings.length} finding${findings.length === 1 ? '' : 's'}${repaired ? `, ${repaired} repaired` : ''}`;
+}
+
+/** `start --wait`: waits with progress on stderr; with Ctrl-C (or the abort signal) stops waiting, exit code 130. */
+async function waitInterruptibly(
+  run: Run,
+  client: DurabullClient,
+  instanceId: string,
+  timeoutMs: number,
+  quiet: boolean,
+): Promise<OrchestrationStatus | undefined> {
+  const { io } = run;
+  const stop = new AbortController();
+  const onStop = () => stop.abort(new Error('interrupted'));
+  io.signal?.addEventListener('abort', onStop, { once: true });
+  if (io.handleSignals) process.once('SIGINT', onStop);
+  try {
+    // With --json, stdout and stderr carry nothing but the result and errors.
+    const out = quiet ? { write: () => true } : io.stderr;
+    return await waitWithProgress(client, instanceId, { timeoutMs, out, signal: stop.signal });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+    io.stderr.write(`Stopped waiting; instance '${instanceId}' goes on (durabull status ${instanceId}).\n`);
+    run.exitCode = ExitCode.Interrupted;
+    return undefined;
+  } finally {
+    io.signal?.removeEventListener('abort', onStop);
+    if (io.handleSignals) process.off('SIGINT', onStop);
+  }
+}
+
+/**
+ * Runs one `durabull` command line (`argv` without the node and script paths) and resolves to its
+ * exit code; it never calls `process.exit` itself, except that `worker` with `handleSignals` exits
+ * the process on SIGINT/SIGTERM once its worker has closed. Errors are reported on `io.stderr` as
+ * one `error: ...` line.
+ *
+ * ```ts
+ * const out: string[] = [];
+ * const code = await runCli(['--hub', 'demo', 'status', 'order-1'], {
+ *   stdout: { write: (s) => out.push(s) },
+ *   stderr: { write: (s) => out.push(s) },
+ * });
+ * ```
+ */
+export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
+  const run = new Run(resolveIO(io));
+  const program = buildProgram(run);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return run.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed its message already. Help and version are not errors.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return ExitCode.Ok;
+      return ExitCode.Usage;
+    }
+    const report = reportError(err, { ...(run.globals ? { hub: run.globals.hub } : {}), debug: !!run.io.env.DURABULL_DEBUG });
+    run.io.stderr.write(`error: ${report.message}\n`);
+    if (report.detail) run.io.stderr.write(`${report.detail}\n`);
+    return report.exitCode;
+  } finally {
+    await run.close().catch(() => undefined);
+  }
+}
