@@ -23,21 +23,56 @@ export class DurabullError extends Error {
   }
 }
 
+/** One step at the first divergence, as history recorded it or as the code took it. */
+export interface NonDeterminismStep {
+  kind: 'activity' | 'timer' | 'sub-orchestration';
+  /** The activity or orchestrator name (none for a timer). */
+  name?: string | undefined;
+  sequenceNumber: number;
+}
+
+/** Where in history the divergence is: the event's index in the execution's history and its type. */
+export interface NonDeterminismDetails {
+  historyIndex?: number | undefined;
+  historyEventType?: string | undefined;
+  /** What history recorded at the sequence number. */
+  recorded?: NonDeterminismStep | undefined;
+  /** What the code did at the sequence number; undefined when it scheduled nothing there. */
+  code?: NonDeterminismStep | undefined;
+}
+
 /**
- * The orchestrator's code took a different path than its history records. Names the expected step
- * (from history) and the actual one (from the code).
+ * The orchestrator's code took a different path than its history records. Shows, side by side, the
+ * first divergence: the history event (index, type, sequence number, kind and name) and what the
+ * code did at that sequence number, e.g.
+ * `history[7] TaskScheduled #2 activity 'F2'  vs  code: activity 'F3' (#2)`.
  */
 export class NonDeterminismError extends DurabullError {
+  /** Index of the diverging event in the execution's history (as `getStatus(..., { showHistory })` lists it). */
+  readonly historyIndex: number | undefined;
+  /** Type of the diverging history event (`TaskScheduled`, `TimerCreated`, `SubOrchestrationInstanceCreated`). */
+  readonly historyEventType: string | undefined;
+  readonly recorded: NonDeterminismStep | undefined;
+  readonly code: NonDeterminismStep | undefined;
   constructor(
     readonly sequenceNumber: number,
     readonly expected: string,
     readonly actual: string,
+    details: NonDeterminismDetails = {},
   ) {
+    const where = details.historyIndex !== undefined ? `history[${details.historyIndex}] ` : 'history: ';
+    const evType = details.historyEventType ? `${details.historyEventType} ` : '';
+    const codeSide = details.code ? `${actual} (#${details.code.sequenceNumber})` : actual;
     super(
-      `Non-deterministic orchestrator: at sequence number ${sequenceNumber} the history records ${expected}, ` +
+      `Non-deterministic orchestrator: ${where}${evType}#${sequenceNumber} ${expected}  vs  code: ${codeSide}. ` +
+        `At sequence number ${sequenceNumber} the history records ${expected}, ` +
         `but the code did ${actual}. Orchestrator code must take the same path on every replay; ` +
         `use ctx.currentUtcDateTime, ctx.newGuid() and activities instead of the clock, randomness or I/O.`,
     );
+    this.historyIndex = details.historyIndex;
+    this.historyEventType = details.historyEventType;
+    this.recorded = details.recorded;
+    this.code = details.code;
   }
 }
 
@@ -141,5 +176,57 @@ export class OrchestrationFailedError extends DurabullError {
     readonly failure: FailureDetails | undefined,
   ) {
     super(`Instance '${instanceId}' failed: ${failure ? `${failure.errorName}: ${failure.message}` : 'unknown error'}`);
+  }
+}
+
+/**
+ * A job whose data is not what durabull writes (garbage added to a queue by hand, a job from an
+ * incompatible version). It is dead-lettered at once (BullMQ's failed set, never retried); when it
+ * names a real activity task, that task fails with this error.
+ */
+export class MalformedJobError extends DurabullError {
+  constructor(
+    readonly queue: string,
+    readonly jobId: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`Malformed ${queue} job '${jobId ?? '?'}': ${reason}. It was dead-lettered (BullMQ failed set) and will not be retried.`);
+  }
+}
+
+/**
+ * A job that failed for infrastructure reasons on every attempt, or whose worker kept dying: a
+ * poison message. The instance (an episode) or the task (an activity) fails with it instead of
+ * looping; the job stays in BullMQ's failed set.
+ */
+export class PoisonJobError extends DurabullError {
+  constructor(
+    readonly kind: 'episode' | 'activity',
+    readonly attempts: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An episode would grow the execution's history beyond the worker's `maxHistoryEvents`. */
+export class HistoryLimitError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly events: number,
+    readonly limit: number,
+  ) {
+    super(
+      `Instance '${instanceId}': this episode would grow its history to ${events} events, over the limit of ${limit} (maxHistoryEvents). ` +
+        `Use ctx.continueAsNew(...) to start a fresh history for long-running orchestrations, or raise the limit.`,
+    );
+  }
+}
+
+/** Redis refused the connection's credentials (a wrong or missing password, an unknown user). */
+export class RedisAuthError extends DurabullError {
+  constructor(readonly reply: string) {
+    super(`Redis refused the credentials: ${reply.replace(/\.$/, '')}. Check the password (and user) in the connection URL or options.`);
   }
 }

@@ -53,6 +53,8 @@ export { executeOrchestration, HistoryError, type ExecutionResult } from './exec
 export {
   DurabullError,
   NonDeterminismError,
+  type NonDeterminismStep,
+  type NonDeterminismDetails,
   TaskFailedError,
   NonRetriableError,
   FunctionNotFoundError,
@@ -64,4 +66,8 @@ export {
   WaitTimeoutError,
   StaleEpisodeError,
   OrchestrationFailedError,
+  MalformedJobError,
+  PoisonJobError,
+  HistoryLimitError,
+  RedisAuthError,
 } from './errors.js';

@@ -12,7 +12,9 @@ import {
   InstanceNotFoundError,
   type OrchestratorAction,
   PayloadError,
+  RedisAuthError,
   type RuntimeStatus,
+  StaleEpisodeError,
   ValidationError,
   assertFunctionName,
   isTerminalStatus,
@@ -760,6 +762,49 @@ export class RedisBackend {
     return entries.length;
   }
 
+  /**
+   * Ends the current execution of an instance as Failed with `failure`, without running its code
+   * and without reading its history (which may be what cannot be decoded): one framed episode
+   * (OrchestratorStarted, the inbox entries, ExecutionCompleted Failed, OrchestratorCompleted)
+   * committed through `commitEpisode`, so parents are notified and waiters woken as usual. Returns
+   * false when there is nothing to fail: the instance is gone, finished, in another execution, at
+   * another version than `opts.version` (when given: the failing job was a stale one), or moved on
+   * during the call.
+   */
+  async failExecution(
+    instanceId: string,
+    executionId: string,
+    failure: FailureDetails,
+    opts: { version?: number; now?: number } = {},
+  ): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const state = await this.getState(instanceId);
+    if (!state || state.executionId !== executionId || isTerminalStatus(state.runtimeStatus)) return false;
+    if (opts.version !== undefined && state.version !== opts.version) return false;
+    // The commit moves the first N inbox entries into history on the server; only their number travels.
+    const inboxLength = await this.redis.llen(this.keys.instanceKeys(instanceId)[2]);
+    const loaded: LoadedEpisode = { state, history: [], inbox: new Array<InboxItem>(inboxLength) };
+    const result: ExecutionResult = {
+      instanceId,
+      executionId,
+      name: state.name,
+      actions: [{ type: 'CompleteOrchestration', status: 'Failed', failure }],
+      actionEvents: [{ type: 'ExecutionCompleted', status: 'Failed', failure, timestamp: now }],
+      status: 'Failed',
+      failure,
+      started: false,
+    };
+    try {
+      const commit = await this.commitEpisode(loaded, [{ type: 'OrchestratorStarted', timestamp: now }], result, now);
+      this.historyCache.delete(instanceId);
+      await this.dispatch(commit.outbox);
+      return true;
+    } catch (err) {
+      if (err instanceof StaleEpisodeError) return false;
+      throw err;
+    }
+  }
+
   // ---- queries ----
 
   async getState(instanceId: string): Promise<InstanceState | undefined> {
@@ -775,6 +820,23 @@ export class RedisBackend {
     const events: HistoryEvent[] = [];
     for (const [, fields] of stream) decodeStreamEntry(fields, events);
     return events;
+  }
+
+  /**
+   * One PING. A refused password (WRONGPASS, NOAUTH...) becomes RedisAuthError at once, and the
+   * connection stops reconnecting (retrying cannot fix a password).
+   */
+  async ping(): Promise<void> {
+    try {
+      await this.redis.ping();
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/^(WRONGPASS|NOAUTH|NOPERM)\b|invalid password|invalid username-password/i.test(msg)) {
+        if (this.ownsClient) this.redis.disconnect();
+        throw new RedisAuthError(msg);
+      }
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,10 @@
 import {
   type ActivityContext,
   type HistoryEvent,
+  HistoryLimitError,
   InstanceNotFoundError,
+  MalformedJobError,
+  PoisonJobError,
   Registry,
   type ExecutionResult,
   PayloadError,
@@ -41,7 +44,7 @@ import {
   decode,
   encodePayload,
 } from '@durabull/redis';
-import { type Job, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { LogMessages as M } from './execution-log.js';
 
@@ -82,7 +85,34 @@ export interface DurabullWorkerOptions {
   eagerActivities?: boolean;
   /** How long an eagerly run activity keeps its outbox entry from the sweep; renewed while it runs. Default 30 s. */
   eagerLeaseMs?: number;
+  /**
+   * Attempts of one episode job (load, replay, commit) before the instance is failed with
+   * `PoisonJobError` ("episode failed N times: ...") and the job dead-lettered. Jobs retry with
+   * exponential backoff from 200 ms, so the default 10 gives up after about 100 s of failures.
+   * Default 10 (at most the job's own `attempts`, 20).
+   */
+  maxEpisodeAttempts?: number;
+  /**
+   * How many times a job may be found stalled (its worker died or stopped renewing its lock) before
+   * BullMQ fails it: an activity then fails as TaskFailed ("activity worker crashed N times"), an
+   * episode fails its instance. Default 10.
+   */
+  maxStalledCount?: number;
+  /**
+   * Largest history of one execution, in events. An episode whose commit would grow the history
+   * beyond it fails the instance with `HistoryLimitError` instead (none of its new work is written;
+   * the failing episode records only its inbox events and the ExecutionCompleted). Continue-as-new
+   * starts a fresh history. Default 1,000,000 (a fan-out of 100,000 activities takes about 200,000);
+   * 0 turns the limit off.
+   */
+  maxHistoryEvents?: number;
 }
+
+const DEFAULT_MAX_HISTORY_EVENTS = 1_000_000;
+
+/** BullMQ's `failedReason` for a job found stalled more than `maxStalledCount` times. */
+const STALLED_REASON = 'job stalled more than allowable limit';
+const DEFAULT_MAX_EPISODE_ATTEMPTS = 10;
 
 const EAGER_LEASE_MS = 30_000;
 
@@ -123,12 +153,14 @@ export class DurabullWorker {
 
   /** Starts consuming. Resolves once the workers are connected. */
   async start(): Promise<this> {
+    // A wrong password fails here, at once, with RedisAuthError (BullMQ's workers would retry forever).
+    await this.backend.ping();
     const common = {
       connection: this.backend.queueConnection,
       prefix: this.backend.keys.queuePrefix,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.stalledIntervalMs ?? 30_000,
-      maxStalledCount: 10,
+      maxStalledCount: this.opts.maxStalledCount ?? 10,
       autorun: true,
     };
     if (this.opts.orchestrators !== false) {
@@ -137,6 +169,7 @@ export class DurabullWorker {
         concurrency: this.opts.orchestratorConcurrency ?? 20,
       });
       this.orchestratorWorker.on('error', (err) => this.log.error({ err }, 'orchestrator worker error'));
+      this.orchestratorWorker.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
     }
     if (this.opts.activities !== false) {
       this.activityWorker = new Worker(ACTIVITY_QUEUE, (job) => this.processActivityJob(job), {
@@ -144,6 +177,7 @@ export class DurabullWorker {
         concurrency: this.opts.activityConcurrency ?? 20,
       });
       this.activityWorker.on('error', (err) => this.log.error({ err }, 'activity worker error'));
+      this.activityWorker.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
     }
     await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady()]);
     const every = this.opts.sweepIntervalMs ?? 5000;
@@ -203,12 +237,84 @@ export class DurabullWorker {
 
   private async processOrchestratorJob(job: Job): Promise<void> {
     if (job.name === 'timer') {
+      const bad = timerJobProblem(job.data);
+      if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
       const d = job.data as TimerJobData;
       const fired: HistoryEvent = { type: 'TimerFired', timerId: d.s, fireAt: d.f, timestamp: Date.now() };
       await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch((err) => this.dropFinished(err));
       return;
     }
-    await this.runEpisode(job.data as EpisodeJobData);
+    const bad = episodeJobProblem(job.data);
+    // A wake carries no work of its own (the instance's inbox and state do), so a malformed one is
+    // only dead-lettered: the instance's real wake, or the stuck sweep, runs it.
+    if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
+    const data = job.data as EpisodeJobData;
+    try {
+      await this.runEpisode(data);
+    } catch (err) {
+      const attempt = job.attemptsMade + 1;
+      const limit = Math.min(this.opts.maxEpisodeAttempts ?? DEFAULT_MAX_EPISODE_ATTEMPTS, job.opts.attempts ?? 1);
+      if (attempt < limit) throw err;
+      // A poison episode: it threw on every attempt (a history that cannot be decoded, a bug in
+      // the executor...). End the instance as Failed instead of leaving it Running forever.
+      const reason = errorText(err);
+      const poison = new PoisonJobError('episode', attempt, reason, `episode failed ${attempt} times: ${reason}`);
+      const failed = await this.backend.failExecution(data.i, data.x, toFailureDetails(poison), { version: data.v }).catch((e: unknown) => {
+        this.log.error({ err: e, instanceId: data.i }, 'Could not fail the instance of a poison episode');
+        return false;
+      });
+      this.log.error({ instanceId: data.i, executionId: data.x, jobId: job.id, attempts: attempt, err }, `Poison episode dead-lettered${failed ? '; instance failed' : ''}`);
+      throw new UnrecoverableError(poison.message);
+    }
+  }
+
+  /** Logs a malformed job and throws BullMQ's UnrecoverableError: the job goes to the failed set, never retried. */
+  private deadLetter(job: Job, queue: string, reason: string): never {
+    const err = new MalformedJobError(queue, job.id, reason);
+    this.log.error({ jobId: job.id, jobName: job.name, queue, reason }, 'Malformed job dead-lettered');
+    throw new UnrecoverableError(err.message);
+  }
+
+  /**
+   * A job BullMQ failed for good. A job found stalled too often never reaches the processor (BullMQ
+   * fails it when it is next taken), so this is where an episode whose worker keeps dying fails
+   * its instance.
+   */
+  private async onOrchestratorJobFailed(job: Job | undefined, err: Error): Promise<void> {
+    if (!job || job.name === 'timer' || err.message !== STALLED_REASON || episodeJobProblem(job.data)) return;
+    const d = job.data as EpisodeJobData;
+    const n = job.stalledCounter ?? 0;
+    const poison = new PoisonJobError('episode', n, 'worker crashed', `episode worker crashed ${n} times (job '${job.id}' stalled more than maxStalledCount)`);
+    try {
+      const failed = await this.backend.failExecution(d.i, d.x, toFailureDetails(poison), { version: d.v });
+      this.log.error({ instanceId: d.i, executionId: d.x, jobId: job.id, stalled: n }, `Episode job stalled too often${failed ? '; instance failed' : ''}`);
+    } catch (e) {
+      this.log.error({ err: e, instanceId: d.i }, 'Could not fail the instance of a stalled episode');
+    }
+  }
+
+  /** An activity job BullMQ failed for good because its worker kept dying: the task fails, so the orchestrator sees a TaskFailedError. */
+  private async onActivityJobFailed(job: Job | undefined, err: Error): Promise<void> {
+    if (!job || err.message !== STALLED_REASON || activityJobProblem(job.data)) return;
+    const d = job.data as ActivityJobData;
+    const n = job.stalledCounter ?? 0;
+    const poison = new PoisonJobError('activity', n, 'worker crashed', `activity worker crashed ${n} times running '${d.n}' (job '${job.id}' stalled more than maxStalledCount)`);
+    await this.failTask(d, poison);
+  }
+
+  /** Delivers TaskFailed with `err` for the task an activity job names. */
+  private async failTask(d: Pick<ActivityJobData, 'i' | 'x' | 's'> & { n?: unknown }, err: Error): Promise<void> {
+    const name = typeof d.n === 'string' ? d.n : undefined;
+    const event: HistoryEvent = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, name), timestamp: Date.now() };
+    try {
+      const res = await this.backend.deliverEvent(d.i, d.x, 'f', d.s, event, { dispatch: false }).catch((e) => this.dropFinished(e));
+      if (res?.status === 'delivered') {
+        this.log.warn({ instanceId: d.i, executionId: d.x, taskId: d.s, failure: event.failure }, M.taskFailed(name ?? '?'));
+        if (res.wake) await this.backend.dispatch([res.wake]);
+      }
+    } catch (e) {
+      this.log.error({ err: e, instanceId: d.i, taskId: d.s }, 'Could not fail the task of a dead-lettered activity job');
+    }
   }
 
   /** One episode: load (one round trip), replay, commit (one script), dispatch new work. */
@@ -226,6 +332,12 @@ export class DurabullWorker {
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...loaded.inbox.map((m) => m.event)];
     let result = await executeOrchestration(this.registry, loaded.history, newEvents);
+    const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
+    if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {
+      // What the commit would append: the new events, the action events and OrchestratorCompleted.
+      const total = loaded.history.length + newEvents.length + result.actionEvents.length + 1;
+      if (total > maxEvents) result = failedResult(result, new HistoryLimitError(instanceId, total, maxEvents), now);
+    }
     const episode = st.episodes + 1;
     const log = this.log.child({ instanceId, executionId, episode });
     let commit;
@@ -275,6 +387,16 @@ export class DurabullWorker {
   // ---- activity side ----
 
   private async processActivityJob(job: Job): Promise<void> {
+    const bad = activityJobProblem(job.data);
+    if (bad) {
+      // When it still names a task of a real instance, that task fails (the code sees a
+      // TaskFailedError) rather than waiting for a result that will never come.
+      const d = job.data as Partial<ActivityJobData> | null;
+      if (d && isInstanceId(d.i) && typeof d.x === 'string' && d.x.length > 0 && isSeq(d.s)) {
+        await this.failTask({ i: d.i, x: d.x, s: d.s, n: d.n }, new MalformedJobError(ACTIVITY_QUEUE, job.id, bad));
+      }
+      this.deadLetter(job, ACTIVITY_QUEUE, bad);
+    }
     await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
   }
 
@@ -395,4 +517,57 @@ export class DurabullWorker {
       this.log.error({ err }, 'Stuck-instance sweep failed');
     }
   }
+}
+
+// ---- job data checks: a job is what durabull writes, or it is dead-lettered ----
+
+const ID_RE = /^[A-Za-z0-9_.@-]{1,256}$/;
+const isInstanceId = (v: unknown): v is string => typeof v === 'string' && ID_RE.test(v);
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A value for a message: JSON, cut short, 'missing' when undefined. */
+function show(v: unknown): string {
+  if (v === undefined) return 'missing';
+  let t: string;
+  try {
+    t = JSON.stringify(v) ?? String(v);
+  } catch {
+    t = String(v);
+  }
+  return t.length > 60 ? `${t.slice(0, 57)}...` : t;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** What is wrong with an episode (wake) job's data, or undefined. */
+export function episodeJobProblem(d: unknown): string | undefined {
+  if (!isObject(d)) return `data is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : typeof d}, not an object {i, x, v}`;
+  if (!isInstanceId(d.i)) return `'i' (instance id) is ${show(d.i)}, not a valid instance id`;
+  if (typeof d.x !== 'string' || d.x.length === 0) return `'x' (execution id) is ${show(d.x)}, not a non-empty string`;
+  if (!isSeq(d.v)) return `'v' (version) is ${show(d.v)}, not a non-negative integer`;
+  return undefined;
+}
+
+/** What is wrong with a timer job's data, or undefined. */
+export function timerJobProblem(d: unknown): string | undefined {
+  if (!isObject(d)) return `data is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : typeof d}, not an object {i, x, s, f}`;
+  if (!isInstanceId(d.i)) return `'i' (instance id) is ${show(d.i)}, not a valid instance id`;
+  if (typeof d.x !== 'string' || d.x.length === 0) return `'x' (execution id) is ${show(d.x)}, not a non-empty string`;
+  if (!isSeq(d.s)) return `'s' (timer id) is ${show(d.s)}, not a non-negative integer`;
+  if (typeof d.f !== 'number' || !Number.isFinite(d.f)) return `'f' (fire time) is ${show(d.f)}, not a number`;
+  return undefined;
+}
+
+/** What is wrong with an activity job's data, or undefined. */
+export function activityJobProblem(d: unknown): string | undefined {
+  if (!isObject(d)) return `data is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : typeof d}, not an object {i, x, s, n, p}`;
+  if (!isInstanceId(d.i)) return `'i' (instance id) is ${show(d.i)}, not a valid instance id`;
+  if (typeof d.x !== 'string' || d.x.length === 0) return `'x' (execution id) is ${show(d.x)}, not a non-empty string`;
+  if (!isSeq(d.s)) return `'s' (task id) is ${show(d.s)}, not a non-negative integer`;
+  if (typeof d.n !== 'string' || d.n.length === 0) return `'n' (activity name) is ${show(d.n)}, not a non-empty string`;
+  if (typeof d.p !== 'string') return `'p' (input) is ${show(d.p)}, not a base64 string`;
+  return undefined;
 }

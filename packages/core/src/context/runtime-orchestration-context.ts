@@ -174,16 +174,32 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
 
   // ---- executor side ----
 
-  /** History says the action with this sequence number was scheduled: it must be what the code asked for. */
-  matchScheduled(id: number, type: 'ScheduleTask' | 'CreateTimer' | 'CreateSubOrchestration', name: string | undefined): void {
+  /**
+   * History says the action with this sequence number was scheduled: it must be what the code asked for.
+   * `at` locates the history event (its index in the execution's history and its type) for the error.
+   */
+  matchScheduled(
+    id: number,
+    type: 'ScheduleTask' | 'CreateTimer' | 'CreateSubOrchestration',
+    name: string | undefined,
+    at: { historyIndex?: number; eventType?: string } = {},
+  ): void {
     const action = this.pendingActions.get(id);
     const expected = describeStep(type, name);
+    const details = {
+      historyIndex: at.historyIndex,
+      historyEventType: at.eventType,
+      recorded: { kind: stepKind(type), name, sequenceNumber: id },
+    };
     if (!action) {
-      throw new NonDeterminismError(id, expected, 'nothing (the code scheduled no task with this sequence number)');
+      throw new NonDeterminismError(id, expected, 'nothing (the code scheduled no task with this sequence number)', details);
     }
     const actualName = action.type === 'CreateTimer' ? undefined : action.name;
     if (action.type !== type || actualName !== name) {
-      throw new NonDeterminismError(id, expected, describeStep(action.type, actualName));
+      throw new NonDeterminismError(id, expected, describeStep(action.type, actualName), {
+        ...details,
+        code: { kind: stepKind(action.type), name: actualName, sequenceNumber: action.id },
+      });
     }
     this.pendingActions.delete(id);
   }
@@ -236,6 +252,10 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
 
 function nameOf(f: string | { name: string; kind: string }): string {
   return typeof f === 'string' ? f : f && typeof f === 'object' ? f.name : (f as unknown as string);
+}
+
+function stepKind(type: string): 'activity' | 'timer' | 'sub-orchestration' {
+  return type === 'ScheduleTask' ? 'activity' : type === 'CreateSubOrchestration' ? 'sub-orchestration' : 'timer';
 }
 
 function describeStep(type: string, name: string | undefined): string {

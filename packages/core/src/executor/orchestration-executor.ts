@@ -68,7 +68,7 @@ export async function executeOrchestration(
       const replaying = next < pastEvents.length;
       ctx.isReplaying = replaying;
       const event = replaying ? pastEvents[next]! : newEvents[next - pastEvents.length]!;
-      await run.apply(event);
+      await run.apply(event, next);
     }
     ctx.isReplaying = false;
     // Also when the driver is done: a generator or plain function that threw is done, and only this turns its error
@@ -76,7 +76,7 @@ export async function executeOrchestration(
     if (!run.terminated && !run.failure) run.checkBlockedOnDurableTask();
     // The code finished before the history did: every step the rest of history records must be one the code took,
     // or an orchestrator changed to return early would complete silently with a different result.
-    if (!run.terminated && !run.failure) run.matchRemainingSteps([...pastEvents, ...newEvents].slice(next));
+    if (!run.terminated && !run.failure) run.matchRemainingSteps([...pastEvents, ...newEvents].slice(next), next);
   } catch (err) {
     run.failWith(err);
   }
@@ -166,7 +166,8 @@ class Replay {
     this.failure = toFailureDetails(err, this.ctx.name);
   }
 
-  async apply(event: HistoryEvent): Promise<void> {
+  /** `index`: the event's position in the execution's history (past events, then new ones). */
+  async apply(event: HistoryEvent, index: number): Promise<void> {
     const ctx = this.ctx;
     switch (event.type) {
       case 'OrchestratorStarted':
@@ -180,10 +181,10 @@ class Replay {
         return this.settle();
       }
       case 'TaskScheduled':
-        ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name);
+        ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name, { historyIndex: index, eventType: event.type });
         return;
       case 'TimerCreated':
-        ctx.matchScheduled(event.taskId, 'CreateTimer', undefined);
+        ctx.matchScheduled(event.taskId, 'CreateTimer', undefined, { historyIndex: index, eventType: event.type });
         return;
       case 'TaskCompleted': {
         const task = ctx.takeOpenTask(event.taskScheduledId);
@@ -198,7 +199,7 @@ class Replay {
         return this.settleIf(task);
       }
       case 'SubOrchestrationInstanceCreated':
-        ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name);
+        ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name, { historyIndex: index, eventType: event.type });
         return;
       case 'SubOrchestrationInstanceCompleted': {
         const task = ctx.takeOpenTask(event.taskScheduledId);
@@ -257,11 +258,12 @@ class Replay {
   }
 
   /** After the code finished early: the steps the remaining events record must match what the code scheduled. */
-  matchRemainingSteps(events: readonly HistoryEvent[]): void {
-    for (const event of events) {
-      if (event.type === 'TaskScheduled') this.ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name);
-      else if (event.type === 'SubOrchestrationInstanceCreated') this.ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name);
-      else if (event.type === 'TimerCreated') this.ctx.matchScheduled(event.taskId, 'CreateTimer', undefined);
+  matchRemainingSteps(events: readonly HistoryEvent[], firstIndex: number): void {
+    for (const [i, event] of events.entries()) {
+      const at = { historyIndex: firstIndex + i, eventType: event.type };
+      if (event.type === 'TaskScheduled') this.ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name, at);
+      else if (event.type === 'SubOrchestrationInstanceCreated') this.ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name, at);
+      else if (event.type === 'TimerCreated') this.ctx.matchScheduled(event.taskId, 'CreateTimer', undefined, at);
     }
   }
 
