@@ -152,6 +152,8 @@ export interface DeliverResult {
   wakeJobId?: string;
   /** With `dispatch: false`: the wake's outbox entry, for the caller to dispatch. */
   wake?: [jobId: string, payload: string];
+  /** With `load: true`: what the woken episode needs, read in the same script. */
+  loaded?: LoadedEpisode;
 }
 
 export interface CommitResult {
@@ -163,7 +165,8 @@ export interface CommitResult {
 type Arg = string | Buffer | number;
 type ScriptClient = Redis & {
   startInstance(...args: Arg[]): Promise<[number, string?, string?]>;
-  deliverEvent(...args: Arg[]): Promise<[number, string?, string?]>;
+  deliverEvent(...args: Arg[]): Promise<unknown[]>;
+  deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
   commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?]>;
   terminateInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   setSuspended(...args: Arg[]): Promise<[number, string?, string?]>;
@@ -310,13 +313,28 @@ export class RedisBackend {
       .exec();
     if (!res) return undefined;
     for (const [err] of res) if (err) throw err;
-    const st = res[0]![1] as Record<string, Buffer>;
+    return this.assembleEpisode(
+      instanceId,
+      res[0]![1] as Record<string, Buffer>,
+      res[1]![1] as [Buffer, Buffer[]][],
+      res[2]![1] as Buffer[],
+      cached,
+    );
+  }
+
+  /** Turns raw state, history tail and inbox into an episode's input, through the history cache. */
+  private async assembleEpisode(
+    instanceId: string,
+    st: Record<string, Buffer>,
+    stream: [Buffer, Buffer[]][],
+    inboxEntries: Buffer[],
+    cached: CachedHistory | undefined,
+  ): Promise<LoadedEpisode | undefined> {
     if (!st.status) {
       this.historyCache.delete(instanceId);
       return undefined;
     }
     const parsed = parseState(instanceId, st);
-    const stream = res[1]![1] as [Buffer, Buffer[]][];
     let entry: CachedHistory;
     if (cached && cached.exec === parsed.executionId) {
       entry = cached;
@@ -329,7 +347,7 @@ export class RedisBackend {
       }
     } else {
       const full = cached
-        ? ((await this.redis.xrangeBuffer(history, '-', '+')) as unknown as [Buffer, Buffer[]][])
+        ? ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][])
         : stream;
       entry = { exec: parsed.executionId, lastId: '0-0', events: [] };
       for (const [id, fields] of full) {
@@ -342,8 +360,7 @@ export class RedisBackend {
     if (this.historyCache.size > this.historyCacheSize) {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
-    const entries = res[2]![1] as Buffer[];
-    return { state: parsed, history: entry.events.slice(), inbox: entries.map(parseInboxEntry) };
+    return { state: parsed, history: entry.events.slice(), inbox: inboxEntries.map(parseInboxEntry) };
   }
 
   /**
@@ -476,29 +493,50 @@ export class RedisBackend {
     kind: 'c' | 'f' | 'e',
     seq: number | undefined,
     event: HistoryEvent,
-    opts: { now?: number; /** false: return the wake entry instead of dispatching it */ dispatch?: boolean } = {},
+    opts: {
+      now?: number;
+      /** false: return the wake entry instead of dispatching it */
+      dispatch?: boolean;
+      /** with dispatch false: when this wakes the instance, also return its episode's input (`loaded`) */
+      load?: boolean;
+    } = {},
   ): Promise<DeliverResult> {
     const now = opts.now ?? Date.now();
     const k = this.keys;
-    const res = await this.scripts.deliverEvent(
+    const load = opts.dispatch === false && opts.load === true;
+    const cached = load ? this.historyCache.get(instanceId) : undefined;
+    const args: Arg[] = [
       k.state(instanceId),
       k.inbox(instanceId),
       k.pending(instanceId),
       k.wait(instanceId),
       k.outbox,
       k.outboxIndex,
+      k.history(instanceId),
       instanceId,
       executionId,
       kind,
       seq === undefined ? '' : seq,
       encodeEvent(event),
       now,
-    );
+      load ? '1' : '0',
+      cached ? `(${cached.lastId}` : '-',
+    ];
+    // With `load` the reply carries msgpack, so it is read as buffers.
+    const raw = load ? await this.scripts.deliverEventBuffer(...args) : await this.scripts.deliverEvent(...args);
+    const res = raw.map((v, i) => (i < 3 && Buffer.isBuffer(v) ? v.toString('latin1') : v)) as [number, string?, string?, ...unknown[]];
     const code = res[0];
     if (code === 1) {
       const wakeJobId = res[1] || undefined;
       if (!wakeJobId) return { status: 'delivered' };
       const wake: [string, string] = [wakeJobId, res[2]!];
+      if (load && res.length > 3) {
+        const flat = res[3] as Buffer[];
+        const st: Record<string, Buffer> = {};
+        for (let i = 0; i < flat.length; i += 2) st[flat[i]!.toString('latin1')] = flat[i + 1]!;
+        const loaded = await this.assembleEpisode(instanceId, st, res[5] as [Buffer, Buffer[]][], res[4] as Buffer[], cached);
+        if (loaded) return { status: 'delivered', wakeJobId, wake, loaded };
+      }
       if (opts.dispatch === false) return { status: 'delivered', wakeJobId, wake };
       await this.dispatch([wake]);
       return { status: 'delivered', wakeJobId };

@@ -36,6 +36,7 @@ import {
   type ActivityJobData,
   type ConnectionLike,
   type EpisodeJobData,
+  type LoadedEpisode,
   InstanceFinishedError,
   ORCHESTRATOR_QUEUE,
   RedisBackend,
@@ -318,9 +319,9 @@ export class DurabullWorker {
   }
 
   /** One episode: load (one round trip), replay, commit (one script), dispatch new work. */
-  async runEpisode(data: EpisodeJobData): Promise<void> {
+  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode): Promise<void> {
     const { i: instanceId, x: executionId, v: version } = data;
-    const loaded = await this.backend.loadEpisode(instanceId);
+    const loaded = preloaded ?? (await this.backend.loadEpisode(instanceId));
     if (!loaded) return;
     const st = loaded.state;
     if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
@@ -416,14 +417,16 @@ export class DurabullWorker {
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
       kind = 'f';
     }
-    const res = await this.backend.deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false }).catch((err) => this.dropFinished(err));
+    const res = await this.backend
+      .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline() })
+      .catch((err) => this.dropFinished(err));
     this.stats.activities++;
     if (res?.status === 'delivered') {
       // Logged before the wake is dispatched, so the log reads in causal order.
       const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
-      if (res.wake) await this.wake(res.wake);
+      if (res.wake) await this.wake(res.wake, res.loaded);
     }
   }
 
@@ -481,13 +484,18 @@ export class DurabullWorker {
    * Temporal's eager dispatch); the wake stays in the outbox until the episode is committed, so a
    * crash in between leaves it to the sweep, which queues it as usual.
    */
-  private async wake(wake: [jobId: string, payload: string]): Promise<void> {
-    if (!this.orchestratorWorker || this.closing || this.opts.inlineEpisodes === false) {
+  private canRunInline(): boolean {
+    return !!this.orchestratorWorker && !this.closing && this.opts.inlineEpisodes !== false;
+  }
+
+  private async wake(wake: [jobId: string, payload: string], loaded?: LoadedEpisode): Promise<void> {
+    if (!this.canRunInline()) {
       await this.backend.dispatch([wake]);
       return;
     }
     try {
-      await this.runEpisode(parseWake(wake[1]));
+      // `loaded` came back with the result's delivery, read in the same script: no second load.
+      await this.runEpisode(parseWake(wake[1]), loaded);
       this.stats.inlineEpisodes++;
       await this.backend.ackOutbox([wake[0]]);
     } catch (err) {

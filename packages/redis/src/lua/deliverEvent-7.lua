@@ -9,6 +9,7 @@
     KEYS[4] wait set (sequence numbers the blocked code waits on, when not all open tasks)
     KEYS[5] partition outbox hash
     KEYS[6] partition outbox index
+    KEYS[7] history stream
 
     ARGV[1] instance id
     ARGV[2] execution id the event belongs to ("" = the current one)
@@ -16,9 +17,13 @@
     ARGV[4] sequence number ("" for kind "e")
     ARGV[5] event (msgpack)
     ARGV[6] now (ms)
+    ARGV[7] "1": when this wakes the orchestrator, also return what its episode needs (the caller
+            runs the episode itself, saving the load's round trip)
+    ARGV[8] with ARGV[7]: the first history entry to return ("-" for all, "(<id>" after a known one)
 
   Output:
     {1, wakeJobId, wakePayload}   appended; wakeJobId is "" when no wake-up was needed
+    {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE)}   with ARGV[7]
     {0}              dropped: that task already has its result (at-least-once delivery)
     {-1}             no such instance
     {-3, status}     the instance has finished
@@ -62,4 +67,7 @@ if not progress then return {1, ""} end
 
 rcall("HSET", st, "scheduled", 1)
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
+if ARGV[7] == "1" then
+  return {1, jobId, payload, rcall("HGETALL", st), rcall("LRANGE", KEYS[2], 0, -1), rcall("XRANGE", KEYS[7], ARGV[8], "+")}
+end
 return {1, jobId, payload}
