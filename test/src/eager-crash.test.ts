@@ -3,11 +3,12 @@
  * not lost when that process dies: its outbox entry stays, leased, and once the lease runs out the
  * sweep of any worker queues it. History gets its result once.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Registry } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { forkReadyWorker } from './helpers/processes.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/eager-worker.ts', import.meta.url));
 let th: TestHub | undefined;
@@ -24,15 +25,7 @@ describe('eager activities', () => {
   it('are queued by the sweep when the process running them is killed', async () => {
     th = await createTestHub({}, { startWorker: false });
     const base = `dbl:{${th.hub}:0}:test`;
-    child = fork(fixture, [], {
-      execArgv: ['--import', 'tsx', '--conditions=source'],
-      env: { ...process.env, REDIS_URL: th.url, DURABULL_HUB: th.hub },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      child!.once('message', () => resolve());
-      child!.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
-    });
+    child = await forkReadyWorker(fixture, { REDIS_URL: th.url, DURABULL_HUB: th.hub });
     const id = await th.client.startNew('Eager', { input: 'x' });
     const end = Date.now() + 20_000;
     while ((await th.redis.get(`${base}:hang-runs`)) !== '1') {

@@ -2,12 +2,13 @@
  * SIGTERM lets a worker finish what it runs: the activity in flight completes, its result is
  * committed to history, and the process exits 0; another worker then finishes the orchestration.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Registry } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gracefulKeys } from './fixtures/graceful-shared.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { forkReadyWorker } from './helpers/processes.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/graceful-worker.ts', import.meta.url));
 let th: TestHub | undefined;
@@ -32,15 +33,7 @@ describe('graceful shutdown', () => {
   it('finishes the running activity, commits its result and exits 0 on SIGTERM', async () => {
     th = await createTestHub({}, { startWorker: false });
     const keys = gracefulKeys(th.hub);
-    child = fork(fixture, [], {
-      execArgv: ['--import', 'tsx', '--conditions=source'],
-      env: { ...process.env, REDIS_URL: th.url, DURABULL_HUB: th.hub },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      child!.once('message', () => resolve());
-      child!.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
-    });
+    child = await forkReadyWorker(fixture, { REDIS_URL: th.url, DURABULL_HUB: th.hub });
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
 
     const id = await th.client.startNew('Slow', { input: 'step' });
