@@ -15,7 +15,6 @@ import {
 } from '@durabull/core';
 import {
   type ConnectionLike,
-  InstanceFinishedError,
   type InstanceState,
   InvalidInstanceStateError,
   type ListQuery,
@@ -23,7 +22,8 @@ import {
   RedisBackend,
   assertInstanceId,
   createRedisClient,
-  encodePayload,
+  encodeCheckedEvent,
+  ignoreGone,
 } from '@durabull/redis';
 import { Redis } from 'ioredis';
 
@@ -102,8 +102,9 @@ export class DurabullClient {
     if (typeof eventName !== 'string' || !/^[A-Za-z0-9_.:@-]{1,128}$/.test(eventName)) {
       throw new ValidationError(`Invalid event name ${JSON.stringify(eventName)}: use 1 to 128 letters, digits, '_', '.', ':', '@' or '-'.`);
     }
-    encodePayload(data, `Data of event '${eventName}'`, this.backend.maxPayloadBytes);
-    await this.backend.deliverEvent(instanceId, '', 'e', undefined, { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() });
+    const event: HistoryEvent = { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() };
+    const encoded = encodeCheckedEvent(event, data, `Data of event '${eventName}'`, this.backend.maxPayloadBytes);
+    await this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded });
   }
 
   /**
@@ -115,9 +116,7 @@ export class DurabullClient {
     const children = options.recursive ? await this.runningChildren(instanceId) : [];
     await this.backend.terminate(instanceId, reason);
     for (const child of children) {
-      await this.terminate(child, reason, options).catch((err: unknown) => {
-        if (!(err instanceof InstanceFinishedError) && !(err instanceof InstanceNotFoundError)) throw err;
-      });
+      await this.terminate(child, reason, options).catch(ignoreGone);
     }
   }
 

@@ -27,14 +27,33 @@ export function encodePayload(value: unknown, what: string, maxBytes = DEFAULT_M
   } catch (err) {
     throw new PayloadError(`${what} cannot be serialized: ${(err as Error).message}`);
   }
-  if (buf.length > maxBytes) {
-    throw new PayloadError(`${what} is ${buf.length} bytes once encoded, over the limit of ${maxBytes} bytes.`);
-  }
+  if (buf.length > maxBytes) throw tooLarge(what, buf.length, maxBytes);
   return buf;
 }
 
 export function encodeEvent(event: HistoryEvent): Buffer {
   return packr.pack(event);
+}
+
+/**
+ * Encodes an event that carries a user payload, with the checks of `encodePayload` on that payload
+ * but one encoding in the common case: the payload is encoded alone only when the whole event is
+ * over the limit (then the payload may be too), to measure it.
+ */
+export function encodeCheckedEvent(event: HistoryEvent, payload: unknown, what: string, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): Buffer {
+  assertSerializable(payload, what);
+  let blob: Buffer;
+  try {
+    blob = packr.pack(event);
+  } catch (err) {
+    throw new PayloadError(`${what} cannot be serialized: ${(err as Error).message}`);
+  }
+  if (blob.length > maxBytes) encodePayload(payload, what, maxBytes);
+  return blob;
+}
+
+function tooLarge(what: string, size: number, maxBytes: number): PayloadError {
+  return new PayloadError(`${what} is ${size} bytes once encoded, over the limit of ${maxBytes} bytes.`);
 }
 
 export function decodeEvent(buf: Buffer | Uint8Array): HistoryEvent {

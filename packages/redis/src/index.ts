@@ -9,6 +9,7 @@ export {
   createRedisClient,
   newExecutionId,
   parseWake,
+  ignoreGone,
   type BackendOptions,
   type ConnectionLike,
   type InstanceState,
@@ -47,7 +48,7 @@ export {
 
 // Keys and encoding
 export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
-export { encode, decode, encodePayload, encodeEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';
+export { encode, decode, encodePayload, encodeEvent, encodeCheckedEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';
 
 // Errors
 export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError } from './error-codes.js';

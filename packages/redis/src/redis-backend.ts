@@ -11,7 +11,6 @@ import {
   type HistoryEvent,
   InstanceNotFoundError,
   type OrchestratorAction,
-  PayloadError,
   RedisAuthError,
   type RuntimeStatus,
   StaleEpisodeError,
@@ -22,7 +21,7 @@ import {
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { DEFAULT_MAX_PAYLOAD_BYTES, assertSerializable, decode, decodeEvent, encode, encodeEvent, encodePayload } from './codec.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, decode, decodeEvent, encode, encodeCheckedEvent, encodeEvent, encodePayload } from './codec.js';
 import { ErrorCode, InstanceFinishedError, toError } from './error-codes.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
@@ -387,10 +386,8 @@ export class RedisBackend {
             : e.type === 'SubOrchestrationInstanceCreated'
               ? `Input of sub-orchestration '${e.name}'`
               : undefined;
-      if (what) assertSerializable(e.type === 'ExecutionCompleted' ? e.result : (e as { input?: unknown }).input, what);
-      const blob = encodeEvent(e);
-      if (what && blob.length > max) throw new PayloadError(`${what} is ${blob.length} bytes once encoded, over the limit of ${max} bytes.`);
-      suffix.push(blob);
+      const payload = e.type === 'ExecutionCompleted' ? e.result : (e as { input?: unknown }).input;
+      suffix.push(what ? encodeCheckedEvent(e, payload, what, max) : encodeEvent(e));
     }
     suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
     // The episode is one history entry; its action events travel packed (one argument).
@@ -499,6 +496,8 @@ export class RedisBackend {
       dispatch?: boolean;
       /** with dispatch false: when this wakes the instance, also return its episode's input (`loaded`) */
       load?: boolean;
+      /** `event` already encoded (by encodeCheckedEvent) */
+      encoded?: Buffer;
     } = {},
   ): Promise<DeliverResult> {
     const now = opts.now ?? Date.now();
@@ -517,7 +516,7 @@ export class RedisBackend {
       executionId,
       kind,
       seq === undefined ? '' : seq,
-      encodeEvent(event),
+      opts.encoded ?? encodeEvent(event),
       now,
       load ? '1' : '0',
       cached ? `(${cached.lastId}` : '-',
@@ -700,9 +699,9 @@ export class RedisBackend {
   /** Suspends (`suspend`) or resumes (`resume`) an instance. */
   async setSuspended(instanceId: string, op: 'suspend' | 'resume', reason?: unknown, now = Date.now()): Promise<void> {
     assertInstanceId(instanceId);
-    encodePayload(reason, `Reason to ${op}`, this.maxPayloadBytes);
     const k = this.keys;
     const event: HistoryEvent = op === 'suspend' ? { type: 'ExecutionSuspended', reason, timestamp: now } : { type: 'ExecutionResumed', reason, timestamp: now };
+    const encoded = encodeCheckedEvent(event, reason, `Reason to ${op}`, this.maxPayloadBytes);
     const res = await this.scripts.setSuspended(
       k.state(instanceId),
       k.inbox(instanceId),
@@ -711,7 +710,7 @@ export class RedisBackend {
       k.statusIndex,
       instanceId,
       op,
-      Buffer.concat([Buffer.from('n|'), encodeEvent(event)]),
+      Buffer.concat([Buffer.from('n|'), encoded]),
       now,
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'setSuspended', operation: op });
@@ -977,8 +976,12 @@ function decodeCursor(cursor: string, scans: number): { scan: number; after: str
   throw new ValidationError('Invalid list cursor: pass the nextCursor of the previous page with the same filters.');
 }
 
-function ignoreGone(err: unknown): void {
-  if (err instanceof InstanceNotFoundError || err instanceof InstanceFinishedError) return;
+/**
+ * Swallows the errors of an instance that is gone (finished, or purged): what was being delivered
+ * or changed no longer matters, and retrying cannot help. Rethrows anything else.
+ */
+export function ignoreGone(err: unknown): undefined {
+  if (err instanceof InstanceNotFoundError || err instanceof InstanceFinishedError) return undefined;
   throw err;
 }
 

@@ -6,7 +6,6 @@ import {
   type ActivityContext,
   type HistoryEvent,
   HistoryLimitError,
-  InstanceNotFoundError,
   MalformedJobError,
   PoisonJobError,
   Registry,
@@ -37,13 +36,13 @@ import {
   type ConnectionLike,
   type EpisodeJobData,
   type LoadedEpisode,
-  InstanceFinishedError,
   ORCHESTRATOR_QUEUE,
   RedisBackend,
   parseWake,
   type TimerJobData,
   decode,
-  encodePayload,
+  encodeCheckedEvent,
+  ignoreGone,
 } from '@durabull/redis';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
@@ -242,7 +241,7 @@ export class DurabullWorker {
       if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
       const d = job.data as TimerJobData;
       const fired: HistoryEvent = { type: 'TimerFired', timerId: d.s, fireAt: d.f, timestamp: Date.now() };
-      await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch((err) => this.dropFinished(err));
+      await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch(ignoreGone);
       return;
     }
     const bad = episodeJobProblem(job.data);
@@ -308,7 +307,7 @@ export class DurabullWorker {
     const name = typeof d.n === 'string' ? d.n : undefined;
     const event: HistoryEvent = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, name), timestamp: Date.now() };
     try {
-      const res = await this.backend.deliverEvent(d.i, d.x, 'f', d.s, event, { dispatch: false }).catch((e) => this.dropFinished(e));
+      const res = await this.backend.deliverEvent(d.i, d.x, 'f', d.s, event, { dispatch: false }).catch(ignoreGone);
       if (res?.status === 'delivered') {
         this.log.warn({ instanceId: d.i, executionId: d.x, taskId: d.s, failure: event.failure }, M.taskFailed(name ?? '?'));
         if (res.wake) await this.backend.dispatch([res.wake]);
@@ -406,20 +405,21 @@ export class DurabullWorker {
     const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
+    let encoded: Buffer | undefined;
     try {
       const fn = this.registry.getActivity(d.n);
       const input = decode(Buffer.from(d.p, 'base64'));
       const result = await fn(input, ctx);
-      encodePayload(result, `Result of activity '${d.n}'`, this.backend.maxPayloadBytes);
       event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
+      encoded = encodeCheckedEvent(event, result, `Result of activity '${d.n}'`, this.backend.maxPayloadBytes);
       kind = 'c';
     } catch (err) {
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
       kind = 'f';
     }
     const res = await this.backend
-      .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline() })
-      .catch((err) => this.dropFinished(err));
+      .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), ...(encoded ? { encoded } : {}) })
+      .catch(ignoreGone);
     this.stats.activities++;
     if (res?.status === 'delivered') {
       // Logged before the wake is dispatched, so the log reads in causal order.
@@ -502,12 +502,6 @@ export class DurabullWorker {
       this.log.warn({ err }, 'Inline episode failed; queueing it instead');
       await this.backend.dispatch([wake]);
     }
-  }
-
-  /** A result or timer for an instance that has finished, or was purged since, is dropped: retrying cannot deliver it. */
-  private dropFinished(err: unknown): undefined {
-    if (err instanceof InstanceFinishedError || err instanceof InstanceNotFoundError) return undefined;
-    throw err;
   }
 
   /**
