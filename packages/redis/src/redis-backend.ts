@@ -407,8 +407,10 @@ export class RedisBackend {
     const continued = result.status === 'ContinuedAsNew';
     const newExec = continued ? newExecutionId() : '';
     const newInbox: Buffer[] = [];
+    // The next execution's input is checked like any input; other outputs were checked in their event.
+    const outputBuf =
+      result.status === 'Failed' ? '' : continued ? encodePayload(result.output, `Input of the next execution of '${state.name}'`, max) : encode(result.output);
     if (continued) {
-      encodePayload(result.output, `Input of the next execution of '${state.name}'`, max);
       const restarted: HistoryEvent = { type: 'ExecutionStarted', name: state.name, instanceId: id, executionId: newExec, input: result.output, timestamp: now };
       if (state.parent) restarted.parent = { ...state.parent, name: state.name };
       newInbox.push(Buffer.concat([Buffer.from('e|'), encodeEvent(restarted)]));
@@ -427,7 +429,7 @@ export class RedisBackend {
       now,
       loaded.inbox.length,
       result.status,
-      result.status === 'Failed' ? '' : encode(result.output),
+      outputBuf,
       result.failure ? encode(result.failure) : '',
       result.customStatus ? '1' : '0',
       result.customStatus ? encode(result.customStatus.value) : '',
