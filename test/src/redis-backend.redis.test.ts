@@ -10,7 +10,7 @@ import {
   StaleEpisodeError,
   executeOrchestration,
 } from '@durabull/core';
-import { InstanceFinishedError, RedisBackend } from '@durabull/redis';
+import { InstanceFinishedError, RedisBackend, encodeEvent } from '@durabull/redis';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
@@ -19,6 +19,10 @@ const registry = new Registry()
   .addOrchestrator('Fan3', function* (ctx) {
     const r: number[] = yield ctx.all([1, 2, 3].map((i) => ctx.callActivity('Sq', i)));
     return r.reduce((a, b) => a + b, 0);
+  })
+  .addOrchestrator('Chain2', function* (ctx) {
+    const a: number = yield ctx.callActivity('Sq', 2);
+    return yield ctx.callActivity('Sq', a);
   })
   .addOrchestrator('AnyOf2', function* (ctx) {
     const winner = yield ctx.any([ctx.callActivity('Sq', 1), ctx.callActivity('Sq', 2)]);
@@ -59,6 +63,85 @@ describe('commitEpisode', () => {
     const st = await backend.getState('occ');
     expect(st).toMatchObject({ version: 1, episodes: 1, runtimeStatus: 'Running', executionId, scheduled: false });
     expect(history.filter((e) => e.type === 'TaskScheduled')).toHaveLength(3);
+  });
+});
+
+describe('commitEpisode with a direct result', () => {
+  /** Runs the episode a result of task `seq` runs from the backend's cache, and commits it direct. */
+  async function direct(id: string, seq: number, value: number, opts: { ackJobId?: string } = {}) {
+    const x = (await backend.getState(id))!.executionId;
+    const loaded = backend.cachedEpisodeFor(id, x, seq);
+    expect(loaded, 'the last commit left the code waiting on this task').toBeDefined();
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+    const event = completed(seq, value);
+    const result = await executeOrchestration(registry, loaded!.history, [...prefix, event]);
+    return backend.commitEpisode(loaded!, prefix, result, Date.now(), { direct: { seq, encoded: encodeEvent(event) }, ...opts });
+  }
+
+  it('appends the result and the episode in one script, the same history as through the inbox', async () => {
+    await backend.startInstance('Chain2', 'd1', undefined);
+    await episode('d1');
+    const x = (await backend.getState('d1'))!.executionId;
+    // A result for a task the code does not wait on has no cached episode.
+    expect(backend.cachedEpisodeFor('d1', x, 1)).toBeUndefined();
+    // The eager activity's outbox entry goes with the commit.
+    await redis.hset(backend.keys.outbox, `a-d1-${x}-0`, 'A{}');
+    const first = await direct('d1', 0, 4, { ackJobId: `a-d1-${x}-0` });
+    expect(first.refused).toBeUndefined();
+    expect(await redis.hexists(backend.keys.outbox, `a-d1-${x}-0`)).toBe(0);
+    expect(first.outbox.map(([id]) => id)).toEqual([`a-d1-${x}-1`]);
+    const last = await direct('d1', 1, 16);
+    expect(last.refused).toBeUndefined();
+    const st = (await backend.getState('d1'))!;
+    expect(st).toMatchObject({ runtimeStatus: 'Completed', output: 16, episodes: 3 });
+    // The same instance through the inbox, for comparison.
+    const { executionId: y } = await backend.startInstance('Chain2', 'q1', undefined);
+    await episode('q1');
+    await backend.deliverEvent('q1', y, 'c', 0, completed(0, 4));
+    await episode('q1');
+    await backend.deliverEvent('q1', y, 'c', 1, completed(1, 16));
+    await episode('q1');
+    const shape = (h: HistoryEvent[]) => h.map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
+    expect(shape(await backend.getHistory('d1'))).toEqual(shape(await backend.getHistory('q1')));
+  });
+
+  it('writes nothing when an event reached the instance since the cached episode', async () => {
+    const { executionId: x } = await backend.startInstance('Chain2', 'd2', undefined);
+    await episode('d2');
+    const raised: HistoryEvent = { type: 'EventRaised', name: 'other', input: 1, timestamp: Date.now() };
+    // The event is buffered and wakes the instance: the cached episode no longer holds.
+    const delivered = await backend.deliverEvent('d2', x, 'e', undefined, raised, { dispatch: false });
+    expect(delivered.wakeJobId).toBeDefined();
+    await redis.hset(backend.keys.outbox, `a-d2-${x}-0`, 'A{}');
+    const history = await backend.getHistory('d2');
+    const before = await redis.hgetall(backend.keys.state('d2'));
+    const res = await direct('d2', 0, 4, { ackJobId: `a-d2-${x}-0` });
+    expect(res.refused).toBe(true);
+    expect(await backend.getHistory('d2')).toEqual(history);
+    expect(await redis.hgetall(backend.keys.state('d2'))).toEqual(before);
+    expect(await redis.smembers(backend.keys.pending('d2'))).toEqual(['0']);
+    expect(await redis.hexists(backend.keys.outbox, `a-d2-${x}-0`)).toBe(1);
+    // Delivered the usual way, the result completes the step.
+    expect((await backend.deliverEvent('d2', x, 'c', 0, completed(0, 4))).status).toBe('delivered');
+  });
+
+  it('is stale, writing nothing, after another worker committed the step', async () => {
+    const { executionId: x } = await backend.startInstance('Chain2', 'd3', undefined);
+    await episode('d3');
+    const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
+    try {
+      // Another worker takes the result through the inbox and commits the next episode.
+      await other.deliverEvent('d3', x, 'c', 0, completed(0, 4));
+      const loaded = (await other.loadEpisode('d3'))!;
+      const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+      const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+      await other.commitEpisode(loaded, prefix, result);
+    } finally {
+      await other.close();
+    }
+    const history = await backend.getHistory('d3');
+    await expect(direct('d3', 0, 4)).rejects.toBeInstanceOf(StaleEpisodeError);
+    expect(await backend.getHistory('d3')).toEqual(history);
   });
 });
 

@@ -7,6 +7,8 @@ export const ErrorCode = {
   InstanceFinished: -3,
   StaleExecution: -4,
   InvalidState: -5,
+  /** commitEpisode with a direct result: the instance moved on; nothing was written. */
+  DirectRefused: -6,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -14,6 +14,7 @@ import {
   RedisAuthError,
   type RuntimeStatus,
   StaleEpisodeError,
+  type WaitSpec,
   ValidationError,
   assertFunctionName,
   isTerminalStatus,
@@ -44,6 +45,27 @@ interface CachedHistory {
   exec: string;
   lastId: string;
   events: HistoryEvent[];
+  /**
+   * Set by this worker's own commit of a Running episode: the instance as that commit left it
+   * (`state.version` is what Redis holds unless someone else wrote since) and what its code waits
+   * on. A result for it can then run its episode from here without reading Redis first.
+   */
+  committed?: { state: InstanceState; wait: WaitSpec };
+}
+
+/** Options of `commitEpisode` for a worker that runs the activities around an episode itself. */
+export interface CommitOptions {
+  /**
+   * The task result this episode consumed directly (the last of `prefix`), already encoded: the
+   * worker that ran the activity ran the episode from its cached history. The commit applies only
+   * if nothing else reached the instance since the episode it started from; otherwise it writes
+   * nothing and `commitEpisode` returns `{ refused: true }`.
+   */
+  direct?: { seq: number; encoded: Buffer };
+  /** Outbox entry removed in the same script: the eagerly run activity whose result this is. */
+  ackJobId?: string;
+  /** Outbox entry written leased until `until` (ms): an activity the caller will run itself. */
+  lease?: { jobId: string; until: number };
 }
 
 /** Packs encoded events into one history batch entry: records of <u32 big-endian length><event>. */
@@ -157,6 +179,8 @@ export interface DeliverResult {
 
 export interface CommitResult {
   version: number;
+  /** With `direct`: the instance had moved on (an event arrived, an episode is queued); nothing was written. */
+  refused?: boolean;
   /** Outbox entries this commit wrote, for the committing worker to dispatch at once. */
   outbox: [jobId: string, payload: string][];
 }
@@ -166,7 +190,7 @@ type ScriptClient = Redis & {
   startInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   deliverEvent(...args: Arg[]): Promise<unknown[]>;
   deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
-  commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?]>;
+  commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?, string?]>;
   terminateInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   setSuspended(...args: Arg[]): Promise<[number, string?, string?]>;
   purgeInstance(...args: Arg[]): Promise<[number, string?]>;
@@ -203,6 +227,11 @@ export function createRedisClient(connection: ConnectionLike | undefined, extra:
   if (connection instanceof Redis) return connection;
   if (typeof connection === 'string') return new Redis(connection, opts);
   return new Redis({ host: '127.0.0.1', port: 6379, ...connection, ...opts });
+}
+
+/** The job id (and outbox entry id) of activity task `seq` of an execution. */
+export function activityJobId(instanceId: string, executionId: string, seq: number): string {
+  return `a-${instanceId}-${executionId}-${seq}`;
 }
 
 export function newExecutionId(): string {
@@ -337,6 +366,7 @@ export class RedisBackend {
     let entry: CachedHistory;
     if (cached && cached.exec === parsed.executionId) {
       entry = cached;
+      if (entry.committed && entry.committed.state.version !== parsed.version) delete entry.committed;
       for (const [id, fields] of stream) {
         const sid = id.toString('latin1');
         // Another load of this instance in this process may have appended these already.
@@ -372,6 +402,7 @@ export class RedisBackend {
     prefix: HistoryEvent[],
     result: ExecutionResult,
     now = Date.now(),
+    opts: CommitOptions = {},
   ): Promise<CommitResult> {
     const { state } = loaded;
     const id = state.instanceId;
@@ -442,19 +473,86 @@ export class RedisBackend {
       newExec,
       newInbox.length,
       continued && result.carryOverEvents !== undefined ? '1' : '0',
-      prefix.length,
+      prefix.length + (opts.direct ? 1 : 0),
       0,
       written.length,
+      opts.direct ? opts.direct.seq : '',
+      opts.ackJobId ?? '',
+      opts.lease?.jobId ?? '',
+      opts.lease?.until ?? 0,
     ];
-    for (const e of prefix) args.push(encodeEvent(e));
+    const prefixBufs = prefix.map((e) => encodeEvent(e));
+    if (opts.direct) prefixBufs.push(opts.direct.encoded);
+    for (const b of prefixBufs) args.push(b);
     for (const [jobId, payload] of written) args.push(jobId, payload);
     for (const b of newInbox) args.push(b);
     const res = await this.scripts.commitEpisode(...args);
+    if (res[0] === ErrorCode.DirectRefused) return { version: state.version, refused: true, outbox: [] };
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
     outbox = written;
     if (res[2]) outbox.push([res[2], res[3]!]);
     if (res[4]) outbox.push([res[4], res[5]!]);
+    this.rememberCommit(loaded, prefixBufs, suffix, result, res[1]!, res[6]!, !!res[2]);
     return { version: res[1]!, outbox };
+  }
+
+  /**
+   * After this worker's commit, its cached history is the stream as the commit left it (the
+   * version check passed, so nobody wrote in between): it takes the episode's events, decoded from
+   * what was written so that a replay from the cache sees exactly what a replay from Redis would.
+   */
+  private rememberCommit(
+    loaded: LoadedEpisode,
+    prefix: Buffer[],
+    suffix: Buffer[],
+    result: ExecutionResult,
+    version: number,
+    entryId: string,
+    woken: boolean,
+  ): void {
+    const { state } = loaded;
+    const id = state.instanceId;
+    const held = this.historyCache.get(id);
+    if (result.status !== 'Running' || this.historyCacheSize <= 0) {
+      this.historyCache.delete(id);
+      return;
+    }
+    if (held && held.exec === state.executionId && held.committed && held.committed.state.version >= version) return;
+    const events = loaded.history.slice();
+    for (const b of prefix) events.push(decodeEvent(b));
+    for (const item of loaded.inbox) events.push(item.event);
+    for (const b of suffix) events.push(decodeEvent(b));
+    const entry: CachedHistory = { exec: state.executionId, lastId: entryId, events };
+    if (!woken) {
+      entry.committed = {
+        state: { ...state, version, episodes: state.episodes + 1, runtimeStatus: 'Running', scheduled: false },
+        wait: result.wait ?? { kind: 'unknown' },
+      };
+    }
+    this.historyCache.delete(id);
+    this.historyCache.set(id, entry);
+    if (this.historyCache.size > this.historyCacheSize) this.historyCache.delete(this.historyCache.keys().next().value!);
+  }
+
+  /**
+   * The episode a result of task `seq` would run, from this worker's cache, when its last commit of
+   * the instance left the code waiting on that task (so the result lets it progress); undefined
+   * otherwise. The commit (`direct`) checks that nothing else happened since.
+   */
+  cachedEpisodeFor(instanceId: string, executionId: string, seq: number): LoadedEpisode | undefined {
+    const entry = this.historyCache.get(instanceId);
+    const c = entry?.committed;
+    if (!c || entry.exec !== executionId) return undefined;
+    const w = c.wait;
+    const progresses = w.kind === 'unknown' || (w.kind === 'any' ? w.ids.includes(seq) : w.ids.length === 1 && w.ids[0] === seq);
+    if (!progresses) return undefined;
+    return { state: { ...c.state }, history: entry.events.slice(), inbox: [] };
+  }
+
+  /** Forgets what this worker's last commit of the instance left (its direct commit was refused). */
+  forgetCommitted(instanceId: string): void {
+    const entry = this.historyCache.get(instanceId);
+    if (entry) delete entry.committed;
   }
 
   private outboxEntryFor(instanceId: string, executionId: string, a: OrchestratorAction): [string, string] | undefined {
@@ -466,7 +564,7 @@ export class RedisBackend {
         n: a.name,
         p: encode(a.input).toString('base64'),
       };
-      return [`a-${instanceId}-${executionId}-${a.id}`, `A${JSON.stringify(data)}`];
+      return [activityJobId(instanceId, executionId, a.id), `A${JSON.stringify(data)}`];
     }
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };

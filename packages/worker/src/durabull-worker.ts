@@ -33,7 +33,9 @@ function failedResult(result: ExecutionResult, err: unknown, now: number): Execu
 import {
   ACTIVITY_QUEUE,
   type ActivityJobData,
+  type CommitOptions,
   type ConnectionLike,
+  activityJobId,
   type EpisodeJobData,
   type LoadedEpisode,
   ORCHESTRATOR_QUEUE,
@@ -41,7 +43,9 @@ import {
   parseWake,
   type TimerJobData,
   decode,
+  decodeEvent,
   encodeCheckedEvent,
+  encodeEvent,
   ignoreGone,
 } from '@durabull/redis';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -110,6 +114,17 @@ export interface DurabullWorkerOptions {
 
 const DEFAULT_MAX_HISTORY_EVENTS = 1_000_000;
 
+/** A task result this worker holds, consumed by an episode run from its cached history. */
+interface DirectResult {
+  seq: number;
+  event: HistoryEvent;
+  encoded: Buffer;
+  /** The eagerly run activity's outbox entry, removed by the same commit. */
+  ackJobId?: string;
+  /** Called once the commit took effect, before the episode is logged (the log reads in causal order). */
+  onCommitted?: () => void;
+}
+
 /** BullMQ's `failedReason` for a job found stalled more than `maxStalledCount` times. */
 const STALLED_REASON = 'job stalled more than allowable limit';
 const DEFAULT_MAX_EPISODE_ATTEMPTS = 10;
@@ -120,6 +135,13 @@ export interface WorkerStats {
   episodes: number;
   /** Episodes run in place right after an activity result (included in `episodes`). */
   inlineEpisodes: number;
+  /**
+   * Of those, episodes run from this worker's cached history and committed together with the
+   * result in one script (included in `inlineEpisodes`).
+   */
+  directEpisodes: number;
+  /** Direct episodes whose commit was refused because the instance had moved on (the result was then delivered as usual). */
+  directRefused: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
   staleEpisodes: number;
@@ -131,7 +153,7 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -317,20 +339,25 @@ export class DurabullWorker {
     }
   }
 
-  /** One episode: load (one round trip), replay, commit (one script), dispatch new work. */
-  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode): Promise<void> {
+  /**
+   * One episode: load (one round trip), replay, commit (one script), dispatch new work. With
+   * `direct`, the episode consumes a result this worker holds (not yet in Redis) and runs from the
+   * cached history in `preloaded`; it returns false when the commit was refused (the instance moved
+   * on), having written nothing.
+   */
+  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
     const loaded = preloaded ?? (await this.backend.loadEpisode(instanceId));
-    if (!loaded) return;
+    if (!loaded) return false;
     const st = loaded.state;
     if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
       this.stats.staleEpisodes++;
-      return;
+      return false;
     }
     const last = loaded.history.findLast((e) => e.type === 'OrchestratorStarted')?.timestamp ?? 0;
     const now = Math.max(Date.now(), last);
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
-    const newEvents = [...prefix, ...loaded.inbox.map((m) => m.event)];
+    const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
     let result = await executeOrchestration(this.registry, loaded.history, newEvents);
     const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {
@@ -340,24 +367,53 @@ export class DurabullWorker {
     }
     const episode = st.episodes + 1;
     const log = this.log.child({ instanceId, executionId, episode });
+    // The one activity a chain step schedules is written leased when this worker will run it.
+    const eager = this.eagerCandidate(result);
+    const opts: CommitOptions = {};
+    if (direct) {
+      opts.direct = { seq: direct.seq, encoded: direct.encoded };
+      if (direct.ackJobId) opts.ackJobId = direct.ackJobId;
+    }
+    if (eager !== undefined) opts.lease = { jobId: activityJobId(instanceId, executionId, eager), until: now + this.eagerLeaseMs };
     let commit;
     try {
-      commit = await this.backend.commitEpisode(loaded, prefix, result, now);
+      commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
     } catch (err) {
       if (err instanceof StaleEpisodeError) {
+        if (direct) return false;
         this.stats.staleEpisodes++;
         log.debug('Episode dropped: another worker committed first');
-        return;
+        return false;
       }
       if (!(err instanceof PayloadError)) throw err;
       // The code produced something that cannot be stored (an output, an activity input...):
       // retrying cannot help, so the instance fails with that error instead of looping.
-      commit = await this.backend.commitEpisode(loaded, prefix, failedResult(result, err, now), now);
       result = failedResult(result, err, now);
+      delete opts.lease;
+      commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
     }
+    if (commit.refused) return false;
     this.stats.episodes++;
+    direct?.onCommitted?.();
     this.logEpisode(log, loaded.inbox.length, result);
-    await this.dispatchOrRunEager(commit.outbox);
+    await this.dispatchOrRunEager(commit.outbox, opts.lease?.jobId);
+    return true;
+  }
+
+  /** The task id of the one activity this episode schedules, when this worker may run it itself. */
+  private eagerCandidate(result: ExecutionResult): number | undefined {
+    if (!this.activityWorker || this.closing || this.opts.eagerActivities === false) return undefined;
+    let id: number | undefined;
+    for (const a of result.actions) {
+      if (a.type !== 'ScheduleTask') continue;
+      if (id !== undefined) return undefined;
+      id = a.id;
+    }
+    return id;
+  }
+
+  private get eagerLeaseMs(): number {
+    return this.opts.eagerLeaseMs ?? EAGER_LEASE_MS;
   }
 
   private logEpisode(log: Logger, _inbox: number, result: Awaited<ReturnType<typeof executeOrchestration>>): void {
@@ -400,12 +456,16 @@ export class DurabullWorker {
     await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
   }
 
-  /** Runs one activity and delivers its result (or failure) to the instance, then wakes it if needed. */
-  private async executeActivity(d: ActivityJobData, attempt: number): Promise<void> {
+  /**
+   * Runs one activity and delivers its result (or failure) to the instance, then wakes it if
+   * needed. `ackJobId`: the outbox entry of an eagerly run activity; returns true when the result's
+   * commit removed it already.
+   */
+  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string): Promise<boolean> {
     const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
-    let encoded: Buffer | undefined;
+    let encoded: Buffer;
     try {
       const fn = this.registry.getActivity(d.n);
       const input = decode(Buffer.from(d.p, 'base64'));
@@ -415,19 +475,59 @@ export class DurabullWorker {
       kind = 'c';
     } catch (err) {
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
+      encoded = encodeEvent(event);
       kind = 'f';
     }
-    const res = await this.backend
-      .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), ...(encoded ? { encoded } : {}) })
-      .catch(ignoreGone);
     this.stats.activities++;
-    if (res?.status === 'delivered') {
-      // Logged before the wake is dispatched, so the log reads in causal order.
-      const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
+    const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
+    const logResult = () => {
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
+    };
+    if (await this.runDirect(d, encoded, logResult, ackJobId)) return true;
+    const res = await this.backend
+      .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), encoded })
+      .catch(ignoreGone);
+    if (res?.status === 'delivered') {
+      // Logged before the wake is dispatched, so the log reads in causal order.
+      logResult();
       if (res.wake) await this.wake(res.wake, res.loaded);
     }
+    return false;
+  }
+
+  /**
+   * The shortest path for a result: when this worker's last commit of the instance left its code
+   * waiting on this very task, replay from the cached history with the result and commit both in
+   * one script (Temporal's sticky execution, Durable Functions' extended sessions). The script
+   * refuses if anything else reached the instance since; the caller then delivers the result as
+   * usual. Returns true when the result is committed.
+   */
+  private async runDirect(d: ActivityJobData, encoded: Buffer, logResult: () => void, ackJobId?: string): Promise<boolean> {
+    if (!this.canRunInline()) return false;
+    const loaded = this.backend.cachedEpisodeFor(d.i, d.x, d.s);
+    if (!loaded) return false;
+    const st = loaded.state;
+    // The episode sees the result as a replay from Redis would: decoded from what is stored.
+    const direct: DirectResult = { seq: d.s, event: decodeEvent(encoded), encoded, onCommitted: logResult };
+    if (ackJobId) direct.ackJobId = ackJobId;
+    try {
+      const committed = await this.runEpisode({ i: d.i, x: d.x, v: st.version }, loaded, direct);
+      if (!committed) {
+        this.stats.directRefused++;
+        this.backend.forgetCommitted(d.i);
+        return false;
+      }
+    } catch (err) {
+      // Whether or not the commit took effect, delivering the result as usual is safe: a result
+      // already committed is dropped as a duplicate.
+      this.backend.forgetCommitted(d.i);
+      this.log.warn({ err, instanceId: d.i }, 'Direct episode failed; delivering the result instead');
+      return false;
+    }
+    this.stats.inlineEpisodes++;
+    this.stats.directEpisodes++;
+    return true;
   }
 
   /**
@@ -437,20 +537,12 @@ export class DurabullWorker {
    * delivered: if this process dies, the sweep queues it once the lease runs out. Everything else
    * is dispatched to BullMQ.
    */
-  private async dispatchOrRunEager(entries: [jobId: string, payload: string][]): Promise<void> {
-    const activities = entries.filter(([, p]) => p[0] === 'A' || p[0] === 'B');
-    if (
-      activities.length !== 1 ||
-      activities[0]![1][0] !== 'A' ||
-      !this.activityWorker ||
-      this.closing ||
-      this.opts.eagerActivities === false ||
-      this.eagerRunning >= (this.opts.activityConcurrency ?? 20)
-    ) {
+  private async dispatchOrRunEager(entries: [jobId: string, payload: string][], leasedJobId?: string): Promise<void> {
+    const eager = leasedJobId === undefined ? undefined : entries.find(([id]) => id === leasedJobId);
+    if (!eager || this.closing || this.eagerRunning >= (this.opts.activityConcurrency ?? 20)) {
       await this.backend.dispatch(entries);
       return;
     }
-    const eager = activities[0]!;
     await this.backend.dispatch(entries.filter((e) => e !== eager));
     this.eagerRunning++;
     this.stats.eagerActivities++;
@@ -462,14 +554,13 @@ export class DurabullWorker {
   }
 
   private async runEager([jobId, payload]: [string, string]): Promise<void> {
-    const leaseMs = this.opts.eagerLeaseMs ?? EAGER_LEASE_MS;
-    const lease = () => this.backend.leaseOutbox(jobId, leaseMs);
-    lease();
-    const renew = setInterval(lease, leaseMs / 3);
+    // The commit wrote the entry leased; the lease is renewed while the activity runs.
+    const leaseMs = this.eagerLeaseMs;
+    const renew = setInterval(() => this.backend.leaseOutbox(jobId, leaseMs), leaseMs / 3);
     renew.unref();
     try {
-      await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1);
-      await this.backend.ackOutbox([jobId]);
+      const acked = await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1, jobId);
+      if (!acked) await this.backend.ackOutbox([jobId]);
     } catch (err) {
       this.log.warn({ err }, 'Eager activity could not be completed; queueing it instead');
       await this.backend.dispatch([[jobId, payload]]).catch((e) => this.log.error({ err: e }, 'Queueing failed; the sweep will'));

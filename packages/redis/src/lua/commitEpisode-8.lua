@@ -36,7 +36,15 @@
     ARGV[20] P: number of history events before the consumed inbox entries
     ARGV[21] S: number of history events after them
     ARGV[22] O: number of outbox entries (pairs of job id, payload)
-    ARGV[23...] P events, S events, O pairs, C inbox entries
+    ARGV[23] direct result: the sequence number of a task result that is the last of the P events
+             instead of an inbox entry ("" for none). The worker that ran the activity ran the
+             episode too, from its own copy of the history; the commit applies only while nothing
+             else reached the instance since the last episode (no episode queued, inbox empty, task
+             still pending), else it writes nothing and returns {-6}.
+    ARGV[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
+    ARGV[25] outbox entry to write leased ("" for none): an activity the caller runs itself
+    ARGV[26] with ARGV[25]: until when (ms) the sweep leaves it alone
+    ARGV[27...] P events, S events, O pairs, C inbox entries
 
   History stream entries have one field: "b", a batch of records <u32 length><msgpack event>: one
   entry per episode (a fan-out of N is one entry, not N). Entries with "e" (one msgpack event) are
@@ -46,8 +54,9 @@
     PUBLISH ARGV[16] instanceId when the instance reaches a final status
 
   Output:
-    {1, version, wakeJobId, wakePayload, parentJobId, parentPayload}   committed ("" where none)
-    {-2}                                                                stale: nothing was written
+    {1, version, wakeJobId, wakePayload, parentJobId, parentPayload, historyEntryId}   committed ("" where none)
+    {-2}     stale: nothing was written
+    {-6}     direct result refused (ARGV[23]): nothing was written
 ]]
 local rcall = redis.call
 --- @include "includes/isTerminal"
@@ -59,8 +68,15 @@ local rcall = redis.call
 --- @include "includes/addAll"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local cur = rcall("HMGET", st, "version", "exec", "status")
+local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled")
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
+if ARGV[23] ~= "" then
+  if cur[4] == "1" or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, ARGV[23]) == 0 then return {-6} end
+end
+if ARGV[24] ~= "" then
+  rcall("HDEL", KEYS[6], ARGV[24])
+  rcall("ZREM", KEYS[7], ARGV[24])
+end
 
 local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
@@ -68,7 +84,7 @@ local status = ARGV[6]
 local wmode, wcov = ARGV[11], ARGV[12]
 local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
 local C = tonumber(ARGV[18])
-local i = 23
+local i = 27
 
 -- 1. History: the whole episode (P events, the n consumed inbox entries, S events, the batch) is
 -- one stream entry, so an episode costs one XADD whatever its size.
@@ -87,7 +103,7 @@ for _ = 1, S do
   parts[#parts + 1] = struct.pack(">I4", #ARGV[i]) .. ARGV[i]; i = i + 1
 end
 if ARGV[15] ~= "" then parts[#parts + 1] = ARGV[15] end
-rcall("XADD", hist, "*", "b", table.concat(parts))
+local entryId = rcall("XADD", hist, "*", "b", table.concat(parts))
 
 local version = tonumber(ARGV[1]) + 1
 rcall("HSET", st, "version", version, "updatedAt", now)
@@ -98,7 +114,9 @@ local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
 
 local function writeOutbox()
-  for j = outboxStart, outboxEnd, 2 do addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], now) end
+  for j = outboxStart, outboxEnd, 2 do
+    addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == ARGV[25] and ARGV[26] or now)
+  end
 end
 
 if isTerminal(status) then
@@ -111,8 +129,8 @@ if isTerminal(status) then
   writeOutbox()
   local parentJob = notifyParent(st, KEYS[6], KEYS[7], instanceId, exec, now)
   rcall("PUBLISH", ARGV[16], instanceId)
-  if parentJob then return {1, version, "", "", parentJob, "P" .. instanceId} end
-  return {1, version, "", "", "", ""}
+  if parentJob then return {1, version, "", "", parentJob, "P" .. instanceId, entryId} end
+  return {1, version, "", "", "", "", entryId}
 end
 
 if status == "ContinuedAsNew" then
@@ -131,7 +149,7 @@ if status == "ContinuedAsNew" then
   rcall("HDEL", st, "output", "failure")
   setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
-  return {1, version, jobId, payload, "", ""}
+  return {1, version, jobId, payload, "", "", entryId}
 end
 
 -- 2. Running: what the code waits on now.
@@ -167,7 +185,7 @@ writeOutbox()
 
 if progress then
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, exec, version, now)
-  return {1, version, jobId, payload, "", ""}
+  return {1, version, jobId, payload, "", "", entryId}
 end
 rcall("HSET", st, "scheduled", 0)
-return {1, version, "", "", "", ""}
+return {1, version, "", "", "", "", entryId}

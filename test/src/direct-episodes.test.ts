@@ -1,0 +1,78 @@
+/**
+ * Direct episodes: when the worker that committed an episode also runs the activity it waits on,
+ * the result and the next episode are committed together, from the worker's cached history, in one
+ * script. The history is the same as through the inbox, and the commit gives way (writing nothing)
+ * whenever anything else reached the instance in between.
+ */
+import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
+import { checkHub } from '@durabull/redis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type TestHub, createTestHub } from './helpers/hub.js';
+import { Gate, waitUntil } from './helpers/orchestration.js';
+
+const hubs: TestHub[] = [];
+afterEach(async () => {
+  Gate.releaseAll();
+  await Promise.all(hubs.splice(0).map((h) => h.cleanup()));
+});
+
+function* chain(ctx: OrchestrationContext, x: number): Generator<unknown, number, number> {
+  for (let i = 0; i < 3; i++) x = yield ctx.callActivity('Double', x);
+  return x;
+}
+const functions = { orchestrators: { Chain: chain }, activities: { Double: async (x: number) => x * 2 } };
+
+/** History without what differs between two runs (times, execution and instance ids). */
+const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
+
+describe('direct episodes', () => {
+  it('commit each result of a chain with its episode, writing the same history as the queue', async () => {
+    const direct = await createTestHub(functions);
+    const queued = await createTestHub(functions, { inlineEpisodes: false });
+    hubs.push(direct, queued);
+    const [a, b] = await Promise.all([direct.client.startNew('Chain', { input: 1 }), queued.client.startNew('Chain', { input: 1 })]);
+    const [sa, sb] = await Promise.all([
+      direct.client.waitForCompletion(a, { timeoutMs: 15_000, showHistory: true }),
+      queued.client.waitForCompletion(b, { timeoutMs: 15_000, showHistory: true }),
+    ]);
+    expect(sa.output).toBe(8);
+    expect(sb.output).toBe(8);
+    // The first episode comes from the queue; each of the three results ran its episode directly.
+    expect(direct.workers[0]!.stats).toMatchObject({ episodes: 4, directEpisodes: 3, directRefused: 0, eagerActivities: 3 });
+    expect(queued.workers[0]!.stats).toMatchObject({ episodes: 4, directEpisodes: 0 });
+    expect(shape(sa.history)).toEqual(shape(sb.history));
+    // Nothing left behind: no outbox entry (the eager entries went with the commits), nothing for the checker.
+    expect(await direct.redis.hlen(direct.keys.outbox)).toBe(0);
+    expect(await direct.redis.zcard(direct.keys.outboxIndex)).toBe(0);
+    expect((await checkHub(direct.client.backend)).findings).toEqual([]);
+  });
+
+  it('give way to a suspend that came while the activity ran: the result waits in the inbox', async () => {
+    const gate = new Gate();
+    const th = await createTestHub({
+      orchestrators: { Chain: chain },
+      activities: {
+        Double: async (x: number) => {
+          if (x === 2) await gate.pass();
+          return x * 2;
+        },
+      },
+    });
+    hubs.push(th);
+    const id = await th.client.startNew('Chain', { input: 1 });
+    await gate.entered;
+    await th.client.suspend(id, 'hold');
+    gate.open();
+    const worker = th.workers[0]!;
+    await waitUntil('the result was delivered after the refused direct commit', () => worker.stats.directRefused === 1);
+    const held = await th.client.getStatus(id, { showHistory: true });
+    expect(held!.runtimeStatus).toBe('Suspended');
+    // Task 1's result is not in history: it is in the inbox, for the episode after resume.
+    expect(held!.history!.filter((e) => e.type === 'TaskCompleted').map((e) => (e as { taskScheduledId: number }).taskScheduledId)).toEqual([0]);
+    expect(await th.redis.llen(th.keys.inbox(id))).toBeGreaterThanOrEqual(1);
+    await th.client.resume(id, 'go on');
+    const done = await th.client.waitForCompletion(id, { timeoutMs: 15_000 });
+    expect(done.output).toBe(8);
+    expect((await checkHub(th.client.backend)).findings).toEqual([]);
+  });
+});
