@@ -47,6 +47,36 @@ describe('direct episodes', () => {
     expect((await checkHub(direct.client.backend)).findings).toEqual([]);
   });
 
+  it('keep a chain in the activity slot it holds, a queue job slot included', async () => {
+    const gate = new Gate();
+    const th = await createTestHub(
+      {
+        orchestrators: { Chain: chain },
+        activities: {
+          Double: async (x: number) => {
+            if (x === 100) await gate.pass();
+            return x * 2;
+          },
+        },
+      },
+      { activityConcurrency: 1 },
+    );
+    hubs.push(th);
+    const worker = th.workers[0]!;
+    // The first chain's first step runs eagerly and holds the one eager slot until the gate opens.
+    const held = await th.client.startNew('Chain', { input: 100 });
+    await gate.entered;
+    expect(worker.stats.eagerActivities).toBe(1);
+    // The second chain's first step finds that slot taken and goes through the activity queue; its
+    // next two steps go on in that job's slot instead of two more trips through the queue.
+    const other = await th.client.startNew('Chain', { input: 1 });
+    expect((await th.client.waitForCompletion(other, { timeoutMs: 15_000 })).output).toBe(8);
+    expect(worker.stats).toMatchObject({ activities: 3, eagerActivities: 3, directEpisodes: 3 });
+    gate.open();
+    expect((await th.client.waitForCompletion(held, { timeoutMs: 15_000 })).output).toBe(800);
+    expect(worker.stats).toMatchObject({ activities: 6, eagerActivities: 5, directEpisodes: 6 });
+  });
+
   it('give way to a suspend that came while the activity ran: the result waits in the inbox', async () => {
     const gate = new Gate();
     const th = await createTestHub({

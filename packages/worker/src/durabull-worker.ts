@@ -123,7 +123,14 @@ interface DirectResult {
   ackJobId?: string;
   /** Called once the commit took effect, before the episode is logged (the log reads in causal order). */
   onCommitted?: () => void;
+  /**
+   * Set by the episode: the activity it scheduled (a chain's next step), for the caller to run in
+   * the activity slot it holds, so a chain keeps its slot until it ends or waits on something else.
+   */
+  next?: OutboxEntry;
 }
+
+type OutboxEntry = [jobId: string, payload: string];
 
 /** BullMQ's `failedReason` for a job found stalled more than `maxStalledCount` times. */
 const STALLED_REASON = 'job stalled more than allowable limit';
@@ -396,6 +403,14 @@ export class DurabullWorker {
     this.stats.episodes++;
     direct?.onCommitted?.();
     this.logEpisode(log, loaded.inbox.length, result);
+    const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);
+    if (direct && eagerEntry && !this.closing) {
+      // Run from an activity slot: the next step goes on in the same slot.
+      await this.backend.dispatch(commit.outbox.filter((e) => e !== eagerEntry));
+      this.stats.eagerActivities++;
+      direct.next = eagerEntry;
+      return true;
+    }
     await this.dispatchOrRunEager(commit.outbox, opts.lease?.jobId);
     return true;
   }
@@ -453,15 +468,17 @@ export class DurabullWorker {
       }
       this.deadLetter(job, ACTIVITY_QUEUE, bad);
     }
-    await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
+    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
+    // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
+    if (next) await this.runEagerChain(next);
   }
 
   /**
    * Runs one activity and delivers its result (or failure) to the instance, then wakes it if
-   * needed. `ackJobId`: the outbox entry of an eagerly run activity; returns true when the result's
-   * commit removed it already.
+   * needed. `ackJobId`: the outbox entry of an eagerly run activity; `acked` says the result's
+   * commit removed it already. `next`: the activity the result's episode scheduled, for this slot.
    */
-  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string): Promise<boolean> {
+  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string): Promise<{ acked: boolean; next?: OutboxEntry }> {
     const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
@@ -484,7 +501,8 @@ export class DurabullWorker {
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
     };
-    if (await this.runDirect(d, encoded, logResult, ackJobId)) return true;
+    const direct = await this.runDirect(d, encoded, logResult, ackJobId);
+    if (direct) return { acked: true, ...direct };
     const res = await this.backend
       .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), encoded })
       .catch(ignoreGone);
@@ -493,7 +511,7 @@ export class DurabullWorker {
       logResult();
       if (res.wake) await this.wake(res.wake, res.loaded);
     }
-    return false;
+    return { acked: false };
   }
 
   /**
@@ -501,12 +519,12 @@ export class DurabullWorker {
    * waiting on this very task, replay from the cached history with the result and commit both in
    * one script (Temporal's sticky execution, Durable Functions' extended sessions). The script
    * refuses if anything else reached the instance since; the caller then delivers the result as
-   * usual. Returns true when the result is committed.
+   * usual. Returns undefined unless the result is committed.
    */
-  private async runDirect(d: ActivityJobData, encoded: Buffer, logResult: () => void, ackJobId?: string): Promise<boolean> {
-    if (!this.canRunInline()) return false;
+  private async runDirect(d: ActivityJobData, encoded: Buffer, logResult: () => void, ackJobId?: string): Promise<{ next?: OutboxEntry } | undefined> {
+    if (!this.canRunInline()) return undefined;
     const loaded = this.backend.cachedEpisodeFor(d.i, d.x, d.s);
-    if (!loaded) return false;
+    if (!loaded) return undefined;
     const st = loaded.state;
     // The episode sees the result as a replay from Redis would: decoded from what is stored.
     const direct: DirectResult = { seq: d.s, event: decodeEvent(encoded), encoded, onCommitted: logResult };
@@ -516,18 +534,18 @@ export class DurabullWorker {
       if (!committed) {
         this.stats.directRefused++;
         this.backend.forgetCommitted(d.i);
-        return false;
+        return undefined;
       }
     } catch (err) {
       // Whether or not the commit took effect, delivering the result as usual is safe: a result
       // already committed is dropped as a duplicate.
       this.backend.forgetCommitted(d.i);
       this.log.warn({ err, instanceId: d.i }, 'Direct episode failed; delivering the result instead');
-      return false;
+      return undefined;
     }
     this.stats.inlineEpisodes++;
     this.stats.directEpisodes++;
-    return true;
+    return direct.next ? { next: direct.next } : {};
   }
 
   /**
@@ -537,7 +555,7 @@ export class DurabullWorker {
    * delivered: if this process dies, the sweep queues it once the lease runs out. Everything else
    * is dispatched to BullMQ.
    */
-  private async dispatchOrRunEager(entries: [jobId: string, payload: string][], leasedJobId?: string): Promise<void> {
+  private async dispatchOrRunEager(entries: OutboxEntry[], leasedJobId?: string): Promise<void> {
     const eager = leasedJobId === undefined ? undefined : entries.find(([id]) => id === leasedJobId);
     if (!eager || this.closing || this.eagerRunning >= (this.opts.activityConcurrency ?? 20)) {
       await this.backend.dispatch(entries);
@@ -546,24 +564,31 @@ export class DurabullWorker {
     await this.backend.dispatch(entries.filter((e) => e !== eager));
     this.eagerRunning++;
     this.stats.eagerActivities++;
-    const run = this.runEager(eager).finally(() => {
+    const run = this.runEagerChain(eager).finally(() => {
       this.eagerRunning--;
       this.eager.delete(run);
     });
     this.eager.add(run);
   }
 
-  private async runEager([jobId, payload]: [string, string]): Promise<void> {
+  /** Runs an eager activity, then each next step its results schedule, in the slot the caller holds. */
+  private async runEagerChain(first: OutboxEntry): Promise<void> {
+    for (let entry: OutboxEntry | undefined = first; entry; ) entry = await this.runEager(entry);
+  }
+
+  private async runEager([jobId, payload]: OutboxEntry): Promise<OutboxEntry | undefined> {
     // The commit wrote the entry leased; the lease is renewed while the activity runs.
     const leaseMs = this.eagerLeaseMs;
     const renew = setInterval(() => this.backend.leaseOutbox(jobId, leaseMs), leaseMs / 3);
     renew.unref();
     try {
-      const acked = await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1, jobId);
+      const { acked, next } = await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1, jobId);
       if (!acked) await this.backend.ackOutbox([jobId]);
+      return next;
     } catch (err) {
       this.log.warn({ err }, 'Eager activity could not be completed; queueing it instead');
       await this.backend.dispatch([[jobId, payload]]).catch((e) => this.log.error({ err: e }, 'Queueing failed; the sweep will'));
+      return undefined;
     } finally {
       clearInterval(renew);
     }
