@@ -812,8 +812,10 @@ export class RedisBackend {
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */
   private async notifyParent(childId: string): Promise<void> {
-    const child = await this.getState(childId);
+    // Only the output (or termination reason) is needed: a large input stays where it is.
+    const child = await this.getState(childId, { resolve: false });
     if (!child?.parent || !isTerminalStatus(child.runtimeStatus)) return;
+    child.output = await this.resolvePayload(childId, child.output);
     const p = child.parent;
     const now = Date.now();
     const event: HistoryEvent =
