@@ -447,6 +447,13 @@ describe('claim check: a reference whose payload is gone', () => {
     expect(codes(report)).toEqual(['missing-payload']);
     expect(report.findings[0]!.message).toMatch(/^history\[\d+\] EventRaised\.input references payload '.*' \(\d+ bytes\), which is missing$/);
 
+    // A payload key the claim set does not list would outlive a purge: reported too.
+    const [other] = (await th.redis.smembers(th.keys.claims(id))).filter((t) => t !== token);
+    await th.redis.srem(th.keys.claims(id), other!);
+    const again = await checkInstance(th.client.backend, id);
+    expect(again.findings[0]!.message).toMatch(/which is missing; history\[\d+\] TaskScheduled\.input references payload '.*', which the claim set does not list \(purge would leave it\)$/);
+    await th.redis.sadd(th.keys.claims(id), other!);
+
     await th.client.purge(id);
     await waitUntil('no key naming the instance', async () => (await keysNaming(id)).length === 0, 5000);
   });
