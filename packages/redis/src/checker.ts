@@ -353,7 +353,8 @@ function payloadRefs(history: readonly HistoryEvent[], inbox: readonly InboxHead
   const fields: Record<string, unknown> = {};
   STATE_BLOBS.forEach((f, i) => {
     const b = stateBlobs[i];
-    if (b && b.length > 0) fields[f] = decode(b);
+    // A reference encodes in a few dozen bytes: larger fields are inline payloads, not decoded here.
+    if (b && b.length > 0 && b.length < 64) fields[f] = decode(b);
   });
   scan(fields, 'state');
   return out;
