@@ -295,6 +295,33 @@ describe('claim check and continue-as-new', () => {
     expect(codes(await checkInstance(th.client.backend, id))).toEqual([]);
   });
 
+  it('status reads racing continue-as-new never see a payload the new execution deleted', async () => {
+    function* looper(ctx: OrchestrationContext, s: string): Generator<unknown, number, any> {
+      const next: string = yield ctx.callActivity('Grow', [s, 'g']);
+      if (next.indexOf(':') < 40) {
+        ctx.continueAsNew(next);
+        return 0;
+      }
+      return next.length;
+    }
+    th = await createTestHub({ orchestrators: { Looper: looper }, activities });
+    const id = await th.client.startNew('Looper', { instanceId: 'racing', input: big('', 100_000) });
+    let reads = 0;
+    let done = false;
+    const poll = async () => {
+      while (!done) {
+        const st = await th!.client.getStatus(id, { showHistory: true });
+        expect(typeof st!.input).toBe('string');
+        await th!.client.list({ name: 'Looper' });
+        reads++;
+        if (st!.runtimeStatus === 'Completed') done = true;
+      }
+    };
+    await Promise.all([poll(), poll(), poll()]);
+    expect((await th.client.getStatus(id))!.output).toBe(100_040);
+    expect(reads).toBeGreaterThan(10);
+  });
+
   it('raised events carried into the next execution keep their payloads, from the inbox tail too', async () => {
     function* cont(ctx: OrchestrationContext, input: { gen: number; pad: string }): Generator<unknown, unknown, any> {
       if (input.gen === 0) {

@@ -944,7 +944,18 @@ export class RedisBackend {
       const rec = st as Record<string, Buffer>;
       return rec.status ? parseState(ids[i]!, rec) : undefined;
     });
-    if (payloadRefsDecoded() !== refsBefore) await Promise.all(states.map((s) => s && this.resolvePayloads(s.instanceId, [s])));
+    if (payloadRefsDecoded() !== refsBefore) {
+      await Promise.all(
+        states.map(async (s, i) => {
+          if (!s) return;
+          // A payload deleted meanwhile (continue-as-new, restart, purge): getState reads it again.
+          await this.resolvePayloads(s.instanceId, [s]).catch(async (err: unknown) => {
+            if (!(err instanceof PayloadMissingError)) throw err;
+            states[i] = await this.getState(s.instanceId);
+          });
+        }),
+      );
+    }
     return states;
   }
 
@@ -1017,12 +1028,23 @@ export class RedisBackend {
    */
   async getState(instanceId: string, opts: { resolve?: boolean } = {}): Promise<InstanceState | undefined> {
     assertInstanceId(instanceId);
-    const st = await this.redis.hgetallBuffer(this.keys.state(instanceId));
-    if (!st.status) return undefined;
-    const refsBefore = payloadRefsDecoded();
-    const state = parseState(instanceId, st);
-    if (opts.resolve !== false && payloadRefsDecoded() !== refsBefore) await this.resolvePayloads(instanceId, [state]);
-    return state;
+    for (let attempt = 1; ; attempt++) {
+      const st = await this.redis.hgetallBuffer(this.keys.state(instanceId));
+      if (!st.status) return undefined;
+      const refsBefore = payloadRefsDecoded();
+      const state = parseState(instanceId, st);
+      if (opts.resolve === false || payloadRefsDecoded() === refsBefore) return state;
+      try {
+        await this.resolvePayloads(instanceId, [state]);
+        return state;
+      } catch (err) {
+        // Deleted between the two reads by a continue-as-new, restart or purge (each moves `exec`,
+        // or removes the state): read again. Otherwise the payload is really gone.
+        if (!(err instanceof PayloadMissingError) || attempt >= 5) throw err;
+        const now = await this.redis.hmget(this.keys.state(instanceId), 'exec', 'version');
+        if (now[0] === state.executionId && Number(now[1]) === state.version) throw err;
+      }
+    }
   }
 
   /**
@@ -1031,11 +1053,35 @@ export class RedisBackend {
    */
   async getHistory(instanceId: string, opts: { resolve?: boolean } = {}): Promise<HistoryEvent[]> {
     assertInstanceId(instanceId);
+    if (opts.resolve === false) return this.readHistory(instanceId);
+    for (let attempt = 1; ; attempt++) {
+      // The execution is read before the history: if it is the same after a payload turned out
+      // missing, no continue-as-new, restart or purge (which delete payloads) ran in between.
+      const [[e1, exec], [e2, stream]] = (await this.redis
+        .pipeline()
+        .hget(this.keys.state(instanceId), 'exec')
+        .xrangeBuffer(this.keys.history(instanceId), '-', '+')
+        .exec()) as [[Error | null, string | null], [Error | null, [Buffer, Buffer[]][]]];
+      if (e1 || e2) throw e1 ?? e2;
+      const refsBefore = payloadRefsDecoded();
+      const events: HistoryEvent[] = [];
+      for (const [, fields] of stream) decodeStreamEntry(fields, events);
+      if (payloadRefsDecoded() === refsBefore) return events;
+      try {
+        await this.resolvePayloads(instanceId, events);
+        return events;
+      } catch (err) {
+        if (!(err instanceof PayloadMissingError) || attempt >= 5) throw err;
+        if ((await this.redis.hget(this.keys.state(instanceId), 'exec')) === exec) throw err;
+      }
+    }
+  }
+
+  /** The current execution's history as stored: references stay references. */
+  private async readHistory(instanceId: string): Promise<HistoryEvent[]> {
     const stream = (await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][];
-    const refsBefore = payloadRefsDecoded();
     const events: HistoryEvent[] = [];
     for (const [, fields] of stream) decodeStreamEntry(fields, events);
-    if (opts.resolve !== false && payloadRefsDecoded() !== refsBefore) await this.resolvePayloads(instanceId, events);
     return events;
   }
 
