@@ -420,21 +420,25 @@ describe('purge', () => {
     const c = th.client;
     const victim = 'purge-victim';
     const other = 'purge-keeper';
+    // The victim's event data (and so its output) is over the claim-check threshold: stored under keys of its own.
+    const eventData = (id: string) => (id === victim ? 'B'.repeat(100_000) : 'B');
     for (const id of [victim, other]) {
       await c.startNew('Work', { instanceId: id, input: id });
-      await c.raiseEvent(id, 'b', 'B');
+      await c.raiseEvent(id, 'b', eventData(id));
     }
-    for (const id of [victim, other]) expect((await c.waitForCompletion(id, { timeoutMs: 10_000 })).output).toBe(`${id}>echo|B`);
+    for (const id of [victim, other]) expect((await c.waitForCompletion(id, { timeoutMs: 10_000 })).output).toBe(`${id}>echo|${eventData(id)}`);
     const otherBefore = await statusOf(other);
     const otherIndex = await indexEntriesOf(other);
     expect(otherIndex).toHaveLength(3);
-    expect(await keysNaming(victim)).toEqual(expect.arrayContaining([th.keys.state(victim), th.keys.history(victim)]));
+    const payloadKeys = (await keysNaming(victim)).filter((k) => k.startsWith(`${th!.keys.claims(victim)}:`));
+    expect(payloadKeys).toHaveLength(2);
+    expect(await keysNaming(victim)).toEqual(expect.arrayContaining([th.keys.state(victim), th.keys.history(victim), th.keys.claims(victim), ...payloadKeys]));
     expect(await indexEntriesOf(victim)).toHaveLength(3);
 
     await c.purge(victim);
 
-    // The instance's own keys, its index entries and outbox entries are gone at once.
-    expect(await th.redis.exists(...th.keys.instanceKeys(victim))).toBe(0);
+    // The instance's own keys, its payloads stored apart, its index entries and outbox entries are gone at once.
+    expect(await th.redis.exists(...th.keys.instanceKeys(victim), th.keys.claims(victim), ...payloadKeys)).toBe(0);
     expect(await indexEntriesOf(victim)).toEqual([]);
     expect(await outboxEntriesOf(victim)).toEqual([]);
     expect(await c.getStatus(victim)).toBeUndefined();

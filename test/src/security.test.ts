@@ -105,6 +105,17 @@ describe('Redis ACL: a user confined to one hub', () => {
       expect(r.statusCode).toBe(200);
       expect(r.json()).toMatchObject({ instanceId: fanId, runtimeStatus: 'Completed', output: 2470 });
 
+      // Payloads over the claim-check threshold go under keys of the hub too, and read back through the server.
+      const large = 'L'.repeat(200_000);
+      const bigId = await c.startNew('Chain', { input: large, instanceId: 'acl-big' });
+      expect((await c.waitForCompletion(bigId, { timeoutMs: T })).output).toBe(`${large}>1>2>3`);
+      expect(await admin.scard(`dbl:{${hub}:0}:c:${bigId}`)).toBe(8);
+      const rb = await app.inject({ method: 'GET', url: `/instances/${bigId}?showHistory=true` });
+      expect(rb.statusCode).toBe(200);
+      expect(rb.json()).toMatchObject({ input: large, output: `${large}>1>2>3` });
+      await c.purge(bigId);
+      expect(await admin.exists(`dbl:{${hub}:0}:c:${bigId}`)).toBe(0);
+
       let stdout = '';
       let stderr = '';
       const code = await runCli(['--redis', appUrl, '--hub', hub, 'status', chainId], {
@@ -189,8 +200,11 @@ describe('key confinement and instance id rules', () => {
     const w = await new DurabullWorker({ connection: srv.url, hub, registry, logger: false }).start();
     const c = new DurabullClient({ connection: srv.url, hub });
     try {
-      const ids = { chain: 'a.b@c-d_e', fan: 'fan.1@x-y_z', parent: 'P_1.x@y-z', timer: 't.1@e-v_t', forever: 'f.o@r-e_v' };
+      const ids = { chain: 'a.b@c-d_e', fan: 'fan.1@x-y_z', parent: 'P_1.x@y-z', timer: 't.1@e-v_t', forever: 'f.o@r-e_v', large: 'l.a@r-g_e' };
       await c.startNew('Chain', { input: 'in', instanceId: ids.chain });
+      // Payloads over the claim-check threshold, stored under keys of their own.
+      await c.startNew('Chain', { input: 'L'.repeat(100_000), instanceId: ids.large });
+      expect((await c.waitForCompletion(ids.large, { timeoutMs: T })).output).toBe(`${'L'.repeat(100_000)}>1>2>3`);
       await c.startNew('FanOut', { input: 10, instanceId: ids.fan });
       await c.startNew('Parent', { input: 5, instanceId: ids.parent });
       await c.startNew('TimerEvent', { instanceId: ids.timer });
@@ -212,6 +226,7 @@ describe('key confinement and instance id rules', () => {
       // Instance keys carry the odd-but-allowed ids verbatim.
       expect(keys).toContain(`dbl:{${hub}:0}:i:${ids.fan}`);
       expect(keys).toContain(`dbl:{${hub}:0}:i:${ids.parent}.child@1`);
+      expect(keys.filter((k) => k.startsWith(`dbl:{${hub}:0}:c:${ids.large}:`))).toHaveLength(8);
       expect(keys.some((k) => k.includes(ids.chain))).toBe(false);
     } finally {
       await c.close();

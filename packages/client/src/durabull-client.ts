@@ -22,7 +22,6 @@ import {
   RedisBackend,
   assertInstanceId,
   createRedisClient,
-  encodeCheckedEvent,
   ignoreGone,
 } from '@durabull/redis';
 import { Redis } from 'ioredis';
@@ -34,6 +33,12 @@ export interface ClientOptions {
   hub?: string;
   /** Largest encoded payload. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Claim check: inputs, event data and reasons this client writes whose encoding is larger than
+   * this are stored apart under a key of their own, with a reference in history. Default 64 KiB;
+   * 0 turns it off. Payloads stored apart are read back whatever this is.
+   */
+  claimCheckThresholdBytes?: number;
 }
 
 export interface StartOptions<TIn = unknown> {
@@ -75,6 +80,7 @@ export class DurabullClient {
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
+    if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
     this.backend = new RedisBackend(backendOpts);
   }
 
@@ -103,7 +109,7 @@ export class DurabullClient {
       throw new ValidationError(`Invalid event name ${JSON.stringify(eventName)}: use 1 to 128 letters, digits, '_', '.', ':', '@' or '-'.`);
     }
     const event: HistoryEvent = { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() };
-    const encoded = encodeCheckedEvent(event, data, `Data of event '${eventName}'`, this.backend.maxPayloadBytes);
+    const encoded = this.backend.encodeForStorage(event, `Data of event '${eventName}'`);
     await this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded });
   }
 
@@ -121,7 +127,7 @@ export class DurabullClient {
   }
 
   private async runningChildren(instanceId: string): Promise<string[]> {
-    const history = await this.backend.getHistory(instanceId);
+    const history = await this.backend.getHistory(instanceId, { resolve: false });
     const open = new Map<number, string>();
     for (const e of history) {
       if (e.type === 'SubOrchestrationInstanceCreated') open.set(e.taskId, e.instanceId);

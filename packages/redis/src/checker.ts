@@ -23,7 +23,7 @@
  * moves one of them).
  */
 import { type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
-import { decodeEvent } from './codec.js';
+import { PayloadRef, decode, decodeEvent } from './codec.js';
 import { assertInstanceId } from './keys.js';
 import type { RedisBackend } from './redis-backend.js';
 
@@ -45,6 +45,7 @@ import type { RedisBackend } from './redis-backend.js';
  * | `work-for-finished` | a finished instance with pending tasks, inbox entries, a wait set, `scheduled` = 1, or a wake for its current version in the outbox or in BullMQ |
  * | `stuck` | an unfinished, unsuspended instance that nothing will ever run: idle (`scheduled` = 0) with inbox events that let its code progress and no wake in the outbox; or `scheduled` = 1 for longer than the grace period with no wake in the outbox and no orchestrator job for its version in BullMQ |
  * | `index-mismatch` | a creation, name or status index entry missing, pointing to another status, or left by an instance that is gone |
+ * | `missing-payload` | a reference to a payload stored apart (claim check), in history, inbox or state, whose key is missing, or that the instance's claim set does not list (purge would leave it behind) |
  */
 export type FindingCode =
   | 'missing-execution-started'
@@ -59,7 +60,8 @@ export type FindingCode =
   | 'status-mismatch'
   | 'work-for-finished'
   | 'stuck'
-  | 'index-mismatch';
+  | 'index-mismatch'
+  | 'missing-payload';
 
 /** Every finding code, in the order checks run. */
 export const FINDING_CODES: readonly FindingCode[] = [
@@ -76,6 +78,7 @@ export const FINDING_CODES: readonly FindingCode[] = [
   'work-for-finished',
   'stuck',
   'index-mismatch',
+  'missing-payload',
 ];
 
 /** One broken invariant of one instance (at most one finding per code and instance; the message lists the cases). */
@@ -142,6 +145,8 @@ const STATUSES: readonly RuntimeStatus[] = ['Pending', 'Running', 'Completed', '
 /** BullMQ job states in which a wake job will still run. */
 const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 const STATE_FIELDS = ['status', 'exec', 'version', 'scheduled', 'wmode', 'wcov', 'need', 'createdAt', 'updatedAt', 'name'] as const;
+/** State fields that hold payloads (msgpack), possibly references to payloads stored apart. */
+const STATE_BLOBS = ['input', 'output', 'custom'] as const;
 
 /** The wake job id of (instance, execution, version): the one `includes/addWake.lua` builds. */
 export function wakeJobId(instanceId: string, executionId: string, version: number | string): string {
@@ -330,6 +335,47 @@ interface Snapshot {
   /** The statuses under which the status index holds the instance. */
   indexedStatuses: string[];
   history: HistoryEvent[];
+  /** References to payloads stored apart whose key is missing or unlisted: one description each. */
+  missingPayloads: string[];
+}
+
+/** Where each reference to a payload stored apart is: history events, inbox events, state fields. */
+function payloadRefs(history: readonly HistoryEvent[], inbox: readonly InboxHeader[], stateBlobs: (Buffer | null)[]): [where: string, ref: PayloadRef][] {
+  const out: [string, PayloadRef][] = [];
+  const scan = (holder: object, where: string) => {
+    for (const [field, v] of Object.entries(holder)) if (v instanceof PayloadRef) out.push([`${where}.${field}`, v]);
+  };
+  history.forEach((e, at) => scan(e, `history[${at}] ${e.type}`));
+  inbox.forEach((entry, at) => {
+    const e = decodeInboxEvent(entry);
+    if (e) scan(e, `inbox[${at}] ${e.type}`);
+  });
+  const fields: Record<string, unknown> = {};
+  STATE_BLOBS.forEach((f, i) => {
+    const b = stateBlobs[i];
+    // A reference encodes in a few dozen bytes: larger fields are inline payloads, not decoded here.
+    if (b && b.length > 0 && b.length < 64) fields[f] = decode(b);
+  });
+  scan(fields, 'state');
+  return out;
+}
+
+/** The references among `refs` whose payload key is missing or not in the instance's claim set. */
+async function missingPayloads(backend: RedisBackend, id: string, refs: [string, PayloadRef][]): Promise<string[]> {
+  if (refs.length === 0) return [];
+  const p = backend.redis.pipeline();
+  for (const [, ref] of refs) {
+    p.exists(backend.keys.claim(id, ref.token));
+    p.sismember(backend.keys.claims(id), ref.token);
+  }
+  const res = (await p.exec()) ?? [];
+  const out: string[] = [];
+  refs.forEach(([where, ref], i) => {
+    const key = backend.keys.claim(id, ref.token);
+    if (res[2 * i]?.[1] !== 1) out.push(`${where} references payload '${key}' (${ref.bytes} bytes), which is missing`);
+    else if (res[2 * i + 1]?.[1] !== 1) out.push(`${where} references payload '${key}', which the claim set does not list (purge would leave it)`);
+  });
+  return out;
 }
 
 async function readSnapshot(backend: RedisBackend, id: string): Promise<Snapshot | 'gone' | 'unsettled'> {
@@ -347,6 +393,7 @@ async function readSnapshot(backend: RedisBackend, id: string): Promise<Snapshot
     m.zscore(k.instances, indexMember('', createdAt ?? '', id));
     m.zscore(k.nameIndex, indexMember(name ?? '', createdAt ?? '', id));
     for (const s of STATUSES) m.zscore(k.statusIndex, indexMember(s, createdAt ?? '', id));
+    m.hmgetBuffer(k.state(id), ...STATE_BLOBS);
     const res = await m.exec();
     if (!res) continue;
     for (const [err] of res) if (err) throw err;
@@ -356,13 +403,16 @@ async function readSnapshot(backend: RedisBackend, id: string): Promise<Snapshot
     if (!state.status) return 'gone';
     // The index members were built from what the head read saw: it must still be that execution and version.
     if (state.exec !== exec || state.version !== version || state.createdAt !== createdAt || state.name !== name) continue;
-    const history = await backend.getHistory(id);
+    // References stay references: their payloads are only looked up (EXISTS), never read.
+    const history = await backend.getHistory(id, { resolve: false });
+    const inbox = (values[1] as Buffer[]).map(parseInboxHeader);
+    const missing = await missingPayloads(backend, id, payloadRefs(history, inbox, values[7 + STATUSES.length] as (Buffer | null)[]));
     const after = await backend.redis.hmget(k.state(id), 'exec', 'version');
     if (after[0] !== exec || after[1] !== version) continue;
     return {
       state,
       version: Number(version),
-      inbox: (values[1] as Buffer[]).map(parseInboxHeader),
+      inbox,
       pending: values[2] as string[],
       waitSet: values[3] as string[],
       wakeInOutbox: values[4] === 1,
@@ -370,6 +420,7 @@ async function readSnapshot(backend: RedisBackend, id: string): Promise<Snapshot
       inNameIndex: values[6] !== null,
       indexedStatuses: STATUSES.filter((_, i) => values[7 + i] !== null),
       history,
+      missingPayloads: missing,
     };
   }
   return 'unsettled';
@@ -517,6 +568,9 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
   if (indexedAt !== undefined && Number(indexedAt) !== Number(createdAt)) {
     f.add('index-mismatch', `a creation index entry has creation time ${indexedAt}, the instance's is ${createdAt}`);
   }
+
+  // Payloads stored apart: every reference has its key.
+  for (const m of snap.missingPayloads) f.add('missing-payload', m);
 
   const findings = f.list();
   if (opts.repair) {

@@ -33,6 +33,20 @@ export class InvalidInstanceStateError extends DurabullError {
   }
 }
 
+/**
+ * A reference to a payload stored apart (claim check) whose key is missing: deleted by hand, or
+ * by a purge or continue-as-new that ran while it was being read.
+ */
+export class PayloadMissingError extends DurabullError {
+  constructor(
+    readonly instanceId: string,
+    readonly key: string,
+    readonly bytes: number,
+  ) {
+    super(`Instance '${instanceId}': the payload stored apart under '${key}' (${bytes} bytes) is missing; a reference to it remains.`);
+  }
+}
+
 export function toError(code: number, ctx: { instanceId: string; status?: string; script: string; operation?: string }): Error {
   switch (code) {
     case -1:

@@ -25,6 +25,7 @@ export {
   type ParentLink,
   type ListQuery,
   type ListPage,
+  type StoredEvent,
 } from './redis-backend.js';
 
 // Invariant checker and repair of stuck instances
@@ -50,10 +51,23 @@ export {
 
 // Keys and encoding
 export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
-export { encode, decode, encodePayload, encodeEvent, encodeCheckedEvent, decodeEvent, DEFAULT_MAX_PAYLOAD_BYTES } from './codec.js';
+export {
+  encode,
+  decode,
+  encodePayload,
+  encodeEvent,
+  encodeCheckedEvent,
+  encodeStoredEvent,
+  decodeEvent,
+  payloadField,
+  PayloadRef,
+  type Claim,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
+} from './codec.js';
 
 // Errors
-export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError } from './error-codes.js';
+export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError } from './error-codes.js';
 
 // Scripts (exported for tests and tools)
 export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';

@@ -50,6 +50,17 @@ export class HubKeys {
   wait(id: string): string {
     return `${this.base}:w:${id}`;
   }
+  /** Claim check: the tokens of the instance's payloads stored apart (a set). */
+  claims(id: string): string {
+    return `${this.base}:c:${id}`;
+  }
+  /**
+   * Claim check: one payload stored apart (a string). Under the instance's `claims` key name, so
+   * the scripts build it from that key (`includes/claimKey.lua`) and it shares the hash tag.
+   */
+  claim(id: string, token: string): string {
+    return `${this.claims(id)}:${token}`;
+  }
   /** Partition outbox: job id -> payload. */
   get outbox(): string {
     return `${this.base}:outbox`;

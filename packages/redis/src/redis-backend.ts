@@ -23,8 +23,21 @@ import {
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { DEFAULT_MAX_PAYLOAD_BYTES, decode, decodeEvent, encode, encodeCheckedEvent, encodeEvent, encodePayload } from './codec.js';
-import { ErrorCode, InstanceFinishedError, toError } from './error-codes.js';
+import {
+  type Claim,
+  DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  PayloadRef,
+  claimPayload,
+  decode,
+  decodeEvent,
+  encode,
+  encodeEvent,
+  encodePayload,
+  encodeStoredEvent,
+  payloadRefsDecoded,
+} from './codec.js';
+import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from './error-codes.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
@@ -38,6 +51,15 @@ export interface BackendOptions {
   hub?: string;
   /** Largest encoded payload (input, output, activity result, event data). Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Claim check: a payload (input, output, activity input or result, event data, reason) whose
+   * encoding is larger than this many bytes is stored apart, under a key of its own, and history,
+   * jobs and the instance state carry a small reference to it. Written atomically with what
+   * references it; read back transparently; deleted with the instance. `maxPayloadBytes` still
+   * applies. Default 64 KiB; 0 (or Infinity) stores every payload inline. Readers resolve
+   * references whatever this is set to.
+   */
+  claimCheckThresholdBytes?: number;
   /** Instances whose decoded history a worker keeps between episodes (0 turns it off). Default 1000. */
   historyCacheSize?: number;
 }
@@ -67,6 +89,20 @@ export interface CommitOptions {
   ackJobId?: string;
   /** Outbox entry written leased until `until` (ms): an activity the caller will run itself. */
   lease?: { jobId: string; until: number };
+}
+
+/** An event encoded for storage: its bytes, with a large payload replaced by a reference, and that payload. */
+export interface StoredEvent {
+  bytes: Buffer;
+  /** Payloads stored apart with the event (claim check). */
+  claims: Claim[];
+}
+
+/** A script's claim-check arguments: the count, then pairs of token and encoded payload. */
+function claimArgs(claims: readonly Claim[]): Arg[] {
+  const out: Arg[] = [claims.length];
+  for (const c of claims) out.push(c.token, c.blob);
+  return out;
 }
 
 /** Packs encoded events into one history batch entry: records of <u32 big-endian length><event>. */
@@ -163,6 +199,7 @@ export interface InboxItem {
 }
 
 export interface LoadedEpisode {
+  /** The state; its `input`, `output` and `customStatus` may be unresolved references ({@link PayloadRef}): an episode does not read them. */
   state: InstanceState;
   history: HistoryEvent[];
   inbox: InboxItem[];
@@ -274,6 +311,10 @@ export class RedisBackend {
   readonly keys: HubKeys;
   readonly redis: Redis;
   readonly maxPayloadBytes: number;
+  /** The claim-check threshold as configured (0: off). */
+  readonly claimCheckThresholdBytes: number;
+  /** The same, as a size to compare with (Infinity when off). */
+  private readonly claimThreshold: number;
   private readonly ownsClient: boolean;
   private _orchestratorQueue: Queue | undefined;
   private _queueConnection: Redis | undefined;
@@ -291,6 +332,12 @@ export class RedisBackend {
     if (this.ownsClient) coalesceWrites(this.redis);
     defineScripts(this.redis);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
+    if (typeof threshold !== 'number' || !(threshold >= 0)) {
+      throw new ValidationError(`claimCheckThresholdBytes must be a number of bytes >= 0 (0 turns the claim check off), got ${String(threshold)}`);
+    }
+    this.claimCheckThresholdBytes = threshold;
+    this.claimThreshold = threshold === 0 ? Number.POSITIVE_INFINITY : threshold;
     this.historyCacheSize = opts.historyCacheSize ?? 1000;
   }
 
@@ -333,9 +380,11 @@ export class RedisBackend {
     assertFunctionName('orchestrator', name);
     assertInstanceId(instanceId);
     const now = opts.now ?? Date.now();
-    const inputBuf = opts.inputBuf ?? encodePayload(input, 'Orchestration input', this.maxPayloadBytes);
+    const claims: Claim[] = [];
+    // The state's input and ExecutionStarted's share one payload key when the input is stored apart.
+    const stored = claimPayload(opts.inputBuf ?? encodePayload(input, 'Orchestration input', this.maxPayloadBytes), input, this.claimThreshold, claims);
     const executionId = newExecutionId();
-    const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input, timestamp: now };
+    const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
     const k = this.keys;
     const res = await this.scripts.startInstance(
@@ -345,13 +394,15 @@ export class RedisBackend {
       k.instances,
       k.statusIndex,
       k.nameIndex,
+      k.claims(instanceId),
       instanceId,
       name,
       executionId,
       now,
-      inputBuf,
+      stored.buf,
       Buffer.concat([Buffer.from('e|'), encodeEvent(started)]),
       opts.parent ? `${opts.parent.instanceId}|${opts.parent.executionId}|${opts.parent.taskId}` : '',
+      ...claimArgs(claims),
     );
     if (res[0] === 2) return { executionId, created: false };
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
@@ -383,7 +434,11 @@ export class RedisBackend {
     );
   }
 
-  /** Turns raw state, history tail and inbox into an episode's input, through the history cache. */
+  /**
+   * Turns raw state, history tail and inbox into an episode's input, through the history cache.
+   * References to payloads stored apart (claim check) in history and inbox are resolved here, in
+   * one more round trip, only when something decoded is one; the state's are left as they are.
+   */
   private async assembleEpisode(
     instanceId: string,
     st: Record<string, Buffer>,
@@ -396,25 +451,40 @@ export class RedisBackend {
       return undefined;
     }
     const parsed = parseState(instanceId, st);
+    const same = cached !== undefined && cached.exec === parsed.executionId;
+    const entries =
+      same || !cached ? stream : ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][]);
+    const refsBefore = payloadRefsDecoded();
+    const decoded: [id: string, events: HistoryEvent[]][] = [];
+    for (const [id, fields] of entries) {
+      const sid = id.toString('latin1');
+      if (same && compareStreamIds(sid, cached.lastId) <= 0) continue;
+      const events: HistoryEvent[] = [];
+      decodeStreamEntry(fields, events);
+      decoded.push([sid, events]);
+    }
+    const inbox = inboxEntries.map(parseInboxEntry);
+    if (payloadRefsDecoded() !== refsBefore) {
+      // Resolved before anything is cached: the cache holds payloads, never references.
+      const holders: object[] = inbox.map((m) => m.event);
+      for (const [, events] of decoded) for (const e of events) holders.push(e);
+      await this.resolvePayloads(instanceId, holders);
+    }
     let entry: CachedHistory;
-    if (cached && cached.exec === parsed.executionId) {
+    if (same) {
       entry = cached;
       if (entry.committed && entry.committed.state.version !== parsed.version) delete entry.committed;
-      for (const [id, fields] of stream) {
-        const sid = id.toString('latin1');
+      for (const [sid, events] of decoded) {
         // Another load of this instance in this process may have appended these already.
         if (compareStreamIds(sid, entry.lastId) <= 0) continue;
-        decodeStreamEntry(fields, entry.events);
+        for (const e of events) entry.events.push(e);
         entry.lastId = sid;
       }
     } else {
-      const full = cached
-        ? ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][])
-        : stream;
       entry = { exec: parsed.executionId, lastId: '0-0', events: [] };
-      for (const [id, fields] of full) {
-        decodeStreamEntry(fields, entry.events);
-        entry.lastId = id.toString('latin1');
+      for (const [sid, events] of decoded) {
+        for (const e of events) entry.events.push(e);
+        entry.lastId = sid;
       }
     }
     this.historyCache.delete(instanceId);
@@ -422,7 +492,7 @@ export class RedisBackend {
     if (this.historyCache.size > this.historyCacheSize) {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
-    return { state: parsed, history: entry.events.slice(), inbox: inboxEntries.map(parseInboxEntry) };
+    return { state: parsed, history: entry.events.slice(), inbox };
   }
 
   /**
@@ -440,8 +510,24 @@ export class RedisBackend {
     const { state } = loaded;
     const id = state.instanceId;
     const max = this.maxPayloadBytes;
+    const threshold = this.claimThreshold;
+    const continued = result.status === 'ContinuedAsNew';
+    // Claim check: payloads stored apart with this commit, of this execution and (continue-as-new) of the next.
+    const claims: Claim[] = [];
+    const nextClaims: Claim[] = [];
+    // The next execution's input is checked like any input (its state field and ExecutionStarted share one payload key).
+    const nextInput = continued
+      ? claimPayload(encodePayload(result.output, `Input of the next execution of '${state.name}'`, max), result.output, threshold, nextClaims)
+      : undefined;
+    /** References that stand for an activity or sub-orchestration input (by task id) in the jobs too. */
+    const inputRefs = new Map<number, PayloadRef>();
+    let outputRef: PayloadRef | undefined;
     const suffix: Buffer[] = [];
     for (const e of result.actionEvents) {
+      if (nextInput && e.type === 'ExecutionCompleted') {
+        suffix.push(encodeEvent({ ...e, result: nextInput.value }));
+        continue;
+      }
       const what =
         e.type === 'ExecutionCompleted' && e.status === 'Completed'
           ? `Output of orchestrator '${state.name}'`
@@ -450,8 +536,10 @@ export class RedisBackend {
             : e.type === 'SubOrchestrationInstanceCreated'
               ? `Input of sub-orchestration '${e.name}'`
               : undefined;
-      const payload = e.type === 'ExecutionCompleted' ? e.result : (e as { input?: unknown }).input;
-      suffix.push(what ? encodeCheckedEvent(e, payload, what, max) : encodeEvent(e));
+      const { bytes, ref } = encodeStoredEvent(e, what, max, threshold, claims);
+      suffix.push(bytes);
+      if (ref && (e.type === 'TaskScheduled' || e.type === 'SubOrchestrationInstanceCreated')) inputRefs.set(e.taskId, ref);
+      else if (ref && e.type === 'ExecutionCompleted') outputRef = ref;
     }
     suffix.push(encodeEvent({ type: 'OrchestratorCompleted', timestamp: now }));
     // The episode is one history entry; its action events travel packed (one argument).
@@ -460,7 +548,7 @@ export class RedisBackend {
     let outbox: [string, string][] = [];
     const newSeqs: number[] = [];
     for (const a of result.actions) {
-      const entry = this.outboxEntryFor(id, state.executionId, a);
+      const entry = this.outboxEntryFor(id, state.executionId, a, inputRefs);
       if (entry) outbox.push(entry);
       if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
     }
@@ -468,18 +556,18 @@ export class RedisBackend {
     const written: [string, string][] = outbox.length > 64 ? [[`b-${id}-${state.executionId}-${state.version}`, `B${JSON.stringify(outbox)}`]] : outbox;
     const wait = result.wait ?? { kind: 'unknown' as const };
     const waitIds = wait.kind === 'unknown' ? [] : wait.ids;
-    const continued = result.status === 'ContinuedAsNew';
     const newExec = continued ? newExecutionId() : '';
     const newInbox: Buffer[] = [];
-    // The next execution's input is checked like any input; other outputs were checked in their event.
-    const outputBuf =
-      result.status === 'Failed' ? '' : continued ? encodePayload(result.output, `Input of the next execution of '${state.name}'`, max) : encode(result.output);
-    if (continued) {
-      const restarted: HistoryEvent = { type: 'ExecutionStarted', name: state.name, instanceId: id, executionId: newExec, input: result.output, timestamp: now };
+    // Outputs were checked in their event.
+    const outputBuf = result.status === 'Failed' ? '' : nextInput ? nextInput.buf : encode(outputRef ?? result.output);
+    if (nextInput) {
+      const restarted: HistoryEvent = { type: 'ExecutionStarted', name: state.name, instanceId: id, executionId: newExec, input: nextInput.value, timestamp: now };
       if (state.parent) restarted.parent = { ...state.parent, name: state.name };
       newInbox.push(Buffer.concat([Buffer.from('e|'), encodeEvent(restarted)]));
       for (const e of result.carryOverEvents ?? []) {
-        newInbox.push(Buffer.concat([Buffer.from('e|'), encodeEvent({ type: 'EventRaised', name: e.name, input: e.input, timestamp: now })]));
+        // A payload stored apart is stored again for the next execution (this one's go with its history).
+        const raised: HistoryEvent = { type: 'EventRaised', name: e.name, input: e.input, timestamp: now };
+        newInbox.push(Buffer.concat([Buffer.from('e|'), encodeStoredEvent(raised, undefined, max, threshold, nextClaims).bytes]));
       }
     }
     const args: (string | Buffer | number)[] = [
@@ -487,6 +575,7 @@ export class RedisBackend {
       this.keys.outbox,
       this.keys.outboxIndex,
       this.keys.statusIndex,
+      this.keys.claims(id),
       state.version,
       state.executionId,
       id,
@@ -513,12 +602,17 @@ export class RedisBackend {
       opts.ackJobId ?? '',
       opts.lease?.jobId ?? '',
       opts.lease?.until ?? 0,
+      // A continued execution's events go with its history: their payloads need not be stored.
+      continued ? 0 : claims.length,
+      nextClaims.length,
     ];
     const prefixBufs = prefix.map((e) => encodeEvent(e));
     if (opts.direct) prefixBufs.push(opts.direct.encoded);
     for (const b of prefixBufs) args.push(b);
     for (const [jobId, payload] of written) args.push(jobId, payload);
     for (const b of newInbox) args.push(b);
+    if (!continued) for (const c of claims) args.push(c.token, c.blob);
+    for (const c of nextClaims) args.push(c.token, c.blob);
     const res = await this.scripts.commitEpisode(...args);
     if (res[0] === ErrorCode.DirectRefused) return { version: state.version, refused: true, outbox: [] };
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
@@ -551,10 +645,17 @@ export class RedisBackend {
       return;
     }
     if (held && held.exec === state.executionId && held.committed && held.committed.state.version >= version) return;
+    const refsBefore = payloadRefsDecoded();
     const events = loaded.history.slice();
     for (const b of prefix) events.push(decodeEvent(b));
     for (const item of loaded.inbox) events.push(item.event);
     for (const b of suffix) events.push(decodeEvent(b));
+    if (payloadRefsDecoded() !== refsBefore) {
+      // A payload of this episode was stored apart: the cache holds payloads, never references,
+      // so the next episode reads the history from Redis (which resolves them).
+      this.historyCache.delete(id);
+      return;
+    }
     const entry: CachedHistory = { exec: state.executionId, lastId: entryId, events };
     if (!woken) {
       entry.committed = {
@@ -588,14 +689,19 @@ export class RedisBackend {
     if (entry) delete entry.committed;
   }
 
-  private outboxEntryFor(instanceId: string, executionId: string, a: OrchestratorAction): [string, string] | undefined {
+  private outboxEntryFor(
+    instanceId: string,
+    executionId: string,
+    a: OrchestratorAction,
+    inputRefs: ReadonlyMap<number, PayloadRef>,
+  ): [string, string] | undefined {
     if (a.type === 'ScheduleTask') {
       const data: ActivityJobData = {
         i: instanceId,
         x: executionId,
         s: a.id,
         n: a.name,
-        p: encode(a.input).toString('base64'),
+        p: encode(inputRefs.get(a.id) ?? a.input).toString('base64'),
       };
       return [activityJobId(instanceId, executionId, a.id), `A${JSON.stringify(data)}`];
     }
@@ -607,7 +713,7 @@ export class RedisBackend {
       return [`x-${instanceId}-${executionId}-${a.id}`, `X${JSON.stringify({ i: instanceId, x: executionId, s: a.id })}`];
     }
     if (a.type === 'CreateSubOrchestration') {
-      const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
+      const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(inputRefs.get(a.id) ?? a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
       return [`s-${instanceId}-${executionId}-${a.id}`, `S${JSON.stringify(data)}`];
     }
     return undefined;
@@ -629,14 +735,15 @@ export class RedisBackend {
       dispatch?: boolean;
       /** with dispatch false: when this wakes the instance, also return its episode's input (`loaded`) */
       load?: boolean;
-      /** `event` already encoded (by encodeCheckedEvent) */
-      encoded?: Buffer;
+      /** `event` already encoded (by `encodeForStorage`, which checks its payload) */
+      encoded?: StoredEvent;
     } = {},
   ): Promise<DeliverResult> {
     const now = opts.now ?? Date.now();
     const k = this.keys;
     const load = opts.dispatch === false && opts.load === true;
     const cached = load ? this.historyCache.get(instanceId) : undefined;
+    const stored = opts.encoded ?? this.encodeForStorage(event);
     const args: Arg[] = [
       k.state(instanceId),
       k.inbox(instanceId),
@@ -645,14 +752,16 @@ export class RedisBackend {
       k.outbox,
       k.outboxIndex,
       k.history(instanceId),
+      k.claims(instanceId),
       instanceId,
       executionId,
       kind,
       seq === undefined ? '' : seq,
-      opts.encoded ?? encodeEvent(event),
+      stored.bytes,
       now,
       load ? '1' : '0',
       cached ? `(${cached.lastId}` : '-',
+      ...claimArgs(stored.claims),
     ];
     // With `load` the reply carries msgpack, so it is read as buffers.
     const raw = load ? await this.scripts.deliverEventBuffer(...args) : await this.scripts.deliverEvent(...args);
@@ -676,6 +785,49 @@ export class RedisBackend {
     if (code === 0) return { status: 'duplicate' };
     if (code === ErrorCode.StaleExecution) return { status: 'stale' };
     throw toError(code, { instanceId, status: res[1], script: 'deliverEvent' });
+  }
+
+  /**
+   * Encodes an event for storage. With `what`, its payload is checked first (`PayloadError`:
+   * functions, symbols, cycles, over `maxPayloadBytes`; `what` names it). A payload over the
+   * claim-check threshold is stored apart with the event: the event carries a reference.
+   */
+  encodeForStorage(event: HistoryEvent, what?: string): StoredEvent {
+    const claims: Claim[] = [];
+    const { bytes } = encodeStoredEvent(event, what, this.maxPayloadBytes, this.claimThreshold, claims);
+    return { bytes, claims };
+  }
+
+  /**
+   * Claim check: replaces every reference ({@link PayloadRef}) held by a field of one of `holders`
+   * (events, states) of instance `instanceId` with its payload, read in one round trip. Throws
+   * PayloadMissingError when a payload key is gone.
+   */
+  async resolvePayloads(instanceId: string, holders: readonly object[]): Promise<void> {
+    const found: [holder: Record<string, unknown>, field: string, ref: PayloadRef][] = [];
+    for (const h of holders) {
+      const rec = h as Record<string, unknown>;
+      for (const field of Object.keys(rec)) {
+        const v = rec[field];
+        if (v instanceof PayloadRef) found.push([rec, field, v]);
+      }
+    }
+    if (found.length === 0) return;
+    const keys = found.map(([, , ref]) => this.keys.claim(instanceId, ref.token));
+    const blobs = await this.redis.mgetBuffer(...keys);
+    found.forEach(([rec, field, ref], i) => {
+      const blob = blobs[i];
+      if (!blob) throw new PayloadMissingError(instanceId, keys[i]!, ref.bytes);
+      rec[field] = decode(blob);
+    });
+  }
+
+  /** A payload of instance `instanceId` as decoded: itself, or what its reference stands for. */
+  async resolvePayload(instanceId: string, value: unknown): Promise<unknown> {
+    if (!(value instanceof PayloadRef)) return value;
+    const holder = { value };
+    await this.resolvePayloads(instanceId, [holder]);
+    return holder.value;
   }
 
   // ---- outbox ----
@@ -767,8 +919,15 @@ export class RedisBackend {
   private async startChild(d: SubOrchestrationStart): Promise<void> {
     const parent: ParentLink = { instanceId: d.pi, executionId: d.px, taskId: d.ps };
     try {
-      const inputBuf = Buffer.from(d.p, 'base64');
-      await this.startInstance(d.n, d.i, decode(inputBuf), { parent, inputBuf });
+      let inputBuf: Buffer = Buffer.from(d.p, 'base64');
+      const input = decode(inputBuf);
+      if (input instanceof PayloadRef) {
+        // Stored apart by the parent: the child stores its own copy (the parent's goes with the parent).
+        const blob = await this.redis.getBuffer(this.keys.claim(d.pi, input.token));
+        if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
+        inputBuf = blob;
+      }
+      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf });
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
       const event: HistoryEvent = {
@@ -791,8 +950,10 @@ export class RedisBackend {
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */
   private async notifyParent(childId: string): Promise<void> {
-    const child = await this.getState(childId);
+    // Only the output (or termination reason) is needed: a large input stays where it is.
+    const child = await this.getState(childId, { resolve: false });
     if (!child?.parent || !isTerminalStatus(child.runtimeStatus)) return;
+    child.output = await this.resolvePayload(childId, child.output);
     const p = child.parent;
     const now = Date.now();
     const event: HistoryEvent =
@@ -812,18 +973,22 @@ export class RedisBackend {
   /** Terminates a running instance at once (its parent, if any, sees a failed sub-orchestration). */
   async terminate(instanceId: string, reason?: unknown, now = Date.now()): Promise<void> {
     assertInstanceId(instanceId);
-    const reasonBuf = encodePayload(reason, 'Termination reason', this.maxPayloadBytes);
+    const claims: Claim[] = [];
+    // The state's output and ExecutionTerminated's reason share one payload key when it is stored apart.
+    const stored = claimPayload(encodePayload(reason, 'Termination reason', this.maxPayloadBytes), reason, this.claimThreshold, claims);
     const k = this.keys;
     const res = await this.scripts.terminateInstance(
       ...k.instanceKeys(instanceId),
       k.outbox,
       k.outboxIndex,
       k.statusIndex,
+      k.claims(instanceId),
       instanceId,
-      reasonBuf,
-      encodeEvent({ type: 'ExecutionTerminated', reason, timestamp: now }),
+      stored.buf,
+      encodeEvent({ type: 'ExecutionTerminated', reason: stored.value, timestamp: now }),
       now,
       k.doneChannel,
+      ...claimArgs(claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'terminateInstance', operation: 'terminate' });
     if (res[1]) await this.dispatch([[res[1], res[2]!]]);
@@ -834,17 +999,19 @@ export class RedisBackend {
     assertInstanceId(instanceId);
     const k = this.keys;
     const event: HistoryEvent = op === 'suspend' ? { type: 'ExecutionSuspended', reason, timestamp: now } : { type: 'ExecutionResumed', reason, timestamp: now };
-    const encoded = encodeCheckedEvent(event, reason, `Reason to ${op}`, this.maxPayloadBytes);
+    const stored = this.encodeForStorage(event, `Reason to ${op}`);
     const res = await this.scripts.setSuspended(
       k.state(instanceId),
       k.inbox(instanceId),
       k.outbox,
       k.outboxIndex,
       k.statusIndex,
+      k.claims(instanceId),
       instanceId,
       op,
-      Buffer.concat([Buffer.from('n|'), encoded]),
+      Buffer.concat([Buffer.from('n|'), stored.bytes]),
       now,
+      ...claimArgs(stored.claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'setSuspended', operation: op });
     if (res[1]) await this.dispatch([[res[1], res[2]!]]);
@@ -854,8 +1021,9 @@ export class RedisBackend {
   async purge(instanceId: string): Promise<void> {
     assertInstanceId(instanceId);
     const k = this.keys;
-    const [state, history] = await Promise.all([this.getState(instanceId), this.getHistory(instanceId)]);
-    const res = await this.scripts.purgeInstance(...k.instanceKeys(instanceId), k.instances, k.statusIndex, k.nameIndex, instanceId);
+    // Payloads stored apart are not read: only the timers matter here.
+    const [state, history] = await Promise.all([this.getState(instanceId, { resolve: false }), this.getHistory(instanceId, { resolve: false })]);
+    const res = await this.scripts.purgeInstance(...k.instanceKeys(instanceId), k.instances, k.statusIndex, k.nameIndex, k.claims(instanceId), instanceId);
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'purgeInstance', operation: 'purge' });
     // Its timer jobs: kept once completed (TIMER_JOB_OPTS), or still delayed (a timer that lost a race).
     const timers = state ? history.flatMap((e) => (e.type === 'TimerCreated' ? [`t-${instanceId}-${state.executionId}-${e.taskId}`] : [])) : [];
@@ -908,11 +1076,25 @@ export class RedisBackend {
     const p = this.redis.pipeline();
     for (const id of ids) p.hgetallBuffer(this.keys.state(id));
     const res = (await p.exec()) ?? [];
-    return res.map(([err, st], i) => {
+    const refsBefore = payloadRefsDecoded();
+    const states = res.map(([err, st], i) => {
       if (err) throw err;
       const rec = st as Record<string, Buffer>;
       return rec.status ? parseState(ids[i]!, rec) : undefined;
     });
+    if (payloadRefsDecoded() !== refsBefore) {
+      await Promise.all(
+        states.map(async (s, i) => {
+          if (!s) return;
+          // A payload deleted meanwhile (continue-as-new, restart, purge): getState reads it again.
+          await this.resolvePayloads(s.instanceId, [s]).catch(async (err: unknown) => {
+            if (!(err instanceof PayloadMissingError)) throw err;
+            states[i] = await this.getState(s.instanceId);
+          });
+        }),
+      );
+    }
+    return states;
   }
 
   /** Recovery: dispatches outbox entries older than `graceMs` that no worker dispatched (it crashed). */
@@ -948,7 +1130,8 @@ export class RedisBackend {
     opts: { version?: number; now?: number } = {},
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const state = await this.getState(instanceId);
+    // Not resolved: a missing payload may be why the execution fails.
+    const state = await this.getState(instanceId, { resolve: false });
     if (!state || state.executionId !== executionId || isTerminalStatus(state.runtimeStatus)) return false;
     if (opts.version !== undefined && state.version !== opts.version) return false;
     // The commit moves the first N inbox entries into history on the server; only their number travels.
@@ -977,15 +1160,63 @@ export class RedisBackend {
 
   // ---- queries ----
 
-  async getState(instanceId: string): Promise<InstanceState | undefined> {
+  /**
+   * The instance's state, or undefined. Payloads stored apart (claim check) are read back, in one
+   * more round trip when there are any; with `resolve: false` they stay references ({@link PayloadRef}).
+   */
+  async getState(instanceId: string, opts: { resolve?: boolean } = {}): Promise<InstanceState | undefined> {
     assertInstanceId(instanceId);
-    const st = await this.redis.hgetallBuffer(this.keys.state(instanceId));
-    if (!st.status) return undefined;
-    return parseState(instanceId, st);
+    for (let attempt = 1; ; attempt++) {
+      const st = await this.redis.hgetallBuffer(this.keys.state(instanceId));
+      if (!st.status) return undefined;
+      const refsBefore = payloadRefsDecoded();
+      const state = parseState(instanceId, st);
+      if (opts.resolve === false || payloadRefsDecoded() === refsBefore) return state;
+      try {
+        await this.resolvePayloads(instanceId, [state]);
+        return state;
+      } catch (err) {
+        // Deleted between the two reads by a continue-as-new, restart or purge (each moves `exec`,
+        // or removes the state): read again. Otherwise the payload is really gone.
+        if (!(err instanceof PayloadMissingError) || attempt >= 5) throw err;
+        const now = await this.redis.hmget(this.keys.state(instanceId), 'exec', 'version');
+        if (now[0] === state.executionId && Number(now[1]) === state.version) throw err;
+      }
+    }
   }
 
-  async getHistory(instanceId: string): Promise<HistoryEvent[]> {
+  /**
+   * The current execution's history. Payloads stored apart (claim check) are read back, in one more
+   * round trip when there are any; with `resolve: false` they stay references ({@link PayloadRef}).
+   */
+  async getHistory(instanceId: string, opts: { resolve?: boolean } = {}): Promise<HistoryEvent[]> {
     assertInstanceId(instanceId);
+    if (opts.resolve === false) return this.readHistory(instanceId);
+    for (let attempt = 1; ; attempt++) {
+      // The execution is read before the history: if it is the same after a payload turned out
+      // missing, no continue-as-new, restart or purge (which delete payloads) ran in between.
+      const [[e1, exec], [e2, stream]] = (await this.redis
+        .pipeline()
+        .hget(this.keys.state(instanceId), 'exec')
+        .xrangeBuffer(this.keys.history(instanceId), '-', '+')
+        .exec()) as [[Error | null, string | null], [Error | null, [Buffer, Buffer[]][]]];
+      if (e1 || e2) throw e1 ?? e2;
+      const refsBefore = payloadRefsDecoded();
+      const events: HistoryEvent[] = [];
+      for (const [, fields] of stream) decodeStreamEntry(fields, events);
+      if (payloadRefsDecoded() === refsBefore) return events;
+      try {
+        await this.resolvePayloads(instanceId, events);
+        return events;
+      } catch (err) {
+        if (!(err instanceof PayloadMissingError) || attempt >= 5) throw err;
+        if ((await this.redis.hget(this.keys.state(instanceId), 'exec')) === exec) throw err;
+      }
+    }
+  }
+
+  /** The current execution's history as stored: references stay references. */
+  private async readHistory(instanceId: string): Promise<HistoryEvent[]> {
     const stream = (await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][];
     const events: HistoryEvent[] = [];
     for (const [, fields] of stream) decodeStreamEntry(fields, events);

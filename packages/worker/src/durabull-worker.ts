@@ -39,12 +39,13 @@ import {
   type EpisodeJobData,
   type LoadedEpisode,
   ORCHESTRATOR_QUEUE,
+  PayloadMissingError,
   RedisBackend,
   parseWake,
   type TimerJobData,
+  type StoredEvent,
   decode,
   decodeEvent,
-  encodeCheckedEvent,
   encodeEvent,
   ignoreGone,
 } from '@durabull/redis';
@@ -77,6 +78,13 @@ export interface DurabullWorkerOptions {
   sweepIntervalMs?: number;
   /** Largest encoded payload. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * Claim check: a payload this worker writes (activity inputs and results, outputs,
+   * sub-orchestration and next-execution inputs) whose encoding is larger than this is stored
+   * apart under a key of its own, atomically with the history entry that carries a reference to it,
+   * and read back transparently. Default 64 KiB; 0 turns it off. References are read whatever this is.
+   */
+  claimCheckThresholdBytes?: number;
   /**
    * When this process runs both kinds, run the episode an activity result wakes in place of a trip
    * through the orchestrator queue. Default true.
@@ -176,6 +184,7 @@ export class DurabullWorker {
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
+    if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
     this.backend = new RedisBackend(backendOpts);
     this.log = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
   }
@@ -283,7 +292,9 @@ export class DurabullWorker {
     } catch (err) {
       const attempt = job.attemptsMade + 1;
       const limit = Math.min(this.opts.maxEpisodeAttempts ?? DEFAULT_MAX_EPISODE_ATTEMPTS, job.opts.attempts ?? 1);
-      if (attempt < limit) throw err;
+      // A payload stored apart that is gone does not come back: no point in retrying (a stale job,
+      // whose instance moved on meanwhile, fails nothing: failExecution checks the version).
+      if (attempt < limit && !(err instanceof PayloadMissingError)) throw err;
       // A poison episode: it threw on every attempt (a history that cannot be decoded, a bug in
       // the executor...). End the instance as Failed instead of leaving it Running forever.
       const reason = errorText(err);
@@ -482,17 +493,18 @@ export class DurabullWorker {
     const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
-    let encoded: Buffer;
+    let encoded: StoredEvent;
     try {
       const fn = this.registry.getActivity(d.n);
-      const input = decode(Buffer.from(d.p, 'base64'));
+      // A large input was stored apart (claim check): the job holds a reference, read back here.
+      const input = await this.backend.resolvePayload(d.i, decode(Buffer.from(d.p, 'base64')));
       const result = await fn(input, ctx);
       event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
-      encoded = encodeCheckedEvent(event, result, `Result of activity '${d.n}'`, this.backend.maxPayloadBytes);
+      encoded = this.backend.encodeForStorage(event, `Result of activity '${d.n}'`);
       kind = 'c';
     } catch (err) {
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
-      encoded = encodeEvent(event);
+      encoded = { bytes: encodeEvent(event), claims: [] };
       kind = 'f';
     }
     this.stats.activities++;
@@ -521,8 +533,10 @@ export class DurabullWorker {
    * refuses if anything else reached the instance since; the caller then delivers the result as
    * usual. Returns undefined unless the result is committed.
    */
-  private async runDirect(d: ActivityJobData, encoded: Buffer, logResult: () => void, ackJobId?: string): Promise<{ next?: OutboxEntry } | undefined> {
-    if (!this.canRunInline()) return undefined;
+  private async runDirect(d: ActivityJobData, stored: StoredEvent, logResult: () => void, ackJobId?: string): Promise<{ next?: OutboxEntry } | undefined> {
+    // A result stored apart (claim check) takes the usual path, which stores its payload.
+    if (!this.canRunInline() || stored.claims.length > 0) return undefined;
+    const encoded = stored.bytes;
     const loaded = this.backend.cachedEpisodeFor(d.i, d.x, d.s);
     if (!loaded) return undefined;
     const st = loaded.state;

@@ -32,12 +32,12 @@ describe('script loader', () => {
   it('loads every backend script with its key count and no unresolved include', () => {
     const scripts = loadScripts();
     const byName = Object.fromEntries(scripts.map((s) => [s.name, s]));
-    expect(byName.commitEpisode?.numberOfKeys).toBe(8);
-    expect(byName.deliverEvent?.numberOfKeys).toBe(7);
-    expect(byName.startInstance?.numberOfKeys).toBe(10);
-    expect(byName.terminateInstance?.numberOfKeys).toBe(8);
-    expect(byName.purgeInstance?.numberOfKeys).toBe(8);
-    expect(byName.setSuspended?.numberOfKeys).toBe(5);
+    expect(byName.commitEpisode?.numberOfKeys).toBe(9);
+    expect(byName.deliverEvent?.numberOfKeys).toBe(8);
+    expect(byName.startInstance?.numberOfKeys).toBe(11);
+    expect(byName.terminateInstance?.numberOfKeys).toBe(9);
+    expect(byName.purgeInstance?.numberOfKeys).toBe(9);
+    expect(byName.setSuspended?.numberOfKeys).toBe(6);
     expect(byName.requeueInstance?.numberOfKeys).toBe(5);
     expect(byName.reindexInstance?.numberOfKeys).toBe(4);
     for (const s of scripts) {

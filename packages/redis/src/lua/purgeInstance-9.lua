@@ -1,5 +1,6 @@
 --[[
-  Deletes a finished instance: state, history, inbox and index entries. Leaves nothing behind.
+  Deletes a finished instance: state, history, inbox, index entries and the payloads it stored
+  apart (claim check). Leaves nothing behind.
 
   Input:
     KEYS[1] instance state hash
@@ -10,6 +11,7 @@
     KEYS[6] partition creation index
     KEYS[7] partition status index
     KEYS[8] partition name index
+    KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1] instance id
 
@@ -21,10 +23,12 @@
 local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/removeFromIndexes"
+--- @include "includes/deleteClaims"
 
 local status = rcall("HGET", KEYS[1], "status")
 if not status then return {-1} end
 if not isTerminal(status) then return {-5, status} end
 removeFromIndexes(KEYS[1], KEYS[6], KEYS[7], KEYS[8], ARGV[1])
 rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+deleteClaims(KEYS[9])
 return {1}

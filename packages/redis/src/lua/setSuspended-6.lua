@@ -9,11 +9,14 @@
     KEYS[3] partition outbox hash
     KEYS[4] partition outbox index
     KEYS[5] partition status index
+    KEYS[6] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1] instance id
     ARGV[2] "suspend" | "resume"
     ARGV[3] inbox entry for the history: ExecutionSuspended / ExecutionResumed ("n|" + msgpack)
     ARGV[4] now (ms)
+    ARGV[5] M: number of payloads stored apart (claim check: the reason when it is large)
+    ARGV[6...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload}   done (wake only on resume)
@@ -23,6 +26,7 @@
 local rcall = redis.call
 --- @include "includes/addWake"
 --- @include "includes/setStatus"
+--- @include "includes/storeClaims"
 
 local st = KEYS[1]
 local cur = rcall("HMGET", st, "status", "exec", "version", "prevStatus")
@@ -36,6 +40,7 @@ if ARGV[2] == "suspend" then
   rcall("HSET", st, "prevStatus", status, "version", version, "scheduled", 0, "updatedAt", now)
   setStatus(st, KEYS[5], ARGV[1], "Suspended")
   rcall("RPUSH", KEYS[2], ARGV[3])
+  storeClaims(KEYS[6], 6, tonumber(ARGV[5]))
   return {1, "", ""}
 end
 
@@ -44,5 +49,6 @@ rcall("HSET", st, "version", version, "scheduled", 1, "updatedAt", now)
 rcall("HDEL", st, "prevStatus")
 setStatus(st, KEYS[5], ARGV[1], cur[4] or "Running")
 rcall("RPUSH", KEYS[2], ARGV[3])
+storeClaims(KEYS[6], 6, tonumber(ARGV[5]))
 local jobId, payload = addWake(KEYS[3], KEYS[4], ARGV[1], cur[2], version, now)
 return {1, jobId, payload}

@@ -13,6 +13,7 @@
     KEYS[8] partition creation index (lex zset)
     KEYS[9] partition status index (lex zset)
     KEYS[10] partition name index (lex zset)
+    KEYS[11] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1] instance id
     ARGV[2] orchestrator name
@@ -21,6 +22,8 @@
     ARGV[5] input (msgpack)
     ARGV[6] inbox entry with the ExecutionStarted event
     ARGV[7] parent link "<parent id>|<parent execution>|<task id>" ("" for a top-level instance)
+    ARGV[8] M: number of payloads stored apart (claim check; the input when it is large)
+    ARGV[9...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload}   created
@@ -32,6 +35,8 @@ local rcall = redis.call
 --- @include "includes/addWake"
 --- @include "includes/setStatus"
 --- @include "includes/removeFromIndexes"
+--- @include "includes/storeClaims"
+--- @include "includes/deleteClaims"
 
 local st = KEYS[1]
 local cur = rcall("HMGET", st, "status", "plink")
@@ -46,7 +51,9 @@ if status then
   -- Reusing the id of a finished instance: its old execution goes away.
   removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1])
   rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  deleteClaims(KEYS[11])
 end
+storeClaims(KEYS[11], 9, tonumber(ARGV[8]))
 
 local now = ARGV[4]
 rcall("HSET", st,

@@ -10,6 +10,7 @@
     KEYS[5] partition outbox hash
     KEYS[6] partition outbox index
     KEYS[7] history stream
+    KEYS[8] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1] instance id
     ARGV[2] execution id the event belongs to ("" = the current one)
@@ -20,6 +21,8 @@
     ARGV[7] "1": when this wakes the orchestrator, also return what its episode needs (the caller
             runs the episode itself, saving the load's round trip)
     ARGV[8] with ARGV[7]: the first history entry to return ("-" for all, "(<id>" after a known one)
+    ARGV[9] M: number of payloads stored apart (claim check: the event's payload when it is large)
+    ARGV[10...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload}   appended; wakeJobId is "" when no wake-up was needed
@@ -33,6 +36,7 @@ local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/isCounted"
 --- @include "includes/addWake"
+--- @include "includes/storeClaims"
 
 local st = KEYS[1]
 local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version")
@@ -46,6 +50,7 @@ if kind ~= "e" then
   if rcall("SREM", KEYS[3], seq) == 0 then return {0} end
 end
 rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
+if ARGV[9] ~= "0" then storeClaims(KEYS[8], 10, tonumber(ARGV[9])) end
 rcall("HSET", st, "updatedAt", ARGV[6])
 
 -- An episode is queued or running: its commit looks at the inbox tail and decides.

@@ -13,6 +13,7 @@
     KEYS[6] partition outbox hash
     KEYS[7] partition outbox index
     KEYS[8] partition status index
+    KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1]  expected version
     ARGV[2]  execution id
@@ -44,7 +45,14 @@
     ARGV[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
     ARGV[25] outbox entry to write leased ("" for none): an activity the caller runs itself
     ARGV[26] with ARGV[25]: until when (ms) the sweep leaves it alone
-    ARGV[27...] P events, S events, O pairs, C inbox entries
+    ARGV[27] M: number of payloads of this execution stored apart (claim check)
+    ARGV[28] M2: ContinuedAsNew: number of payloads of the next execution stored apart
+    ARGV[29...] P events, S events, O pairs, C inbox entries, M pairs (token, encoded payload),
+            M2 pairs
+
+  Claim check: the M payloads are stored unless the execution continues as new (their events go
+  with its history); then the execution's payloads are deleted, but those referenced by raised
+  events carried over from the inbox tail, and the M2 payloads of the next execution are stored.
 
   History stream entries have one field: "b", a batch of records <u32 length><msgpack event>: one
   entry per episode (a fan-out of N is one entry, not N). Entries with "e" (one msgpack event) are
@@ -66,6 +74,8 @@ local rcall = redis.call
 --- @include "includes/setStatus"
 --- @include "includes/notifyParent"
 --- @include "includes/addAll"
+--- @include "includes/storeClaims"
+--- @include "includes/deleteClaims"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled")
@@ -84,7 +94,8 @@ local status = ARGV[6]
 local wmode, wcov = ARGV[11], ARGV[12]
 local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
 local C = tonumber(ARGV[18])
-local i = 27
+local M, M2 = tonumber(ARGV[27]), tonumber(ARGV[28])
+local i = 29
 
 -- 1. History: the whole episode (P events, the n consumed inbox entries, S events, the batch) is
 -- one stream entry, so an episode costs one XADD whatever its size.
@@ -112,6 +123,8 @@ if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
 local outboxStart = i
 local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
+local claimsStart = inboxStart + C
+if M > 0 and status ~= "ContinuedAsNew" then storeClaims(KEYS[9], claimsStart, M) end
 
 local function writeOutbox()
   for j = outboxStart, outboxEnd, 2 do
@@ -140,11 +153,17 @@ if status == "ContinuedAsNew" then
   local tail = rcall("LRANGE", inbox, 0, -1)
   rcall("DEL", hist, inbox, pending, waitKey)
   for j = inboxStart, inboxStart + C - 1 do rcall("RPUSH", inbox, ARGV[j]) end
+  local carried = {}
   if ARGV[19] == "1" then
     for _, entry in ipairs(tail) do
-      if string.sub(entry, 1, 1) == "e" then rcall("RPUSH", inbox, entry) end
+      if string.sub(entry, 1, 1) == "e" then
+        rcall("RPUSH", inbox, entry)
+        carried[#carried + 1] = entry
+      end
     end
   end
+  deleteClaims(KEYS[9], carried)
+  storeClaims(KEYS[9], claimsStart + 2 * M, M2)
   rcall("HSET", st, "exec", newExec, "input", ARGV[7], "scheduled", 1, "wmode", "u", "need", 0)
   rcall("HDEL", st, "output", "failure")
   setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")

@@ -11,12 +11,15 @@
     KEYS[6] partition outbox hash
     KEYS[7] partition outbox index
     KEYS[8] partition status index
+    KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
     ARGV[1] instance id
     ARGV[2] reason (msgpack)
     ARGV[3] ExecutionTerminated event (msgpack)
     ARGV[4] now (ms)
     ARGV[5] channel on which a finished instance's id is published
+    ARGV[6] M: number of payloads stored apart (claim check: the reason when it is large)
+    ARGV[7...] M pairs: token, encoded payload
 
   Events:
     PUBLISH ARGV[5] instanceId
@@ -30,12 +33,14 @@ local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/setStatus"
 --- @include "includes/notifyParent"
+--- @include "includes/storeClaims"
 
 local st = KEYS[1]
 local cur = rcall("HMGET", st, "status", "exec")
 if not cur[1] then return {-1} end
 if isTerminal(cur[1]) then return {-3, cur[1]} end
 local now = ARGV[4]
+storeClaims(KEYS[9], 7, tonumber(ARGV[6]))
 rcall("XADD", KEYS[2], "*", "e", ARGV[3])
 setStatus(st, KEYS[8], ARGV[1], "Terminated")
 rcall("HSET", st, "output", ARGV[2], "completedAt", now, "updatedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
