@@ -66,7 +66,7 @@ export interface W1Result {
   durabullFailedJobAttempts: number;
 }
 
-const WARMUP = 300;
+const WARMUP = 1000;
 const CENSUS = 100;
 
 export async function runW1(b: Bench, opts: { instances: number; timeoutMs: number; census: boolean }): Promise<W1Result> {
