@@ -145,6 +145,52 @@ describe('commitEpisode with a direct result', () => {
   });
 });
 
+describe('after Redis lost its last writes (a restart that cut the append-only file)', () => {
+  /** Every key of the hub, dumped, to put back later as a restart from an older file would. */
+  async function snapshot(): Promise<[string, Buffer][]> {
+    const keys = await redis.keys(backend.keys.pattern);
+    const dumps = await Promise.all(keys.map(async (k) => [k, await redis.dumpBuffer(k)] as const));
+    return dumps.filter((d): d is [string, Buffer] => d[1] !== null);
+  }
+  async function restore(snap: [string, Buffer][]): Promise<void> {
+    await deleteKeysByPattern(redis, backend.keys.pattern);
+    for (const [k, v] of snap) await redis.restore(k, 0, v);
+  }
+
+  it('a worker whose cached history holds a lost episode reads the history again, and its direct commit is refused', async () => {
+    const { executionId: x } = await backend.startInstance('Chain2', 'lost', undefined);
+    const before = await snapshot();
+    await episode('lost'); // cached by `backend`, then lost:
+    await restore(before);
+    // Another worker runs the first episode again: same version, a new history entry.
+    const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
+    try {
+      const loaded = (await other.loadEpisode('lost'))!;
+      const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+      const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+      await other.commitEpisode(loaded, prefix, result);
+    } finally {
+      await other.close();
+    }
+    const truth = await backend.getHistory('lost');
+    // The stale cache would commit the next step from a history Redis no longer has.
+    const cachedEp = backend.cachedEpisodeFor('lost', x, 0)!;
+    expect(cachedEp).toBeDefined();
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+    const event = completed(0, 4);
+    const result = await executeOrchestration(registry, cachedEp.history, [...prefix, event]);
+    const res = await backend.commitEpisode(cachedEp, prefix, result, Date.now(), { direct: { seq: 0, encoded: encodeEvent(event) } });
+    expect(res.refused).toBe(true);
+    expect(await backend.getHistory('lost')).toEqual(truth);
+    // Delivered the usual way, the next episode replays exactly what Redis holds.
+    await backend.deliverEvent('lost', x, 'c', 0, event);
+    const { loaded } = await episode('lost');
+    expect(loaded.history.filter((e) => e.type === 'ExecutionStarted')).toHaveLength(1);
+    expect(loaded.history.map((e) => e.type)).toEqual(truth.map((e) => e.type));
+    expect(await backend.getHistory('lost')).toHaveLength(truth.length + 4);
+  });
+});
+
 describe('connections', () => {
   it('send the commands of one event-loop turn in one socket write', async () => {
     await backend.redis.ping();

@@ -67,6 +67,12 @@ export interface BackendOptions {
 interface CachedHistory {
   exec: string;
   lastId: string;
+  /**
+   * How many stream entries `events` were decoded from: a load checks it against the stream's
+   * length, so a history that lost entries (a Redis restart that dropped the last second of its
+   * append-only file) is read again in full instead of being patched onto events Redis no longer has.
+   */
+  entries: number;
   events: HistoryEvent[];
   /**
    * Set by this worker's own commit of a Running episode: the instance as that commit left it
@@ -203,6 +209,8 @@ export interface LoadedEpisode {
   state: InstanceState;
   history: HistoryEvent[];
   inbox: InboxItem[];
+  /** The stream entries `history` came from: their number and the last one's id (bookkeeping of the worker's cache). */
+  stream?: { entries: number; lastId: string };
 }
 
 export interface DeliverResult {
@@ -421,6 +429,7 @@ export class RedisBackend {
       .pipeline()
       .hgetallBuffer(state)
       .xrangeBuffer(history, cached ? `(${cached.lastId}` : '-', '+')
+      .xlen(history)
       .lrangeBuffer(inbox, 0, -1)
       .exec();
     if (!res) return undefined;
@@ -429,8 +438,9 @@ export class RedisBackend {
       instanceId,
       res[0]![1] as Record<string, Buffer>,
       res[1]![1] as [Buffer, Buffer[]][],
-      res[2]![1] as Buffer[],
+      res[3]![1] as Buffer[],
       cached,
+      res[2]![1] as number,
     );
   }
 
@@ -445,20 +455,28 @@ export class RedisBackend {
     stream: [Buffer, Buffer[]][],
     inboxEntries: Buffer[],
     cached: CachedHistory | undefined,
+    streamLength: number,
   ): Promise<LoadedEpisode | undefined> {
     if (!st.status) {
       this.historyCache.delete(instanceId);
       return undefined;
     }
     const parsed = parseState(instanceId, st);
-    const same = cached !== undefined && cached.exec === parsed.executionId;
+    let base = cached !== undefined && cached.exec === parsed.executionId ? cached : undefined;
+    if (base) {
+      // The cache and the new entries must make up the whole stream; otherwise (entries lost by a
+      // Redis restart, or another load in this process moved the cache on) read it all again.
+      let fresh = 0;
+      for (const [id] of stream) if (compareStreamIds(id.toString('latin1'), base.lastId) > 0) fresh++;
+      if (base.entries + fresh !== streamLength) base = undefined;
+    }
     const entries =
-      same || !cached ? stream : ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][]);
+      base || !cached ? stream : ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][]);
     const refsBefore = payloadRefsDecoded();
     const decoded: [id: string, events: HistoryEvent[]][] = [];
     for (const [id, fields] of entries) {
       const sid = id.toString('latin1');
-      if (same && compareStreamIds(sid, cached.lastId) <= 0) continue;
+      if (base && compareStreamIds(sid, base.lastId) <= 0) continue;
       const events: HistoryEvent[] = [];
       decodeStreamEntry(fields, events);
       decoded.push([sid, events]);
@@ -471,20 +489,22 @@ export class RedisBackend {
       await this.resolvePayloads(instanceId, holders);
     }
     let entry: CachedHistory;
-    if (same) {
-      entry = cached;
+    if (base) {
+      entry = base;
       if (entry.committed && entry.committed.state.version !== parsed.version) delete entry.committed;
       for (const [sid, events] of decoded) {
         // Another load of this instance in this process may have appended these already.
         if (compareStreamIds(sid, entry.lastId) <= 0) continue;
         for (const e of events) entry.events.push(e);
         entry.lastId = sid;
+        entry.entries++;
       }
     } else {
-      entry = { exec: parsed.executionId, lastId: '0-0', events: [] };
+      entry = { exec: parsed.executionId, lastId: '0-0', entries: 0, events: [] };
       for (const [sid, events] of decoded) {
         for (const e of events) entry.events.push(e);
         entry.lastId = sid;
+        entry.entries++;
       }
     }
     this.historyCache.delete(instanceId);
@@ -492,7 +512,7 @@ export class RedisBackend {
     if (this.historyCache.size > this.historyCacheSize) {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
-    return { state: parsed, history: entry.events.slice(), inbox };
+    return { state: parsed, history: entry.events.slice(), inbox, stream: { entries: entry.entries, lastId: entry.lastId } };
   }
 
   /**
@@ -598,7 +618,7 @@ export class RedisBackend {
       prefix.length + (opts.direct ? 1 : 0),
       0,
       written.length,
-      opts.direct ? opts.direct.seq : '',
+      opts.direct ? `${opts.direct.seq}|${loaded.stream?.lastId ?? ''}` : '',
       opts.ackJobId ?? '',
       opts.lease?.jobId ?? '',
       opts.lease?.until ?? 0,
@@ -640,7 +660,7 @@ export class RedisBackend {
     const { state } = loaded;
     const id = state.instanceId;
     const held = this.historyCache.get(id);
-    if (result.status !== 'Running' || this.historyCacheSize <= 0) {
+    if (result.status !== 'Running' || this.historyCacheSize <= 0 || !loaded.stream) {
       this.historyCache.delete(id);
       return;
     }
@@ -656,7 +676,7 @@ export class RedisBackend {
       this.historyCache.delete(id);
       return;
     }
-    const entry: CachedHistory = { exec: state.executionId, lastId: entryId, events };
+    const entry: CachedHistory = { exec: state.executionId, lastId: entryId, entries: loaded.stream.entries + 1, events };
     if (!woken) {
       entry.committed = {
         state: { ...state, version, episodes: state.episodes + 1, runtimeStatus: 'Running', scheduled: false },
@@ -680,7 +700,7 @@ export class RedisBackend {
     const w = c.wait;
     const progresses = w.kind === 'unknown' || (w.kind === 'any' ? w.ids.includes(seq) : w.ids.length === 1 && w.ids[0] === seq);
     if (!progresses) return undefined;
-    return { state: { ...c.state }, history: entry.events.slice(), inbox: [] };
+    return { state: { ...c.state }, history: entry.events.slice(), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId } };
   }
 
   /** Forgets what this worker's last commit of the instance left (its direct commit was refused). */
@@ -775,7 +795,7 @@ export class RedisBackend {
         const flat = res[3] as Buffer[];
         const st: Record<string, Buffer> = {};
         for (let i = 0; i < flat.length; i += 2) st[flat[i]!.toString('latin1')] = flat[i + 1]!;
-        const loaded = await this.assembleEpisode(instanceId, st, res[5] as [Buffer, Buffer[]][], res[4] as Buffer[], cached);
+        const loaded = await this.assembleEpisode(instanceId, st, res[5] as [Buffer, Buffer[]][], res[4] as Buffer[], cached, res[6] as number);
         if (loaded) return { status: 'delivered', wakeJobId, wake, loaded };
       }
       if (opts.dispatch === false) return { status: 'delivered', wakeJobId, wake };

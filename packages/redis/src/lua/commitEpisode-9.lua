@@ -37,11 +37,13 @@
     ARGV[20] P: number of history events before the consumed inbox entries
     ARGV[21] S: number of history events after them
     ARGV[22] O: number of outbox entries (pairs of job id, payload)
-    ARGV[23] direct result: the sequence number of a task result that is the last of the P events
-             instead of an inbox entry ("" for none). The worker that ran the activity ran the
-             episode too, from its own copy of the history; the commit applies only while nothing
-             else reached the instance since the last episode (no episode queued, inbox empty, task
-             still pending), else it writes nothing and returns {-6}.
+    ARGV[23] direct result "<seq>|<last history entry id>": the sequence number of a task result
+             that is the last of the P events instead of an inbox entry ("" for none). The worker that
+             ran the activity ran the episode too, from its own copy of the history, which ends at that
+             entry; the commit applies only while nothing else reached the instance since (no episode
+             queued, inbox empty, task still pending, the history's last entry is that one: after a
+             Redis restart that lost the last second, a re-run episode has another id), else it writes
+             nothing and returns {-6}.
     ARGV[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
     ARGV[25] outbox entry to write leased ("" for none): an activity the caller runs itself
     ARGV[26] with ARGV[25]: until when (ms) the sweep leaves it alone
@@ -78,10 +80,11 @@ local rcall = redis.call
 --- @include "includes/deleteClaims"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled")
+local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
 if ARGV[23] ~= "" then
-  if cur[4] == "1" or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, ARGV[23]) == 0 then return {-6} end
+  local seq, last = string.match(ARGV[23], "^(%d+)|(.*)$")
+  if cur[4] == "1" or cur[5] ~= last or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, seq) == 0 then return {-6} end
 end
 if ARGV[24] ~= "" then
   rcall("HDEL", KEYS[6], ARGV[24])
@@ -117,7 +120,7 @@ if ARGV[15] ~= "" then parts[#parts + 1] = ARGV[15] end
 local entryId = rcall("XADD", hist, "*", "b", table.concat(parts))
 
 local version = tonumber(ARGV[1]) + 1
-rcall("HSET", st, "version", version, "updatedAt", now)
+rcall("HSET", st, "version", version, "updatedAt", now, "hlast", entryId)
 rcall("HINCRBY", st, "episodes", 1)
 if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
 local outboxStart = i
@@ -165,7 +168,7 @@ if status == "ContinuedAsNew" then
   deleteClaims(KEYS[9], carried)
   storeClaims(KEYS[9], claimsStart + 2 * M, M2)
   rcall("HSET", st, "exec", newExec, "input", ARGV[7], "scheduled", 1, "wmode", "u", "need", 0)
-  rcall("HDEL", st, "output", "failure")
+  rcall("HDEL", st, "output", "failure", "hlast")
   setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
   return {1, version, jobId, payload, "", "", entryId}

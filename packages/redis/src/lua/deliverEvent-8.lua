@@ -26,7 +26,7 @@
 
   Output:
     {1, wakeJobId, wakePayload}   appended; wakeJobId is "" when no wake-up was needed
-    {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE)}   with ARGV[7]
+    {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE), history length (XLEN)}   with ARGV[7]
     {0}              dropped: that task already has its result (at-least-once delivery)
     {-1}             no such instance
     {-3, status}     the instance has finished
@@ -73,6 +73,6 @@ if not progress then return {1, ""} end
 rcall("HSET", st, "scheduled", 1)
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
 if ARGV[7] == "1" then
-  return {1, jobId, payload, rcall("HGETALL", st), rcall("LRANGE", KEYS[2], 0, -1), rcall("XRANGE", KEYS[7], ARGV[8], "+")}
+  return {1, jobId, payload, rcall("HGETALL", st), rcall("LRANGE", KEYS[2], 0, -1), rcall("XRANGE", KEYS[7], ARGV[8], "+"), rcall("XLEN", KEYS[7])}
 end
 return {1, jobId, payload}
