@@ -191,32 +191,6 @@ describe('after Redis lost its last writes (a restart that cut the append-only f
   });
 });
 
-describe('connections', () => {
-  it('send the commands of one event-loop turn in one socket write', async () => {
-    await backend.redis.ping();
-    const stream = (backend.redis as unknown as { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } }).stream;
-    const calls: string[] = [];
-    const write = stream._write;
-    const writev = stream._writev;
-    stream._write = function (this: unknown, ...a: unknown[]) {
-      calls.push('write');
-      return write.apply(this, a);
-    };
-    stream._writev = function (this: unknown, ...a: unknown[]) {
-      calls.push(`writev ${(a[0] as unknown[]).length}`);
-      return writev.apply(this, a);
-    };
-    try {
-      const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => backend.redis.echo(`m${i}`)));
-      expect(replies).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
-      expect(calls).toEqual(['writev 10']);
-    } finally {
-      stream._write = write;
-      stream._writev = writev;
-    }
-  });
-});
-
 describe('fan-in counter', () => {
   it('wakes the orchestrator only when the last awaited result arrives', async () => {
     const { executionId: x } = await backend.startInstance('Fan3', 'fan', undefined);

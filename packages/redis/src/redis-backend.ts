@@ -4,7 +4,6 @@
  * file.
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import {
   DurabullError,
   type ExecutionResult,
@@ -268,37 +267,6 @@ export interface ListPage {
   nextCursor?: string;
 }
 
-/**
- * Makes the commands a connection is given in one turn of the event loop leave in one socket
- * write: the socket is corked at the first write of a turn and uncorked at the end of it (one
- * writev instead of a system call per command, without ioredis' auto-pipelining and its
- * per-batch pipeline objects).
- */
-export function coalesceWrites(redis: Redis): Redis {
-  const patch = () => {
-    const stream = (redis as unknown as { stream?: Socket & { dblCoalesced?: boolean } }).stream;
-    if (!stream || stream.dblCoalesced) return;
-    stream.dblCoalesced = true;
-    const write = stream.write;
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      stream.uncork();
-    };
-    stream.write = function (this: Socket, ...args: unknown[]) {
-      if (!corked) {
-        corked = true;
-        this.cork();
-        process.nextTick(uncork);
-      }
-      return (write as (...a: unknown[]) => boolean).apply(this, args);
-    } as Socket['write'];
-  };
-  patch();
-  redis.on('connect', patch);
-  return redis;
-}
-
 export function createRedisClient(connection: ConnectionLike | undefined, extra: RedisOptions = {}): Redis {
   const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
   if (connection instanceof Redis) return connection;
@@ -337,7 +305,6 @@ export class RedisBackend {
     this.keys = new HubKeys(opts.hub ?? 'default');
     this.ownsClient = !(opts.connection instanceof Redis);
     this.redis = createRedisClient(opts.connection);
-    if (this.ownsClient) coalesceWrites(this.redis);
     defineScripts(this.redis);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
@@ -359,7 +326,7 @@ export class RedisBackend {
    * defines dozens; our pipelines stay cheap on a connection with only our scripts.
    */
   get queueConnection(): Redis {
-    this._queueConnection ??= coalesceWrites(this.redis.duplicate());
+    this._queueConnection ??= this.redis.duplicate();
     return this._queueConnection;
   }
 
