@@ -384,7 +384,8 @@ export class DurabullWorker {
       if (total > maxEvents) result = failedResult(result, new HistoryLimitError(instanceId, total, maxEvents), now);
     }
     const episode = st.episodes + 1;
-    const log = this.log.child({ instanceId, executionId, episode });
+    // A child logger per episode only when something will be logged (it is not free on the hot path).
+    const log = this.log.isLevelEnabled('debug') || this.log.isLevelEnabled('info') ? this.log.child({ instanceId, executionId, episode }) : this.log;
     // The one activity a chain step schedules is written leased when this worker will run it.
     const eager = this.eagerCandidate(result);
     const opts: CommitOptions = {};
@@ -508,8 +509,9 @@ export class DurabullWorker {
       kind = 'f';
     }
     this.stats.activities++;
-    const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
     const logResult = () => {
+      if (!this.log.isLevelEnabled(kind === 'c' ? 'info' : 'warn')) return;
+      const log = this.log.child({ instanceId: d.i, executionId: d.x, taskId: d.s });
       if (kind === 'c') log.info(M.taskCompleted(d.n));
       else log.warn({ failure: (event as { failure?: unknown }).failure }, M.taskFailed(d.n));
     };
