@@ -25,11 +25,63 @@ const functions = { orchestrators: { Chain: chain }, activities: { Double: async
 /** History without what differs between two runs (times, execution and instance ids). */
 const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
 
+const loadCounts = new WeakMap<TestHub, { n: number }>();
+/** Counts the history loads of the hub's worker. */
+function countLoads(th: TestHub): void {
+  const backend = th.workers[0]!.backend;
+  const count = { n: 0 };
+  loadCounts.set(th, count);
+  const load = backend.loadEpisode.bind(backend);
+  backend.loadEpisode = (id: string) => {
+    count.n++;
+    return load(id);
+  };
+}
+const loads = (th: TestHub) => loadCounts.get(th)!.n;
+
+describe('first episodes', () => {
+  it('run from their job, and an event raised before they ran is seen by the next one', async () => {
+    const th = await createTestHub(
+      {
+        orchestrators: {
+          Greet: function* (ctx: OrchestrationContext, name: string): Generator<unknown, string, string> {
+            const a: string = yield ctx.callActivity('Hello', name);
+            const b: string = yield ctx.waitForExternalEvent('more');
+            return `${a} ${b}`;
+          },
+        },
+        activities: { Hello: async (name: string) => `hello ${name}` },
+      },
+      { startWorker: false },
+    );
+    hubs.push(th);
+    const id = await th.client.startNew('Greet', { input: 'ann' });
+    await th.client.raiseEvent(id, 'more', 'and bob');
+    await th.startWorker();
+    countLoads(th);
+    const st = await th.client.waitForCompletion(id, { timeoutMs: 15_000, showHistory: true });
+    expect(st.output).toBe('hello ann and bob');
+    expect(st.history!.filter((e) => e.type === 'ExecutionStarted')).toHaveLength(1);
+    expect((await checkHub(th.client.backend)).findings).toEqual([]);
+  });
+
+  it('are loaded when the job does not carry the event (a large input)', async () => {
+    const th = await createTestHub({ orchestrators: { Len: function* (_ctx: OrchestrationContext, s: string) { return s.length; } } });
+    hubs.push(th);
+    countLoads(th);
+    const id = await th.client.startNew('Len', { input: 'x'.repeat(20_000) });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(20_000);
+    expect(loads(th)).toBe(1);
+  });
+});
+
 describe('direct episodes', () => {
   it('commit each result of a chain with its episode, writing the same history as the queue', async () => {
     const direct = await createTestHub(functions);
     const queued = await createTestHub(functions, { inlineEpisodes: false });
     hubs.push(direct, queued);
+    countLoads(direct);
+    countLoads(queued);
     const [a, b] = await Promise.all([direct.client.startNew('Chain', { input: 1 }), queued.client.startNew('Chain', { input: 1 })]);
     const [sa, sb] = await Promise.all([
       direct.client.waitForCompletion(a, { timeoutMs: 15_000, showHistory: true }),
@@ -39,6 +91,9 @@ describe('direct episodes', () => {
     expect(sb.output).toBe(8);
     // The first episode comes from the queue; each of the three results ran its episode directly.
     expect(direct.workers[0]!.stats).toMatchObject({ episodes: 4, directEpisodes: 3, directRefused: 0, eagerActivities: 3 });
+    // ... and nothing was loaded: the first episode's job carried its ExecutionStarted.
+    expect(loads(direct)).toBe(0);
+    expect(loads(queued)).toBe(3);
     expect(queued.workers[0]!.stats).toMatchObject({ episodes: 4, directEpisodes: 0 });
     expect(shape(sa.history)).toEqual(shape(sb.history));
     // Nothing left behind: no outbox entry (the eager entries went with the commits), nothing for the checker.

@@ -151,7 +151,15 @@ export interface EpisodeJobData {
   i: string;
   x: string;
   v: number;
+  /**
+   * First episode only, when its client queued it: the ExecutionStarted event as stored (base64
+   * msgpack), so that the worker runs it without a load (history is empty, the inbox starts with it).
+   */
+  s?: string;
 }
+
+/** Largest ExecutionStarted event a first episode's job carries (a larger one is loaded). */
+const FIRST_EPISODE_MAX_BYTES = 8 * 1024;
 /** Orchestrator queue job: a durable timer of instance `i` fires. */
 export interface TimerJobData {
   i: string;
@@ -361,6 +369,7 @@ export class RedisBackend {
     const executionId = newExecutionId();
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
+    const startedBuf = encodeEvent(started);
     const k = this.keys;
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -375,14 +384,55 @@ export class RedisBackend {
       executionId,
       now,
       stored.buf,
-      Buffer.concat([Buffer.from('e|'), encodeEvent(started)]),
+      Buffer.concat([Buffer.from('e|'), startedBuf]),
       opts.parent ? `${opts.parent.instanceId}|${opts.parent.executionId}|${opts.parent.taskId}` : '',
       ...claimArgs(claims),
     );
     if (res[0] === 2) return { executionId, created: false };
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
-    await this.dispatch([[res[1]!, res[2]!]]);
+    const [jobId, payload] = [res[1]!, res[2]!];
+    if (claims.length > 0 || startedBuf.length > FIRST_EPISODE_MAX_BYTES) {
+      await this.dispatch([[jobId, payload]]);
+    } else {
+      // The first episode's job carries its one event: the worker need not load anything.
+      await this.orchestratorQueue.add('episode', { ...parseWake(payload), s: startedBuf.toString('base64') }, { jobId, ...WAKE_JOB_OPTS });
+      await this.ackOutbox([jobId]);
+    }
     return { executionId, created: true };
+  }
+
+  /**
+   * The input of an instance's first episode from its job (`s`), without reading Redis: no history
+   * yet, and the inbox starts with the ExecutionStarted event (others raised meanwhile follow it;
+   * the commit, which consumes that one entry, sees them and wakes the instance again). The
+   * commit's version and execution checks hold it to the state the job was queued for.
+   */
+  firstEpisodeFrom(data: EpisodeJobData): LoadedEpisode | undefined {
+    if (data.v !== 0 || typeof data.s !== 'string') return undefined;
+    let event: HistoryEvent;
+    try {
+      event = decodeEvent(Buffer.from(data.s, 'base64'));
+    } catch {
+      return undefined; // not what a client wrote: load instead
+    }
+    if (event.type !== 'ExecutionStarted' || event.executionId !== data.x || event.instanceId !== data.i) return undefined;
+    const at = new Date(event.timestamp);
+    const state: InstanceState = {
+      instanceId: data.i,
+      name: event.name,
+      runtimeStatus: 'Pending',
+      executionId: data.x,
+      version: 0,
+      scheduled: true,
+      episodes: 0,
+      input: event.input,
+      output: undefined,
+      customStatus: undefined,
+      createdAt: at,
+      lastUpdatedAt: at,
+    };
+    if (event.parent) state.parent = { instanceId: event.parent.instanceId, executionId: event.parent.executionId, taskId: event.parent.taskId };
+    return { state, history: [], inbox: [{ kind: 'e', seq: '', event }], stream: { entries: 0, lastId: '0-0' } };
   }
 
   /** Reads state, history and inbox of an instance in one round trip. */

@@ -365,7 +365,7 @@ export class DurabullWorker {
    */
   async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
-    const loaded = preloaded ?? (await this.backend.loadEpisode(instanceId));
+    const loaded = preloaded ?? this.backend.firstEpisodeFrom(data) ?? (await this.backend.loadEpisode(instanceId));
     if (!loaded) return false;
     const st = loaded.state;
     if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
@@ -682,6 +682,7 @@ export function episodeJobProblem(d: unknown): string | undefined {
   if (!isInstanceId(d.i)) return `'i' (instance id) is ${show(d.i)}, not a valid instance id`;
   if (typeof d.x !== 'string' || d.x.length === 0) return `'x' (execution id) is ${show(d.x)}, not a non-empty string`;
   if (!isSeq(d.v)) return `'v' (version) is ${show(d.v)}, not a non-negative integer`;
+  if (d.s !== undefined && typeof d.s !== 'string') return `'s' (first event) is ${show(d.s)}, not a base64 string`;
   return undefined;
 }
 
