@@ -19,6 +19,7 @@ import {
 } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keysContaining } from './helpers/redis.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate, eventsOf, waitUntil } from './helpers/orchestration.js';
 
@@ -39,16 +40,7 @@ const big = (tag: string, n = MB) => `${tag}:${'x'.repeat(n - tag.length - 1)}`;
 const codes = (r: InstanceReport) => r.findings.map((f) => f.code);
 
 /** Every key of the hub whose name contains `id` (SCAN). */
-async function keysNaming(id: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await th!.redis.scan(cursor, 'MATCH', th!.keys.pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys.filter((k) => k.includes(id)));
-  } while (cursor !== '0');
-  return found.sort();
-}
+const keysNaming = (id: string) => keysContaining(th!.redis, th!.keys.pattern, id);
 
 /** The payload keys of an instance (SCAN over its claim prefix), with their sizes. */
 async function payloadKeys(id: string): Promise<Map<string, number>> {

@@ -13,6 +13,7 @@ import {
 } from '@durabull/client';
 import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keysContaining } from './helpers/redis.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 
 let th: TestHub | undefined;
@@ -60,16 +61,7 @@ async function untilRunning(id: string): Promise<OrchestrationStatus> {
 const types = (h: HistoryEvent[] | undefined) => (h ?? []).map((e) => e.type);
 
 /** Every key of the hub whose name contains `id` (SCAN, not KEYS). */
-async function keysNaming(id: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await th!.redis.scan(cursor, 'MATCH', th!.keys.pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys.filter((k) => k.includes(id)));
-  } while (cursor !== '0');
-  return found.sort();
-}
+const keysNaming = (id: string) => keysContaining(th!.redis, th!.keys.pattern, id);
 
 /** Members of the creation, status and name indexes that belong to instance `id`. */
 async function indexEntriesOf(id: string): Promise<string[]> {

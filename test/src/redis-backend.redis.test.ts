@@ -41,14 +41,25 @@ afterEach(async () => {
   await redis.quit();
 });
 
-/** Runs one episode by hand; returns the commit (not dispatched unless asked). */
-async function episode(id: string, opts: { between?: () => Promise<void> } = {}) {
-  const loaded = (await backend.loadEpisode(id))!;
+/** Runs one episode by hand (as `on`, default `backend`); returns the commit (not dispatched unless asked). */
+async function episode(id: string, opts: { between?: () => Promise<void>; on?: RedisBackend } = {}) {
+  const on = opts.on ?? backend;
+  const loaded = (await on.loadEpisode(id))!;
   const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
   const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
   await opts.between?.();
-  const commit = await backend.commitEpisode(loaded, prefix, result);
+  const commit = await on.commitEpisode(loaded, prefix, result);
   return { loaded, prefix, result, commit };
+}
+
+/** Runs `fn` with a backend of its own on the same hub: another worker, with its own cache. */
+async function asOtherWorker(fn: (other: RedisBackend) => Promise<void>): Promise<void> {
+  const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
+  try {
+    await fn(other);
+  } finally {
+    await other.close();
+  }
 }
 
 const completed = (seq: number, result: unknown): HistoryEvent => ({ type: 'TaskCompleted', taskScheduledId: seq, result, timestamp: Date.now() });
@@ -128,17 +139,11 @@ describe('commitEpisode with a direct result', () => {
   it('is stale, writing nothing, after another worker committed the step', async () => {
     const { executionId: x } = await backend.startInstance('Chain2', 'd3', undefined);
     await episode('d3');
-    const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
-    try {
-      // Another worker takes the result through the inbox and commits the next episode.
+    // Another worker takes the result through the inbox and commits the next episode.
+    await asOtherWorker(async (other) => {
       await other.deliverEvent('d3', x, 'c', 0, completed(0, 4));
-      const loaded = (await other.loadEpisode('d3'))!;
-      const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
-      const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
-      await other.commitEpisode(loaded, prefix, result);
-    } finally {
-      await other.close();
-    }
+      await episode('d3', { on: other });
+    });
     const history = await backend.getHistory('d3');
     await expect(direct('d3', 0, 4)).rejects.toBeInstanceOf(StaleEpisodeError);
     expect(await backend.getHistory('d3')).toEqual(history);
@@ -163,15 +168,7 @@ describe('after Redis lost its last writes (a restart that cut the append-only f
     await episode('lost'); // cached by `backend`, then lost:
     await restore(before);
     // Another worker runs the first episode again: same version, a new history entry.
-    const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
-    try {
-      const loaded = (await other.loadEpisode('lost'))!;
-      const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
-      const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
-      await other.commitEpisode(loaded, prefix, result);
-    } finally {
-      await other.close();
-    }
+    await asOtherWorker(async (other) => void (await episode('lost', { on: other })));
     const truth = await backend.getHistory('lost');
     // The stale cache would commit the next step from a history Redis no longer has.
     const cachedEp = backend.cachedEpisodeFor('lost', x, 0)!;

@@ -69,3 +69,15 @@ export async function deleteKeysByPattern(redis: Redis, pattern: string): Promis
   } while (cursor !== '0');
   return deleted;
 }
+
+/** The keys matching `pattern` whose name contains `part` (SCAN, not KEYS), sorted. */
+export async function keysContaining(redis: Redis, pattern: string, part: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys.filter((k) => k.includes(part)));
+  } while (cursor !== '0');
+  return found.sort();
+}
