@@ -72,13 +72,36 @@ interface CachedHistory {
    * append-only file) is read again in full instead of being patched onto events Redis no longer has.
    */
   entries: number;
-  events: HistoryEvent[];
+  events: CachedEvent[];
   /**
    * Set by this worker's own commit of a Running episode: the instance as that commit left it
    * (`state.version` is what Redis holds unless someone else wrote since) and what its code waits
    * on. A result for it can then run its episode from here without reading Redis first.
    */
   committed?: { state: InstanceState; wait: WaitSpec };
+}
+
+/**
+ * A history event as the worker's cache keeps it: decoded, or, when it carries an object payload
+ * (an input, result, failure or reason that orchestrator code receives and could mutate), its
+ * bytes, decoded afresh for each episode, so that every replay sees what Redis holds.
+ */
+type CachedEvent = HistoryEvent | Buffer;
+
+function hasObjectPayload(e: HistoryEvent): boolean {
+  const x = e as { input?: unknown; result?: unknown; failure?: unknown; reason?: unknown };
+  const obj = (v: unknown) => typeof v === 'object' && v !== null;
+  return obj(x.input) || obj(x.result) || obj(x.failure) || obj(x.reason);
+}
+
+/** `event` in the cache's form; `bytes` are its stored encoding when known (never with references in it). */
+function toCached(event: HistoryEvent, bytes: Buffer | undefined): CachedEvent {
+  return hasObjectPayload(event) ? (bytes ?? encodeEvent(event)) : event;
+}
+
+/** Fresh events for an episode from the cache's form. */
+function materialize(events: readonly CachedEvent[]): HistoryEvent[] {
+  return events.map((e) => (Buffer.isBuffer(e) ? decodeEvent(e) : e));
 }
 
 /** Options of `commitEpisode` for a worker that runs the activities around an episode itself. */
@@ -125,16 +148,19 @@ function packBatch(events: Buffer[]): Buffer {
 }
 
 /** Decodes one history stream entry (`e`: one event; `b`: a batch) into `into`. */
-function decodeStreamEntry(fields: Buffer[], into: HistoryEvent[]): void {
+function decodeStreamEntry(fields: Buffer[], into: HistoryEvent[], raw?: Buffer[]): void {
   const kind = fields[0]!.toString('latin1');
   const value = fields[1]!;
   if (kind === 'e') {
     into.push(decodeEvent(value));
+    raw?.push(value);
     return;
   }
   for (let at = 0; at < value.length; ) {
     const len = value.readUInt32BE(at);
-    into.push(decodeEvent(value.subarray(at + 4, at + 4 + len)));
+    const bytes = value.subarray(at + 4, at + 4 + len);
+    into.push(decodeEvent(bytes));
+    raw?.push(bytes);
     at += 4 + len;
   }
 }
@@ -209,6 +235,8 @@ export interface InboxItem {
   kind: 'c' | 'f' | 'e';
   seq: string;
   event: HistoryEvent;
+  /** The event's stored bytes, when they hold no reference to a payload stored apart (for the worker's cache). */
+  raw?: Buffer;
 }
 
 export interface LoadedEpisode {
@@ -216,8 +244,11 @@ export interface LoadedEpisode {
   state: InstanceState;
   history: HistoryEvent[];
   inbox: InboxItem[];
-  /** The stream entries `history` came from: their number and the last one's id (bookkeeping of the worker's cache). */
-  stream?: { entries: number; lastId: string };
+  /**
+   * Bookkeeping of the worker's cache: the stream entries `history` came from (their number and
+   * the last one's id) and `history` in the cache's form (not shared with the episode's code).
+   */
+  stream?: { entries: number; lastId: string; cached: CachedEvent[] };
 }
 
 export interface DeliverResult {
@@ -432,7 +463,7 @@ export class RedisBackend {
       lastUpdatedAt: at,
     };
     if (event.parent) state.parent = { instanceId: event.parent.instanceId, executionId: event.parent.executionId, taskId: event.parent.taskId };
-    return { state, history: [], inbox: [{ kind: 'e', seq: '', event }], stream: { entries: 0, lastId: '0-0' } };
+    return { state, history: [], inbox: [{ kind: 'e', seq: '', event, raw: Buffer.from(data.s, 'base64') }], stream: { entries: 0, lastId: '0-0', cached: [] } };
   }
 
   /** Reads state, history and inbox of an instance in one round trip. */
@@ -490,36 +521,40 @@ export class RedisBackend {
     const entries =
       base || !cached ? stream : ((await this.redis.xrangeBuffer(this.keys.history(instanceId), '-', '+')) as unknown as [Buffer, Buffer[]][]);
     const refsBefore = payloadRefsDecoded();
-    const decoded: [id: string, events: HistoryEvent[]][] = [];
+    const decoded: [id: string, events: HistoryEvent[], raw: (Buffer | undefined)[]][] = [];
     for (const [id, fields] of entries) {
       const sid = id.toString('latin1');
       if (base && compareStreamIds(sid, base.lastId) <= 0) continue;
       const events: HistoryEvent[] = [];
-      decodeStreamEntry(fields, events);
-      decoded.push([sid, events]);
+      const raw: Buffer[] = [];
+      decodeStreamEntry(fields, events, raw);
+      decoded.push([sid, events, raw]);
     }
     const inbox = inboxEntries.map(parseInboxEntry);
     if (payloadRefsDecoded() !== refsBefore) {
-      // Resolved before anything is cached: the cache holds payloads, never references.
+      // Resolved before anything is cached: the cache holds payloads, never references (and so
+      // not these bytes either: toCached encodes the resolved events again).
       const holders: object[] = inbox.map((m) => m.event);
       for (const [, events] of decoded) for (const e of events) holders.push(e);
       await this.resolvePayloads(instanceId, holders);
+      for (const m of inbox) delete m.raw;
+      for (const d of decoded) d[2] = [];
     }
     let entry: CachedHistory;
     if (base) {
       entry = base;
       if (entry.committed && entry.committed.state.version !== parsed.version) delete entry.committed;
-      for (const [sid, events] of decoded) {
+      for (const [sid, events, raw] of decoded) {
         // Another load of this instance in this process may have appended these already.
         if (compareStreamIds(sid, entry.lastId) <= 0) continue;
-        for (const e of events) entry.events.push(e);
+        events.forEach((e, k) => entry.events.push(toCached(e, raw[k])));
         entry.lastId = sid;
         entry.entries++;
       }
     } else {
       entry = { exec: parsed.executionId, lastId: '0-0', entries: 0, events: [] };
-      for (const [sid, events] of decoded) {
-        for (const e of events) entry.events.push(e);
+      for (const [sid, events, raw] of decoded) {
+        events.forEach((e, k) => entry.events.push(toCached(e, raw[k])));
         entry.lastId = sid;
         entry.entries++;
       }
@@ -529,7 +564,8 @@ export class RedisBackend {
     if (this.historyCache.size > this.historyCacheSize) {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
-    return { state: parsed, history: entry.events.slice(), inbox, stream: { entries: entry.entries, lastId: entry.lastId } };
+    const cachedNow = entry.events.slice();
+    return { state: parsed, history: materialize(cachedNow), inbox, stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
   }
 
   /**
@@ -677,16 +713,19 @@ export class RedisBackend {
     const { state } = loaded;
     const id = state.instanceId;
     const held = this.historyCache.get(id);
-    if (result.status !== 'Running' || this.historyCacheSize <= 0 || !loaded.stream) {
+    // An inbox event without its bytes had a payload stored apart: left to the next load.
+    if (result.status !== 'Running' || this.historyCacheSize <= 0 || !loaded.stream || loaded.inbox.some((m) => !m.raw)) {
       this.historyCache.delete(id);
       return;
     }
     if (held && held.exec === state.executionId && held.committed && held.committed.state.version >= version) return;
+    // Built from stored bytes and the cache's own form, never from the objects the episode's code
+    // received (it may have changed them).
     const refsBefore = payloadRefsDecoded();
-    const events = loaded.history.slice();
-    for (const b of prefix) events.push(decodeEvent(b));
-    for (const item of loaded.inbox) events.push(item.event);
-    for (const b of suffix) events.push(decodeEvent(b));
+    const events = loaded.stream.cached.slice();
+    for (const b of prefix) events.push(toCached(decodeEvent(b), b));
+    for (const item of loaded.inbox) events.push(item.raw ? toCached(decodeEvent(item.raw), item.raw) : toCached(item.event, undefined));
+    for (const b of suffix) events.push(toCached(decodeEvent(b), b));
     if (payloadRefsDecoded() !== refsBefore) {
       // A payload of this episode was stored apart: the cache holds payloads, never references,
       // so the next episode reads the history from Redis (which resolves them).
@@ -717,7 +756,8 @@ export class RedisBackend {
     const w = c.wait;
     const progresses = w.kind === 'unknown' || (w.kind === 'any' ? w.ids.includes(seq) : w.ids.length === 1 && w.ids[0] === seq);
     if (!progresses) return undefined;
-    return { state: { ...c.state }, history: entry.events.slice(), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId } };
+    const cachedNow = entry.events.slice();
+    return { state: { ...c.state }, history: materialize(cachedNow), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
   }
 
   /** Forgets what this worker's last commit of the instance left (its direct commit was refused). */
@@ -1408,7 +1448,8 @@ function wakePayload(instanceId: string, executionId: string, version: number): 
 function parseInboxEntry(buf: Buffer): InboxItem {
   const sep = buf.indexOf(0x7c); // '|'
   const header = buf.subarray(0, sep).toString('latin1');
-  return { kind: header[0] as InboxItem['kind'], seq: header.slice(1), event: decodeEvent(buf.subarray(sep + 1)) };
+  const raw = buf.subarray(sep + 1);
+  return { kind: header[0] as InboxItem['kind'], seq: header.slice(1), event: decodeEvent(raw), raw };
 }
 
 function parseState(instanceId: string, st: Record<string, Buffer>): InstanceState {
