@@ -195,6 +195,32 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     });
   }
 
+  // Once connected, a request while Redis is unreachable gets a 503 at once instead of waiting in
+  // ioredis' offline queue (where a start or an event would still be sent whenever Redis is back).
+  let connected = false;
+  let down = false;
+  client.backend.redis.on('ready', () => {
+    connected = true;
+    if (down) app.log.info('Redis is reachable again');
+    down = false;
+  });
+  // ioredis reports every failed reconnect: the outage is logged once.
+  const onError = (err: Error) => {
+    if (down) return;
+    down = true;
+    app.log.warn({ err }, 'Redis is unreachable; requests get 503 until it is back');
+  };
+  client.backend.redis.on('error', onError);
+  client.backend.queueConnection.on('error', onError);
+  app.addHook('onRequest', async (req, reply) => {
+    const status = client.backend.redis.status;
+    if (!connected || status === 'ready' || !req.routeOptions.url) return;
+    return reply
+      .code(503)
+      .header('retry-after', '1')
+      .send({ error: 'ServiceUnavailable', message: `Redis is unreachable (connection ${status}); nothing was done. Try again shortly.` });
+  });
+
   const baseUrl = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
   /** The management URLs of an instance, as Durable Functions' createCheckStatusResponse gives them. */
   const managementPayload = (req: FastifyRequest, id: string) => {
@@ -216,6 +242,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   };
 
   // ---- management API ----
+
+  // For health checks: answers without a Redis command (the hook above answers 503 while Redis is unreachable).
+  app.get('/health', async () => ({ status: 'ok', redis: client.backend.redis.status }));
 
   app.post('/orchestrations/:name', async (req, reply) => {
     const { name } = parse(z.object({ name: NAME }), req.params, 'path');
