@@ -188,6 +188,30 @@ describe('after Redis lost its last writes (a restart that cut the append-only f
   });
 });
 
+describe('sub-orchestration starts still queued when the parent is terminated', () => {
+  const child = (parentId: string, parentExec: string) => backend.startInstance('Chain2', `${parentId}-child`, 1, { parent: { instanceId: parentId, executionId: parentExec, taskId: 0 } });
+
+  it('do not start after a recursive terminate, and nothing of the child is written', async () => {
+    const { executionId: x } = await backend.startInstance('Chain2', 'tree', undefined);
+    await backend.terminate('tree', 'stop', Date.now(), true);
+    const before = (await redis.keys(backend.keys.pattern)).sort();
+    expect(await child('tree', x)).toMatchObject({ created: false });
+    expect(await backend.getState('tree-child')).toBeUndefined();
+    expect((await redis.keys(backend.keys.pattern)).sort()).toEqual(before);
+  });
+
+  it('still start after a plain terminate, and for a new execution under a recursively terminated id', async () => {
+    const { executionId: x } = await backend.startInstance('Chain2', 'plain', undefined);
+    await backend.terminate('plain', 'stop');
+    expect(await child('plain', x)).toMatchObject({ created: true });
+    expect(await backend.getState('plain-child')).toMatchObject({ runtimeStatus: 'Pending', parent: { instanceId: 'plain', executionId: x } });
+    await backend.startInstance('Chain2', 'again', undefined);
+    await backend.terminate('again', 'stop', Date.now(), true);
+    const { executionId: z } = await backend.startInstance('Chain2', 'again', undefined); // started again: not terminated
+    expect(await child('again', z)).toMatchObject({ created: true });
+  });
+});
+
 describe('fan-in counter', () => {
   it('wakes the orchestrator only when the last awaited result arrives', async () => {
     const { executionId: x } = await backend.startInstance('Fan3', 'fan', undefined);

@@ -119,9 +119,11 @@ export class DurabullClient {
    * InstanceNotFoundError or InstanceFinishedError.
    */
   async terminate(instanceId: string, reason?: unknown, options: { recursive?: boolean } = {}): Promise<void> {
-    const children = options.recursive ? await this.runningChildren(instanceId) : [];
-    await this.backend.terminate(instanceId, reason);
-    for (const child of children) {
+    await this.backend.terminate(instanceId, reason, Date.now(), options.recursive === true);
+    if (!options.recursive) return;
+    // Read once the instance is final: every child it started is in its history by now, and one
+    // whose start is still queued will not start (the terminate recorded `recursive`).
+    for (const child of await this.runningChildren(instanceId)) {
       await this.terminate(child, reason, options).catch(ignoreGone);
     }
   }

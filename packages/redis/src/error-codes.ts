@@ -9,6 +9,8 @@ export const ErrorCode = {
   InvalidState: -5,
   /** commitEpisode with a direct result: the instance moved on; nothing was written. */
   DirectRefused: -6,
+  /** startInstance of a sub-orchestration whose parent was terminated recursively: not started. */
+  ParentTerminated: -7,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -410,6 +410,8 @@ export class RedisBackend {
       k.statusIndex,
       k.nameIndex,
       k.claims(instanceId),
+      // Read only for a sub-orchestration: a parent terminated recursively meanwhile refuses it.
+      k.state(opts.parent ? opts.parent.instanceId : instanceId),
       instanceId,
       name,
       executionId,
@@ -419,7 +421,7 @@ export class RedisBackend {
       opts.parent ? `${opts.parent.instanceId}|${opts.parent.executionId}|${opts.parent.taskId}` : '',
       ...claimArgs(claims),
     );
-    if (res[0] === 2) return { executionId, created: false };
+    if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
     const [jobId, payload] = [res[1]!, res[2]!];
     if (claims.length > 0 || startedBuf.length > FIRST_EPISODE_MAX_BYTES) {
@@ -1048,7 +1050,11 @@ export class RedisBackend {
   }
 
   /** Terminates a running instance at once (its parent, if any, sees a failed sub-orchestration). */
-  async terminate(instanceId: string, reason?: unknown, now = Date.now()): Promise<void> {
+  /**
+   * Terminates an instance at once. `recursive`: recorded with it, so that a sub-orchestration whose
+   * start is still queued is not started afterwards (the caller terminates those already running).
+   */
+  async terminate(instanceId: string, reason?: unknown, now = Date.now(), recursive = false): Promise<void> {
     assertInstanceId(instanceId);
     const claims: Claim[] = [];
     // The state's output and ExecutionTerminated's reason share one payload key when it is stored apart.
@@ -1065,6 +1071,7 @@ export class RedisBackend {
       encodeEvent({ type: 'ExecutionTerminated', reason: stored.value, timestamp: now }),
       now,
       k.doneChannel,
+      recursive ? '1' : '0',
       ...claimArgs(claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'terminateInstance', operation: 'terminate' });

@@ -18,8 +18,10 @@
     ARGV[3] ExecutionTerminated event (msgpack)
     ARGV[4] now (ms)
     ARGV[5] channel on which a finished instance's id is published
-    ARGV[6] M: number of payloads stored apart (claim check: the reason when it is large)
-    ARGV[7...] M pairs: token, encoded payload
+    ARGV[6] "1": recursive (its sub-orchestrations are terminated too): recorded as `tree`, so that a
+            child whose start is still queued is not started afterwards (startInstance checks it)
+    ARGV[7] M: number of payloads stored apart (claim check: the reason when it is large)
+    ARGV[8...] M pairs: token, encoded payload
 
   Events:
     PUBLISH ARGV[5] instanceId
@@ -40,11 +42,12 @@ local cur = rcall("HMGET", st, "status", "exec")
 if not cur[1] then return {-1} end
 if isTerminal(cur[1]) then return {-3, cur[1]} end
 local now = ARGV[4]
-storeClaims(KEYS[9], 7, tonumber(ARGV[6]))
+storeClaims(KEYS[9], 8, tonumber(ARGV[7]))
 rcall("XADD", KEYS[2], "*", "e", ARGV[3])
 setStatus(st, KEYS[8], ARGV[1], "Terminated")
 rcall("HSET", st, "output", ARGV[2], "completedAt", now, "updatedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
 rcall("HINCRBY", st, "version", 1)
+if ARGV[6] == "1" then rcall("HSET", st, "tree", 1) end
 rcall("DEL", KEYS[3], KEYS[4], KEYS[5])
 local parentJob = notifyParent(st, KEYS[6], KEYS[7], ARGV[1], cur[2], now)
 rcall("PUBLISH", ARGV[5], ARGV[1])

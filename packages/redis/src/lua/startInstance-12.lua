@@ -14,6 +14,7 @@
     KEYS[9] partition status index (lex zset)
     KEYS[10] partition name index (lex zset)
     KEYS[11] claim set (tokens of the instance's payloads stored apart)
+    KEYS[12] the parent's state hash (a sub-orchestration; any key otherwise: not read)
 
     ARGV[1] instance id
     ARGV[2] orchestrator name
@@ -29,6 +30,8 @@
     {1, wakeJobId, wakePayload}   created
     {2}                           a sub-orchestration start delivered twice: this parent task already created it
     {-1, status}                  the instance exists and is not finished
+    {-7}                          a sub-orchestration whose parent (that execution) was terminated
+                                  recursively since it asked for the start: not started
 ]]
 local rcall = redis.call
 --- @include "includes/isTerminal"
@@ -43,6 +46,11 @@ local cur = rcall("HMGET", st, "status", "plink")
 local status = cur[1]
 if status and ARGV[7] ~= "" and cur[2] == ARGV[7] then
   return {2}
+end
+if ARGV[7] ~= "" then
+  local parent = rcall("HMGET", KEYS[12], "status", "exec", "tree")
+  local parentExec = string.match(ARGV[7], "^[^|]*|([^|]*)|")
+  if parent[1] == "Terminated" and parent[3] == "1" and parent[2] == parentExec then return {-7} end
 end
 if status and not isTerminal(status) then
   return {-1, status}
