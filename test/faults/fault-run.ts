@@ -493,6 +493,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
           problem(`${r.id}: output ${JSON.stringify(st.output)}, expected ${JSON.stringify(r.output)}`);
         }
         missingResults += h.scheduled - h.finished;
+        if (h.scheduled > h.finished) problem(`${r.id}: completed, but ${h.scheduled - h.finished} scheduled task(s) have no result in history: ${h.notes.join('; ')}`);
         if (h.scheduled !== r.tasks) problem(`${r.id}: ${h.scheduled} tasks scheduled, expected ${r.tasks}`);
         for (let t = 0; t < r.tasks; t++) {
           if (!(Number(byTask[`${r.id}#${t}`] ?? 0) >= 1)) {
@@ -646,6 +647,8 @@ export function checkHistory(history: readonly HistoryEvent[]): { duplicated: nu
     duplicated += completed - 1;
     notes.push(`${completed} ExecutionCompleted`);
   }
+  const unfinished = [...scheduled].filter((id) => !finished.has(id));
+  if (unfinished.length > 0) notes.push(`no result for task${unfinished.length === 1 ? '' : 's'} ${unfinished.slice(0, 10).join(', ')}`);
   return { duplicated, scheduled: scheduled.size, finished: finished.size, notes };
 }
 

@@ -188,6 +188,30 @@ describe('after Redis lost its last writes (a restart that cut the append-only f
   });
 });
 
+describe('an inbox that changed under the episode', () => {
+  it('is not committed: the episode runs again on the inbox as it is', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'inb', undefined);
+    await episode('inb');
+    for (const [seq, v] of [[0, 1], [1, 4], [2, 9]] as const) await backend.deliverEvent('inb', x, 'c', seq, completed(seq, v));
+    const loaded = (await backend.loadEpisode('inb'))!;
+    expect(loaded.inbox).toHaveLength(3);
+    // As after a Redis restart that lost the last delivery and got it again, from another run of the activity.
+    const raw = await redis.lrangeBuffer(backend.keys.inbox('inb'), 0, -1);
+    await redis.lset(backend.keys.inbox('inb'), 2, Buffer.concat([Buffer.from('c2|'), encodeEvent(completed(2, 16))]));
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+    const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+    expect(result.output).toBe(14);
+    const history = await backend.getHistory('inb');
+    await expect(backend.commitEpisode(loaded, prefix, result)).rejects.toThrow(/inbox is not what this episode read/);
+    expect(await backend.getHistory('inb')).toEqual(history);
+    expect(await redis.llen(backend.keys.inbox('inb'))).toBe(raw.length);
+    // Run again, it sees the result that is stored.
+    const again = await episode('inb');
+    expect(again.result.output).toBe(21);
+    expect((await backend.getState('inb'))!.output).toBe(21);
+  });
+});
+
 describe('sub-orchestration starts still queued when the parent is terminated', () => {
   const child = (parentId: string, parentExec: string) => backend.startInstance('Chain2', `${parentId}-child`, 1, { parent: { instanceId: parentId, executionId: parentExec, taskId: 0 } });
 

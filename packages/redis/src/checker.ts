@@ -25,7 +25,7 @@
 import { type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 import { PayloadRef, decode, decodeEvent } from './codec.js';
 import { assertInstanceId } from './keys.js';
-import type { RedisBackend } from './redis-backend.js';
+import { type RedisBackend, activityJobId } from './redis-backend.js';
 
 /**
  * What a finding is about. Codes are stable (tools may match on them); messages are for people.
@@ -44,6 +44,7 @@ import type { RedisBackend } from './redis-backend.js';
  * | `status-mismatch` | the state's status disagrees with the history (Completed/Failed need `ExecutionCompleted` with that status, Terminated needs `ExecutionTerminated`, an unfinished instance has no terminal event), or is unknown |
  * | `work-for-finished` | a finished instance with pending tasks, inbox entries, a wait set, `scheduled` = 1, or a wake for its current version in the outbox or in BullMQ |
  * | `stuck` | an unfinished, unsuspended instance that nothing will ever run: idle (`scheduled` = 0) with inbox events that let its code progress and no wake in the outbox; or `scheduled` = 1 for longer than the grace period with no wake in the outbox and no orchestrator job for its version in BullMQ |
+ * | `lost-task` | an unfinished, unsuspended instance, unchanged for longer than the grace period, with a pending activity task that has neither an outbox entry nor a live job in BullMQ: nothing will ever run it (at most 100 pending tasks are looked up per instance) |
  * | `index-mismatch` | a creation, name or status index entry missing, pointing to another status, or left by an instance that is gone |
  * | `missing-payload` | a reference to a payload stored apart (claim check), in history, inbox or state, whose key is missing, or that the instance's claim set does not list (purge would leave it behind) |
  */
@@ -60,6 +61,7 @@ export type FindingCode =
   | 'status-mismatch'
   | 'work-for-finished'
   | 'stuck'
+  | 'lost-task'
   | 'index-mismatch'
   | 'missing-payload';
 
@@ -77,6 +79,7 @@ export const FINDING_CODES: readonly FindingCode[] = [
   'status-mismatch',
   'work-for-finished',
   'stuck',
+  'lost-task',
   'index-mismatch',
   'missing-payload',
 ];
@@ -458,6 +461,34 @@ async function wakeJobIsLost(backend: RedisBackend, id: string, exec: string, ve
   return now[0] === exec && Number(now[1]) === version && now[2] === '1';
 }
 
+/** Pending activity tasks looked up in BullMQ per instance, at most. */
+const LOST_TASK_LOOKUPS = 100;
+
+/**
+ * The pending activity tasks of an instance that nothing will run: no outbox entry (its own, or a
+ * batch of its execution not yet expanded), no live job in BullMQ, and still pending once those
+ * were looked at (re-read, so that a result delivered meanwhile is not taken for a loss).
+ */
+async function lostActivityTasks(backend: RedisBackend, id: string, exec: string, version: number, tasks: number[]): Promise<number[]> {
+  const k = backend.keys;
+  const [, batches] = await backend.redis.hscan(k.outbox, '0', 'MATCH', `b-${id}-${exec}-*`, 'COUNT', 1000);
+  if (batches.length > 0) return [];
+  const lost: number[] = [];
+  for (const seq of tasks.slice(0, LOST_TASK_LOOKUPS)) {
+    const jobId = activityJobId(id, exec, seq);
+    if ((await backend.redis.hexists(k.outbox, jobId)) === 1) continue;
+    if (LIVE_JOB_STATES.has(await backend.activityQueue.getJobState(jobId))) continue;
+    lost.push(seq);
+  }
+  if (lost.length === 0) return [];
+  const m = backend.redis.multi().hmget(k.state(id), 'exec', 'version').smismember(k.pending(id), ...lost.map(String));
+  const res = await m.exec();
+  const [ex, v] = res![0]![1] as (string | null)[];
+  if (ex !== exec || Number(v) !== version) return [];
+  const still = res![1]![1] as number[];
+  return lost.filter((_, i) => still[i] === 1);
+}
+
 /**
  * Checks one instance: its history on its own ({@link checkHistoryEvents}), then against its state,
  * inbox, pending set, outbox, BullMQ and indexes. With `repair`, re-queues it when stuck and fixes
@@ -526,6 +557,7 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
   }
 
   const scheduledFlag = st.scheduled === '1';
+  let lostTasks: number[] = [];
   if (finished) {
     // Nothing may be left to do for a finished instance.
     if (snap.pending.length) f.add('work-for-finished', `${snap.pending.length} pending task(s) (${snap.pending.slice(0, 5).join(', ')})`);
@@ -555,6 +587,13 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
       } else if (!snap.wakeInOutbox && now - Number(st.updatedAt ?? 0) >= graceMs && (await wakeJobIsLost(backend, id, exec, snap.version))) {
         f.add('stuck', `scheduled = 1 since ${new Date(Number(st.updatedAt ?? 0)).toISOString()} but no wake ${wakeJobId(id, exec, snap.version)} in the outbox or BullMQ`);
       }
+      const activities = snap.pending.map(Number).filter((seq) => summary.scheduled.get(seq) === 'activity');
+      if (activities.length > 0 && now - Number(st.updatedAt ?? 0) >= graceMs) {
+        lostTasks = await lostActivityTasks(backend, id, exec, snap.version, activities);
+        if (lostTasks.length > 0) {
+          f.add('lost-task', `activity task${lostTasks.length === 1 ? '' : 's'} ${lostTasks.slice(0, 5).join(', ')}${lostTasks.length > 5 ? ', ...' : ''} pending with no outbox entry and no job in BullMQ`);
+        }
+      }
     }
   }
 
@@ -579,6 +618,13 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
       const r = await backend.requeueInstance(id, { executionId: exec, version: snap.version, scheduled: scheduledFlag }, now);
       if (r.status === 'requeued') stuck.repaired = `re-queued with wake ${r.wakeJobId}`;
       else stuck.message += ` (not re-queued: ${r.status}${r.reason ? `, ${r.reason}` : ''})`;
+    }
+    const lost = findings.find((x) => x.code === 'lost-task');
+    if (lost) {
+      // Queued again from what history scheduled; a job that turns up twice runs twice, and its
+      // second result is dropped (activities are at least once).
+      const n = await backend.requeueActivities(id, exec, snap.history, lostTasks);
+      lost.repaired = `${n} activity job${n === 1 ? '' : 's'} queued again`;
     }
     await repairIndex(backend, findings, indexedAt);
   }

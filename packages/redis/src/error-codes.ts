@@ -11,6 +11,8 @@ export const ErrorCode = {
   DirectRefused: -6,
   /** startInstance of a sub-orchestration whose parent was terminated recursively: not started. */
   ParentTerminated: -7,
+  /** commitEpisode: the inbox entries the episode consumed are not in the inbox any more; nothing was written. */
+  InboxChanged: -8,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

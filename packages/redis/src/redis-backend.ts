@@ -3,7 +3,7 @@
  * through the partition outbox into BullMQ. High-level operations only: KEYS/ARGV never leave this
  * file.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   DurabullError,
   type ExecutionResult,
@@ -249,6 +249,20 @@ export interface LoadedEpisode {
    * the last one's id) and `history` in the cache's form (not shared with the episode's code).
    */
   stream?: { entries: number; lastId: string; cached: CachedEvent[] };
+  /** SHA-1 of the inbox entries as read (each as <u32 length><entry>): the commit checks it is still that inbox. */
+  inboxDigest?: string;
+}
+
+/** The digest `commitEpisode` checks the consumed inbox entries against. */
+function inboxDigest(entries: readonly Buffer[]): string {
+  const h = createHash('sha1');
+  const len = Buffer.allocUnsafe(4);
+  for (const e of entries) {
+    len.writeUInt32BE(e.length, 0);
+    h.update(len);
+    h.update(e);
+  }
+  return h.digest('hex');
 }
 
 export interface DeliverResult {
@@ -465,7 +479,14 @@ export class RedisBackend {
       lastUpdatedAt: at,
     };
     if (event.parent) state.parent = { instanceId: event.parent.instanceId, executionId: event.parent.executionId, taskId: event.parent.taskId };
-    return { state, history: [], inbox: [{ kind: 'e', seq: '', event, raw: Buffer.from(data.s, 'base64') }], stream: { entries: 0, lastId: '0-0', cached: [] } };
+    const raw = Buffer.from(data.s, 'base64');
+    return {
+      state,
+      history: [],
+      inbox: [{ kind: 'e', seq: '', event, raw }],
+      stream: { entries: 0, lastId: '0-0', cached: [] },
+      inboxDigest: inboxDigest([Buffer.concat([Buffer.from('e|'), raw])]),
+    };
   }
 
   /** Reads state, history and inbox of an instance in one round trip. */
@@ -567,7 +588,9 @@ export class RedisBackend {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
     const cachedNow = entry.events.slice();
-    return { state: parsed, history: materialize(cachedNow), inbox, stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+    const loaded: LoadedEpisode = { state: parsed, history: materialize(cachedNow), inbox, stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+    if (inboxEntries.length > 0) loaded.inboxDigest = inboxDigest(inboxEntries);
+    return loaded;
   }
 
   /**
@@ -655,7 +678,7 @@ export class RedisBackend {
       state.executionId,
       id,
       now,
-      loaded.inbox.length,
+      loaded.inboxDigest && loaded.inbox.length > 0 ? `${loaded.inbox.length}|${loaded.inboxDigest}` : String(loaded.inbox.length),
       result.status,
       outputBuf,
       result.failure ? encode(result.failure) : '',
@@ -690,6 +713,10 @@ export class RedisBackend {
     for (const c of nextClaims) args.push(c.token, c.blob);
     const res = await this.scripts.commitEpisode(...args);
     if (res[0] === ErrorCode.DirectRefused) return { version: state.version, refused: true, outbox: [] };
+    if (res[0] === ErrorCode.InboxChanged) {
+      // Thrown, not stale: the episode must run again on the inbox as it is (a retry reloads it).
+      throw new DurabullError(`Instance '${id}': its inbox is not what this episode read (deliveries lost by a Redis restart?); nothing was committed, the episode runs again.`);
+    }
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
     outbox = written;
     if (res[2]) outbox.push([res[2], res[3]!]);
@@ -760,6 +787,22 @@ export class RedisBackend {
     if (!progresses) return undefined;
     const cachedNow = entry.events.slice();
     return { state: { ...c.state }, history: materialize(cachedNow), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+  }
+
+  /**
+   * Queues activity tasks again from the TaskScheduled events of `history` (the checker's repair of
+   * a lost task): the same job id and data as the commit wrote. Returns how many were queued.
+   */
+  async requeueActivities(instanceId: string, executionId: string, history: readonly HistoryEvent[], seqs: number[]): Promise<number> {
+    const want = new Set(seqs);
+    const entries: [string, string][] = [];
+    for (const e of history) {
+      if (e.type !== 'TaskScheduled' || !want.has(e.taskId)) continue;
+      const data: ActivityJobData = { i: instanceId, x: executionId, s: e.taskId, n: e.name, p: encode(e.input).toString('base64') };
+      entries.push([activityJobId(instanceId, executionId, e.taskId), `A${JSON.stringify(data)}`]);
+    }
+    await this.dispatch(entries);
+    return entries.length;
   }
 
   /** Forgets what this worker's last commit of the instance left (its direct commit was refused). */

@@ -19,7 +19,10 @@
     ARGV[2]  execution id
     ARGV[3]  instance id
     ARGV[4]  now (ms)
-    ARGV[5]  inbox entries consumed by the episode (n)
+    ARGV[5]  inbox entries consumed by the episode: "<n>" or "<n>|<sha1>", the SHA-1 of those n
+             entries as the worker read them (each as <u32 length><entry>): the commit applies only
+             to the inbox the episode saw (deliveries lost by a Redis restart that cut its AOF, then
+             made again, would otherwise be taken for what the code was given)
     ARGV[6]  new status: Running | Completed | Failed | Terminated | ContinuedAsNew
     ARGV[7]  output (msgpack, "" for none); for ContinuedAsNew the next execution's input
     ARGV[8]  failure (msgpack, "" for none)
@@ -67,6 +70,7 @@
     {1, version, wakeJobId, wakePayload, parentJobId, parentPayload, historyEntryId}   committed ("" where none)
     {-2}     stale: nothing was written
     {-6}     direct result refused (ARGV[23]): nothing was written
+    {-8}     the inbox is not what the episode consumed (ARGV[5]): nothing was written
 ]]
 local rcall = redis.call
 --- @include "includes/isTerminal"
@@ -86,13 +90,23 @@ if ARGV[23] ~= "" then
   local seq, last = string.match(ARGV[23], "^(%d+)|(.*)$")
   if cur[4] == "1" or cur[5] ~= last or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, seq) == 0 then return {-6} end
 end
+local n, inboxSha = string.match(ARGV[5], "^(%d+)|?(%x*)$")
+n = tonumber(n)
+local consumed = {}
+if n > 0 then
+  consumed = rcall("LRANGE", inbox, 0, n - 1)
+  if inboxSha ~= "" then
+    local framed = {}
+    for k, entry in ipairs(consumed) do framed[k] = struct.pack(">I4", #entry) .. entry end
+    if #consumed ~= n or redis.sha1hex(table.concat(framed)) ~= inboxSha then return {-8} end
+  end
+end
 if ARGV[24] ~= "" then
   rcall("HDEL", KEYS[6], ARGV[24])
   rcall("ZREM", KEYS[7], ARGV[24])
 end
 
 local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
-local n = tonumber(ARGV[5])
 local status = ARGV[6]
 local wmode, wcov = ARGV[11], ARGV[12]
 local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
@@ -107,7 +121,7 @@ for _ = 1, P do
   parts[#parts + 1] = struct.pack(">I4", #ARGV[i]) .. ARGV[i]; i = i + 1
 end
 if n > 0 then
-  for _, entry in ipairs(rcall("LRANGE", inbox, 0, n - 1)) do
+  for _, entry in ipairs(consumed) do
     local _, _, payload = parseInboxHeader(entry)
     parts[#parts + 1] = struct.pack(">I4", #payload) .. payload
   end
