@@ -327,6 +327,12 @@ export function createRedisClient(connection: ConnectionLike | undefined, extra:
   return new Redis({ host: '127.0.0.1', port: 6379, ...connection, ...opts });
 }
 
+/** The outbox entry of an activity job; `input` is the payload or its reference (claim check). */
+function activityEntry(instanceId: string, executionId: string, seq: number, name: string, input: unknown): [string, string] {
+  const data: ActivityJobData = { i: instanceId, x: executionId, s: seq, n: name, p: encode(input).toString('base64') };
+  return [activityJobId(instanceId, executionId, seq), `A${JSON.stringify(data)}`];
+}
+
 /** The job id (and outbox entry id) of activity task `seq` of an execution. */
 export function activityJobId(instanceId: string, executionId: string, seq: number): string {
   return `a-${instanceId}-${executionId}-${seq}`;
@@ -797,9 +803,7 @@ export class RedisBackend {
     const want = new Set(seqs);
     const entries: [string, string][] = [];
     for (const e of history) {
-      if (e.type !== 'TaskScheduled' || !want.has(e.taskId)) continue;
-      const data: ActivityJobData = { i: instanceId, x: executionId, s: e.taskId, n: e.name, p: encode(e.input).toString('base64') };
-      entries.push([activityJobId(instanceId, executionId, e.taskId), `A${JSON.stringify(data)}`]);
+      if (e.type === 'TaskScheduled' && want.has(e.taskId)) entries.push(activityEntry(instanceId, executionId, e.taskId, e.name, e.input));
     }
     await this.dispatch(entries);
     return entries.length;
@@ -817,16 +821,7 @@ export class RedisBackend {
     a: OrchestratorAction,
     inputRefs: ReadonlyMap<number, PayloadRef>,
   ): [string, string] | undefined {
-    if (a.type === 'ScheduleTask') {
-      const data: ActivityJobData = {
-        i: instanceId,
-        x: executionId,
-        s: a.id,
-        n: a.name,
-        p: encode(inputRefs.get(a.id) ?? a.input).toString('base64'),
-      };
-      return [activityJobId(instanceId, executionId, a.id), `A${JSON.stringify(data)}`];
-    }
+    if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input);
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
       return [`t-${instanceId}-${executionId}-${a.id}`, `T${JSON.stringify(data)}`];
