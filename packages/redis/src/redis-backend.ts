@@ -462,9 +462,10 @@ export class RedisBackend {
    */
   firstEpisodeFrom(data: EpisodeJobData): LoadedEpisode | undefined {
     if (data.v !== 0 || typeof data.s !== 'string') return undefined;
+    const raw = Buffer.from(data.s, 'base64');
     let event: HistoryEvent;
     try {
-      event = decodeEvent(Buffer.from(data.s, 'base64'));
+      event = decodeEvent(raw);
     } catch {
       return undefined; // not what a client wrote: load instead
     }
@@ -485,7 +486,6 @@ export class RedisBackend {
       lastUpdatedAt: at,
     };
     if (event.parent) state.parent = { instanceId: event.parent.instanceId, executionId: event.parent.executionId, taskId: event.parent.taskId };
-    const raw = Buffer.from(data.s, 'base64');
     return {
       state,
       history: [],
@@ -759,7 +759,7 @@ export class RedisBackend {
     const refsBefore = payloadRefsDecoded();
     const events = loaded.stream.cached.slice();
     for (const b of prefix) events.push(toCached(decodeEvent(b), b));
-    for (const item of loaded.inbox) events.push(item.raw ? toCached(decodeEvent(item.raw), item.raw) : toCached(item.event, undefined));
+    for (const { raw } of loaded.inbox) events.push(toCached(decodeEvent(raw!), raw));
     for (const b of suffix) events.push(toCached(decodeEvent(b), b));
     if (payloadRefsDecoded() !== refsBefore) {
       // A payload of this episode was stored apart: the cache holds payloads, never references,
