@@ -182,9 +182,15 @@ export interface EpisodeJobData {
    * msgpack), so that the worker runs it without a load (history is empty, the inbox starts with it).
    */
   s?: string;
+  /**
+   * A wake that one delivery made while the inbox held nothing else: that inbox entry as stored
+   * (base64), so that a worker whose cache holds the instance as its own last commit left it runs
+   * the episode without a load.
+   */
+  e?: string;
 }
 
-/** Largest ExecutionStarted event a first episode's job carries (a larger one is loaded). */
+/** Largest ExecutionStarted event a first episode's job carries (a larger one is loaded); the same bound for a wake's inbox entry. */
 const FIRST_EPISODE_MAX_BYTES = 8 * 1024;
 /** Orchestrator queue job: a durable timer of instance `i` fires. */
 export interface TimerJobData {
@@ -251,6 +257,12 @@ export interface LoadedEpisode {
   stream?: { entries: number; lastId: string; cached: CachedEvent[] };
   /** SHA-1 of the inbox entries as read (each as <u32 length><entry>): the commit checks it is still that inbox. */
   inboxDigest?: string;
+  /**
+   * State and history came from the worker's cache, not from Redis (a wake job that carried its
+   * inbox): the commit applies only while the history still ends at `stream.lastId` and the inbox
+   * is the one carried; otherwise `commitEpisode` returns `{ refused: true }` and the caller loads.
+   */
+  fromCache?: boolean;
 }
 
 /** The digest `commitEpisode` checks the consumed inbox entries against. */
@@ -269,7 +281,7 @@ export interface DeliverResult {
   status: 'delivered' | 'duplicate' | 'stale';
   /** Set when the event woke the orchestrator. */
   wakeJobId?: string;
-  /** With `dispatch: false`: the wake's outbox entry, for the caller to dispatch. */
+  /** With `dispatch: false`: the wake's outbox entry, for the caller to dispatch (its payload may carry the inbox entry: {@link EpisodeJobData.e}). */
   wake?: [jobId: string, payload: string];
   /** With `load: true`: what the woken episode needs, read in the same script. */
   loaded?: LoadedEpisode;
@@ -277,7 +289,7 @@ export interface DeliverResult {
 
 export interface CommitResult {
   version: number;
-  /** With `direct`: the instance had moved on (an event arrived, an episode is queued); nothing was written. */
+  /** With `direct`, or for a `fromCache` episode: the instance had moved on (an event arrived, an episode is queued, another commit); nothing was written. */
   refused?: boolean;
   /** Outbox entries this commit wrote, for the committing worker to dispatch at once. */
   outbox: [jobId: string, payload: string][];
@@ -495,6 +507,36 @@ export class RedisBackend {
     };
   }
 
+  /**
+   * The input of an episode from its wake job's inbox entry (`e`) and this worker's cache, without
+   * reading Redis: only when the worker's own last commit of the instance left the version the
+   * wake was queued for (so history and state are what the cache holds, which the commit checks).
+   */
+  wakeEpisodeFrom(data: EpisodeJobData): LoadedEpisode | undefined {
+    if (typeof data.e !== 'string') return undefined;
+    const entry = this.historyCache.get(data.i);
+    const c = entry?.committed;
+    if (!c || entry.exec !== data.x || c.state.version !== data.v) return undefined;
+    const raw = Buffer.from(data.e, 'base64');
+    const refsBefore = payloadRefsDecoded();
+    let item: InboxItem;
+    try {
+      item = parseInboxEntry(raw);
+    } catch {
+      return undefined; // not what a delivery wrote: load instead
+    }
+    if (payloadRefsDecoded() !== refsBefore) return undefined;
+    const cachedNow = entry.events.slice();
+    return {
+      state: { ...c.state, scheduled: true },
+      history: materialize(cachedNow),
+      inbox: [item],
+      stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow },
+      inboxDigest: inboxDigest([raw]),
+      fromCache: true,
+    };
+  }
+
   /** Reads state, history and inbox of an instance in one round trip. */
   async loadEpisode(instanceId: string): Promise<LoadedEpisode | undefined> {
     const [state, history, inbox] = this.keys.instanceKeys(instanceId);
@@ -702,7 +744,7 @@ export class RedisBackend {
       prefix.length + (opts.direct ? 1 : 0),
       0,
       written.length,
-      opts.direct ? `${opts.direct.seq}|${loaded.stream?.lastId ?? ''}` : '',
+      opts.direct || loaded.fromCache ? `${opts.direct?.seq ?? ''}|${loaded.stream?.lastId ?? ''}|${loaded.stream?.entries ?? 0}` : '',
       opts.ackJobId ?? '',
       opts.lease?.jobId ?? '',
       opts.lease?.until ?? 0,
@@ -718,7 +760,7 @@ export class RedisBackend {
     if (!continued) for (const c of claims) args.push(c.token, c.blob);
     for (const c of nextClaims) args.push(c.token, c.blob);
     const res = await this.scripts.commitEpisode(...args);
-    if (res[0] === ErrorCode.DirectRefused) return { version: state.version, refused: true, outbox: [] };
+    if (res[0] === ErrorCode.DirectRefused || (res[0] === ErrorCode.InboxChanged && loaded.fromCache)) return { version: state.version, refused: true, outbox: [] };
     if (res[0] === ErrorCode.InboxChanged) {
       // Thrown, not stale: the episode must run again on the inbox as it is (a retry reloads it).
       throw new DurabullError(`Instance '${id}': its inbox is not what this episode read (deliveries lost by a Redis restart?); nothing was committed, the episode runs again.`);
@@ -888,6 +930,10 @@ export class RedisBackend {
       const wakeJobId = res[1] || undefined;
       if (!wakeJobId) return { status: 'delivered' };
       const wake: [string, string] = [wakeJobId, res[2]!];
+      // The wake's job carries the inbox when this event is all of it (see EpisodeJobData.e).
+      if (!load && res[3] === 1 && stored.claims.length === 0 && stored.bytes.length <= FIRST_EPISODE_MAX_BYTES) {
+        wake[1] += `|${Buffer.concat([Buffer.from(`${kind}${seq ?? ''}|`, 'latin1'), stored.bytes]).toString('base64')}`;
+      }
       if (load && res.length > 3) {
         const flat = res[3] as Buffer[];
         const st: Record<string, Buffer> = {};
@@ -1480,10 +1526,15 @@ const WAKE_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { cou
 const TIMER_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
 
-/** The episode job data of a wake outbox entry (`W<instance>|<execution>|<version>`). */
+/**
+ * The episode job data of a wake outbox entry (`W<instance>|<execution>|<version>`), or of a wake
+ * as a delivery returns it, which may carry the inbox entry (`|<base64>`, {@link EpisodeJobData.e}).
+ */
 export function parseWake(payload: string): EpisodeJobData {
-  const [i, x, v] = payload.slice(1).split('|');
-  return { i: i!, x: x!, v: Number(v) };
+  const [i, x, v, e] = payload.slice(1).split('|');
+  const data: EpisodeJobData = { i: i!, x: x!, v: Number(v) };
+  if (e) data.e = e;
+  return data;
 }
 
 function wakePayload(instanceId: string, executionId: string, version: number): string {

@@ -157,6 +157,13 @@ export interface WorkerStats {
   directEpisodes: number;
   /** Direct episodes whose commit was refused because the instance had moved on (the result was then delivered as usual). */
   directRefused: number;
+  /**
+   * Episodes of wake jobs run without a load: the job carried the inbox, and this worker's cache
+   * held the instance as its own last commit left it (included in `episodes`).
+   */
+  cachedEpisodes: number;
+  /** Such episodes whose commit was refused because the instance had moved on (they were then loaded and run again). */
+  cachedRefused: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
   staleEpisodes: number;
@@ -168,13 +175,15 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   /** Activities running eagerly (not through the queue), awaited by close(). */
   private readonly eager = new Set<Promise<void>>();
+  /** Outbox dispatches under way, not holding the slot of the job that committed them; awaited by close(). */
+  private readonly dispatching = new Set<Promise<void>>();
   private eagerRunning = 0;
 
   constructor(private readonly opts: DurabullWorkerOptions) {
@@ -249,7 +258,7 @@ export class DurabullWorker {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
-      while (this.eager.size > 0) await Promise.all([...this.eager]);
+      while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
       await this.backend.close();
     })();
     return this.closing;
@@ -365,7 +374,8 @@ export class DurabullWorker {
    */
   async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
-    const loaded = preloaded ?? this.backend.firstEpisodeFrom(data) ?? (await this.backend.loadEpisode(instanceId));
+    const cached = preloaded ? undefined : (this.backend.firstEpisodeFrom(data) ?? this.backend.wakeEpisodeFrom(data));
+    const loaded = preloaded ?? cached ?? (await this.backend.loadEpisode(instanceId));
     if (!loaded) return false;
     const st = loaded.state;
     if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
@@ -411,14 +421,21 @@ export class DurabullWorker {
       delete opts.lease;
       commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
     }
-    if (commit.refused) return false;
+    if (commit.refused) {
+      if (!loaded.fromCache || direct) return false;
+      // The cache was behind (another worker's commit, an event raised meanwhile): load and run again.
+      this.stats.cachedRefused++;
+      this.backend.forgetCommitted(instanceId);
+      return this.runEpisode({ i: instanceId, x: executionId, v: version });
+    }
     this.stats.episodes++;
+    if (loaded.fromCache) this.stats.cachedEpisodes++;
     direct?.onCommitted?.();
     this.logEpisode(log, loaded.inbox.length, result);
     const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);
     if (direct && eagerEntry && !this.closing) {
       // Run from an activity slot: the next step goes on in the same slot.
-      await this.backend.dispatch(commit.outbox.filter((e) => e !== eagerEntry));
+      this.dispatchSoon(commit.outbox.filter((e) => e !== eagerEntry));
       this.stats.eagerActivities++;
       direct.next = eagerEntry;
       return true;
@@ -574,10 +591,10 @@ export class DurabullWorker {
   private async dispatchOrRunEager(entries: OutboxEntry[], leasedJobId?: string): Promise<void> {
     const eager = leasedJobId === undefined ? undefined : entries.find(([id]) => id === leasedJobId);
     if (!eager || this.closing || this.eagerRunning >= (this.opts.activityConcurrency ?? 20)) {
-      await this.backend.dispatch(entries);
+      this.dispatchSoon(entries);
       return;
     }
-    await this.backend.dispatch(entries.filter((e) => e !== eager));
+    this.dispatchSoon(entries.filter((e) => e !== eager));
     this.eagerRunning++;
     this.stats.eagerActivities++;
     const run = this.runEagerChain(eager).finally(() => {
@@ -585,6 +602,20 @@ export class DurabullWorker {
       this.eager.delete(run);
     });
     this.eager.add(run);
+  }
+
+  /**
+   * Queues outbox entries a commit wrote without holding the caller's job slot for that round
+   * trip: the entries are durable in the outbox already, so a crash or a failed dispatch leaves
+   * them to the sweep; close() waits for the dispatches under way.
+   */
+  private dispatchSoon(entries: OutboxEntry[]): void {
+    if (entries.length === 0) return;
+    const p: Promise<void> = this.backend
+      .dispatch(entries)
+      .catch((err: unknown) => this.log.warn({ err, entries: entries.length }, 'Dispatch failed; the outbox sweep will queue these entries'))
+      .finally(() => this.dispatching.delete(p));
+    this.dispatching.add(p);
   }
 
   /** Runs an eager activity, then each next step its results schedule, in the slot the caller holds. */
@@ -622,7 +653,7 @@ export class DurabullWorker {
 
   private async wake(wake: [jobId: string, payload: string], loaded?: LoadedEpisode): Promise<void> {
     if (!this.canRunInline()) {
-      await this.backend.dispatch([wake]);
+      this.dispatchSoon([wake]);
       return;
     }
     try {
@@ -683,6 +714,7 @@ export function episodeJobProblem(d: unknown): string | undefined {
   if (typeof d.x !== 'string' || d.x.length === 0) return `'x' (execution id) is ${show(d.x)}, not a non-empty string`;
   if (!isSeq(d.v)) return `'v' (version) is ${show(d.v)}, not a non-negative integer`;
   if (d.s !== undefined && typeof d.s !== 'string') return `'s' (first event) is ${show(d.s)}, not a base64 string`;
+  if (d.e !== undefined && typeof d.e !== 'string') return `'e' (inbox entry) is ${show(d.e)}, not a base64 string`;
   return undefined;
 }
 

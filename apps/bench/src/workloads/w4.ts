@@ -61,7 +61,9 @@ process.once('exit', () => {
 });
 
 export function startProcess(env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', WORKER_ENTRY], {
+  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--conditions=source', WORKER_ENTRY], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

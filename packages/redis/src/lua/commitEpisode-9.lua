@@ -40,13 +40,16 @@
     ARGV[20] P: number of history events before the consumed inbox entries
     ARGV[21] S: number of history events after them
     ARGV[22] O: number of outbox entries (pairs of job id, payload)
-    ARGV[23] direct result "<seq>|<last history entry id>": the sequence number of a task result
+    ARGV[23] direct result "<seq>|<last history entry id>|<history entries>": the sequence number of a task result
              that is the last of the P events instead of an inbox entry ("" for none). The worker that
              ran the activity ran the episode too, from its own copy of the history, which ends at that
              entry; the commit applies only while nothing else reached the instance since (no episode
-             queued, inbox empty, task still pending, the history's last entry is that one: after a
-             Redis restart that lost the last second, a re-run episode has another id), else it writes
-             nothing and returns {-6}.
+             queued, inbox empty, task still pending, the history's last entry is that one and the
+             stream holds that many entries: after a Redis restart that lost the last second, a
+             re-run episode has another id), else it writes nothing and returns {-6}.
+             "|<last history entry id>|<history entries>": an episode run from the worker's copy of
+             the history on the inbox its wake job carried; the commit applies only while the
+             history is still that copy (last entry id and length; else {-6}; ARGV[5] covers the inbox).
     ARGV[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
     ARGV[25] outbox entry to write leased ("" for none): an activity the caller runs itself
     ARGV[26] with ARGV[25]: until when (ms) the sweep leaves it alone
@@ -87,8 +90,9 @@ local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KE
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
 if ARGV[23] ~= "" then
-  local seq, last = string.match(ARGV[23], "^(%d+)|(.*)$")
-  if cur[4] == "1" or cur[5] ~= last or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, seq) == 0 then return {-6} end
+  local seq, last, entries = string.match(ARGV[23], "^(%d*)|([^|]*)|(%d+)$")
+  if not seq or cur[5] ~= last or rcall("XLEN", hist) ~= tonumber(entries) then return {-6} end
+  if seq ~= "" and (cur[4] == "1" or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, seq) == 0) then return {-6} end
 end
 local n, inboxSha = string.match(ARGV[5], "^(%d+)|?(%x*)$")
 n = tonumber(n)

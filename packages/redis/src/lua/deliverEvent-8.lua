@@ -25,7 +25,8 @@
     ARGV[10...] M pairs: token, encoded payload
 
   Output:
-    {1, wakeJobId, wakePayload}   appended; wakeJobId is "" when no wake-up was needed
+    {1, wakeJobId, wakePayload, inboxLength}   appended; wakeJobId is "" when no wake-up was needed
+                     (then nothing follows it); inboxLength: the inbox's entries with this one
     {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE), history length (XLEN)}   with ARGV[7]
     {0}              dropped: that task already has its result (at-least-once delivery)
     {-1}             no such instance
@@ -49,7 +50,7 @@ local kind, seq = ARGV[3], ARGV[4]
 if kind ~= "e" then
   if rcall("SREM", KEYS[3], seq) == 0 then return {0} end
 end
-rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
+local inboxLength = rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
 if ARGV[9] ~= "0" then storeClaims(KEYS[8], 10, tonumber(ARGV[9])) end
 rcall("HSET", st, "updatedAt", ARGV[6])
 
@@ -75,4 +76,4 @@ local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6]
 if ARGV[7] == "1" then
   return {1, jobId, payload, rcall("HGETALL", st), rcall("LRANGE", KEYS[2], 0, -1), rcall("XRANGE", KEYS[7], ARGV[8], "+"), rcall("XLEN", KEYS[7])}
 end
-return {1, jobId, payload}
+return {1, jobId, payload, inboxLength}
