@@ -435,7 +435,7 @@ export class DurabullWorker {
     const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);
     if (direct && eagerEntry && !this.closing) {
       // Run from an activity slot: the next step goes on in the same slot.
-      this.dispatchSoon(commit.outbox.filter((e) => e !== eagerEntry));
+      await this.backend.dispatch(commit.outbox.filter((e) => e !== eagerEntry));
       this.stats.eagerActivities++;
       direct.next = eagerEntry;
       return true;
@@ -591,10 +591,13 @@ export class DurabullWorker {
   private async dispatchOrRunEager(entries: OutboxEntry[], leasedJobId?: string): Promise<void> {
     const eager = leasedJobId === undefined ? undefined : entries.find(([id]) => id === leasedJobId);
     if (!eager || this.closing || this.eagerRunning >= (this.opts.activityConcurrency ?? 20)) {
-      this.dispatchSoon(entries);
+      // A worker that runs activities too holds the slot until the jobs are queued: that holds
+      // back new episodes while its eager slots are full (measured faster in W1 than not).
+      if (this.activityWorker) await this.backend.dispatch(entries);
+      else this.dispatchSoon(entries);
       return;
     }
-    this.dispatchSoon(entries.filter((e) => e !== eager));
+    await this.backend.dispatch(entries.filter((e) => e !== eager));
     this.eagerRunning++;
     this.stats.eagerActivities++;
     const run = this.runEagerChain(eager).finally(() => {
