@@ -15,32 +15,38 @@
     KEYS[8] partition status index
     KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
-    ARGV[1]  expected version
-    ARGV[2]  execution id
-    ARGV[3]  instance id
-    ARGV[4]  now (ms)
-    ARGV[5]  inbox entries consumed by the episode: "<n>" or "<n>|<sha1>", the SHA-1 of those n
+    ARGV[1]  A: msgpack array of the 28 scalar arguments A[1]..A[28] below, as strings ("" in the
+             places of A[7], A[8], A[10] and A[15], which are blobs and travel as ARGV[2..5])
+    ARGV[2..5] A[7], A[8], A[10], A[15]
+    ARGV[6...] P events, S events, O pairs, C inbox entries, M pairs (token, encoded payload),
+            M2 pairs
+
+    A[1]  expected version
+    A[2]  execution id
+    A[3]  instance id
+    A[4]  now (ms)
+    A[5]  inbox entries consumed by the episode: "<n>" or "<n>|<sha1>", the SHA-1 of those n
              entries as the worker read them (each as <u32 length><entry>): the commit applies only
              to the inbox the episode saw (deliveries lost by a Redis restart that cut its AOF, then
              made again, would otherwise be taken for what the code was given)
-    ARGV[6]  new status: Running | Completed | Failed | Terminated | ContinuedAsNew
-    ARGV[7]  output (msgpack, "" for none); for ContinuedAsNew the next execution's input
-    ARGV[8]  failure (msgpack, "" for none)
-    ARGV[9]  "1" when the custom status changed
-    ARGV[10] custom status (msgpack)
-    ARGV[11] wait mode: "a" all, "y" any, "u" unknown (wake on every event)
-    ARGV[12] "1" when the wait ids are exactly the open tasks
-    ARGV[13] wait ids, comma-separated
-    ARGV[14] newly scheduled sequence numbers, comma-separated
-    ARGV[15] events after the S events, already packed as records <u32 length><msgpack event> ("" for none)
-    ARGV[16] channel on which a finished instance's id is published
-    ARGV[17] ContinuedAsNew: the next execution's id
-    ARGV[18] ContinuedAsNew: C, number of entries that open the next execution's inbox
-    ARGV[19] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
-    ARGV[20] P: number of history events before the consumed inbox entries
-    ARGV[21] S: number of history events after them
-    ARGV[22] O: number of outbox entries (pairs of job id, payload)
-    ARGV[23] direct result "<seq>|<last history entry id>|<history entries>": the sequence number of a task result
+    A[6]  new status: Running | Completed | Failed | Terminated | ContinuedAsNew
+    A[7]  output (msgpack, "" for none); for ContinuedAsNew the next execution's input
+    A[8]  failure (msgpack, "" for none)
+    A[9]  "1" when the custom status changed
+    A[10] custom status (msgpack)
+    A[11] wait mode: "a" all, "y" any, "u" unknown (wake on every event)
+    A[12] "1" when the wait ids are exactly the open tasks
+    A[13] wait ids, comma-separated
+    A[14] newly scheduled sequence numbers, comma-separated
+    A[15] events after the S events, already packed as records <u32 length><msgpack event> ("" for none)
+    A[16] channel on which a finished instance's id is published
+    A[17] ContinuedAsNew: the next execution's id
+    A[18] ContinuedAsNew: C, number of entries that open the next execution's inbox
+    A[19] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
+    A[20] P: number of history events before the consumed inbox entries
+    A[21] S: number of history events after them
+    A[22] O: number of outbox entries (pairs of job id, payload)
+    A[23] direct result "<seq>|<last history entry id>|<history entries>": the sequence number of a task result
              that is the last of the P events instead of an inbox entry ("" for none). The worker that
              ran the activity ran the episode too, from its own copy of the history, which ends at that
              entry; the commit applies only while nothing else reached the instance since (no episode
@@ -49,14 +55,12 @@
              re-run episode has another id), else it writes nothing and returns {-6}.
              "|<last history entry id>|<history entries>": an episode run from the worker's copy of
              the history on the inbox its wake job carried; the commit applies only while the
-             history is still that copy (last entry id and length; else {-6}; ARGV[5] covers the inbox).
-    ARGV[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
-    ARGV[25] outbox entry to write leased ("" for none): an activity the caller runs itself
-    ARGV[26] with ARGV[25]: until when (ms) the sweep leaves it alone
-    ARGV[27] M: number of payloads of this execution stored apart (claim check)
-    ARGV[28] M2: ContinuedAsNew: number of payloads of the next execution stored apart
-    ARGV[29...] P events, S events, O pairs, C inbox entries, M pairs (token, encoded payload),
-            M2 pairs
+             history is still that copy (last entry id and length; else {-6}; A[5] covers the inbox).
+    A[24] outbox entry to remove with this commit ("" for none): the activity whose result this is
+    A[25] outbox entry to write leased ("" for none): an activity the caller runs itself
+    A[26] with A[25]: until when (ms) the sweep leaves it alone
+    A[27] M: number of payloads of this execution stored apart (claim check)
+    A[28] M2: ContinuedAsNew: number of payloads of the next execution stored apart
 
   Claim check: the M payloads are stored unless the execution continues as new (their events go
   with its history); then the execution's payloads are deleted, but those referenced by raised
@@ -67,15 +71,19 @@
   read too: terminateInstance writes those.
 
   Events:
-    PUBLISH ARGV[16] instanceId when the instance reaches a final status
+    PUBLISH A[16] instanceId when the instance reaches a final status
 
   Output:
     {1, version, wakeJobId, wakePayload, parentJobId, parentPayload, historyEntryId}   committed ("" where none)
     {-2}     stale: nothing was written
-    {-6}     direct result refused (ARGV[23]): nothing was written
-    {-8}     the inbox is not what the episode consumed (ARGV[5]): nothing was written
+    {-6}     direct result refused (A[23]): nothing was written
+    {-8}     the inbox is not what the episode consumed (A[5]): nothing was written
 ]]
 local rcall = redis.call
+-- The scalar arguments travel packed (one msgpack array of strings, blobs in ARGV[2..5]): an
+-- argument costs the client more to send than this costs Redis to unpack.
+local A = cmsgpack.unpack(ARGV[1])
+A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/isTerminal"
 --- @include "includes/isCounted"
 --- @include "includes/parseInboxHeader"
@@ -88,13 +96,13 @@ local rcall = redis.call
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
-if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
-if ARGV[23] ~= "" then
-  local seq, last, entries = string.match(ARGV[23], "^(%d*)|([^|]*)|(%d+)$")
+if cur[1] ~= A[1] or cur[2] ~= A[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
+if A[23] ~= "" then
+  local seq, last, entries = string.match(A[23], "^(%d*)|([^|]*)|(%d+)$")
   if not seq or cur[5] ~= last or rcall("XLEN", hist) ~= tonumber(entries) then return {-6} end
   if seq ~= "" and (cur[4] == "1" or rcall("LLEN", inbox) > 0 or rcall("SREM", pending, seq) == 0) then return {-6} end
 end
-local n, inboxSha = string.match(ARGV[5], "^(%d+)|?(%x*)$")
+local n, inboxSha = string.match(A[5], "^(%d+)|?(%x*)$")
 n = tonumber(n)
 local consumed = {}
 if n > 0 then
@@ -105,18 +113,18 @@ if n > 0 then
     if #consumed ~= n or redis.sha1hex(table.concat(framed)) ~= inboxSha then return {-8} end
   end
 end
-if ARGV[24] ~= "" then
-  rcall("HDEL", KEYS[6], ARGV[24])
-  rcall("ZREM", KEYS[7], ARGV[24])
+if A[24] ~= "" then
+  rcall("HDEL", KEYS[6], A[24])
+  rcall("ZREM", KEYS[7], A[24])
 end
 
-local exec, instanceId, now = ARGV[2], ARGV[3], ARGV[4]
-local status = ARGV[6]
-local wmode, wcov = ARGV[11], ARGV[12]
-local P, S, O = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
-local C = tonumber(ARGV[18])
-local M, M2 = tonumber(ARGV[27]), tonumber(ARGV[28])
-local i = 29
+local exec, instanceId, now = A[2], A[3], A[4]
+local status = A[6]
+local wmode, wcov = A[11], A[12]
+local P, S, O = tonumber(A[20]), tonumber(A[21]), tonumber(A[22])
+local C = tonumber(A[18])
+local M, M2 = tonumber(A[27]), tonumber(A[28])
+local i = 6
 
 -- 1. History: the whole episode (P events, the n consumed inbox entries, S events, the batch) is
 -- one stream entry, so an episode costs one XADD whatever its size.
@@ -134,13 +142,13 @@ end
 for _ = 1, S do
   parts[#parts + 1] = struct.pack(">I4", #ARGV[i]) .. ARGV[i]; i = i + 1
 end
-if ARGV[15] ~= "" then parts[#parts + 1] = ARGV[15] end
+if A[15] ~= "" then parts[#parts + 1] = A[15] end
 local entryId = rcall("XADD", hist, "*", "b", table.concat(parts))
 
-local version = tonumber(ARGV[1]) + 1
+local version = tonumber(A[1]) + 1
 rcall("HSET", st, "version", version, "updatedAt", now, "hlast", entryId)
 rcall("HINCRBY", st, "episodes", 1)
-if ARGV[9] == "1" then rcall("HSET", st, "custom", ARGV[10]) end
+if A[9] == "1" then rcall("HSET", st, "custom", A[10]) end
 local outboxStart = i
 local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
@@ -149,20 +157,20 @@ if M > 0 and status ~= "ContinuedAsNew" then storeClaims(KEYS[9], claimsStart, M
 
 local function writeOutbox()
   for j = outboxStart, outboxEnd, 2 do
-    addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == ARGV[25] and ARGV[26] or now)
+    addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == A[25] and A[26] or now)
   end
 end
 
 if isTerminal(status) then
   setStatus(st, KEYS[8], instanceId, status)
-  if ARGV[7] ~= "" then rcall("HSET", st, "output", ARGV[7]) end
-  if ARGV[8] ~= "" then rcall("HSET", st, "failure", ARGV[8]) end
+  if A[7] ~= "" then rcall("HSET", st, "output", A[7]) end
+  if A[8] ~= "" then rcall("HSET", st, "failure", A[8]) end
   rcall("HSET", st, "completedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
   rcall("DEL", inbox, pending, waitKey)
   -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
   writeOutbox()
   local parentJob = notifyParent(st, KEYS[6], KEYS[7], instanceId, exec, now)
-  rcall("PUBLISH", ARGV[16], instanceId)
+  rcall("PUBLISH", A[16], instanceId)
   if parentJob then return {1, version, "", "", parentJob, "P" .. instanceId, entryId} end
   return {1, version, "", "", "", "", entryId}
 end
@@ -170,12 +178,12 @@ end
 if status == "ContinuedAsNew" then
   -- A new execution with a fresh history. Results of the old one are dropped (their execution id
   -- no longer matches); raised events that arrived during this episode are carried over on request.
-  local newExec = ARGV[17]
+  local newExec = A[17]
   local tail = rcall("LRANGE", inbox, 0, -1)
   rcall("DEL", hist, inbox, pending, waitKey)
   for j = inboxStart, inboxStart + C - 1 do rcall("RPUSH", inbox, ARGV[j]) end
   local carried = {}
-  if ARGV[19] == "1" then
+  if A[19] == "1" then
     for _, entry in ipairs(tail) do
       if string.sub(entry, 1, 1) == "e" then
         rcall("RPUSH", inbox, entry)
@@ -185,7 +193,7 @@ if status == "ContinuedAsNew" then
   end
   deleteClaims(KEYS[9], carried)
   storeClaims(KEYS[9], claimsStart + 2 * M, M2)
-  rcall("HSET", st, "exec", newExec, "input", ARGV[7], "scheduled", 1, "wmode", "u", "need", 0)
+  rcall("HSET", st, "exec", newExec, "input", A[7], "scheduled", 1, "wmode", "u", "need", 0)
   rcall("HDEL", st, "output", "failure", "hlast")
   setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
@@ -194,11 +202,11 @@ end
 
 -- 2. Running: what the code waits on now.
 setStatus(st, KEYS[8], instanceId, "Running")
-addAll(pending, ARGV[14])
+addAll(pending, A[14])
 rcall("DEL", waitKey)
 local K = 0
-for _ in string.gmatch(ARGV[13], "[^,]+") do K = K + 1 end
-if wmode ~= "u" and wcov ~= "1" and K > 0 then addAll(waitKey, ARGV[13]) end
+for _ in string.gmatch(A[13], "[^,]+") do K = K + 1 end
+if wmode ~= "u" and wcov ~= "1" and K > 0 then addAll(waitKey, A[13]) end
 -- "all" needs every id; "any" (and an "all" over raised events only) needs one counted result.
 local need = 1
 if wmode == "a" and K > 0 then need = K end
