@@ -50,8 +50,8 @@ export interface FaultRunOptions {
   /** Fan-out instances of `fanOutSize` parallel activities each. */
   fanOuts: number;
   fanOutSize: number;
-  /** Worker processes kept running: orchestrators + activities, and activities only. Default 2 + 1. */
-  workers?: { all: number; activities: number };
+  /** Worker processes kept running: orchestrators + activities, activities only, and orchestrators only. Default 2 + 1 + 0. */
+  workers?: { all: number; activities: number; orchestrators?: number };
   /** Every other orchestrator worker process (`all`) runs eager activities. Default true. */
   eagerActivities?: boolean;
   /** Activities run at once per worker process. Default 20. */
@@ -250,6 +250,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     const first = [
       ...Array.from({ length: workerSpec.all }, () => startWorker('all')),
       ...Array.from({ length: workerSpec.activities }, () => startWorker('activities')),
+      ...Array.from({ length: workerSpec.orchestrators ?? 0 }, () => startWorker('orchestrators')),
     ];
     await Promise.all(first.map(ready));
     log(`[${opts.label}] ${first.length} worker processes ready after ${Date.now() - t0} ms`);

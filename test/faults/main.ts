@@ -34,7 +34,8 @@ for (const appendfsync of ['always', 'everysec'] as const) {
     chains,
     fanOuts,
     fanOutSize,
-    workers: { all: 2, activities: 2 },
+    // One process of each layout: orchestrators and activities together, and apart.
+    workers: { all: 1, orchestrators: 1, activities: 2 },
     killEveryMs,
     killFrom: 0.02,
     // Instances are started over the first 30 s, so that some starts meet a kill or a Redis crash.
