@@ -12,7 +12,7 @@ import {
   TaskFailedError,
 } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type TestHub, createTestHub } from './helpers/hub.js';
+import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate, eventsOf, scheduledIds, waitIdle } from './helpers/orchestration.js';
 
 let th: TestHub | undefined;
@@ -135,7 +135,7 @@ describe('sub-orchestrations', () => {
         },
       },
       activities,
-    });
+    }, REPLAY_EVERY_EPISODE);
     const id = await th.client.startNew('TwoChildren', { instanceId: 'twins' });
     const st = await th.client.waitForCompletion(id, WAIT);
     expect(st.runtimeStatus).toBe('Completed');

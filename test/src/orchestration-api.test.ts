@@ -9,7 +9,7 @@
 import { type OrchestrationContext, InstanceNotFoundError, type Task } from '@durabull/core';
 import { InstanceFinishedError } from '@durabull/client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type TestHub, createTestHub } from './helpers/hub.js';
+import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
 import {
   Gate,
   eventsOf,
@@ -438,7 +438,7 @@ describe('deterministic helpers', () => {
         },
       },
       activities: { Record: async (g: string) => (recorded.push(g), g) },
-    });
+    }, REPLAY_EVERY_EPISODE);
     const id = await th.client.startNew('Guids');
     const st = await th.client.waitForCompletion<string[]>(id, WAIT);
     expect(st.runtimeStatus).toBe('Completed');
@@ -484,7 +484,7 @@ describe('deterministic helpers', () => {
         },
       },
       activities: { Echo: async (s: string) => s },
-    });
+    }, REPLAY_EVERY_EPISODE);
     const [g, a] = await Promise.all([th.client.startNew('StepsGen'), th.client.startNew('StepsAsync')]);
     const [sg, sa] = await Promise.all([th.client.waitForCompletion(g, WAIT), th.client.waitForCompletion(a, WAIT)]);
     for (const [key, st] of [['gen', sg], ['async', sa]] as const) {

@@ -47,7 +47,7 @@ export {
 } from './registry.js';
 
 // Executor
-export { executeOrchestration, HistoryError, type ExecutionResult } from './executor/orchestration-executor.js';
+export { executeOrchestration, HistoryError, OrchestrationSession, type ExecutionResult } from './executor/orchestration-executor.js';
 
 // Errors
 export {

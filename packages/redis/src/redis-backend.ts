@@ -10,6 +10,7 @@ import {
   type FailureDetails,
   type HistoryEvent,
   InstanceNotFoundError,
+  type OrchestrationSession,
   type OrchestratorAction,
   RedisAuthError,
   type RuntimeStatus,
@@ -78,7 +79,7 @@ interface CachedHistory {
    * (`state.version` is what Redis holds unless someone else wrote since) and what its code waits
    * on. A result for it can then run its episode from here without reading Redis first.
    */
-  committed?: { state: InstanceState; wait: WaitSpec };
+  committed?: { state: InstanceState; wait: WaitSpec; session?: OrchestrationSession };
 }
 
 /**
@@ -99,6 +100,17 @@ function toCached(event: HistoryEvent, bytes: Buffer | undefined): CachedEvent {
   return hasObjectPayload(event) ? (bytes ?? encodeEvent(event)) : event;
 }
 
+/**
+ * Hands the cached session (if any) to one episode: a session is the code's live state, so two
+ * episodes never share one (another episode of the instance replays from the cache instead).
+ */
+function takeSession(entry: CachedHistory): OrchestrationSession | undefined {
+  const session = entry.committed?.session;
+  if (!session) return undefined;
+  delete entry.committed!.session;
+  return session.resumable && session.historyLength === entry.events.length ? session : undefined;
+}
+
 /** Fresh events for an episode from the cache's form. */
 function materialize(events: readonly CachedEvent[]): HistoryEvent[] {
   return events.map((e) => (Buffer.isBuffer(e) ? decodeEvent(e) : e));
@@ -117,6 +129,11 @@ export interface CommitOptions {
   ackJobId?: string;
   /** Outbox entry written leased until `until` (ms): an activity the caller will run itself. */
   lease?: { jobId: string; until: number };
+  /**
+   * The session that ran this episode (the code's live state): accepted and kept with the cached
+   * history when the commit is remembered, so that the next episode resumes it instead of replaying.
+   */
+  session?: OrchestrationSession;
 }
 
 /** An event encoded for storage: its bytes, with a large payload replaced by a reference, and that payload. */
@@ -263,6 +280,11 @@ export interface LoadedEpisode {
    * is the one carried; otherwise `commitEpisode` returns `{ refused: true }` and the caller loads.
    */
   fromCache?: boolean;
+  /**
+   * The code as this worker's last commit left it (a kept session): the episode resumes it with its
+   * new events instead of replaying, and `history` is then empty (`stream.cached` holds it).
+   */
+  session?: OrchestrationSession;
 }
 
 /** The digest `commitEpisode` checks the consumed inbox entries against. */
@@ -527,14 +549,17 @@ export class RedisBackend {
     }
     if (payloadRefsDecoded() !== refsBefore) return undefined;
     const cachedNow = entry.events.slice();
-    return {
+    const session = takeSession(entry);
+    const loaded: LoadedEpisode = {
       state: { ...c.state, scheduled: true },
-      history: materialize(cachedNow),
+      history: session ? [] : materialize(cachedNow),
       inbox: [item],
       stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow },
       inboxDigest: inboxDigest([raw]),
       fromCache: true,
     };
+    if (session) loaded.session = session;
+    return loaded;
   }
 
   /** Reads state, history and inbox of an instance in one round trip. */
@@ -778,7 +803,7 @@ export class RedisBackend {
     outbox = written;
     if (res[2]) outbox.push([res[2], res[3]!]);
     if (res[4]) outbox.push([res[4], res[5]!]);
-    this.rememberCommit(loaded, prefixBufs, suffix, result, res[1]!, res[6]!, !!res[2]);
+    this.rememberCommit(loaded, prefixBufs, suffix, result, res[1]!, res[6]!, !!res[2], opts.session);
     return { version: res[1]!, outbox };
   }
 
@@ -795,6 +820,7 @@ export class RedisBackend {
     version: number,
     entryId: string,
     woken: boolean,
+    session: OrchestrationSession | undefined,
   ): void {
     const { state } = loaded;
     const id = state.instanceId;
@@ -824,6 +850,9 @@ export class RedisBackend {
         state: { ...state, version, episodes: state.episodes + 1, runtimeStatus: 'Running', scheduled: false },
         wait: result.wait ?? { kind: 'unknown' },
       };
+      // The code goes on from here next time, unless what it saw is not the history just stored.
+      session?.accept();
+      if (session?.resumable && session.historyLength === events.length) entry.committed.session = session;
     }
     this.historyCache.delete(id);
     this.historyCache.set(id, entry);
@@ -843,7 +872,10 @@ export class RedisBackend {
     const progresses = w.kind === 'unknown' || (w.kind === 'any' ? w.ids.includes(seq) : w.ids.length === 1 && w.ids[0] === seq);
     if (!progresses) return undefined;
     const cachedNow = entry.events.slice();
-    return { state: { ...c.state }, history: materialize(cachedNow), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+    const session = takeSession(entry);
+    const loaded: LoadedEpisode = { state: { ...c.state }, history: session ? [] : materialize(cachedNow), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+    if (session) loaded.session = session;
+    return loaded;
   }
 
   /**

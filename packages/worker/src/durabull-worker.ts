@@ -12,7 +12,7 @@ import {
   type ExecutionResult,
   PayloadError,
   StaleEpisodeError,
-  executeOrchestration,
+  OrchestrationSession,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
@@ -98,6 +98,14 @@ export interface DurabullWorkerOptions {
   /** How long an eagerly run activity keeps its outbox entry from the sweep; renewed while it runs. Default 30 s. */
   eagerLeaseMs?: number;
   /**
+   * Keep each instance's code in memory between its episodes (with the cached history of the
+   * instance's last commit here) and resume it with the next episode's events instead of replaying
+   * the whole history (Durable Functions' extended sessions, Temporal's sticky cache). A replay
+   * still happens whenever this worker did not commit the instance's last episode. false: replay
+   * every episode (to exercise replay determinism). Default true.
+   */
+  extendedSessions?: boolean;
+  /**
    * Attempts of one episode job (load, replay, commit) before the instance is failed with
    * `PoisonJobError` ("episode failed N times: ...") and the job dead-lettered. Jobs retry with
    * exponential backoff from 200 ms, so the default 10 gives up after about 100 s of failures.
@@ -162,6 +170,11 @@ export interface WorkerStats {
    * held the instance as its own last commit left it (included in `episodes`).
    */
   cachedEpisodes: number;
+  /**
+   * Episodes whose code went on from where this worker's last commit left it (a kept session),
+   * without replaying the history (included in `episodes`).
+   */
+  resumedEpisodes: number;
   /** Such episodes whose commit was refused because the instance had moved on (they were then loaded and run again). */
   cachedRefused: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
@@ -175,7 +188,7 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -382,15 +395,19 @@ export class DurabullWorker {
       this.stats.staleEpisodes++;
       return false;
     }
-    const last = loaded.history.findLast((e) => e.type === 'OrchestratorStarted')?.timestamp ?? 0;
+    // A session kept from this worker's last commit goes on from there; otherwise the code replays.
+    const kept = loaded.session;
+    const pastLength = kept ? kept.historyLength : loaded.history.length;
+    const last = kept ? kept.time : (loaded.history.findLast((e) => e.type === 'OrchestratorStarted')?.timestamp ?? 0);
     const now = Math.max(Date.now(), last);
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
-    let result = await executeOrchestration(this.registry, loaded.history, newEvents);
+    const session = kept ?? new OrchestrationSession(this.registry);
+    let result = kept ? await kept.resume(newEvents) : await session.run(loaded.history, newEvents);
     const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {
       // What the commit would append: the new events, the action events and OrchestratorCompleted.
-      const total = loaded.history.length + newEvents.length + result.actionEvents.length + 1;
+      const total = pastLength + newEvents.length + result.actionEvents.length + 1;
       if (total > maxEvents) result = failedResult(result, new HistoryLimitError(instanceId, total, maxEvents), now);
     }
     const episode = st.episodes + 1;
@@ -399,6 +416,7 @@ export class DurabullWorker {
     // The one activity a chain step schedules is written leased when this worker will run it.
     const eager = this.eagerCandidate(result);
     const opts: CommitOptions = {};
+    if (this.opts.extendedSessions !== false) opts.session = session;
     if (direct) {
       opts.direct = { seq: direct.seq, encoded: direct.encoded };
       if (direct.ackJobId) opts.ackJobId = direct.ackJobId;
@@ -430,6 +448,7 @@ export class DurabullWorker {
     }
     this.stats.episodes++;
     if (loaded.fromCache) this.stats.cachedEpisodes++;
+    if (kept) this.stats.resumedEpisodes++;
     direct?.onCommitted?.();
     this.logEpisode(log, loaded.inbox.length, result);
     const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);
@@ -460,7 +479,7 @@ export class DurabullWorker {
     return this.opts.eagerLeaseMs ?? EAGER_LEASE_MS;
   }
 
-  private logEpisode(log: Logger, _inbox: number, result: Awaited<ReturnType<typeof executeOrchestration>>): void {
+  private logEpisode(log: Logger, _inbox: number, result: ExecutionResult): void {
     if (!log.isLevelEnabled('info')) return;
     if (result.started) {
       log.info({ orchestrator: result.name }, M.triggered);

@@ -57,3 +57,6 @@ export async function createTestHub(
   if (start) await th.startWorker();
   return th;
 }
+
+/** Worker options for tests of replay itself: every episode replays the history (no extended sessions). */
+export const REPLAY_EVERY_EPISODE = { extendedSessions: false } as const;

@@ -242,6 +242,17 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     if (!this.isReplaying) this.cancelledTimers.push(t.id);
   }
 
+  /**
+   * The episode's new actions were committed: they are history now, as a replay would have matched
+   * them (for a session that goes on from here instead of replaying).
+   */
+  recordNewActions(): void {
+    this.pendingActions.clear();
+    this.cancelledTimers.length = 0;
+    this.newPatches.length = 0;
+    // customStatusSet stays: a replay would set it again (the commit writes the status it reports).
+  }
+
   /** New actions, in sequence order, then timer cancellations. */
   newActions(): OrchestratorAction[] {
     const actions: OrchestratorAction[] = [...this.pendingActions.values()].sort((a, b) => a.id - b.id);

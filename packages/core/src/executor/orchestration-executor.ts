@@ -40,110 +40,180 @@ export class HistoryError extends DurabullError {}
  * Replays `pastEvents` (isReplaying = true), then applies `newEvents`, and reports what the code
  * did. Throws only for a malformed history; everything the code does wrong becomes a Failed result.
  */
-export async function executeOrchestration(
+export function executeOrchestration(
   registry: Pick<Registry, 'getOrchestrator'>,
   pastEvents: readonly HistoryEvent[],
   newEvents: readonly HistoryEvent[],
 ): Promise<ExecutionResult> {
-  const startedIdx = [...pastEvents, ...newEvents].findIndex((e) => e.type === 'ExecutionStarted');
-  if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
-  const startedEvent = (startedIdx < pastEvents.length ? pastEvents[startedIdx] : newEvents[startedIdx - pastEvents.length]) as ExecutionStartedEvent;
-  const ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name);
-  const run = new Replay(ctx, registry, startedEvent);
-  for (const events of [pastEvents, newEvents]) for (const e of events) if (e.type === 'PatchApplied') ctx.historyPatches.add(e.patchId);
+  return new OrchestrationSession(registry).run(pastEvents, newEvents);
+}
 
-  const result: ExecutionResult = {
-    instanceId: ctx.instanceId,
-    executionId: ctx.executionId,
-    name: ctx.name,
-    actions: [],
-    actionEvents: [],
-    status: 'Running',
-    started: startedIdx >= pastEvents.length,
-  };
+/**
+ * One execution's code, kept between episodes (Temporal's sticky workflow cache, Durable Functions'
+ * extended sessions). `run` replays a history like {@link executeOrchestration}; once the result is
+ * committed and `accept` called, `resume` applies the next episode's new events to the code where
+ * it stopped, instead of replaying the whole history again. The caller keeps a session only while
+ * it knows the stored history is what the session has seen (the worker's cache checks that at
+ * commit time) and drops it on any doubt: a fresh `run` always gives the same result.
+ */
+export class OrchestrationSession {
+  private ctx: RuntimeOrchestrationContext | undefined;
+  private replay: Replay | undefined;
+  /** Events of the execution's history the code has seen: what `run`/`resume` applied, plus the committed action events. */
+  private length = 0;
+  private last: ExecutionResult | undefined;
+  private accepted = false;
 
-  let next = 0; // the first event not applied
-  try {
-    for (; next < pastEvents.length + newEvents.length && !run.finished; next++) {
-      const replaying = next < pastEvents.length;
-      ctx.isReplaying = replaying;
-      const event = replaying ? pastEvents[next]! : newEvents[next - pastEvents.length]!;
-      await run.apply(event, next);
+  constructor(private readonly registry: Pick<Registry, 'getOrchestrator'>) {}
+
+  /** True when `resume` may be called: the last result was Running and has been accepted. */
+  get resumable(): boolean {
+    return this.accepted;
+  }
+
+  /** The time of the last episode the code saw (its OrchestratorStarted), in ms. */
+  get time(): number {
+    return this.ctx?.currentUtcDateTime.getTime() ?? 0;
+  }
+
+  /** The number of history events the code has seen (with the accepted episode's action events). */
+  get historyLength(): number {
+    return this.length;
+  }
+
+  /** A fresh replay of `pastEvents`, then `newEvents`. */
+  async run(pastEvents: readonly HistoryEvent[], newEvents: readonly HistoryEvent[]): Promise<ExecutionResult> {
+    const all = [...pastEvents, ...newEvents];
+    const startedIdx = all.findIndex((e) => e.type === 'ExecutionStarted');
+    if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
+    const startedEvent = all[startedIdx] as ExecutionStartedEvent;
+    this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name);
+    this.replay = new Replay(this.ctx, this.registry, startedEvent);
+    this.length = 0;
+    return this.advance(all, pastEvents.length, startedIdx >= pastEvents.length);
+  }
+
+  /** Applies the next episode's new events to the code where the accepted episode left it. */
+  async resume(newEvents: readonly HistoryEvent[]): Promise<ExecutionResult> {
+    if (!this.accepted) throw new DurabullError('OrchestrationSession.resume: the last result was not accepted (or not Running)');
+    return this.advance(newEvents, 0, false);
+  }
+
+  /**
+   * The last result was committed: its actions are history now (as a replay would match them).
+   * Only a Running result leaves a session that can be resumed.
+   */
+  accept(): void {
+    const last = this.last;
+    this.accepted = false;
+    if (!last || last.status !== 'Running' || !this.ctx) return;
+    this.ctx.recordNewActions();
+    this.length += last.actionEvents.length + 1; // and OrchestratorCompleted
+    this.accepted = true;
+  }
+
+  /** Applies `events` (the first `replaying` of them as replay) and builds the result. */
+  private async advance(events: readonly HistoryEvent[], replaying: number, started: boolean): Promise<ExecutionResult> {
+    const ctx = this.ctx!;
+    const run = this.replay!;
+    this.accepted = false;
+    this.last = undefined;
+    const base = this.length;
+    for (const e of events) if (e.type === 'PatchApplied') ctx.historyPatches.add(e.patchId);
+
+    const result: ExecutionResult = {
+      instanceId: ctx.instanceId,
+      executionId: ctx.executionId,
+      name: ctx.name,
+      actions: [],
+      actionEvents: [],
+      status: 'Running',
+      started,
+    };
+
+    let next = 0; // the first event not applied
+    try {
+      for (; next < events.length && !run.finished; next++) {
+        ctx.isReplaying = next < replaying;
+        await run.apply(events[next]!, base + next);
+      }
+      ctx.isReplaying = false;
+      // Also when the driver is done: a generator or plain function that threw is done, and only this turns its error
+      // into the failure (its driver settles synchronously, so afterSettle never runs for it).
+      if (!run.terminated && !run.failure) run.checkBlockedOnDurableTask();
+      // The code finished before the history did: every step the rest of history records must be one the code took,
+      // or an orchestrator changed to return early would complete silently with a different result.
+      if (!run.terminated && !run.failure) run.matchRemainingSteps(events.slice(next), base + next);
+    } catch (err) {
+      run.failWith(err);
     }
-    ctx.isReplaying = false;
-    // Also when the driver is done: a generator or plain function that threw is done, and only this turns its error
-    // into the failure (its driver settles synchronously, so afterSettle never runs for it).
-    if (!run.terminated && !run.failure) run.checkBlockedOnDurableTask();
-    // The code finished before the history did: every step the rest of history records must be one the code took,
-    // or an orchestrator changed to return early would complete silently with a different result.
-    if (!run.terminated && !run.failure) run.matchRemainingSteps([...pastEvents, ...newEvents].slice(next), next);
-  } catch (err) {
-    run.failWith(err);
-  }
+    this.length = base + events.length;
+    this.last = result;
 
-  // The episode's time, even when the replay stopped before the last OrchestratorStarted (a failure or completion
-  // during replay): the events below are appended after the new events and must not carry an older time.
-  const now = episodeTime(pastEvents, newEvents) ?? ctx.currentUtcDateTime.getTime();
-  if (ctx.customStatusSet) result.customStatus = { value: ctx.customStatus };
-  if (run.terminated) {
-    result.status = 'Terminated';
-    result.output = run.terminateReason;
-    result.actions.push({ type: 'CompleteOrchestration', status: 'Terminated', result: run.terminateReason });
-    return result;
-  }
-  if (run.failure) {
-    result.status = 'Failed';
-    result.failure = run.failure;
-    result.actions.push({ type: 'CompleteOrchestration', status: 'Failed', failure: run.failure });
-    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
-    return result;
-  }
-  for (const patchId of ctx.newPatches) result.actionEvents.push({ type: 'PatchApplied', patchId, timestamp: now });
-  const can = ctx.continueAsNewRequest;
-  if (can) {
-    // The execution ends here; work it started and did not await is dropped with it.
-    // Unprocessed = buffered and never waited for, plus the raised events after the one that let the code call
-    // continueAsNew: the replay stops there, so they were never delivered, yet their inbox entries are consumed.
-    const carryOverEvents = can.preserveUnprocessedEvents ? ctx.unconsumedEvents() : [];
-    if (can.preserveUnprocessedEvents) {
-      for (const e of [...pastEvents, ...newEvents].slice(next)) {
-        if (e.type === 'EventRaised') carryOverEvents.push({ name: e.name, input: e.input });
+    // The episode's time, even when the replay stopped before the last OrchestratorStarted (a failure or completion
+    // during replay): the events below are appended after the new events and must not carry an older time.
+    const now = episodeTime(events) ?? ctx.currentUtcDateTime.getTime();
+    if (ctx.customStatusSet) result.customStatus = { value: ctx.customStatus };
+    if (run.terminated) {
+      result.status = 'Terminated';
+      result.output = run.terminateReason;
+      result.actions.push({ type: 'CompleteOrchestration', status: 'Terminated', result: run.terminateReason });
+      return result;
+    }
+    if (run.failure) {
+      result.status = 'Failed';
+      result.failure = run.failure;
+      result.actions.push({ type: 'CompleteOrchestration', status: 'Failed', failure: run.failure });
+      result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
+      return result;
+    }
+    for (const patchId of ctx.newPatches) result.actionEvents.push({ type: 'PatchApplied', patchId, timestamp: now });
+    const can = ctx.continueAsNewRequest;
+    if (can) {
+      // The execution ends here; work it started and did not await is dropped with it.
+      // Unprocessed = buffered and never waited for, plus the raised events after the one that let the code call
+      // continueAsNew: the replay stops there, so they were never delivered, yet their inbox entries are consumed.
+      const carryOverEvents = can.preserveUnprocessedEvents ? ctx.unconsumedEvents() : [];
+      if (can.preserveUnprocessedEvents) {
+        for (const e of events.slice(next)) {
+          if (e.type === 'EventRaised') carryOverEvents.push({ name: e.name, input: e.input });
+        }
+      }
+      result.status = 'ContinuedAsNew';
+      result.output = can.input;
+      result.carryOverEvents = carryOverEvents;
+      result.actions.push({ type: 'CompleteOrchestration', status: 'ContinuedAsNew', result: can.input, carryOverEvents });
+      result.actionEvents.push({ type: 'ExecutionCompleted', status: 'ContinuedAsNew', result: can.input, timestamp: now });
+      return result;
+    }
+    // New work first (even when the code also completed: fire-and-forget activities still run).
+    for (const action of ctx.newActions()) {
+      result.actions.push(action);
+      if (action.type === 'ScheduleTask') {
+        result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
+      } else if (action.type === 'CreateTimer') {
+        result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
+      } else if (action.type === 'CreateSubOrchestration') {
+        result.actionEvents.push({
+          type: 'SubOrchestrationInstanceCreated',
+          taskId: action.id,
+          name: action.name,
+          instanceId: action.instanceId,
+          input: action.input,
+          timestamp: now,
+        });
       }
     }
-    result.status = 'ContinuedAsNew';
-    result.output = can.input;
-    result.carryOverEvents = carryOverEvents;
-    result.actions.push({ type: 'CompleteOrchestration', status: 'ContinuedAsNew', result: can.input, carryOverEvents });
-    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'ContinuedAsNew', result: can.input, timestamp: now });
-    return result;
-  }
-  // New work first (even when the code also completed: fire-and-forget activities still run).
-  for (const action of ctx.newActions()) {
-    result.actions.push(action);
-    if (action.type === 'ScheduleTask') {
-      result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
-    } else if (action.type === 'CreateTimer') {
-      result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
-    } else if (action.type === 'CreateSubOrchestration') {
-      result.actionEvents.push({
-        type: 'SubOrchestrationInstanceCreated',
-        taskId: action.id,
-        name: action.name,
-        instanceId: action.instanceId,
-        input: action.input,
-        timestamp: now,
-      });
+    if (run.driver?.done) {
+      result.status = 'Completed';
+      result.output = run.driver.output;
+      result.actions.push({ type: 'CompleteOrchestration', status: 'Completed', result: run.driver.output });
+      result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Completed', result: run.driver.output, timestamp: now });
+      return result;
     }
-  }
-  if (run.driver?.done) {
-    result.status = 'Completed';
-    result.output = run.driver.output;
-    result.actions.push({ type: 'CompleteOrchestration', status: 'Completed', result: run.driver.output });
-    result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Completed', result: run.driver.output, timestamp: now });
+    result.wait = computeWait(ctx);
     return result;
   }
-  result.wait = computeWait(ctx);
-  return result;
 }
 
 class Replay {
@@ -285,12 +355,10 @@ class Replay {
 }
 
 /** The timestamp of the last OrchestratorStarted event, if any. */
-function episodeTime(pastEvents: readonly HistoryEvent[], newEvents: readonly HistoryEvent[]): number | undefined {
-  for (const events of [newEvents, pastEvents]) {
-    for (let i = events.length - 1; i >= 0; i--) {
-      const e = events[i]!;
-      if (e.type === 'OrchestratorStarted') return e.timestamp;
-    }
+function episodeTime(events: readonly HistoryEvent[]): number | undefined {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.type === 'OrchestratorStarted') return e.timestamp;
   }
   return undefined;
 }

@@ -1,0 +1,134 @@
+/**
+ * Extended sessions: a worker keeps an instance's code in memory after committing its episode and
+ * resumes it with the next episode's events instead of replaying the history. The code then runs
+ * each step once; the history is the same as with a replay per episode, and whenever the worker's
+ * copy may be behind (a refused commit, another worker's episode) it replays.
+ */
+import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
+import { checkHub } from '@durabull/redis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
+import { Gate, waitUntil } from './helpers/orchestration.js';
+
+const hubs: TestHub[] = [];
+afterEach(async () => {
+  Gate.releaseAll();
+  await Promise.all(hubs.splice(0).map((h) => h.cleanup()));
+});
+
+/** History without what differs between two runs (times, execution and instance ids). */
+const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
+
+/** A chain of `steps` activities on an object that the code changes as it goes; counts how often its body starts. */
+function counted() {
+  const runs = { starts: 0 };
+  const fn = function* (ctx: OrchestrationContext, input: { steps: number }): Generator<unknown, { total: number; seen: number[] }, number> {
+    runs.starts++;
+    const acc = { total: 0, seen: [] as number[] };
+    for (let i = 0; i < input.steps; i++) {
+      const v = yield ctx.callActivity('Inc', i);
+      acc.total += v;
+      acc.seen.push(v);
+    }
+    return acc;
+  };
+  return { runs, fn };
+}
+
+describe('extended sessions', () => {
+  it('run each step of a chain once, writing the same history as a replay per episode', async () => {
+    const a = counted();
+    const b = counted();
+    const activities = { Inc: async (x: number) => x + 1 };
+    const kept = await createTestHub({ orchestrators: { Chain: a.fn }, activities });
+    const replayed = await createTestHub({ orchestrators: { Chain: b.fn }, activities }, REPLAY_EVERY_EPISODE);
+    hubs.push(kept, replayed);
+    const [ia, ib] = await Promise.all([kept.client.startNew('Chain', { input: { steps: 30 } }), replayed.client.startNew('Chain', { input: { steps: 30 } })]);
+    const [sa, sb] = await Promise.all([
+      kept.client.waitForCompletion(ia, { timeoutMs: 20_000, showHistory: true }),
+      replayed.client.waitForCompletion(ib, { timeoutMs: 20_000, showHistory: true }),
+    ]);
+    const want = { total: 465, seen: Array.from({ length: 30 }, (_, i) => i + 1) };
+    expect(sa.output).toEqual(want);
+    expect(sb.output).toEqual(want);
+    expect(shape(sa.history)).toEqual(shape(sb.history));
+    // 31 episodes: the first ran the code from its start, the other 30 resumed it.
+    expect(kept.workers[0]!.stats).toMatchObject({ episodes: 31, resumedEpisodes: 30 });
+    expect(a.runs.starts).toBe(1);
+    expect(replayed.workers[0]!.stats.resumedEpisodes).toBe(0);
+    expect(b.runs.starts).toBe(31);
+    expect((await checkHub(kept.client.backend)).findings).toEqual([]);
+  });
+
+  it('resume in a split layout too, from the wake job that carries the result', async () => {
+    const c = counted();
+    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { startWorker: false });
+    hubs.push(th);
+    const orch = await th.startWorker({ activities: false });
+    await th.startWorker({ orchestrators: false });
+    const id = await th.client.startNew('Chain', { input: { steps: 5 } });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 15, seen: [1, 2, 3, 4, 5] });
+    expect(orch.stats).toMatchObject({ episodes: 6, cachedEpisodes: 5, resumedEpisodes: 5 });
+    expect(c.runs.starts).toBe(1);
+  });
+
+  it('replay after a refused commit: the kept code may be ahead of the history', async () => {
+    const gate = new Gate();
+    const c = counted();
+    const th = await createTestHub({
+      orchestrators: { Chain: c.fn },
+      activities: {
+        Inc: async (x: number) => {
+          if (x === 1) await gate.pass();
+          return x + 1;
+        },
+      },
+    });
+    hubs.push(th);
+    const worker = th.workers[0]!;
+    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
+    await gate.entered;
+    // The direct commit of step 1's result is refused (the instance is suspended meanwhile): the
+    // session that ran that episode went ahead of the stored history and is dropped.
+    await th.client.suspend(id, 'hold');
+    gate.open();
+    await waitUntil('the direct commit was refused', () => worker.stats.directRefused === 1);
+    const startsBefore = c.runs.starts;
+    await th.client.resume(id, 'go on');
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
+    // The episode after resume replayed from the start; the one after it resumed again.
+    expect(c.runs.starts).toBe(startsBefore + 1);
+    expect(worker.stats.resumedEpisodes).toBeGreaterThanOrEqual(2);
+  });
+
+  it('replay when another worker ran the last episode', async () => {
+    const c = counted();
+    const gate = new Gate();
+    const th = await createTestHub(
+      {
+        orchestrators: { Chain: c.fn },
+        activities: {
+          Inc: async (x: number) => {
+            if (x === 1) await gate.pass();
+            return x + 1;
+          },
+        },
+      },
+      { inlineEpisodes: false, eagerActivities: false },
+    );
+    hubs.push(th);
+    const [first] = th.workers;
+    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
+    await gate.entered;
+    // A second worker takes part from here: episodes go to whichever takes the wake job.
+    const second = await th.startWorker();
+    gate.open();
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
+    const episodes = first!.stats.episodes + second.stats.episodes;
+    const resumed = first!.stats.resumedEpisodes + second.stats.resumedEpisodes;
+    expect(episodes).toBe(4);
+    // Every episode that did not resume ran the code from its start: each worker's first one at least.
+    expect(c.runs.starts).toBe(episodes - resumed);
+    expect((await checkHub(th.client.backend)).findings).toEqual([]);
+  });
+});
