@@ -72,6 +72,27 @@ describe('extended sessions', () => {
     expect(c.runs.starts).toBe(1);
   });
 
+  it('resume after a load that finds nothing new: a fan-in woken by its last result', async () => {
+    const runs = { starts: 0 };
+    const th = await createTestHub({
+      orchestrators: {
+        Fan: async (ctx: OrchestrationContext, n: number) => {
+          runs.starts++;
+          const values = await ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity<number>('Inc', i)));
+          return values.reduce((a, b) => a + b, 0);
+        },
+      },
+      activities: { Inc: async (x: number) => x + 1 },
+    });
+    hubs.push(th);
+    const id = await th.client.startNew('Fan', { input: 5 });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(15);
+    // Two episodes: the fan-out, and the fan-in, which the last result's delivery loaded (no direct
+    // commit for an `all` of five) and which resumed the code kept from the first.
+    expect(th.workers[0]!.stats).toMatchObject({ episodes: 2, directEpisodes: 0, resumedEpisodes: 1 });
+    expect(runs.starts).toBe(1);
+  });
+
   it('replay after a refused commit: the kept code may be ahead of the history', async () => {
     const gate = new Gate();
     const c = counted();

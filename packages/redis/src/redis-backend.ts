@@ -661,7 +661,16 @@ export class RedisBackend {
       this.historyCache.delete(this.historyCache.keys().next().value!);
     }
     const cachedNow = entry.events.slice();
-    const loaded: LoadedEpisode = { state: parsed, history: materialize(cachedNow), inbox, stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+    // Nothing was written since this worker's own commit (same version, no new entry): the code it
+    // kept goes on from there.
+    const session = base && decoded.length === 0 && entry.committed ? takeSession(entry) : undefined;
+    const loaded: LoadedEpisode = {
+      state: parsed,
+      history: session ? [] : materialize(cachedNow),
+      inbox,
+      stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow },
+    };
+    if (session) loaded.session = session;
     if (inboxEntries.length > 0) loaded.inboxDigest = inboxDigest(inboxEntries);
     return loaded;
   }
