@@ -418,7 +418,7 @@ export class DurabullWorker {
     const opts: CommitOptions = {};
     if (this.opts.extendedSessions !== false) opts.session = session;
     if (direct) {
-      opts.direct = { seq: direct.seq, encoded: direct.encoded };
+      opts.direct = { seq: direct.seq, encoded: direct.encoded, event: direct.event };
       if (direct.ackJobId) opts.ackJobId = direct.ackJobId;
     }
     if (eager !== undefined) opts.lease = { jobId: activityJobId(instanceId, executionId, eager), until: now + this.eagerLeaseMs };
