@@ -4,7 +4,8 @@
  * each step once; the history is the same as with a replay per episode, and whenever the worker's
  * copy may be behind (a refused commit, another worker's episode) it replays.
  */
-import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
+import { type HistoryEvent, type OrchestrationContext, Registry, ValidationError } from '@durabull/core';
+import { DurabullWorker } from '@durabull/worker';
 import { checkHub } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
@@ -151,5 +152,22 @@ describe('extended sessions', () => {
     // Every episode that did not resume ran the code from its start: each worker's first one at least.
     expect(c.runs.starts).toBe(episodes - resumed);
     expect((await checkHub(th.client.backend)).findings).toEqual([]);
+  });
+
+  it('need the cache: with cachedInstances 0 every woken episode loads and replays', async () => {
+    const c = counted();
+    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { cachedInstances: 0 });
+    hubs.push(th);
+    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
+    expect(th.workers[0]!.stats).toMatchObject({ episodes: 4, resumedEpisodes: 0, directEpisodes: 0 });
+    expect(c.runs.starts).toBe(4);
+  });
+
+  it('refuse a cachedInstances that is not an integer >= 0', () => {
+    for (const bad of [-1, 1.5, Number.NaN, '10' as unknown as number]) {
+      expect(() => new DurabullWorker({ registry: new Registry(), cachedInstances: bad, connection: { lazyConnect: true } })).toThrow(ValidationError);
+    }
+    expect(() => new DurabullWorker({ registry: new Registry(), cachedInstances: -1, connection: { lazyConnect: true } })).toThrow(/cachedInstances .* must be an integer >= 0/);
   });
 });

@@ -61,7 +61,10 @@ export interface BackendOptions {
    * references whatever this is set to.
    */
   claimCheckThresholdBytes?: number;
-  /** Instances whose decoded history a worker keeps between episodes (0 turns it off). Default 1000. */
+  /**
+   * Instances whose decoded history (and, with extended sessions, code) a worker keeps between
+   * episodes (0 turns it off). Default 1000.
+   */
   historyCacheSize?: number;
 }
 
@@ -418,7 +421,11 @@ export class RedisBackend {
     }
     this.claimCheckThresholdBytes = threshold;
     this.claimThreshold = threshold === 0 ? Number.POSITIVE_INFINITY : threshold;
-    this.historyCacheSize = opts.historyCacheSize ?? 1000;
+    const cacheSize = opts.historyCacheSize ?? 1000;
+    if (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 0) {
+      throw new ValidationError(`cachedInstances (historyCacheSize) must be an integer >= 0 (0 turns the cache off), got ${String(cacheSize)}`);
+    }
+    this.historyCacheSize = cacheSize;
   }
 
   private get scripts(): ScriptClient {

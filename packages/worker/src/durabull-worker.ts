@@ -106,6 +106,12 @@ export interface DurabullWorkerOptions {
    */
   extendedSessions?: boolean;
   /**
+   * How many instances this worker keeps in memory between their episodes: the decoded history of
+   * its own last commit and, with extended sessions, the code. The least recently used goes first;
+   * 0 turns the cache off (every episode loads its history and replays). Default 1000.
+   */
+  cachedInstances?: number;
+  /**
    * Attempts of one episode job (load, replay, commit) before the instance is failed with
    * `PoisonJobError` ("episode failed N times: ...") and the job dead-lettered. Jobs retry with
    * exponential backoff from 200 ms, so the default 10 gives up after about 100 s of failures.
@@ -207,6 +213,7 @@ export class DurabullWorker {
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
     if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
+    if (opts.cachedInstances !== undefined) backendOpts.historyCacheSize = opts.cachedInstances;
     this.backend = new RedisBackend(backendOpts);
     this.log = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
   }
