@@ -1,10 +1,11 @@
 /**
- * The checker's `lost-task` finding: a pending activity whose job is gone from both the outbox and
- * BullMQ (deleted by hand, or lost with Redis data) would never run. The checker reports it and,
- * with `repair`, queues the job again from what history scheduled.
+ * The checker's `lost-task` finding: a pending activity or timer whose job is gone from both the
+ * outbox and BullMQ (deleted by hand, or lost with Redis data), or a sub-orchestration whose child
+ * was never started and has no outbox entry, would never run. The checker reports it and, with
+ * `repair`, queues the job (or the start) again from what history scheduled.
  */
 import { Registry } from '@durabull/core';
-import { activityJobId, checkHub, checkInstance } from '@durabull/redis';
+import { activityJobId, checkHub, checkInstance, timerJobId } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { waitUntil } from './helpers/orchestration.js';
@@ -53,5 +54,68 @@ describe('lost activity tasks', () => {
     await th.startWorker({ registry });
     expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(3);
     expect((await checkHub(th.client.backend, later())).findings).toEqual([]);
+  });
+});
+
+describe('lost timers and sub-orchestration starts', () => {
+  it('a timer whose delayed job is gone is reported and queued again for the same time', async () => {
+    const timers = new Registry().addOrchestrator('Nap', function* (ctx) {
+      yield ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + 1500));
+      return 'woke';
+    });
+    th = await createTestHub({}, { startWorker: false });
+    const worker = await th.startWorker({ registry: timers });
+    const id = await th.client.startNew('Nap');
+    const x = (await th.client.getStatus(id))!.executionId;
+    const jobId = timerJobId(id, x, 0);
+    const queue = th.client.backend.orchestratorQueue;
+    await waitUntil('the timer job is delayed', async () => (await queue.getJobState(jobId)) === 'delayed');
+    const fireAt = (await queue.getJob(jobId))!.data.f as number;
+    await worker.close();
+    await queue.remove(jobId);
+    const later = { now: Date.now() + 60_000 };
+    expect((await checkInstance(th.client.backend, id, later)).findings).toEqual([
+      expect.objectContaining({ code: 'lost-task', message: 'timer 0 pending with no outbox entry and no job in BullMQ' }),
+    ]);
+    const repaired = await checkInstance(th.client.backend, id, { ...later, repair: true });
+    expect(repaired.findings[0]).toMatchObject({ code: 'lost-task', repaired: '1 timer job queued again' });
+    expect((await queue.getJob(jobId))!.data).toEqual({ i: id, x, s: 0, f: fireAt });
+    await th.startWorker({ registry: timers });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe('woke');
+    expect((await checkHub(th.client.backend, later)).findings).toEqual([]);
+  });
+
+  it('a sub-orchestration that was never started is reported and started by repair', async () => {
+    const family = new Registry()
+      .addOrchestrator('Parent', function* (ctx, n: number) {
+        return yield ctx.callSubOrchestrator('Child', n, 'the-child');
+      })
+      .addOrchestrator('Child', function* (_ctx, n: number) {
+        return n * 2;
+      });
+    th = await createTestHub({}, { startWorker: false });
+    // A worker that loses every sub-orchestration start: it takes it off the outbox and drops it.
+    const lossy = await th.startWorker({ registry: family });
+    const dispatch = lossy.backend.dispatch.bind(lossy.backend);
+    let dropped = 0;
+    lossy.backend.dispatch = async (entries, opts) => {
+      const starts = entries.filter(([, payload]) => payload[0] === 'S');
+      dropped += starts.length;
+      if (starts.length > 0) await lossy.backend.ackOutbox(starts.map(([jobId]) => jobId), true);
+      return dispatch(entries.filter(([, payload]) => payload[0] !== 'S'), opts);
+    };
+    const id = await th.client.startNew('Parent', { input: 21 });
+    await waitUntil('the child start was dropped', () => dropped === 1);
+    await lossy.close();
+    expect(await th.client.getStatus('the-child')).toBeUndefined();
+    const later = { now: Date.now() + 60_000 };
+    expect((await checkInstance(th.client.backend, id, later)).findings).toEqual([
+      expect.objectContaining({ code: 'lost-task', message: "sub-orchestration 0 (child 'the-child') pending, never started, with no outbox entry to start it" }),
+    ]);
+    const repaired = await checkInstance(th.client.backend, id, { ...later, repair: true });
+    expect(repaired.findings[0]).toMatchObject({ code: 'lost-task', repaired: '1 sub-orchestration start queued again' });
+    await th.startWorker({ registry: family });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(42);
+    expect((await checkHub(th.client.backend, later)).findings).toEqual([]);
   });
 });

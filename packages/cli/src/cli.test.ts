@@ -553,7 +553,7 @@ describe('check and dashboard', () => {
     const broken = await cli(['check']);
     expect(broken.code).toBe(1);
     expect(broken.stdout).toMatch(/^k2  index-mismatch  .+\nChecked 2 instances of task hub '.+': 1 finding\.\n$/);
-    expect(broken.stderr).toBe('error: 1 finding to look at (--repair fixes stuck instances, lost activity tasks and index entries)\n');
+    expect(broken.stderr).toBe('error: 1 finding to look at (--repair fixes stuck instances, lost tasks and index entries)\n');
     const json = JSON.parse((await cli(['--json', 'check', 'k2'])).stdout);
     expect(json).toMatchObject({ instanceId: 'k2', exists: true, findings: [{ instanceId: 'k2', code: 'index-mismatch' }] });
 

@@ -444,7 +444,7 @@ Examples:
     .command('check')
     .description("check the history invariants of one instance, or of every instance of the hub (exit code 1 on findings)")
     .argument('[id]', 'instance id (default: every instance, through the creation index)')
-    .option('--repair', 'repair what is safe to repair: re-queue stuck instances and lost activity tasks, rewrite index entries')
+    .option('--repair', 'repair what is safe to repair: re-queue stuck instances and lost tasks (activities, timers, sub-orchestration starts), rewrite index entries')
     .option('--grace-ms <ms>', 'how long an instance may stay scheduled without a job before it counts as stuck (default 5000)')
     .option('--limit <n>', 'check at most this many instances (whole hub); prints a cursor to go on')
     .option('--cursor <cursor>', 'go on from a previous --limit run')
@@ -477,7 +477,7 @@ Examples:
       }
       const open = findings.filter((f) => !f.repaired).length;
       if (open > 0) {
-        io.stderr.write(`error: ${open} finding${open === 1 ? '' : 's'} ${opts.repair ? 'could not be repaired' : 'to look at'}${opts.repair ? '' : ' (--repair fixes stuck instances, lost activity tasks and index entries)'}\n`);
+        io.stderr.write(`error: ${open} finding${open === 1 ? '' : 's'} ${opts.repair ? 'could not be repaired' : 'to look at'}${opts.repair ? '' : ' (--repair fixes stuck instances, lost tasks and index entries)'}\n`);
         run.exitCode = ExitCode.Failure;
       }
     });

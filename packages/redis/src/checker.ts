@@ -25,7 +25,7 @@
 import { type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 import { PayloadRef, decode, decodeEvent } from './codec.js';
 import { assertInstanceId } from './keys.js';
-import { type RedisBackend, activityJobId } from './redis-backend.js';
+import { type RedisBackend, activityJobId, subStartJobId, timerJobId } from './redis-backend.js';
 
 /**
  * What a finding is about. Codes are stable (tools may match on them); messages are for people.
@@ -44,7 +44,7 @@ import { type RedisBackend, activityJobId } from './redis-backend.js';
  * | `status-mismatch` | the state's status disagrees with the history (Completed/Failed need `ExecutionCompleted` with that status, Terminated needs `ExecutionTerminated`, an unfinished instance has no terminal event), or is unknown |
  * | `work-for-finished` | a finished instance with pending tasks, inbox entries, a wait set, `scheduled` = 1, or a wake for its current version in the outbox or in BullMQ |
  * | `stuck` | an unfinished, unsuspended instance that nothing will ever run: idle (`scheduled` = 0) with inbox events that let its code progress and no wake in the outbox; or `scheduled` = 1 for longer than the grace period with no wake in the outbox and no orchestrator job for its version in BullMQ |
- * | `lost-task` | an unfinished, unsuspended instance, unchanged for longer than the grace period, with a pending activity task that has neither an outbox entry nor a live job in BullMQ: nothing will ever run it (at most 100 pending tasks are looked up per instance) |
+ * | `lost-task` | an unfinished, unsuspended instance, unchanged for longer than the grace period, with a pending task that nothing will ever run: an activity or timer with neither an outbox entry nor a live job in BullMQ, a sub-orchestration whose child does not exist and has no outbox entry to start it (at most 100 pending tasks are looked up per instance) |
  * | `index-mismatch` | a creation, name or status index entry missing, pointing to another status, or left by an instance that is gone |
  * | `missing-payload` | a reference to a payload stored apart (claim check), in history, inbox or state, whose key is missing, or that the instance's claim set does not list (purge would leave it behind) |
  */
@@ -469,24 +469,75 @@ const LOST_TASK_LOOKUPS = 100;
  * batch of its execution not yet expanded), no live job in BullMQ, and still pending once those
  * were looked at (re-read, so that a result delivered meanwhile is not taken for a loss).
  */
-async function lostActivityTasks(backend: RedisBackend, id: string, exec: string, version: number, tasks: number[]): Promise<number[]> {
+/**
+ * The pending tasks among `tasks` that nothing will ever run: an activity or timer with neither an
+ * outbox entry nor a live job in BullMQ, a sub-orchestration whose child does not exist and has no
+ * outbox entry that would start it. Re-read at the end: only tasks still pending at the same version.
+ */
+async function lostTasksOf(
+  backend: RedisBackend,
+  id: string,
+  exec: string,
+  version: number,
+  tasks: { seq: number; kind: ScheduleKind }[],
+  children: ReadonlyMap<number, string>,
+): Promise<{ seq: number; kind: ScheduleKind }[]> {
   const k = backend.keys;
   const [, batches] = await backend.redis.hscan(k.outbox, '0', 'MATCH', `b-${id}-${exec}-*`, 'COUNT', 1000);
   if (batches.length > 0) return [];
-  const lost: number[] = [];
-  for (const seq of tasks.slice(0, LOST_TASK_LOOKUPS)) {
-    const jobId = activityJobId(id, exec, seq);
+  const lost: { seq: number; kind: ScheduleKind }[] = [];
+  for (const t of tasks.slice(0, LOST_TASK_LOOKUPS)) {
+    const jobId = t.kind === 'activity' ? activityJobId(id, exec, t.seq) : t.kind === 'timer' ? timerJobId(id, exec, t.seq) : subStartJobId(id, exec, t.seq);
     if ((await backend.redis.hexists(k.outbox, jobId)) === 1) continue;
-    if (LIVE_JOB_STATES.has(await backend.activityQueue.getJobState(jobId))) continue;
-    lost.push(seq);
+    if (t.kind === 'activity' && LIVE_JOB_STATES.has(await backend.activityQueue.getJobState(jobId))) continue;
+    if (t.kind === 'timer' && LIVE_JOB_STATES.has(await backend.orchestratorQueue.getJobState(jobId))) continue;
+    if (t.kind === 'sub-orchestration') {
+      const child = children.get(t.seq);
+      if (child === undefined || (await backend.redis.exists(k.state(child))) === 1) continue;
+    }
+    lost.push(t);
   }
   if (lost.length === 0) return [];
-  const m = backend.redis.multi().hmget(k.state(id), 'exec', 'version').smismember(k.pending(id), ...lost.map(String));
+  const m = backend.redis
+    .multi()
+    .hmget(k.state(id), 'exec', 'version')
+    .smismember(
+      k.pending(id),
+      ...lost.map((t) => String(t.seq)),
+    );
   const res = await m.exec();
   const [ex, v] = res![0]![1] as (string | null)[];
   if (ex !== exec || Number(v) !== version) return [];
   const still = res![1]![1] as number[];
   return lost.filter((_, i) => still[i] === 1);
+}
+
+/** What the repair of lost tasks queued again. */
+function describeRequeued(lost: readonly { kind: ScheduleKind }[], queued: number): string {
+  const n = (kind: ScheduleKind) => lost.filter((t) => t.kind === kind).length;
+  const parts: string[] = [];
+  if (n('activity')) parts.push(`${n('activity')} activity job${n('activity') === 1 ? '' : 's'}`);
+  if (n('timer')) parts.push(`${n('timer')} timer job${n('timer') === 1 ? '' : 's'}`);
+  if (n('sub-orchestration')) parts.push(`${n('sub-orchestration')} sub-orchestration start${n('sub-orchestration') === 1 ? '' : 's'}`);
+  const what = `${parts.join(', ')} queued again`;
+  return queued === lost.length ? what : `${what} (${queued} found in history)`;
+}
+
+/** "activity task 0", "timers 2, 3", "sub-orchestration 4 (child 'x')"... */
+function describeLost(lost: readonly { seq: number; kind: ScheduleKind }[], children: ReadonlyMap<number, string>): string {
+  const parts: string[] = [];
+  const of = (kind: ScheduleKind) => lost.filter((t) => t.kind === kind).map((t) => t.seq);
+  const list = (ids: number[]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`;
+  const acts = of('activity');
+  if (acts.length) parts.push(`activity task${acts.length === 1 ? '' : 's'} ${list(acts)} pending with no outbox entry and no job in BullMQ`);
+  const timers = of('timer');
+  if (timers.length) parts.push(`timer${timers.length === 1 ? '' : 's'} ${list(timers)} pending with no outbox entry and no job in BullMQ`);
+  const subs = of('sub-orchestration');
+  if (subs.length) {
+    const named = subs.slice(0, 5).map((s) => `${s} (child '${children.get(s)}')`);
+    parts.push(`sub-orchestration${subs.length === 1 ? '' : 's'} ${named.join(', ')}${subs.length > 5 ? ', ...' : ''} pending, never started, with no outbox entry to start ${subs.length === 1 ? 'it' : 'them'}`);
+  }
+  return parts.join('; ');
 }
 
 /**
@@ -557,7 +608,8 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
   }
 
   const scheduledFlag = st.scheduled === '1';
-  let lostTasks: number[] = [];
+  let lostTasks: { seq: number; kind: ScheduleKind }[] = [];
+  const children = new Map<number, string>();
   if (finished) {
     // Nothing may be left to do for a finished instance.
     if (snap.pending.length) f.add('work-for-finished', `${snap.pending.length} pending task(s) (${snap.pending.slice(0, 5).join(', ')})`);
@@ -587,12 +639,15 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
       } else if (!snap.wakeInOutbox && now - Number(st.updatedAt ?? 0) >= graceMs && (await wakeJobIsLost(backend, id, exec, snap.version))) {
         f.add('stuck', `scheduled = 1 since ${new Date(Number(st.updatedAt ?? 0)).toISOString()} but no wake ${wakeJobId(id, exec, snap.version)} in the outbox or BullMQ`);
       }
-      const activities = snap.pending.map(Number).filter((seq) => summary.scheduled.get(seq) === 'activity');
-      if (activities.length > 0 && now - Number(st.updatedAt ?? 0) >= graceMs) {
-        lostTasks = await lostActivityTasks(backend, id, exec, snap.version, activities);
-        if (lostTasks.length > 0) {
-          f.add('lost-task', `activity task${lostTasks.length === 1 ? '' : 's'} ${lostTasks.slice(0, 5).join(', ')}${lostTasks.length > 5 ? ', ...' : ''} pending with no outbox entry and no job in BullMQ`);
-        }
+      const open: { seq: number; kind: ScheduleKind }[] = [];
+      for (const p of snap.pending) {
+        const kind = summary.scheduled.get(Number(p));
+        if (kind) open.push({ seq: Number(p), kind });
+      }
+      if (open.length > 0 && now - Number(st.updatedAt ?? 0) >= graceMs) {
+        for (const e of snap.history) if (e.type === 'SubOrchestrationInstanceCreated') children.set(e.taskId, e.instanceId);
+        lostTasks = await lostTasksOf(backend, id, exec, snap.version, open, children);
+        if (lostTasks.length > 0) f.add('lost-task', describeLost(lostTasks, children));
       }
     }
   }
@@ -623,8 +678,8 @@ async function checkOne(backend: RedisBackend, id: string, opts: CheckOptions, i
     if (lost) {
       // Queued again from what history scheduled; a job that turns up twice runs twice, and its
       // second result is dropped (activities are at least once).
-      const n = await backend.requeueActivities(id, exec, snap.history, lostTasks);
-      lost.repaired = `${n} activity job${n === 1 ? '' : 's'} queued again`;
+      const n = await backend.requeueTasks(id, exec, snap.history, lostTasks.map((t) => t.seq));
+      lost.repaired = describeRequeued(lostTasks, n);
     }
     await repairIndex(backend, findings, indexedAt);
   }

@@ -9,6 +9,8 @@ export {
   createRedisClient,
   newExecutionId,
   activityJobId,
+  subStartJobId,
+  timerJobId,
   parseWake,
   ignoreGone,
   type BackendOptions,

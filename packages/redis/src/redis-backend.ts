@@ -387,6 +387,16 @@ export function activityJobId(instanceId: string, executionId: string, seq: numb
   return `a-${instanceId}-${executionId}-${seq}`;
 }
 
+/** The job id (and outbox entry id) of timer `seq` of an execution. */
+export function timerJobId(instanceId: string, executionId: string, seq: number): string {
+  return `t-${instanceId}-${executionId}-${seq}`;
+}
+
+/** The outbox entry id of the start of sub-orchestration task `seq` of an execution. */
+export function subStartJobId(instanceId: string, executionId: string, seq: number): string {
+  return `s-${instanceId}-${executionId}-${seq}`;
+}
+
 export function newExecutionId(): string {
   return randomBytes(6).toString('hex');
 }
@@ -912,14 +922,23 @@ export class RedisBackend {
   }
 
   /**
-   * Queues activity tasks again from the TaskScheduled events of `history` (the checker's repair of
-   * a lost task): the same job id and data as the commit wrote. Returns how many were queued.
+   * Queues tasks again from the events of `history` that scheduled them (the checker's repair of a
+   * lost task): an activity job, a timer job or a sub-orchestration start, with the same id and data
+   * as the commit wrote. Returns how many were queued.
    */
-  async requeueActivities(instanceId: string, executionId: string, history: readonly HistoryEvent[], seqs: number[]): Promise<number> {
+  async requeueTasks(instanceId: string, executionId: string, history: readonly HistoryEvent[], seqs: number[]): Promise<number> {
     const want = new Set(seqs);
     const entries: [string, string][] = [];
+    const none = new Map<number, PayloadRef>();
     for (const e of history) {
-      if (e.type === 'TaskScheduled' && want.has(e.taskId)) entries.push(activityEntry(instanceId, executionId, e.taskId, e.name, e.input));
+      let action: OrchestratorAction | undefined;
+      if (e.type === 'TaskScheduled' && want.has(e.taskId)) action = { type: 'ScheduleTask', id: e.taskId, name: e.name, input: e.input };
+      else if (e.type === 'TimerCreated' && want.has(e.taskId)) action = { type: 'CreateTimer', id: e.taskId, fireAt: e.fireAt };
+      else if (e.type === 'SubOrchestrationInstanceCreated' && want.has(e.taskId)) {
+        action = { type: 'CreateSubOrchestration', id: e.taskId, name: e.name, instanceId: e.instanceId, input: e.input };
+      }
+      const entry = action && this.outboxEntryFor(instanceId, executionId, action, none);
+      if (entry) entries.push(entry);
     }
     await this.dispatch(entries);
     return entries.length;
@@ -940,14 +959,14 @@ export class RedisBackend {
     if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input);
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
-      return [`t-${instanceId}-${executionId}-${a.id}`, `T${JSON.stringify(data)}`];
+      return [timerJobId(instanceId, executionId, a.id), `T${JSON.stringify(data)}`];
     }
     if (a.type === 'CancelTimer') {
       return [`x-${instanceId}-${executionId}-${a.id}`, `X${JSON.stringify({ i: instanceId, x: executionId, s: a.id })}`];
     }
     if (a.type === 'CreateSubOrchestration') {
       const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(inputRefs.get(a.id) ?? a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
-      return [`s-${instanceId}-${executionId}-${a.id}`, `S${JSON.stringify(data)}`];
+      return [subStartJobId(instanceId, executionId, a.id), `S${JSON.stringify(data)}`];
     }
     return undefined;
   }
