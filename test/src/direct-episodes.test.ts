@@ -8,7 +8,7 @@ import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
 import { checkHub } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
-import { Gate, waitUntil } from './helpers/orchestration.js';
+import { doubleThrice, Gate, historyShape, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
 afterEach(async () => {
@@ -16,14 +16,9 @@ afterEach(async () => {
   await Promise.all(hubs.splice(0).map((h) => h.cleanup()));
 });
 
-function* chain(ctx: OrchestrationContext, x: number): Generator<unknown, number, number> {
-  for (let i = 0; i < 3; i++) x = yield ctx.callActivity('Double', x);
-  return x;
-}
+const chain = doubleThrice;
 const functions = { orchestrators: { Chain: chain }, activities: { Double: async (x: number) => x * 2 } };
 
-/** History without what differs between two runs (times, execution and instance ids). */
-const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
 
 const loadCounts = new WeakMap<TestHub, { n: number }>();
 /** Counts the history loads of the hub's worker. */
@@ -96,7 +91,7 @@ describe('direct episodes', () => {
     // Through the queue, each result's wake job carried it, and the worker's cache held the rest.
     expect(loads(queued)).toBe(0);
     expect(queued.workers[0]!.stats).toMatchObject({ episodes: 4, directEpisodes: 0, cachedEpisodes: 3 });
-    expect(shape(sa.history)).toEqual(shape(sb.history));
+    expect(historyShape(sa.history)).toEqual(historyShape(sb.history));
     // Nothing left behind: no outbox entry (the eager entries went with the commits), nothing for the checker.
     expect(await direct.redis.hlen(direct.keys.outbox)).toBe(0);
     expect(await direct.redis.zcard(direct.keys.outboxIndex)).toBe(0);

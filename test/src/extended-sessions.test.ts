@@ -9,7 +9,7 @@ import { DurabullWorker } from '@durabull/worker';
 import { checkHub } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
-import { Gate, waitUntil } from './helpers/orchestration.js';
+import { Gate, historyShape, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
 afterEach(async () => {
@@ -17,8 +17,6 @@ afterEach(async () => {
   await Promise.all(hubs.splice(0).map((h) => h.cleanup()));
 });
 
-/** History without what differs between two runs (times, execution and instance ids). */
-const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
 
 /** A chain of `steps` activities on an object that the code changes as it goes; counts how often its body starts. */
 function counted() {
@@ -52,7 +50,7 @@ describe('extended sessions', () => {
     const want = { total: 465, seen: Array.from({ length: 30 }, (_, i) => i + 1) };
     expect(sa.output).toEqual(want);
     expect(sb.output).toEqual(want);
-    expect(shape(sa.history)).toEqual(shape(sb.history));
+    expect(historyShape(sa.history)).toEqual(historyShape(sb.history));
     // 31 episodes: the first ran the code from its start, the other 30 resumed it.
     expect(kept.workers[0]!.stats).toMatchObject({ episodes: 31, resumedEpisodes: 30 });
     expect(a.runs.starts).toBe(1);

@@ -14,6 +14,7 @@ import { InstanceFinishedError, RedisBackend, encodeEvent } from '@durabull/redi
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+import { historyShape } from './helpers/orchestration.js';
 
 const registry = new Registry()
   .addOrchestrator('Fan3', function* (ctx) {
@@ -112,8 +113,8 @@ describe('commitEpisode with a direct result', () => {
     await episode('q1');
     await backend.deliverEvent('q1', y, 'c', 1, completed(1, 16));
     await episode('q1');
-    const shape = (h: HistoryEvent[]) => h.map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
-    expect(shape(await backend.getHistory('d1'))).toEqual(shape(await backend.getHistory('q1')));
+
+    expect(historyShape(await backend.getHistory('d1'))).toEqual(historyShape(await backend.getHistory('q1')));
   });
 
   it('writes nothing when an event reached the instance since the cached episode', async () => {

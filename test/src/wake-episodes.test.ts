@@ -10,7 +10,7 @@ import { checkHub, encodeEvent } from '@durabull/redis';
 import type { DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
-import { Gate, waitUntil } from './helpers/orchestration.js';
+import { doubleThrice, Gate, historyShape, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
 afterEach(async () => {
@@ -18,13 +18,8 @@ afterEach(async () => {
   await Promise.all(hubs.splice(0).map((h) => h.cleanup()));
 });
 
-function* chain(ctx: OrchestrationContext, x: number): Generator<unknown, number, number> {
-  for (let i = 0; i < 3; i++) x = yield ctx.callActivity('Double', x);
-  return x;
-}
+const chain = doubleThrice;
 
-/** History without what differs between two runs (times, execution and instance ids). */
-const shape = (h: readonly HistoryEvent[] | undefined) => (h ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
 
 /** A hub with one orchestrator-only and one activity-only worker; counts the orchestrator worker's loads. */
 async function splitHub(double: (x: number) => Promise<number>): Promise<{ th: TestHub; orch: DurabullWorker; loads: () => number }> {
@@ -57,7 +52,7 @@ describe('wake jobs that carry their inbox', () => {
     const id2 = await plain.th.client.startNew('Chain', { input: 1 });
     const st2 = await plain.th.client.waitForCompletion(id2, { timeoutMs: 15_000, showHistory: true });
     expect(plain.loads()).toBe(3);
-    expect(shape(st.history)).toEqual(shape(st2.history));
+    expect(historyShape(st.history)).toEqual(historyShape(st2.history));
     expect((await checkHub(th.client.backend)).findings).toEqual([]);
   });
 

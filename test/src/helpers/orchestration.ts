@@ -2,7 +2,7 @@
  * Small helpers for the orchestration API tests: polling for a condition (never for a duration),
  * gates that hold an activity until the test releases it, and history queries.
  */
-import type { HistoryEvent } from '@durabull/core';
+import type { HistoryEvent, OrchestrationContext } from '@durabull/core';
 import type { DeliverResult } from '@durabull/redis';
 import type { DurabullWorker } from '@durabull/worker';
 import type { TestHub } from './hub.js';
@@ -57,6 +57,17 @@ export type EventOf<T extends HistoryEvent['type']> = Extract<HistoryEvent, { ty
 /** The events of one type, typed. */
 export function eventsOf<T extends HistoryEvent['type']>(history: readonly HistoryEvent[] | undefined, type: T): EventOf<T>[] {
   return (history ?? []).filter((e): e is EventOf<T> => e.type === type);
+}
+
+/** History without what differs between two runs (times, execution and instance ids), to compare two runs. */
+export function historyShape(history: readonly HistoryEvent[] | undefined): string[] {
+  return (history ?? []).map((e) => JSON.stringify({ ...e, timestamp: 0, executionId: 0, instanceId: 0 }));
+}
+
+/** A chain of three `Double` activities on its input. */
+export function* doubleThrice(ctx: OrchestrationContext, x: number): Generator<unknown, number, number> {
+  for (let i = 0; i < 3; i++) x = yield ctx.callActivity('Double', x);
+  return x;
 }
 
 export function typesOf(history: readonly HistoryEvent[] | undefined): string[] {

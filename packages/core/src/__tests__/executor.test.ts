@@ -24,14 +24,7 @@ import {
   newTimerCreatedEvent,
   newTimerFiredEvent,
 } from '../index.js';
-import { INSTANCE_ID, T0, at, registryOf, startEvents } from './helpers.js';
-
-const chain: OrchestratorFunction = function* (ctx, input: string) {
-  const a = yield ctx.callActivity('F1', input);
-  const b = yield ctx.callActivity('F2', a);
-  const c = yield ctx.callActivity('F3', b);
-  return yield ctx.callActivity('F4', c);
-};
+import { INSTANCE_ID, T0, at, chain, registryOf, startEvents } from './helpers.js';
 
 describe('chaining F1 -> F2 -> F3 -> F4', () => {
   const registry = registryOf('Chain', chain);

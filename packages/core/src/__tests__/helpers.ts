@@ -17,6 +17,14 @@ export const INSTANCE_ID = 'order-42';
 export const T0 = Date.UTC(2026, 0, 15, 9, 0, 0);
 export const at = (seconds: number): number => T0 + seconds * 1000;
 
+/** F1 -> F2 -> F3 -> F4, each given the previous result. */
+export const chain: OrchestratorFunction = function* (ctx, input: string) {
+  const a = yield ctx.callActivity('F1', input);
+  const b = yield ctx.callActivity('F2', a);
+  const c = yield ctx.callActivity('F3', b);
+  return yield ctx.callActivity('F4', c);
+};
+
 export function registryOf(name: string, fn: OrchestratorFunction): Registry {
   return new Registry().addOrchestrator(name, fn);
 }

@@ -21,7 +21,7 @@ import {
   newTaskFailedEvent,
   newTimerFiredEvent,
 } from '../index.js';
-import { at, registryOf, startEvents } from './helpers.js';
+import { at, chain, registryOf, startEvents } from './helpers.js';
 
 /**
  * Runs each episode twice: by a fresh replay of the history, and by one session resumed from
@@ -53,13 +53,6 @@ class Twins {
 function withoutStack(r: ExecutionResult): unknown {
   return JSON.parse(JSON.stringify(r, (key, value: unknown) => (key === 'stack' ? undefined : value)));
 }
-
-const chain: OrchestratorFunction = function* (ctx, input: string) {
-  const a = yield ctx.callActivity('F1', input);
-  const b = yield ctx.callActivity('F2', a);
-  const c = yield ctx.callActivity('F3', b);
-  return yield ctx.callActivity('F4', c);
-};
 
 describe('OrchestrationSession', () => {
   it('resumes a chain where it stopped, step after step', async () => {
