@@ -162,10 +162,22 @@ describe('extended sessions', () => {
     expect(c.runs.starts).toBe(4);
   });
 
+  it('are not kept for an instance whose history is over the cache\'s event budget', async () => {
+    const c = counted();
+    // The first episode's history is 4 events, the second's 8: only the first fits in 6.
+    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { cachedHistoryEvents: 6 });
+    hubs.push(th);
+    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
+    expect(th.workers[0]!.stats).toMatchObject({ episodes: 4, resumedEpisodes: 1, directEpisodes: 1 });
+    expect(c.runs.starts).toBe(3);
+  });
+
   it('refuse a cachedInstances that is not an integer >= 0', () => {
     for (const bad of [-1, 1.5, Number.NaN, '10' as unknown as number]) {
       expect(() => new DurabullWorker({ registry: new Registry(), cachedInstances: bad, connection: { lazyConnect: true } })).toThrow(ValidationError);
     }
     expect(() => new DurabullWorker({ registry: new Registry(), cachedInstances: -1, connection: { lazyConnect: true } })).toThrow(/cachedInstances .* must be an integer >= 0/);
+    expect(() => new DurabullWorker({ registry: new Registry(), cachedHistoryEvents: -5, connection: { lazyConnect: true } })).toThrow(/cachedHistoryEvents .* must be an integer >= 0/);
   });
 });

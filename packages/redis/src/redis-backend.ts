@@ -66,6 +66,11 @@ export interface BackendOptions {
    * episodes (0 turns it off). Default 1000.
    */
   historyCacheSize?: number;
+  /**
+   * Events the cache may hold in all instances together; the least recently used instances go
+   * first, and an instance whose history alone is larger is not cached. Default 1,000,000.
+   */
+  historyCacheEvents?: number;
 }
 
 interface CachedHistory {
@@ -78,6 +83,8 @@ interface CachedHistory {
    */
   entries: number;
   events: CachedEvent[];
+  /** `events.length` when last put in the cache (what it adds to the cache's event count). */
+  counted?: number;
   /**
    * Set by this worker's own commit of a Running episode: the instance as that commit left it
    * (`state.version` is what Redis holds unless someone else wrote since) and what its code waits
@@ -427,6 +434,9 @@ export class RedisBackend {
   /** Decoded histories of recently replayed instances, least recently used first. */
   private readonly historyCache = new Map<string, CachedHistory>();
   private readonly historyCacheSize: number;
+  private readonly historyCacheEvents: number;
+  /** Events held by the cache, all instances together. */
+  private cachedEventCount = 0;
   private _activityQueue: Queue | undefined;
 
   constructor(opts: BackendOptions = {}) {
@@ -446,6 +456,34 @@ export class RedisBackend {
       throw new ValidationError(`cachedInstances (historyCacheSize) must be an integer >= 0 (0 turns the cache off), got ${String(cacheSize)}`);
     }
     this.historyCacheSize = cacheSize;
+    const cacheEvents = opts.historyCacheEvents ?? 1_000_000;
+    if (typeof cacheEvents !== 'number' || !Number.isInteger(cacheEvents) || cacheEvents < 0) {
+      throw new ValidationError(`cachedHistoryEvents (historyCacheEvents) must be an integer >= 0, got ${String(cacheEvents)}`);
+    }
+    this.historyCacheEvents = cacheEvents;
+  }
+
+  /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
+  private cacheSet(instanceId: string, entry: CachedHistory): void {
+    const old = this.historyCache.get(instanceId);
+    if (old) {
+      this.cachedEventCount -= old.counted ?? 0;
+      this.historyCache.delete(instanceId);
+    }
+    entry.counted = entry.events.length;
+    this.cachedEventCount += entry.counted;
+    this.historyCache.set(instanceId, entry);
+    // The oldest first; the entry just put goes too when it alone is over the event budget.
+    while (this.historyCache.size > 0 && (this.historyCache.size > this.historyCacheSize || this.cachedEventCount > this.historyCacheEvents)) {
+      this.cacheDelete(this.historyCache.keys().next().value!);
+    }
+  }
+
+  private cacheDelete(instanceId: string): void {
+    const old = this.historyCache.get(instanceId);
+    if (!old) return;
+    this.cachedEventCount -= old.counted ?? 0;
+    this.historyCache.delete(instanceId);
   }
 
   private get scripts(): ScriptClient {
@@ -641,7 +679,7 @@ export class RedisBackend {
     streamLength: number,
   ): Promise<LoadedEpisode | undefined> {
     if (!st.status) {
-      this.historyCache.delete(instanceId);
+      this.cacheDelete(instanceId);
       return undefined;
     }
     const parsed = parseState(instanceId, st);
@@ -694,11 +732,7 @@ export class RedisBackend {
         entry.entries++;
       }
     }
-    this.historyCache.delete(instanceId);
-    this.historyCache.set(instanceId, entry);
-    if (this.historyCache.size > this.historyCacheSize) {
-      this.historyCache.delete(this.historyCache.keys().next().value!);
-    }
+    this.cacheSet(instanceId, entry);
     const cachedNow = entry.events.slice();
     // Nothing was written since this worker's own commit (same version, no new entry): the code it
     // kept goes on from there.
@@ -886,7 +920,7 @@ export class RedisBackend {
     // A payload of this episode stored apart: the cache holds payloads, never references, so the
     // next episode reads the history from Redis (which resolves them).
     if (result.status !== 'Running' || this.historyCacheSize <= 0 || !loaded.stream || claimed || loaded.inbox.some((m) => !m.raw)) {
-      this.historyCache.delete(id);
+      this.cacheDelete(id);
       return;
     }
     if (held && held.exec === state.executionId && held.committed && held.committed.state.version >= version) return;
@@ -907,9 +941,7 @@ export class RedisBackend {
       session?.accept();
       if (session?.resumable && session.historyLength === events.length) entry.committed.session = session;
     }
-    this.historyCache.delete(id);
-    this.historyCache.set(id, entry);
-    if (this.historyCache.size > this.historyCacheSize) this.historyCache.delete(this.historyCache.keys().next().value!);
+    this.cacheSet(id, entry);
   }
 
   /**
@@ -1420,7 +1452,7 @@ export class RedisBackend {
     };
     try {
       const commit = await this.commitEpisode(loaded, [{ type: 'OrchestratorStarted', timestamp: now }], result, now);
-      this.historyCache.delete(instanceId);
+      this.cacheDelete(instanceId);
       await this.dispatch(commit.outbox);
       return true;
     } catch (err) {

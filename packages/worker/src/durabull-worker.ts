@@ -112,6 +112,11 @@ export interface DurabullWorkerOptions {
    */
   cachedInstances?: number;
   /**
+   * How many history events the cache may hold, all instances together: the least recently used
+   * go first, and an instance whose history alone is larger is not kept. Default 1,000,000.
+   */
+  cachedHistoryEvents?: number;
+  /**
    * Attempts of one episode job (load, replay, commit) before the instance is failed with
    * `PoisonJobError` ("episode failed N times: ...") and the job dead-lettered. Jobs retry with
    * exponential backoff from 200 ms, so the default 10 gives up after about 100 s of failures.
@@ -214,6 +219,7 @@ export class DurabullWorker {
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
     if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
     if (opts.cachedInstances !== undefined) backendOpts.historyCacheSize = opts.cachedInstances;
+    if (opts.cachedHistoryEvents !== undefined) backendOpts.historyCacheEvents = opts.cachedHistoryEvents;
     this.backend = new RedisBackend(backendOpts);
     this.log = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
   }
