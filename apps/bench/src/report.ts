@@ -187,6 +187,22 @@ export function toMarkdown(r: Results): string {
     }
     L.push(row(['', 'speedup k=2 vs k=1', fmtRatio(w.speedup2), fmtRatio(w.baselineSpeedup2), '']));
     L.push(row(['', 'speedup k=4 vs k=1', fmtRatio(w.speedup4), fmtRatio(w.baselineSpeedup4), '']));
+    const c = w.combined;
+    if (c) {
+      for (const run of c.durabull) {
+        const base = c.baseline.find((x) => x.k === run.k);
+        L.push(
+          row([
+            run.k === w.ks[0] ? `W4 scale-out, both kinds per process (durabull k processes, baseline k processes)` : '',
+            `k=${run.k}: instances/s (redis CPU % of a core)`,
+            `${fmt(run.instancesPerSec, 0)} (${fmt(run.redisCpuPct, 0)}%)`,
+            base ? `${fmt(base.instancesPerSec, 0)} (${fmt(base.redisCpuPct, 0)}%)` : '-',
+            fmtRatio(run.instancesPerSec / (base?.instancesPerSec ?? Number.NaN)),
+          ]),
+        );
+      }
+      L.push(row(['', 'speedup k=2 vs k=1', fmtRatio(c.speedup2), fmtRatio(c.baselineSpeedup2), '']));
+    }
   }
   if (r.w1) {
     const d = r.w1.commands.durabull;

@@ -1,8 +1,9 @@
 /**
  * W4 scale-out: W1 (1,000 four-activity chains) with the workers in child processes: for k = 1, 2,
  * 4, k orchestrator-only + k activity-only processes (durabull) and 2k chain-worker processes
- * (baseline: the same number of processes). A fresh task hub / queue per run; the processes start
- * and connect before the clock starts. Reports instances/s and the speedup over k = 1.
+ * (baseline: the same number of processes). Then the layout we recommend for chains: k processes
+ * that run both kinds, against k chain-worker processes. A fresh task hub / queue per run; the
+ * processes start and connect before the clock starts. Reports instances/s and the speedup over k = 1.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,15 @@ export interface W4Result {
   baselineSpeedup4: number;
   instancesPerSec: Record<string, number>;
   baselineInstancesPerSec: Record<string, number>;
+  /** k processes running both kinds, against k baseline processes. */
+  combined: {
+    durabull: ScaleRun[];
+    baseline: ScaleRun[];
+    speedup2: number;
+    baselineSpeedup2: number;
+    instancesPerSec: Record<string, number>;
+    baselineInstancesPerSec: Record<string, number>;
+  };
 }
 
 /** Instances run on fresh worker processes before the clock starts (JIT, scripts loaded on every connection). */
@@ -123,9 +133,17 @@ export async function stopAll(procs: Proc[]): Promise<void> {
 export async function runW4(b: Bench, opts: { instances: number; ks: number[]; timeoutMs: number }): Promise<W4Result> {
   const durabull: ScaleRun[] = [];
   const baseline: ScaleRun[] = [];
+  const combined: ScaleRun[] = [];
+  const combinedBaseline: ScaleRun[] = [];
   for (const k of opts.ks) {
-    durabull.push(await durabullRun(b, k, opts));
-    baseline.push(await baselineRun(b, k, opts));
+    durabull.push(await durabullRun(b, k, 'split', opts));
+    baseline.push(await baselineRun(b, k, 2 * k, opts));
+  }
+  for (const k of opts.ks) {
+    combined.push(await durabullRun(b, k, 'combined', opts));
+    // The same process count was measured above (2k' = k): reuse that run rather than measure it twice.
+    const same = baseline.find((r) => r.processes === k);
+    combinedBaseline.push(same ? { ...same, k } : await baselineRun(b, k, k, opts));
   }
   const byK = (runs: ScaleRun[]) => Object.fromEntries(runs.map((r) => [`k${r.k}`, r.instancesPerSec]));
   const speed = (runs: ScaleRun[], k: number) => ratio(runs.find((r) => r.k === k)?.instancesPerSec, runs.find((r) => r.k === 1)?.instancesPerSec);
@@ -141,14 +159,26 @@ export async function runW4(b: Bench, opts: { instances: number; ks: number[]; t
     baselineSpeedup4: speed(baseline, 4),
     instancesPerSec: byK(durabull),
     baselineInstancesPerSec: byK(baseline),
+    combined: {
+      durabull: combined,
+      baseline: combinedBaseline,
+      speedup2: speed(combined, 2),
+      baselineSpeedup2: speed(combinedBaseline, 2),
+      instancesPerSec: byK(combined),
+      baselineInstancesPerSec: byK(combinedBaseline),
+    },
   };
 }
 
-async function durabullRun(b: Bench, k: number, opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
-  const hub = b.hub(`w4-k${k}`);
+async function durabullRun(b: Bench, k: number, layout: 'split' | 'combined', opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
+  const hub = b.hub(`w4-${layout}-k${k}`);
   const common = { BENCH_REDIS_URL: b.url, BENCH_HUB: hub, BENCH_CONCURRENCY: String(b.concurrency) };
   const procs: Proc[] = [];
   for (let i = 0; i < k; i++) {
+    if (layout === 'combined') {
+      procs.push(startProcess({ ...common, BENCH_ROLE: 'all' }));
+      continue;
+    }
     procs.push(startProcess({ ...common, BENCH_ROLE: 'orchestrators' }));
     procs.push(startProcess({ ...common, BENCH_ROLE: 'activities' }));
   }
@@ -156,18 +186,18 @@ async function durabullRun(b: Bench, k: number, opts: { instances: number; timeo
   const done = await subscribeDone(b.url, client.backend.keys.doneChannel);
   try {
     await withTimeout(Promise.all(procs.map((p) => p.ready)), 60_000, `W4 k=${k}: worker processes ready`);
-    b.log(`W4 durabull k=${k}: ${procs.length} worker processes ready; warm-up (${WARMUP} instances)`);
+    b.log(`W4 durabull ${layout} k=${k}: ${procs.length} worker processes ready; warm-up (${WARMUP} instances)`);
     const warm = Array.from({ length: WARMUP }, (_, i) => `warm${i}`);
     await Promise.all(warm.map((id, i) => client.startNew(CHAIN, { instanceId: id, input: i })));
-    await done.tracker.waitFor(warm, 60_000, `W4 durabull k=${k} warm-up`);
+    await done.tracker.waitFor(warm, 60_000, `W4 durabull ${layout} k=${k} warm-up`);
     const n = opts.instances;
     const ids = Array.from({ length: n }, (_, i) => `c${i}`);
-    return await timed(b, `W4 durabull k=${k}`, k, procs, n, async () => {
+    return await timed(b, `W4 durabull ${layout} k=${k}`, k, procs, n, async () => {
       const t0 = performance.now();
-      const progress = ticker(1000, () => b.log(`W4 durabull k=${k}: ${done.tracker.count(ids)}/${n} instances completed`));
+      const progress = ticker(1000, () => b.log(`W4 durabull ${layout} k=${k}: ${done.tracker.count(ids)}/${n} instances completed`));
       try {
         await Promise.all(ids.map((id, i) => client.startNew(CHAIN, { instanceId: id, input: i })));
-        await done.tracker.waitFor(ids, opts.timeoutMs, `W4 durabull k=${k}`);
+        await done.tracker.waitFor(ids, opts.timeoutMs, `W4 durabull ${layout} k=${k}`);
       } finally {
         progress();
       }
@@ -183,10 +213,10 @@ async function durabullRun(b: Bench, k: number, opts: { instances: number; timeo
   }
 }
 
-async function baselineRun(b: Bench, k: number, opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
-  const queueName = `w4k${k}`;
+async function baselineRun(b: Bench, k: number, processes: number, opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
+  const queueName = `w4p${processes}`;
   const procs: Proc[] = [];
-  for (let i = 0; i < 2 * k; i++) {
+  for (let i = 0; i < processes; i++) {
     procs.push(
       startProcess({
         BENCH_REDIS_URL: b.url,
@@ -199,19 +229,19 @@ async function baselineRun(b: Bench, k: number, opts: { instances: number; timeo
   }
   const chains = await new BaselineChains(b.url, b.baselinePrefix, queueName, b.concurrency, 'publish', false).start();
   try {
-    await withTimeout(Promise.all(procs.map((p) => p.ready)), 60_000, `W4 baseline k=${k}: worker processes ready`);
-    b.log(`W4 baseline k=${k}: ${procs.length} worker processes ready; warm-up (${WARMUP} chains)`);
+    await withTimeout(Promise.all(procs.map((p) => p.ready)), 60_000, `W4 baseline ${processes} processes: worker processes ready`);
+    b.log(`W4 baseline ${processes} processes: ${procs.length} worker processes ready; warm-up (${WARMUP} chains)`);
     const warm = Array.from({ length: WARMUP }, (_, i) => `warm${i}`);
     await Promise.all(warm.map((id, i) => chains.begin(id, i, CHAIN_STEPS)));
-    await chains.done.waitFor(warm, 60_000, `W4 baseline k=${k} warm-up`);
+    await chains.done.waitFor(warm, 60_000, `W4 baseline ${processes} processes warm-up`);
     const n = opts.instances;
     const ids = Array.from({ length: n }, (_, i) => `c${i}`);
-    return await timed(b, `W4 baseline k=${k}`, k, procs, n, async () => {
+    return await timed(b, `W4 baseline ${processes} processes`, k, procs, n, async () => {
       const t0 = performance.now();
-      const progress = ticker(1000, () => b.log(`W4 baseline k=${k}: ${chains.done.count(ids)}/${n} chains completed`));
+      const progress = ticker(1000, () => b.log(`W4 baseline ${processes} processes: ${chains.done.count(ids)}/${n} chains completed`));
       try {
         await Promise.all(ids.map((id, i) => chains.begin(id, i, CHAIN_STEPS)));
-        await chains.done.waitFor(ids, opts.timeoutMs, `W4 baseline k=${k}`);
+        await chains.done.waitFor(ids, opts.timeoutMs, `W4 baseline ${processes} processes`);
       } finally {
         progress();
       }
