@@ -520,7 +520,17 @@ export class RedisBackend {
     name: string,
     instanceId: string,
     input: unknown,
-    opts: { now?: number; parent?: ParentLink; inputBuf?: Buffer } = {},
+    opts: {
+      now?: number;
+      parent?: ParentLink;
+      inputBuf?: Buffer;
+      /**
+       * The new execution's id (default: a random one). A start sent again with the same id (as
+       * ioredis resends a command whose reply a broken connection lost) is recognized as applied:
+       * it creates nothing and restarts nothing.
+       */
+      executionId?: string;
+    } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
     assertInstanceId(instanceId);
@@ -528,7 +538,7 @@ export class RedisBackend {
     const claims: Claim[] = [];
     // The state's input and ExecutionStarted's share one payload key when the input is stored apart.
     const stored = claimPayload(opts.inputBuf ?? encodePayload(input, 'Orchestration input', this.maxPayloadBytes), input, this.claimThreshold, claims);
-    const executionId = newExecutionId();
+    const executionId = opts.executionId ?? newExecutionId();
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
     const startedBuf = encodeEvent(started);
@@ -553,6 +563,12 @@ export class RedisBackend {
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
+    if (res[0] === 3) {
+      // Applied before (a resent command): its first wake may still be in the outbox. Queued from
+      // there as any wake (a job whose instance moved on meanwhile is dropped as stale).
+      await this.dispatch([[res[1]!, res[2]!]]);
+      return { executionId, created: true };
+    }
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
     const [jobId, payload] = [res[1]!, res[2]!];
     if (claims.length > 0 || startedBuf.length > FIRST_EPISODE_MAX_BYTES) {

@@ -28,6 +28,9 @@
 
   Output:
     {1, wakeJobId, wakePayload}   created
+    {3, wakeJobId, wakePayload}   this very start (the same execution id) was applied before: a
+                                  command that ioredis sent again after a reply lost with its
+                                  connection; nothing is written (never a restart of what it created)
     {2}                           a sub-orchestration start delivered twice: this parent task already created it
     {-1, status}                  the instance exists and is not finished
     {-7}                          a sub-orchestration whose parent (that execution) was terminated
@@ -42,8 +45,11 @@ local rcall = redis.call
 --- @include "includes/deleteClaims"
 
 local st = KEYS[1]
-local cur = rcall("HMGET", st, "status", "plink")
+local cur = rcall("HMGET", st, "status", "plink", "exec")
 local status = cur[1]
+if status and cur[3] == ARGV[3] then
+  return {3, "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0", "W" .. ARGV[1] .. "|" .. ARGV[3] .. "|0"}
+end
 if status and ARGV[7] ~= "" and cur[2] == ARGV[7] then
   return {2}
 end
