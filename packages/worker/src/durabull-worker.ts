@@ -181,13 +181,13 @@ export interface WorkerStats {
    * held the instance as its own last commit left it (included in `episodes`).
    */
   cachedEpisodes: number;
+  /** Such episodes whose commit was refused because the instance had moved on (they were then loaded and run again). */
+  cachedRefused: number;
   /**
    * Episodes whose code went on from where this worker's last commit left it (a kept session),
    * without replaying the history (included in `episodes`).
    */
   resumedEpisodes: number;
-  /** Such episodes whose commit was refused because the instance had moved on (they were then loaded and run again). */
-  cachedRefused: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
   staleEpisodes: number;
