@@ -23,6 +23,7 @@ import {
   assertInstanceId,
   createRedisClient,
   ignoreGone,
+  newEventId,
 } from '@durabull/redis';
 import { Redis } from 'ioredis';
 
@@ -110,7 +111,9 @@ export class DurabullClient {
     }
     const event: HistoryEvent = { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() };
     const encoded = this.backend.encodeForStorage(event, `Data of event '${eventName}'`);
-    await this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded });
+    // The id makes the delivery idempotent: a command ioredis sends again after a reconnect (its
+    // reply lost with the old connection) does not raise the event twice.
+    await this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded, eventId: newEventId() });
   }
 
   /**

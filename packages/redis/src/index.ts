@@ -7,6 +7,7 @@
 export {
   RedisBackend,
   createRedisClient,
+  newEventId,
   newExecutionId,
   activityJobId,
   subStartJobId,

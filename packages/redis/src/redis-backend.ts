@@ -408,6 +408,11 @@ export function subStartJobId(instanceId: string, executionId: string, seq: numb
 let idPool = Buffer.alloc(0);
 let idPoolAt = 0;
 
+/** A random id for a raised event (its delivery's idempotency key). */
+export function newEventId(): string {
+  return newExecutionId();
+}
+
 export function newExecutionId(): string {
   if (idPoolAt + 6 > idPool.length) {
     idPool = randomBytes(6 * 1024);
@@ -1047,6 +1052,11 @@ export class RedisBackend {
       load?: boolean;
       /** `event` already encoded (by `encodeForStorage`, which checks its payload) */
       encoded?: StoredEvent;
+      /**
+       * Kind "e": the event's id; delivering an id the instance has seen (the last 100, within an
+       * hour) is a duplicate, as when ioredis resends a command whose reply was lost.
+       */
+      eventId?: string;
     } = {},
   ): Promise<DeliverResult> {
     const now = opts.now ?? Date.now();
@@ -1066,7 +1076,7 @@ export class RedisBackend {
       instanceId,
       executionId,
       kind,
-      seq === undefined ? '' : seq,
+      seq === undefined ? (kind === 'e' ? (opts.eventId ?? '') : '') : seq,
       stored.bytes,
       now,
       load ? '1' : '0',

@@ -15,7 +15,10 @@
     ARGV[1] instance id
     ARGV[2] execution id the event belongs to ("" = the current one)
     ARGV[3] kind: "c" task completed, "f" task failed, "e" other event
-    ARGV[4] sequence number ("" for kind "e")
+    ARGV[4] sequence number; for kind "e" the event's id, or "": a raised event whose id the
+            instance has seen (the last 100, for an hour) is dropped as a duplicate (ioredis sends a
+            command again after a reconnect when the old connection lost its reply). The ids are
+            kept in a sorted set under the inbox key's name + ":r"
     ARGV[5] event (msgpack)
     ARGV[6] now (ms)
     ARGV[7] "1": when this wakes the orchestrator, also return what its episode needs (the caller
@@ -28,7 +31,7 @@
     {1, wakeJobId, wakePayload, inboxLength}   appended; wakeJobId is "" when no wake-up was needed
                      (then nothing follows it); inboxLength: the inbox's entries with this one
     {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE), history length (XLEN)}   with ARGV[7]
-    {0}              dropped: that task already has its result (at-least-once delivery)
+    {0}              dropped: that task already has its result, or that event id was delivered (at-least-once delivery)
     {-1}             no such instance
     {-3, status}     the instance has finished
     {-4}             the event belongs to an older execution
@@ -49,6 +52,12 @@ if ARGV[2] ~= "" and ARGV[2] ~= exec then return {-4} end
 local kind, seq = ARGV[3], ARGV[4]
 if kind ~= "e" then
   if rcall("SREM", KEYS[3], seq) == 0 then return {0} end
+elseif seq ~= "" then
+  local seen = KEYS[2] .. ":r"
+  if rcall("ZADD", seen, "NX", ARGV[6], seq) == 0 then return {0} end
+  rcall("ZREMRANGEBYRANK", seen, 0, -101)
+  rcall("PEXPIRE", seen, 3600000)
+  seq = ""
 end
 local inboxLength = rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
 if ARGV[9] ~= "0" then storeClaims(KEYS[8], 10, tonumber(ARGV[9])) end

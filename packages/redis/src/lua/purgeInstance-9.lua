@@ -1,6 +1,7 @@
 --[[
-  Deletes a finished instance: state, history, inbox, index entries and the payloads it stored
-  apart (claim check). Leaves nothing behind.
+  Deletes a finished instance: state, history, inbox (and the ids of raised events it saw, under
+  the inbox key's name + ":r"), index entries and the payloads it stored apart (claim check).
+  Leaves nothing behind.
 
   Input:
     KEYS[1] instance state hash
@@ -29,6 +30,6 @@ local status = rcall("HGET", KEYS[1], "status")
 if not status then return {-1} end
 if not isTerminal(status) then return {-5, status} end
 removeFromIndexes(KEYS[1], KEYS[6], KEYS[7], KEYS[8], ARGV[1])
-rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r")
 deleteClaims(KEYS[9])
 return {1}

@@ -1,8 +1,9 @@
 /**
- * A start applied twice: ioredis sends a command again after a reconnect when its reply was lost
- * with the old connection, and the script may have run the first time. The start carries its new
+ * Commands applied twice: ioredis sends a command again after a reconnect when its reply was lost
+ * with the old connection, and the script may have run the first time. A start carries its new
  * execution id, so the second run recognizes it: it creates nothing, and never restarts the
- * instance the first one created, even when that instance has finished meanwhile.
+ * instance the first one created, even when that instance has finished meanwhile. A raised event
+ * carries an id, so the second delivery is dropped. (Results are dropped by their task id already.)
  */
 import type { OrchestrationContext } from '@durabull/core';
 import { InstanceAlreadyExistsError } from '@durabull/core';
@@ -49,5 +50,37 @@ describe('a start sent twice', () => {
     const after = await th.client.getStatus('twice', { showHistory: true });
     expect(after).toMatchObject({ runtimeStatus: 'Completed', output: 2, executionId: 'e1' });
     expect(after!.history).toEqual(done.history);
+  });
+});
+
+describe('a raised event sent twice', () => {
+  it('is delivered once; another event with the same name and data is not a duplicate; purge leaves no id behind', async () => {
+    th = await createTestHub({
+      orchestrators: {
+        Collect: function* (ctx: OrchestrationContext): Generator<unknown, string[], string> {
+          const got: string[] = [];
+          got.push(yield ctx.waitForExternalEvent<string>('item'));
+          got.push(yield ctx.waitForExternalEvent<string>('item'));
+          return got;
+        },
+      },
+    });
+    const backend = th.client.backend;
+    const id = await th.client.startNew('Collect');
+    const raise = (eventId: string) => {
+      const event = { type: 'EventRaised' as const, name: 'item', input: 'same', timestamp: 1 };
+      return backend.deliverEvent(id, '', 'e', undefined, event, { eventId });
+    };
+    expect((await raise('ev-1')).status).toBe('delivered');
+    // The same command again (as ioredis resends it): dropped.
+    expect((await raise('ev-1')).status).toBe('duplicate');
+    // Another event that happens to carry the same name, data and time is one.
+    expect((await raise('ev-2')).status).toBe('delivered');
+    const done = await th.client.waitForCompletion(id, { timeoutMs: 15_000, showHistory: true });
+    expect(done.output).toEqual(['same', 'same']);
+    expect(done.history!.filter((e) => e.type === 'EventRaised')).toHaveLength(2);
+    expect(await th.redis.exists(`${th.keys.inbox(id)}:r`)).toBe(1);
+    await th.client.purge(id);
+    expect(await th.redis.exists(`${th.keys.inbox(id)}:r`)).toBe(0);
   });
 });
