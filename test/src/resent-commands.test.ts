@@ -3,10 +3,11 @@
  * with the old connection, and the script may have run the first time. A start carries its new
  * execution id, so the second run recognizes it: it creates nothing, and never restarts the
  * instance the first one created, even when that instance has finished meanwhile. A raised event
- * carries an id, so the second delivery is dropped. (Results are dropped by their task id already.)
+ * carries an id, so the second delivery is dropped; so do terminate, suspend and resume. (Results are
+ * dropped by their task id already.)
  */
 import type { OrchestrationContext } from '@durabull/core';
-import { InstanceAlreadyExistsError } from '@durabull/core';
+import { InstanceAlreadyExistsError, InstanceFinishedError, InvalidInstanceStateError } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate } from './helpers/orchestration.js';
@@ -82,5 +83,40 @@ describe('a raised event sent twice', () => {
     expect(await th.redis.exists(`${th.keys.inbox(id)}:r`)).toBe(1);
     await th.client.purge(id);
     expect(await th.redis.exists(`${th.keys.inbox(id)}:r`)).toBe(0);
+  });
+});
+
+describe('terminate, suspend and resume sent twice', () => {
+  it('succeed once and do nothing the second time', async () => {
+    th = await createTestHub({
+      orchestrators: {
+        Wait: function* (ctx: OrchestrationContext): Generator<unknown, string, string> {
+          return yield ctx.waitForExternalEvent<string>('go');
+        },
+      },
+    });
+    const backend = th.client.backend;
+    const a = await th.client.startNew('Wait');
+    await backend.setSuspended(a, 'suspend', 'hold', Date.now(), 'op-s');
+    await backend.setSuspended(a, 'suspend', 'hold', Date.now(), 'op-s');
+    // A second suspend of its own is refused, as before.
+    await expect(backend.setSuspended(a, 'suspend', 'hold', Date.now(), 'op-s2')).rejects.toThrow(InvalidInstanceStateError);
+    await backend.setSuspended(a, 'resume', 'go on', Date.now(), 'op-r');
+    await backend.setSuspended(a, 'resume', 'go on', Date.now(), 'op-r');
+    await th.client.raiseEvent(a, 'go', 'done');
+    const st = await th.client.waitForCompletion(a, { timeoutMs: 15_000, showHistory: true });
+    expect(st.output).toBe('done');
+    expect(st.history!.filter((e) => e.type === 'ExecutionSuspended' || e.type === 'ExecutionResumed').map((e) => e.type)).toEqual([
+      'ExecutionSuspended',
+      'ExecutionResumed',
+    ]);
+
+    const b = await th.client.startNew('Wait');
+    await backend.terminate(b, 'stop', Date.now(), false, 'op-t');
+    await backend.terminate(b, 'stop', Date.now(), false, 'op-t');
+    await expect(backend.terminate(b, 'stop', Date.now(), false, 'op-t2')).rejects.toThrow(InstanceFinishedError);
+    const ended = await th.client.getStatus(b, { showHistory: true });
+    expect(ended).toMatchObject({ runtimeStatus: 'Terminated', output: 'stop' });
+    expect(ended!.history!.filter((e) => e.type === 'ExecutionTerminated')).toHaveLength(1);
   });
 });

@@ -1299,7 +1299,11 @@ export class RedisBackend {
    * Terminates an instance at once. `recursive`: recorded with it, so that a sub-orchestration whose
    * start is still queued is not started afterwards (the caller terminates those already running).
    */
-  async terminate(instanceId: string, reason?: unknown, now = Date.now(), recursive = false): Promise<void> {
+  /**
+   * Terminates an instance. `opId` makes it idempotent: a terminate sent again with the same id (as
+   * ioredis resends a command whose reply a broken connection lost) succeeds without doing anything.
+   */
+  async terminate(instanceId: string, reason?: unknown, now = Date.now(), recursive = false, opId = newEventId()): Promise<void> {
     assertInstanceId(instanceId);
     const claims: Claim[] = [];
     // The state's output and ExecutionTerminated's reason share one payload key when it is stored apart.
@@ -1317,14 +1321,15 @@ export class RedisBackend {
       now,
       k.doneChannel,
       recursive ? '1' : '0',
+      opId,
       ...claimArgs(claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'terminateInstance', operation: 'terminate' });
     if (res[1]) await this.dispatch([[res[1], res[2]!]]);
   }
 
-  /** Suspends (`suspend`) or resumes (`resume`) an instance. */
-  async setSuspended(instanceId: string, op: 'suspend' | 'resume', reason?: unknown, now = Date.now()): Promise<void> {
+  /** Suspends (`suspend`) or resumes (`resume`) an instance; `opId` makes it idempotent, as for {@link terminate}. */
+  async setSuspended(instanceId: string, op: 'suspend' | 'resume', reason?: unknown, now = Date.now(), opId = newEventId()): Promise<void> {
     assertInstanceId(instanceId);
     const k = this.keys;
     const event: HistoryEvent = op === 'suspend' ? { type: 'ExecutionSuspended', reason, timestamp: now } : { type: 'ExecutionResumed', reason, timestamp: now };
@@ -1340,6 +1345,7 @@ export class RedisBackend {
       op,
       Buffer.concat([Buffer.from('n|'), stored.bytes]),
       now,
+      opId,
       ...claimArgs(stored.claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'setSuspended', operation: op });

@@ -20,8 +20,11 @@
     ARGV[5] channel on which a finished instance's id is published
     ARGV[6] "1": recursive (its sub-orchestrations are terminated too): recorded as `tree`, so that a
             child whose start is still queued is not started afterwards (startInstance checks it)
-    ARGV[7] M: number of payloads stored apart (claim check: the reason when it is large)
-    ARGV[8...] M pairs: token, encoded payload
+    ARGV[7] the operation's id ("" for none): a terminate whose id the state holds (`opid`) was
+            applied before (ioredis sends a command again after a reconnect when the old
+            connection lost its reply): {1, "", ""}, nothing written
+    ARGV[8] M: number of payloads stored apart (claim check: the reason when it is large)
+    ARGV[9...] M pairs: token, encoded payload
 
   Events:
     PUBLISH ARGV[5] instanceId
@@ -38,11 +41,13 @@ local rcall = redis.call
 --- @include "includes/storeClaims"
 
 local st = KEYS[1]
-local cur = rcall("HMGET", st, "status", "exec")
+local cur = rcall("HMGET", st, "status", "exec", "opid")
 if not cur[1] then return {-1} end
+if ARGV[7] ~= "" and cur[3] == ARGV[7] then return {1, "", ""} end
 if isTerminal(cur[1]) then return {-3, cur[1]} end
 local now = ARGV[4]
-storeClaims(KEYS[9], 8, tonumber(ARGV[7]))
+storeClaims(KEYS[9], 9, tonumber(ARGV[8]))
+if ARGV[7] ~= "" then rcall("HSET", st, "opid", ARGV[7]) end
 rcall("XADD", KEYS[2], "*", "e", ARGV[3])
 setStatus(st, KEYS[8], ARGV[1], "Terminated")
 rcall("HSET", st, "output", ARGV[2], "completedAt", now, "updatedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
