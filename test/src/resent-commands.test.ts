@@ -7,7 +7,8 @@
  * dropped by their task id already.)
  */
 import type { OrchestrationContext } from '@durabull/core';
-import { InstanceAlreadyExistsError, InstanceFinishedError, InvalidInstanceStateError } from '@durabull/core';
+import { InstanceFinishedError, InvalidInstanceStateError } from '@durabull/client';
+import { InstanceAlreadyExistsError } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate } from './helpers/orchestration.js';
