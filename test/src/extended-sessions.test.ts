@@ -5,7 +5,7 @@
  * copy may be behind (a refused commit, another worker's episode) it replays.
  */
 import { type HistoryEvent, type OrchestrationContext, Registry, ValidationError } from '@durabull/core';
-import { DurabullWorker } from '@durabull/worker';
+import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { checkHub } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
@@ -152,25 +152,27 @@ describe('extended sessions', () => {
     expect((await checkHub(th.client.backend)).findings).toEqual([]);
   });
 
-  it('need the cache: with cachedInstances 0 every woken episode loads and replays', async () => {
+  /** A 3-step chain on one worker with `options`: its stats and how often the code started. */
+  async function threeSteps(options: Partial<DurabullWorkerOptions>): Promise<{ stats: DurabullWorker['stats']; starts: number }> {
     const c = counted();
-    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { cachedInstances: 0 });
+    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, options);
     hubs.push(th);
     const id = await th.client.startNew('Chain', { input: { steps: 3 } });
     expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
-    expect(th.workers[0]!.stats).toMatchObject({ episodes: 4, resumedEpisodes: 0, directEpisodes: 0 });
-    expect(c.runs.starts).toBe(4);
+    return { stats: th.workers[0]!.stats, starts: c.runs.starts };
+  }
+
+  it('need the cache: with cachedInstances 0 every woken episode loads and replays', async () => {
+    const { stats, starts } = await threeSteps({ cachedInstances: 0 });
+    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 0, directEpisodes: 0 });
+    expect(starts).toBe(4);
   });
 
   it('are not kept for an instance whose history is over the cache\'s event budget', async () => {
-    const c = counted();
     // The first episode's history is 4 events, the second's 8: only the first fits in 6.
-    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { cachedHistoryEvents: 6 });
-    hubs.push(th);
-    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
-    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
-    expect(th.workers[0]!.stats).toMatchObject({ episodes: 4, resumedEpisodes: 1, directEpisodes: 1 });
-    expect(c.runs.starts).toBe(3);
+    const { stats, starts } = await threeSteps({ cachedHistoryEvents: 6 });
+    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 1, directEpisodes: 1 });
+    expect(starts).toBe(3);
   });
 
   it('refuse a cachedInstances that is not an integer >= 0', () => {
