@@ -60,7 +60,7 @@ describe('lost activity tasks', () => {
 describe('lost timers and sub-orchestration starts', () => {
   it('a timer whose delayed job is gone is reported and queued again for the same time', async () => {
     const timers = new Registry().addOrchestrator('Nap', function* (ctx) {
-      yield ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + 1500));
+      yield ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + 60_000));
       return 'woke';
     });
     th = await createTestHub({}, { startWorker: false });
@@ -79,7 +79,11 @@ describe('lost timers and sub-orchestration starts', () => {
     ]);
     const repaired = await checkInstance(th.client.backend, id, { ...later, repair: true });
     expect(repaired.findings[0]).toMatchObject({ code: 'lost-task', repaired: '1 timer job queued again' });
-    expect((await queue.getJob(jobId))!.data).toEqual({ i: id, x, s: 0, f: fireAt });
+    const requeued = (await queue.getJob(jobId))!;
+    expect(requeued.data).toEqual({ i: id, x, s: 0, f: fireAt });
+    expect(await requeued.getState()).toBe('delayed');
+    // Not a minute's wait: the queued-again timer fires now.
+    await requeued.promote();
     await th.startWorker({ registry: timers });
     expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe('woke');
     expect((await checkHub(th.client.backend, later)).findings).toEqual([]);
