@@ -122,6 +122,18 @@ function takeSession(entry: CachedHistory): OrchestrationSession | undefined {
   return session.resumable && session.historyLength === entry.events.length ? session : undefined;
 }
 
+/**
+ * An episode's input from a cache entry: its history in the cache's form and, with `withSession`,
+ * the code the entry kept (then `history` stays empty: the session goes on instead of a replay).
+ */
+function episodeFromCache(entry: CachedHistory, state: InstanceState, inbox: InboxItem[], withSession: boolean): LoadedEpisode {
+  const cachedNow = entry.events.slice();
+  const session = withSession ? takeSession(entry) : undefined;
+  const loaded: LoadedEpisode = { state, history: session ? [] : materialize(cachedNow), inbox, stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
+  if (session) loaded.session = session;
+  return loaded;
+}
+
 /** Fresh events for an episode from the cache's form. */
 function materialize(events: readonly CachedEvent[]): HistoryEvent[] {
   return events.map((e) => (Buffer.isBuffer(e) ? decodeEvent(e) : e));
@@ -646,17 +658,9 @@ export class RedisBackend {
       return undefined; // not what a delivery wrote: load instead
     }
     if (payloadRefsDecoded() !== refsBefore) return undefined;
-    const cachedNow = entry.events.slice();
-    const session = takeSession(entry);
-    const loaded: LoadedEpisode = {
-      state: { ...c.state, scheduled: true },
-      history: session ? [] : materialize(cachedNow),
-      inbox: [item],
-      stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow },
-      inboxDigest: inboxDigest([raw]),
-      fromCache: true,
-    };
-    if (session) loaded.session = session;
+    const loaded = episodeFromCache(entry, { ...c.state, scheduled: true }, [item], true);
+    loaded.inboxDigest = inboxDigest([raw]);
+    loaded.fromCache = true;
     return loaded;
   }
 
@@ -754,17 +758,9 @@ export class RedisBackend {
       }
     }
     this.cacheSet(instanceId, entry);
-    const cachedNow = entry.events.slice();
     // Nothing was written since this worker's own commit (same version, no new entry): the code it
     // kept goes on from there.
-    const session = base && decoded.length === 0 && entry.committed ? takeSession(entry) : undefined;
-    const loaded: LoadedEpisode = {
-      state: parsed,
-      history: session ? [] : materialize(cachedNow),
-      inbox,
-      stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow },
-    };
-    if (session) loaded.session = session;
+    const loaded = episodeFromCache(entry, parsed, inbox, !!base && decoded.length === 0);
     if (inboxEntries.length > 0) loaded.inboxDigest = inboxDigest(inboxEntries);
     return loaded;
   }
@@ -977,11 +973,7 @@ export class RedisBackend {
     const w = c.wait;
     const progresses = w.kind === 'unknown' || (w.kind === 'any' ? w.ids.includes(seq) : w.ids.length === 1 && w.ids[0] === seq);
     if (!progresses) return undefined;
-    const cachedNow = entry.events.slice();
-    const session = takeSession(entry);
-    const loaded: LoadedEpisode = { state: { ...c.state }, history: session ? [] : materialize(cachedNow), inbox: [], stream: { entries: entry.entries, lastId: entry.lastId, cached: cachedNow } };
-    if (session) loaded.session = session;
-    return loaded;
+    return episodeFromCache(entry, { ...c.state }, [], true);
   }
 
   /**

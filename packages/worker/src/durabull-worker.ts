@@ -416,7 +416,7 @@ export class DurabullWorker {
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
     const session = kept ?? new OrchestrationSession(this.registry);
-    let result = kept ? await kept.resume(newEvents) : await session.run(loaded.history, newEvents);
+    let result = kept ? await session.resume(newEvents) : await session.run(loaded.history, newEvents);
     const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {
       // What the commit would append: the new events, the action events and OrchestratorCompleted.
