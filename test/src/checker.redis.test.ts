@@ -434,6 +434,7 @@ describe("the worker's sweep", () => {
   it('un-sticks stuck instances on its own, and logs it', async () => {
     // A lost wake: Pending, scheduled, no job anywhere.
     const { executionId: x } = await backend.startInstance('Chain2', 'sw-lost', 2);
+    await acksSent();
     await backend.orchestratorQueue.remove(wakeJobId('sw-lost', x, 0));
     // An event that never woke the instance: in the inbox, `scheduled` = 0.
     await waitingInstance('sw-idle');
@@ -461,6 +462,7 @@ describe("the worker's sweep", () => {
   it('looks at a bounded number of instances per pass, resuming where it stopped', async () => {
     for (let i = 0; i < 5; i++) {
       const { executionId } = await backend.startInstance('Chain2', `b-${i}`, i);
+      await acksSent();
       await backend.orchestratorQueue.remove(wakeJobId(`b-${i}`, executionId, 0));
     }
     // A healthy one in between: its job is waiting.
@@ -472,6 +474,17 @@ describe("the worker's sweep", () => {
     expect((await checkHub(backend, { now })).findings).toEqual([]);
   });
 });
+
+/**
+ * Waits until the outbox acks of what was dispatched have reached Redis (they go at the next turn
+ * of the event loop, on the backend's connection, in order): a job removed after that is lost for
+ * good, as if Redis had lost it; removed before, the ack keeps the entry and the outbox sweep, not
+ * the stuck sweep, queues it again.
+ */
+async function acksSent(): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await backend.redis.ping();
+}
 
 /** Sets a status with raw commands, moving the status index entry too (so only the status is wrong). */
 async function setStatusRaw(id: string, status: string): Promise<void> {

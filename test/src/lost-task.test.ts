@@ -4,7 +4,9 @@
  * was never started and has no outbox entry, would never run. The checker reports it and, with
  * `repair`, queues the job (or the start) again from what history scheduled.
  */
+import { Writable } from 'node:stream';
 import { Registry } from '@durabull/core';
+import { pino } from 'pino';
 import { activityJobId, checkHub, checkInstance, timerJobId } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
@@ -57,6 +59,35 @@ describe('lost activity tasks', () => {
   });
 });
 
+describe("the workers' sweep", () => {
+  it('queues lost tasks again on its own, and logs it', async () => {
+    th = await createTestHub({}, { startWorker: false });
+    const id = await th.client.startNew('Two', { input: { n: 1 } });
+    const orchestrator = await th.startWorker({ registry, activities: false });
+    const x = (await th.client.getStatus(id))!.executionId;
+    const jobId = activityJobId(id, x, 0);
+    const queue = th.client.backend.activityQueue;
+    await waitUntil('the activity job is queued', async () => (await queue.getJobState(jobId)) === 'waiting');
+    await orchestrator.close();
+    await queue.remove(jobId); // lost with Redis data: no job, no outbox entry
+    expect(await th.redis.hlen(th.keys.outbox)).toBe(0);
+
+    const lines: { msg: string; instanceId?: string; tasks?: unknown }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    await th.startWorker({ registry, sweepIntervalMs: 100, logger: pino({ level: 'warn' }, sink) });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(3);
+    expect(lines.filter((l) => l.msg === 'Re-queued lost tasks')).toEqual([
+      expect.objectContaining({ instanceId: id, tasks: [{ seq: 0, kind: 'activity' }] }),
+    ]);
+    expect((await checkHub(th.client.backend, { now: Date.now() + 60_000 })).findings).toEqual([]);
+  });
+});
+
 describe('lost timers and sub-orchestration starts', () => {
   it('a timer whose delayed job is gone is reported and queued again for the same time', async () => {
     const timers = new Registry().addOrchestrator('Nap', function* (ctx) {
@@ -98,19 +129,27 @@ describe('lost timers and sub-orchestration starts', () => {
         return n * 2;
       });
     th = await createTestHub({}, { startWorker: false });
-    // A worker that loses every sub-orchestration start: it takes it off the outbox and drops it.
+    // A worker that loses every sub-orchestration start: it drops it, and its outbox entry is lost
+    // too (as with Redis data lost). An ack alone would not remove it: the child does not exist.
     const lossy = await th.startWorker({ registry: family });
     const dispatch = lossy.backend.dispatch.bind(lossy.backend);
     let dropped = 0;
+    const keptByAck: (string | null)[] = [];
     lossy.backend.dispatch = async (entries, opts) => {
       const starts = entries.filter(([, payload]) => payload[0] === 'S');
+      if (starts.length > 0) {
+        const ids = starts.map(([jobId]) => jobId);
+        await lossy.backend.ackOutbox(ids, true);
+        keptByAck.push(...(await th!.redis.hmget(th!.keys.outbox, ...ids)));
+        await th!.redis.multi().hdel(th!.keys.outbox, ...ids).zrem(th!.keys.outboxIndex, ...ids).exec();
+      }
       dropped += starts.length;
-      if (starts.length > 0) await lossy.backend.ackOutbox(starts.map(([jobId]) => jobId), true);
       return dispatch(entries.filter(([, payload]) => payload[0] !== 'S'), opts);
     };
     const id = await th.client.startNew('Parent', { input: 21 });
     await waitUntil('the child start was dropped', () => dropped === 1);
     await lossy.close();
+    expect(keptByAck).toEqual([expect.stringMatching(/^S/)]);
     expect(await th.client.getStatus('the-child')).toBeUndefined();
     const later = { now: Date.now() + 60_000 };
     expect((await checkInstance(th.client.backend, id, later)).findings).toEqual([

@@ -53,6 +53,12 @@ async function episode(id: string, opts: { between?: () => Promise<void>; on?: R
   return { loaded, prefix, result, commit };
 }
 
+/** Waits until the acks of what `backend` dispatched have reached Redis (sent at the next turn of the event loop, in order). */
+async function acksSent(): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await backend.redis.ping();
+}
+
 /** Runs `fn` with a backend of its own on the same hub: another worker, with its own cache. */
 async function asOtherWorker(fn: (other: RedisBackend) => Promise<void>): Promise<void> {
   const other = new RedisBackend({ connection: redisUrl(), hub: backend.keys.hub });
@@ -186,6 +192,27 @@ describe('after Redis lost its last writes (a restart that cut the append-only f
     expect(loaded.history.filter((e) => e.type === 'ExecutionStarted')).toHaveLength(1);
     expect(loaded.history.map((e) => e.type)).toEqual(truth.map((e) => e.type));
     expect(await backend.getHistory('lost')).toHaveLength(truth.length + 4);
+  });
+});
+
+describe('a start that meets keys of an instance without state', () => {
+  it('never appends to them: the new history holds its own ExecutionStarted and nothing else', async () => {
+    const { executionId: old } = await backend.startInstance('Fan3', 'left', undefined);
+    await episode('left');
+    await backend.deliverEvent('left', old, 'c', 0, completed(0, 1));
+    // The state hash is gone, its history, inbox and pending set are not (a Redis that lost or re-applied writes).
+    await redis.del(backend.keys.state('left'));
+    expect(await redis.exists(backend.keys.history('left'), backend.keys.inbox('left'), backend.keys.pending('left'))).toBe(3);
+    const { executionId: x } = await backend.startInstance('Chain2', 'left', undefined);
+    expect(x).not.toBe(old);
+    expect(await redis.exists(backend.keys.history('left'), backend.keys.pending('left'))).toBe(0);
+    const { loaded } = await episode('left');
+    expect(loaded.history).toEqual([]);
+    expect(loaded.inbox.map((m) => m.event)).toEqual([expect.objectContaining({ type: 'ExecutionStarted', executionId: x, name: 'Chain2' })]);
+    const history = await backend.getHistory('left');
+    expect(history.filter((e) => e.type === 'ExecutionStarted')).toHaveLength(1);
+    expect(history.filter((e) => e.type === 'TaskScheduled')).toEqual([expect.objectContaining({ taskId: 0, name: 'Sq', input: 2 })]);
+    expect(await redis.smembers(backend.keys.pending('left'))).toEqual(['0']);
   });
 });
 
@@ -337,6 +364,56 @@ describe('outbox', () => {
     // Dispatching the same entries again adds no job: ids are derived from (instance, execution, seq).
     await backend.dispatch(commit.outbox);
     expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(3);
+  });
+});
+
+describe('outbox acks', () => {
+  const outboxIds = async () => (await redis.hkeys(backend.keys.outbox)).sort();
+
+  it('keep an entry whose job this Redis does not hold and whose task has no result: the sweep queues it', async () => {
+    // As after a Redis crash that lost the job's add but kept the commit, the ack arriving after the restart.
+    await backend.startInstance('Fan3', 'ack', undefined);
+    await acksSent();
+    const { commit } = await episode('ack');
+    const ids = commit.outbox.map(([id]) => id);
+    await backend.ackOutbox(ids, true);
+    expect(await outboxIds()).toEqual([...ids].sort());
+    expect(await backend.sweepOutbox(0)).toBe(3);
+    expect(await backend.activityQueue.getJobCountByTypes('wait')).toBe(3);
+    expect(await outboxIds()).toEqual([]);
+  });
+
+  it('remove an entry whose job is held, or whose task has its result, or whose wake has passed', async () => {
+    const { executionId: x } = await backend.startInstance('Fan3', 'acked', undefined);
+    await acksSent();
+    const { commit } = await episode('acked');
+    const [a0, a1, a2] = commit.outbox;
+    await backend.activityQueue.add('Sq', {}, { jobId: a0![0] }); // held
+    await backend.deliverEvent('acked', x, 'c', 1, completed(1, 4), { dispatch: false }); // settled
+    // A wake for a version the instance has passed.
+    await redis.hset(backend.keys.outbox, `w-acked-${x}-0`, `Wacked|${x}|0`);
+    await backend.ackOutbox([a0![0], a1![0], a2![0], `w-acked-${x}-0`], true);
+    expect(await outboxIds()).toEqual([a2![0]]);
+  });
+
+  it('keep a batch until each of its entries is safe, and the sweep queues only those that are not', async () => {
+    const big = new Registry().addOrchestrator('Fan100', function* (ctx) {
+      return yield ctx.all(Array.from({ length: 100 }, (_, i) => ctx.callActivity('Sq', i)));
+    });
+    const { executionId: x } = await backend.startInstance('Fan100', 'batch', undefined);
+    await acksSent();
+    const loaded = (await backend.loadEpisode('batch'))!;
+    const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+    const commit = await backend.commitEpisode(loaded, prefix, await executeOrchestration(big, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]));
+    expect(commit.outbox).toHaveLength(1);
+    // 60 results are in (their jobs ran and were removed), the other 40 jobs were lost.
+    for (let seq = 0; seq < 60; seq++) await backend.deliverEvent('batch', x, 'c', seq, completed(seq, seq * seq), { dispatch: false });
+    await backend.ackOutbox([commit.outbox[0]![0]], true);
+    expect(await outboxIds()).toEqual([commit.outbox[0]![0]]);
+    expect(await backend.sweepOutbox(0)).toBe(1);
+    const waiting = await backend.activityQueue.getJobs(['wait'], 0, -1);
+    expect(waiting.map((j) => j.data.s as number).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => 60 + i));
+    expect(await outboxIds()).toEqual([]);
   });
 });
 

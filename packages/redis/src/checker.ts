@@ -24,7 +24,7 @@
  */
 import { type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 import { PayloadRef, decode, decodeEvent } from './codec.js';
-import { assertInstanceId } from './keys.js';
+import { ACTIVITY_QUEUE, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { type RedisBackend, activityJobId, subStartJobId, timerJobId } from './redis-backend.js';
 
 /**
@@ -216,7 +216,8 @@ function decodeInboxEvent(entry: InboxHeader): HistoryEvent | undefined {
   }
 }
 
-type ScheduleKind = 'activity' | 'timer' | 'sub-orchestration';
+/** What a task id stands for: the event that scheduled it. */
+export type ScheduleKind = 'activity' | 'timer' | 'sub-orchestration';
 
 function scheduleOf(e: HistoryEvent): { id: number; kind: ScheduleKind } | undefined {
   if (e.type === 'TaskScheduled') return { id: e.taskId, kind: 'activity' };
@@ -757,9 +758,15 @@ export interface StuckRepair {
   executionId: string;
   /** The version it was stuck at (the wake is for the next one). */
   version: number;
-  /** `idle`: inbox events that should have woken it; `lost-wake`: scheduled, but no job anywhere. */
-  reason: 'idle' | 'lost-wake';
-  wakeJobId: string;
+  /**
+   * `idle`: inbox events that should have woken it; `lost-wake`: scheduled, but no job anywhere;
+   * `lost-task`: pending tasks that nothing would run (no outbox entry, no job), queued again.
+   */
+  reason: 'idle' | 'lost-wake' | 'lost-task';
+  /** The wake queued (`idle`, `lost-wake`). */
+  wakeJobId?: string;
+  /** The tasks queued again (`lost-task`): task ids and kinds. */
+  tasks?: { seq: number; kind: ScheduleKind }[];
 }
 
 /** Statuses the sweep walks: the ones in which an instance waits for an episode. */
@@ -777,6 +784,8 @@ const SWEPT_STATUSES = ['Running', 'Pending', 'ContinuedAsNew'] as const;
 export class StuckSweeper {
   private scan = 0;
   private after: string | undefined;
+  /** Sub-orchestration task id -> child id, per `<instance>|<execution>`, from histories read before (bounded). */
+  private readonly children = new Map<string, Map<number, string>>();
 
   constructor(private readonly backend: RedisBackend) {}
 
@@ -807,18 +816,27 @@ export class StuckSweeper {
     for (const id of ids) {
       p.hmget(keys.state(id), 'status', 'exec', 'version', 'scheduled', 'updatedAt');
       p.llen(keys.inbox(id));
+      p.srandmember(keys.pending(id), LOST_TASK_LOOKUPS);
     }
     const res = (await p.exec()) ?? [];
     const repairs: StuckRepair[] = [];
     // 3. Candidates.
     await Promise.all(
       ids.map(async (id, i) => {
-        const [e1, fields] = res[2 * i] ?? [];
-        const [e2, inboxLength] = res[2 * i + 1] ?? [];
+        const [e1, fields] = res[3 * i] ?? [];
+        const [e2, inboxLength] = res[3 * i + 1] ?? [];
+        const [e3, pending] = res[3 * i + 2] ?? [];
         if (e1 || e2 || !fields) return;
         const [status, exec, v, scheduled, updatedAt] = fields as (string | null)[];
         if (!status || !exec || isTerminalStatus(status) || status === 'Suspended') return;
         const version = Number(v);
+        if (!e3 && (pending as string[]).length > 0 && now - Number(updatedAt ?? 0) >= graceMs) {
+          const { tasks, history } = await this.lostTasks(id, exec, version, (pending as string[]).map(Number));
+          if (tasks.length > 0) {
+            await this.backend.requeueTasks(id, exec, history ?? (await this.backend.getHistory(id, { resolve: false })), tasks.map((t) => t.seq));
+            repairs.push({ instanceId: id, executionId: exec, version, reason: 'lost-task', tasks });
+          }
+        }
         let reason: StuckRepair['reason'];
         if (scheduled !== '1') {
           if (!inboxLength) return;
@@ -833,6 +851,60 @@ export class StuckSweeper {
       }),
     );
     return repairs;
+  }
+
+  /**
+   * Of `seqs` (pending tasks of an instance unchanged for the grace period), those that nothing
+   * will run. First without history: a task whose activity job BullMQ holds is being run; the
+   * others are looked up in the outbox and as timer jobs. Only an instance with tasks left after
+   * that has its history read (the kinds, and the children of sub-orchestrations, kept for the
+   * next passes), and then {@link lostTasksOf} decides as the checker does, re-reading the state
+   * at the end.
+   */
+  private async lostTasks(
+    id: string,
+    exec: string,
+    version: number,
+    seqs: number[],
+  ): Promise<{ tasks: { seq: number; kind: ScheduleKind }[]; history?: HistoryEvent[] }> {
+    const none = { tasks: [] };
+    const { redis, keys } = this.backend;
+    const activityJobs = keys.jobPrefix(ACTIVITY_QUEUE);
+    const timerJobs = keys.jobPrefix(ORCHESTRATOR_QUEUE);
+    const p1 = redis.pipeline();
+    for (const seq of seqs) p1.exists(activityJobs + activityJobId(id, exec, seq));
+    const held = (await p1.exec()) ?? [];
+    let open = seqs.filter((_, j) => held[j]?.[1] !== 1);
+    if (open.length === 0) return none;
+    const p2 = redis.pipeline();
+    for (const seq of open) {
+      p2.hexists(keys.outbox, activityJobId(id, exec, seq));
+      p2.hexists(keys.outbox, timerJobId(id, exec, seq));
+      p2.hexists(keys.outbox, subStartJobId(id, exec, seq));
+      p2.exists(timerJobs + timerJobId(id, exec, seq));
+    }
+    const found = (await p2.exec()) ?? [];
+    open = open.filter((_, j) => [0, 1, 2, 3].every((k) => found[4 * j + k]?.[1] === 0));
+    if (open.length === 0) return none;
+    const key = `${id}|${exec}`;
+    let children = this.children.get(key);
+    const kinds = new Map<number, ScheduleKind>();
+    let history: HistoryEvent[] | undefined;
+    if (!children || open.some((seq) => !children!.has(seq))) {
+      // Read the history: the tasks' kinds, and the children of sub-orchestrations.
+      children = new Map();
+      history = await this.backend.getHistory(id, { resolve: false });
+      for (const e of history) {
+        const sch = scheduleOf(e);
+        if (sch) kinds.set(sch.id, sch.kind);
+        if (e.type === 'SubOrchestrationInstanceCreated') children.set(e.taskId, e.instanceId);
+      }
+      if (this.children.size >= 10_000) this.children.delete(this.children.keys().next().value!);
+      this.children.set(key, children);
+    }
+    const tasks = open.map((seq) => ({ seq, kind: children!.has(seq) ? ('sub-orchestration' as const) : kinds.get(seq) })).filter((t): t is { seq: number; kind: ScheduleKind } => t.kind !== undefined);
+    if (tasks.length === 0) return none;
+    return { tasks: await lostTasksOf(this.backend, id, exec, version, tasks, children), history };
   }
 }
 

@@ -85,6 +85,21 @@ export class HubKeys {
   get doneChannel(): string {
     return `${this.base}:done`;
   }
+  /**
+   * Key prefixes for scripts that reach the keys of instances or jobs named in their arguments
+   * (`ackOutbox`): `state(id)` is `statePrefix + id`, `pending(id)` is `pendingPrefix + id`, and a
+   * BullMQ job's hash is `jobPrefix(queue) + jobId`. They carry the hash tag, so such a script stays
+   * on one cluster slot.
+   */
+  get statePrefix(): string {
+    return `${this.base}:i:`;
+  }
+  get pendingPrefix(): string {
+    return `${this.base}:p:`;
+  }
+  jobPrefix(queue: string): string {
+    return `${this.queuePrefix}:${queue}:`;
+  }
   /** Every key of one instance, in the order the scripts take them. */
   instanceKeys(id: string): [string, string, string, string, string] {
     return [this.state(id), this.history(id), this.inbox(id), this.pending(id), this.wait(id)];

@@ -360,6 +360,7 @@ type ScriptClient = Redis & {
   terminateInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   setSuspended(...args: Arg[]): Promise<[number, string?, string?]>;
   purgeInstance(...args: Arg[]): Promise<[number, string?]>;
+  ackOutbox(...args: Arg[]): Promise<number | string[]>;
 };
 
 /** Parent of a sub-orchestration. */
@@ -1202,7 +1203,7 @@ export class RedisBackend {
    */
   ackOutbox(ids: string[], wait = false): Promise<unknown> {
     if (ids.length === 0) return Promise.resolve();
-    if (wait) return this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    if (wait) return this.ackScript('ack', ids);
     // Acks of one turn of the event loop (under load: many episodes and activities) go as one pair
     // of commands.
     for (const id of ids) this.pendingAcks.push(id);
@@ -1227,7 +1228,32 @@ export class RedisBackend {
     const ids = this.pendingAcks;
     if (ids.length === 0) return;
     this.pendingAcks = [];
-    await this.redis.pipeline().hdel(this.keys.outbox, ...ids).zrem(this.keys.outboxIndex, ...ids).exec();
+    await this.ackScript('ack', ids);
+  }
+
+  /**
+   * `ackOutbox` script: removes the entries whose work this Redis holds (the job is in BullMQ) or
+   * has done (the result is in, the version moved, the child exists), and keeps the others. An
+   * ack may reach a Redis that lost the add it acknowledges (a crash under `appendfsync
+   * everysec`, the ack queued or resent by ioredis across the reconnect): checked here, in the
+   * same script, it can never delete the only record of work that no longer exists anywhere.
+   * In `sweep` mode it returns the entries kept, with their payloads (a batch reduced to what is
+   * still to do).
+   */
+  private ackScript(mode: 'ack', ids: string[]): Promise<number>;
+  private ackScript(mode: 'sweep', ids: string[]): Promise<string[]>;
+  private ackScript(mode: 'ack' | 'sweep', ids: string[]): Promise<number | string[]> {
+    const k = this.keys;
+    return this.scripts.ackOutbox(
+      k.outbox,
+      k.outboxIndex,
+      k.jobPrefix(ACTIVITY_QUEUE),
+      k.jobPrefix(ORCHESTRATOR_QUEUE),
+      k.statePrefix,
+      k.pendingPrefix,
+      mode,
+      ...ids,
+    );
   }
 
 
@@ -1428,15 +1454,11 @@ export class RedisBackend {
   async sweepOutbox(graceMs = 5000, limit = 500, now = Date.now()): Promise<number> {
     const ids = await this.redis.zrangebyscore(this.keys.outboxIndex, '-inf', now - graceMs, 'LIMIT', 0, limit);
     if (ids.length === 0) return 0;
-    const payloads = await this.redis.hmget(this.keys.outbox, ...ids);
+    // What is done or queued already goes without being queued again (an activity that ran and
+    // whose job BullMQ removed would run twice); what is left is queued, and acked once queued.
+    const kept = await this.ackScript('sweep', ids);
     const entries: [string, string][] = [];
-    const orphans: string[] = [];
-    ids.forEach((id, i) => {
-      const p = payloads[i];
-      if (p) entries.push([id, p]);
-      else orphans.push(id);
-    });
-    if (orphans.length) await this.redis.zrem(this.keys.outboxIndex, ...orphans);
+    for (let i = 0; i < kept.length; i += 2) entries.push([kept[i]!, kept[i + 1]!]);
     await this.dispatch(entries, { now, awaitCleanup: true });
     return entries.length;
   }

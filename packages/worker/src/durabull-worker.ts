@@ -705,13 +705,18 @@ export class DurabullWorker {
   /**
    * The sweep's stuck-instance pass: the backend looks at the next 100 unfinished instances (a
    * cursor kept between passes) and re-queues those whose wake-up was lost (idle with events that
-   * let them progress, or scheduled for longer than the sweep period with no job anywhere).
+   * let them progress, or scheduled for longer than the sweep period with no job anywhere), and
+   * the pending tasks that nothing would run (no outbox entry, no job: lost with a Redis crash).
    */
   private async sweepStuckInstances(): Promise<void> {
     try {
       const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000 });
       for (const r of repairs) {
-        this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, reason: r.reason, wakeJobId: r.wakeJobId }, 'Re-queued a stuck instance');
+        if (r.reason === 'lost-task') {
+          this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, tasks: r.tasks }, 'Re-queued lost tasks');
+        } else {
+          this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, reason: r.reason, wakeJobId: r.wakeJobId }, 'Re-queued a stuck instance');
+        }
       }
     } catch (err) {
       this.log.error({ err }, 'Stuck-instance sweep failed');

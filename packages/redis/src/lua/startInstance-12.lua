@@ -61,12 +61,13 @@ end
 if status and not isTerminal(status) then
   return {-1, status}
 end
-if status then
-  -- Reusing the id of a finished instance: its old execution goes away.
-  removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1])
-  rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  deleteClaims(KEYS[11])
-end
+-- A start never writes into keys it did not create: reusing the id of a finished instance, its old
+-- execution goes away; with no state at all, whatever an instance's keys still hold is left over
+-- (a Redis that lost or re-applied writes, a key deleted by hand) and goes too, so the new history
+-- begins with this start's ExecutionStarted and nothing else.
+if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1]) end
+rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r")
+deleteClaims(KEYS[11])
 storeClaims(KEYS[11], 9, tonumber(ARGV[8]))
 
 local now = ARGV[4]

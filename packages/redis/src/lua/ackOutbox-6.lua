@@ -1,0 +1,116 @@
+--[[
+  Removes outbox entries whose work is safe in this Redis: a job that BullMQ holds here, or work
+  that is done (the task has its result, the wake's version has passed, the child exists). An
+  entry whose work is neither stays for the sweep, which queues it again.
+
+  Why the check: an ack is sent once BullMQ acknowledged the add, but Redis can lose an
+  acknowledged write (a crash with `appendfsync everysec`) and the ack, queued or resent by the
+  client across the reconnect, then reaches a Redis that no longer has the job. A plain HDEL would
+  delete the only durable record of that work.
+
+  Input:
+    KEYS[1] partition outbox hash
+    KEYS[2] partition outbox index (zset)
+    KEYS[3] activity queue key prefix: a job's hash is this .. job id
+    KEYS[4] orchestrator queue key prefix: a job's hash is this .. job id
+    KEYS[5] instance state key prefix: an instance's state hash is this .. instance id
+    KEYS[6] pending set key prefix: an instance's pending set is this .. instance id
+
+    ARGV[1] mode: "ack" (remove what is safe, keep the rest) or "sweep" (the same, and return
+            what was kept with its payload; a batch's payload reduced to its entries not safe yet,
+            and rewritten so)
+    ARGV[2...] job ids (outbox entry ids)
+
+  Output:
+    ack:    the number of entries kept
+    sweep:  {jobId1, payload1, jobId2, payload2, ...} the entries kept
+]]
+local rcall = redis.call
+
+local EXEC = string.rep("%x", 12)
+local activityJobs, orchestratorJobs, statePrefix, pendingPrefix = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+-- True when task `seq` of execution `exec` of instance `id` needs nothing more: the instance is
+-- gone or in another execution, or the task is no longer pending (its result is in).
+local function taskSettled(id, exec, seq)
+  if rcall("HGET", statePrefix .. id, "exec") ~= exec then return true end
+  return rcall("SISMEMBER", pendingPrefix .. id, seq) == 0
+end
+
+-- "<kind>-<instance id>-<execution>-<number>": instance ids may hold '-', executions are 12 hex digits.
+local function parseId(jobId)
+  return string.match(jobId, "^%a%-(.+)%-(" .. EXEC .. ")%-(%d+)$")
+end
+
+local function isSafe(jobId, payload)
+  local kind = string.sub(payload, 1, 1)
+  if kind == "A" or kind == "T" then
+    local jobs = kind == "A" and activityJobs or orchestratorJobs
+    if rcall("EXISTS", jobs .. jobId) == 1 then return true end
+    local id, exec, seq = parseId(jobId)
+    if not id then
+      local d = cjson.decode(string.sub(payload, 2))
+      id, exec, seq = d.i, d.x, tostring(d.s)
+    end
+    return taskSettled(id, exec, seq)
+  elseif kind == "W" then
+    if rcall("EXISTS", orchestratorJobs .. jobId) == 1 then return true end
+    local id, exec, version = string.match(payload, "^W([^|]*)|([^|]*)|(%d+)")
+    local st = rcall("HMGET", statePrefix .. id, "exec", "version", "scheduled")
+    return st[1] ~= exec or tonumber(st[2]) > tonumber(version) or st[3] ~= "1"
+  elseif kind == "X" then
+    local d = cjson.decode(string.sub(payload, 2))
+    return taskSettled(d.i, d.x, tostring(d.s))
+  elseif kind == "S" then
+    local d = cjson.decode(string.sub(payload, 2))
+    if rcall("EXISTS", statePrefix .. d.i) == 1 then return true end
+    return taskSettled(d.pi, d.px, tostring(d.ps))
+  elseif kind == "P" then
+    local plink = rcall("HGET", statePrefix .. string.sub(payload, 2), "plink")
+    if not plink then return true end
+    local pid, pexec, pseq = string.match(plink, "^([^|]*)|([^|]*)|(%d+)$")
+    if not pid then return true end
+    return taskSettled(pid, pexec, pseq)
+  end
+  return true
+end
+
+local sweep = ARGV[1] == "sweep"
+local kept = {}
+local nkept = 0
+for i = 2, #ARGV do
+  local jobId = ARGV[i]
+  local payload = rcall("HGET", KEYS[1], jobId)
+  local keep = false
+  if payload then
+    if string.sub(payload, 1, 1) == "B" then
+      -- A batch (a large fan-out): safe when each of its entries is; the sweep re-queues only the others.
+      local inner = cjson.decode(string.sub(payload, 2))
+      local open = {}
+      for _, e in ipairs(inner) do
+        if not isSafe(e[1], e[2]) then open[#open + 1] = e end
+      end
+      if #open > 0 then
+        keep = true
+        if sweep and #open ~= #inner then
+          payload = "B" .. cjson.encode(open)
+          rcall("HSET", KEYS[1], jobId, payload)
+        end
+      end
+    else
+      keep = not isSafe(jobId, payload)
+    end
+  end
+  if keep then
+    nkept = nkept + 1
+    if sweep then
+      kept[#kept + 1] = jobId
+      kept[#kept + 1] = payload
+    end
+  else
+    rcall("HDEL", KEYS[1], jobId)
+    rcall("ZREM", KEYS[2], jobId)
+  end
+end
+if sweep then return kept end
+return nkept
