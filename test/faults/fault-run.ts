@@ -18,14 +18,14 @@
  * (test/src/faults.test.ts, the short form; test/faults/main.ts, the long form: `npm run test:faults`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
 import type { HistoryEvent } from '@durabull/core';
-import { type HubReport, checkHub } from '@durabull/redis';
+import { type HubReport, checkHub, checkInstance } from '@durabull/redis';
 import { type AppendFsync, type RedisServer, startRedisServer } from '@durabull/testing';
 import { Redis } from 'ioredis';
 import {
@@ -72,8 +72,21 @@ export interface FaultRunOptions {
    * redis-server process alone loses nothing: what Redis wrote is in the page cache, fsynced or not.
    */
   redisLoseTailMs?: number;
+  /**
+   * Where `redisLoseTailMs` cuts the file. `command` (default): at the last command boundary before that size that is
+   * not inside a MULTI/EXEC block, what Redis itself expects of a file it wrote (a torn last command is dropped at
+   * load). `byte`: at that exact size, even inside a block. Redis 7.0 mishandles a file torn inside a MULTI block:
+   * with `aof-load-truncated yes` it drops only the torn command, keeps the block open, and at the next restart
+   * applies the rolled-back block's commands (and later writes) out of order, or discards later writes; such cuts are
+   * counted (`aofCutsInsideMulti`), as what they lose or duplicate is Redis's doing.
+   */
+  aofCut?: 'command' | 'byte';
+  /** Besides `redisRestarts`: crash (and restart) Redis about every this many ms (± 50 %) until everything has finished. */
+  redisCrashEveryMs?: number;
   /** How long Redis stays down before the restart. Default 500 ms. */
   redisDownMs?: number;
+  /** The workers' sweep interval (worker-process.ts); the check after each restart waits for two of them. Default 1000 ms. */
+  sweepIntervalMs?: number;
   appendfsync: AppendFsync;
   /** Start the instances in batches spread over this long (so that starts meet the faults too). Default 0: all at once. */
   startSpreadMs?: number;
@@ -96,7 +109,11 @@ export interface FaultRunFigures {
   redisRestarts: number;
   /** Instances not Completed with the right output by the deadline (includes `startsLost`). */
   lost: number;
-  /** Instances whose state is gone altogether (their start was acknowledged, then lost with the AOF tail). */
+  /**
+   * Instances whose state is gone altogether and whose `startNew` returned in the last `redisLoseTailMs` (2 s without
+   * it: what `everysec` may lose) before a crash: their start was acknowledged, then lost with Redis's last writes.
+   * A start gone at any other time is not among these (it stays in `lost`).
+   */
   startsLost: number;
   /** startNew calls that threw (the instance may exist all the same: a start resent after a reconnect). */
   startErrors: number;
@@ -119,8 +136,15 @@ export interface FaultRunFigures {
   /** Instances checkHub reported right after a Redis restart (stuck, ...), and how many of those completed after. */
   stuckAfterRestart: number;
   stuckAfterRestartCompleted: number;
+  /**
+   * Instances checkHub found `stuck` or with a `lost-task` after a Redis restart and that still were two sweep
+   * intervals later: what the workers' own sweep did not repair (no repair is ever run by the suite).
+   */
+  stuckAfterTwoSweeps: number;
   /** Bytes of AOF dropped by `redisLoseTailMs`, and the committed episodes lost with them (all restarts). */
   aofBytesDropped: number;
+  /** Cuts of the AOF (aofCut `byte`) that fell inside a MULTI/EXEC block: Redis 7.0 may then lose or re-apply writes itself. */
+  aofCutsInsideMulti: number;
   episodesRolledBack: number;
   /** From the start of the instances to the last completion. */
   durationMs: number;
@@ -166,6 +190,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
   let restarts = 0;
   let finished = false;
   let aofBytesDropped = 0;
+  let aofCutsInsideMulti = 0;
   let episodesRolledBack = 0;
   let completionsRolledBack = 0;
 
@@ -369,6 +394,10 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     // ---- faults: Redis restarts ----
     const stuckAfterRestart = new Set<string>();
     let lastRestartAt = 0;
+    /** When Redis was crashed (SIGKILL). */
+    const crashTimes: number[] = [];
+    /** The crash under way, if any (fixed-point and periodic crashes never overlap). */
+    let restarting: Promise<void> = Promise.resolve();
     // The AOF's size over time (every 50 ms), to cut its tail off after a crash (redisLoseTailMs).
     const aofSizes: { t: number; file: string; size: number }[] = [];
     const sampler = setInterval(() => {
@@ -381,47 +410,84 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       }
       if (aofSizes.length > 400) aofSizes.splice(0, aofSizes.length - 400);
     }, 50);
+    const sweepMs = opts.sweepIntervalMs ?? 1000;
+    const stillStuck = new Set<string>();
+    /** Crashes (or stops) Redis, cuts the AOF as asked, restarts it, and looks at the hub with the checker after. */
+    const crashAndRestart = async () => {
+      const before = await runsSoFar();
+      const episodesBefore = await episodesSum(url);
+      const killedAt = Date.now();
+      const crash = (opts.redisStop ?? 'kill') === 'kill';
+      if (crash) crashTimes.push(killedAt);
+      server!.kill(crash ? 'SIGKILL' : 'SIGTERM');
+      await server!.stop();
+      let cut = '';
+      if (crash && opts.redisLoseTailMs) {
+        const file = currentAofFile(server!.dataDir);
+        const then = aofSizes.filter((s) => s.t <= killedAt - opts.redisLoseTailMs!).at(-1);
+        if (file && then && then.file === file) {
+          const size = statSync(file).size;
+          const at = aofCutPoint(readFileSync(file), then.size);
+          const to = (opts.aofCut ?? 'command') === 'command' ? at.safe : then.size;
+          if (opts.aofCut === 'byte' && at.insideMulti) aofCutsInsideMulti++;
+          truncateSync(file, to);
+          aofBytesDropped += size - to;
+          cut = `; AOF cut from ${size} to ${to} bytes (its size ${killedAt - then.t} ms before the crash: ${then.size}${at.insideMulti ? ', inside a MULTI block' : ''})`;
+        } else cut = '; AOF not cut (no sample of the same file)';
+      }
+      await sleep(opts.redisDownMs ?? 500);
+      await server!.restart();
+      restarts++;
+      lastRestartAt = Date.now();
+      // A fresh connection reads the episodes before the workers (reconnecting with backoff) commit many.
+      const episodesAfter = await episodesSum(url);
+      if (episodesAfter < episodesBefore) episodesRolledBack += episodesBefore - episodesAfter;
+      log(
+        `[${opts.label}] Redis restart ${restarts} (${crash ? 'SIGKILL' : 'SIGTERM'}) at ${before} runs${cut}; ` +
+          `episodes committed: ${episodesBefore} before the crash, ${episodesAfter} right after the restart; down ${Date.now() - killedAt} ms`,
+      );
+      // What does the checker see right after the restart, once the grace period has passed?
+      await sleep(3000);
+      const report = await checkHub(client!.backend, { graceMs: 2000 });
+      for (const f of report.findings) stuckAfterRestart.add(f.instanceId);
+      if (report.findings.length > 0) {
+        log(`[${opts.label}] checkHub 3 s after restart ${restarts}: ${JSON.stringify(report.counts)} (${report.findings.length} findings)`);
+        for (const f of report.findings.slice(0, 5)) log(`    ${f.instanceId} ${f.code}: ${f.message}`);
+      }
+      // Stuck or with a lost task: the workers' sweep must have repaired it two sweep intervals later.
+      const flagged = [...new Set(report.findings.filter((f) => f.code === 'stuck' || f.code === 'lost-task').map((f) => f.instanceId))];
+      if (flagged.length > 0) {
+        await sleep(2 * sweepMs);
+        for (const id of flagged) {
+          const again = await checkInstance(client!.backend, id, { graceMs: 2000 });
+          const left = again.findings.filter((f) => f.code === 'stuck' || f.code === 'lost-task');
+          if (left.length > 0) {
+            stillStuck.add(id);
+            problem(`${id}: still ${left.map((f) => `${f.code} (${f.message})`).join('; ')} two sweep intervals after restart ${restarts}`);
+          }
+        }
+      }
+    };
     const restarter = (async () => {
       for (const at of opts.redisRestarts ?? []) {
         const target = Math.floor(totalActivities * at);
         while (!finished && Date.now() < deadline && (await runsSoFar()) < target) await sleep(25);
         if (finished || Date.now() >= deadline) break;
-        const before = await runsSoFar();
-        const episodesBefore = await episodesSum(url);
-        const killedAt = Date.now();
-        const crash = (opts.redisStop ?? 'kill') === 'kill';
-        server!.kill(crash ? 'SIGKILL' : 'SIGTERM');
-        await server!.stop();
-        let cut = '';
-        if (crash && opts.redisLoseTailMs) {
-          const file = currentAofFile(server!.dataDir);
-          const then = aofSizes.filter((s) => s.t <= killedAt - opts.redisLoseTailMs!).at(-1);
-          if (file && then && then.file === file) {
-            const size = statSync(file).size;
-            truncateSync(file, then.size);
-            aofBytesDropped += size - then.size;
-            cut = `; AOF cut from ${size} to ${then.size} bytes (its size ${killedAt - then.t} ms before the crash)`;
-          } else cut = '; AOF not cut (no sample of the same file)';
-        }
-        await sleep(opts.redisDownMs ?? 500);
-        await server!.restart();
-        restarts++;
-        lastRestartAt = Date.now();
-        // A fresh connection reads the episodes before the workers (reconnecting with backoff) commit many.
-        const episodesAfter = await episodesSum(url);
-        if (episodesAfter < episodesBefore) episodesRolledBack += episodesBefore - episodesAfter;
-        log(
-          `[${opts.label}] Redis restart ${restarts} (${crash ? 'SIGKILL' : 'SIGTERM'}) at ${before} runs${cut}; ` +
-            `episodes committed: ${episodesBefore} before the crash, ${episodesAfter} right after the restart; down ${Date.now() - killedAt} ms`,
-        );
-        // What does the checker see right after the restart, once the grace period has passed?
-        await sleep(3000);
-        const report = await checkHub(client!.backend, { graceMs: 2000 });
-        for (const f of report.findings) stuckAfterRestart.add(f.instanceId);
-        if (report.findings.length > 0) {
-          log(`[${opts.label}] checkHub 3 s after restart ${restarts}: ${JSON.stringify(report.counts)} (${report.findings.length} findings)`);
-          for (const f of report.findings.slice(0, 5)) log(`    ${f.instanceId} ${f.code}: ${f.message}`);
-        }
+        await restarting;
+        restarting = crashAndRestart();
+        await restarting;
+      }
+    })();
+    const crasher = (async () => {
+      if (!opts.redisCrashEveryMs) return;
+      const from = Math.floor(totalActivities * (opts.killFrom ?? 0.05));
+      while (!finished && (await runsSoFar()) < from && Date.now() < deadline) await sleep(50);
+      while (!finished && Date.now() < deadline) {
+        await sleep(opts.redisCrashEveryMs * (0.5 + Math.random()));
+        if (finished || Date.now() >= deadline) break;
+        await restarting;
+        restarting = crashAndRestart();
+        await restarting;
       }
     })();
 
@@ -449,7 +515,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     }
     const tDone = Date.now();
     finished = true;
-    await Promise.all([killer, restarter]);
+    await Promise.all([killer, restarter, crasher]);
     clearInterval(sampler);
     log(`[${opts.label}] ${runs.length - open.size}/${runs.length} finished after ${tDone - tStart} ms; ${kills} kills, ${restarts} Redis restarts`);
 
@@ -472,8 +538,14 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
         const st = statuses[k];
         if (!st) {
           lost++;
-          startsLost++;
-          problem(`${r.id}: no state (start lost)`);
+          const t = startedAt.get(r.id);
+          const window = (opts.redisLoseTailMs ?? 2000) + 250;
+          if (t !== undefined && crashTimes.some((c) => t >= c - window && t <= c + 1000)) {
+            startsLost++;
+            problem(`${r.id}: no state (start acknowledged ${crashTimes.map((c) => c - t).filter((d) => d >= -1000).sort((a, b) => a - b)[0]} ms before a crash, lost with it)`);
+          } else {
+            problem(`${r.id}: no state, and its start was not acknowledged just before a crash`);
+          }
           return;
         }
         const h = checkHistory(st.history ?? []);
@@ -554,7 +626,9 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       checkerCounts: report.counts,
       stuckAfterRestart: stuckAfterRestart.size,
       stuckAfterRestartCompleted: stuckCompleted,
+      stuckAfterTwoSweeps: stillStuck.size,
       aofBytesDropped,
+      aofCutsInsideMulti,
       episodesRolledBack,
       durationMs: tDone - tStart,
       problems,
@@ -616,6 +690,60 @@ function currentAofFile(dataDir: string): string | undefined {
   return existsSync(single) ? single : undefined;
 }
 
+/**
+ * Where to cut an append-only file so that it ends where Redis could have stopped writing it: `safe` is the last
+ * command boundary at or before `size` that is not inside a MULTI/EXEC block (Redis writes a script's effects and a
+ * transaction as one such block); `insideMulti` tells whether `size` itself falls inside a block (or inside a
+ * command of one). Reads the RESP commands from the start of the file; `#` lines (annotations) are skipped.
+ */
+export function aofCutPoint(buf: Buffer, size: number): { safe: number; insideMulti: boolean } {
+  let pos = 0;
+  let safe = 0;
+  let inMulti = false;
+  const line = (from: number): [string, number] | undefined => {
+    const end = buf.indexOf('\r\n', from, 'latin1');
+    return end < 0 ? undefined : [buf.toString('latin1', from, end), end + 2];
+  };
+  while (pos < buf.length && pos < size) {
+    if (buf[pos] === 0x23) {
+      // '#': an annotation line.
+      const l = line(pos);
+      if (!l) break;
+      pos = l[1];
+      if (!inMulti && pos <= size) safe = pos;
+      continue;
+    }
+    const head = line(pos);
+    if (!head || head[0][0] !== '*') break;
+    let at = head[1];
+    let name = '';
+    let complete = true;
+    for (let i = 0; i < Number(head[0].slice(1)); i++) {
+      const len = line(at);
+      if (!len || len[0][0] !== '$') {
+        complete = false;
+        break;
+      }
+      const n = Number(len[0].slice(1));
+      if (len[1] + n + 2 > buf.length) {
+        complete = false;
+        break;
+      }
+      if (i === 0) name = buf.toString('latin1', len[1], len[1] + n).toUpperCase();
+      at = len[1] + n + 2;
+    }
+    if (!complete || at > size) {
+      // The command that `size` falls in: torn by a cut there.
+      return { safe, insideMulti: inMulti || name === 'MULTI' };
+    }
+    pos = at;
+    if (name === 'MULTI') inMulti = true;
+    else if (name === 'EXEC') inMulti = false;
+    if (!inMulti) safe = pos;
+  }
+  return { safe, insideMulti: inMulti };
+}
+
 /** Counts duplicated events of one execution's history, and its scheduled / finished tasks. */
 export function checkHistory(history: readonly HistoryEvent[]): { duplicated: number; scheduled: number; finished: number; notes: string[] } {
   const scheduled = new Set<number>();
@@ -662,7 +790,13 @@ export function formatFigures(f: FaultRunFigures): string {
     `  duplicated history events ${f.duplicatedHistoryEvents}; activities run twice ${f.activitiesRunTwice} (${f.extraRuns} extra runs)`,
     `  checkHub findings at the end ${f.checkerFindings} ${JSON.stringify(f.checkerCounts)}; ` +
       `instances flagged right after a restart ${f.stuckAfterRestart}, of which completed ${f.stuckAfterRestartCompleted}`,
-    ...(f.aofBytesDropped > 0 ? [`  AOF tail dropped at the crashes: ${f.aofBytesDropped} bytes, ${f.episodesRolledBack} committed episodes rolled back`] : []),
+    `  still stuck or with a lost task two sweep intervals after a restart ${f.stuckAfterTwoSweeps}`,
+    ...(f.aofBytesDropped > 0
+      ? [
+          `  AOF tail dropped at the crashes: ${f.aofBytesDropped} bytes, ${f.episodesRolledBack} committed episodes rolled back` +
+            (f.aofCutsInsideMulti > 0 ? `; ${f.aofCutsInsideMulti} cut(s) inside a MULTI block (Redis 7.0 may lose or re-apply writes itself)` : ''),
+        ]
+      : []),
     ...f.problems.map((p) => `  ! ${p}`),
   ].join('\n');
 }

@@ -13,6 +13,7 @@ import {
   PayloadError,
   StaleEpisodeError,
   OrchestrationSession,
+  ValidationError,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
@@ -76,6 +77,13 @@ export interface DurabullWorkerOptions {
   stalledIntervalMs?: number;
   /** How often this worker drains outbox entries that a crashed worker left. Default 5 s; 0 turns it off. */
   sweepIntervalMs?: number;
+  /**
+   * Unfinished instances each sweep looks at for a lost wake-up or lost tasks (a cursor moves on
+   * from pass to pass, so every instance is looked at once per `instances / this` sweeps). Default
+   * 100. Cost per instance: one pipelined read of its state, inbox length and up to 100 pending
+   * task ids, one EXISTS per pending task, and more only for the instances found wanting.
+   */
+  sweepInstancesPerPass?: number;
   /** Largest encoded payload. Default 16 MiB. */
   maxPayloadBytes?: number;
   /**
@@ -212,6 +220,10 @@ export class DurabullWorker {
 
   constructor(private readonly opts: DurabullWorkerOptions) {
     if (!(opts.registry instanceof Registry)) throw new TypeError('DurabullWorker: `registry` must be a Registry');
+    const perPass = opts.sweepInstancesPerPass;
+    if (perPass !== undefined && !(Number.isInteger(perPass) && perPass >= 1)) {
+      throw new ValidationError(`DurabullWorker: sweepInstancesPerPass must be an integer >= 1, got ${String(perPass)}`);
+    }
     this.registry = opts.registry;
     const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
@@ -710,7 +722,7 @@ export class DurabullWorker {
    */
   private async sweepStuckInstances(): Promise<void> {
     try {
-      const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000 });
+      const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000, limit: this.opts.sweepInstancesPerPass ?? 100 });
       for (const r of repairs) {
         if (r.reason === 'lost-task') {
           this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, tasks: r.tasks }, 'Re-queued lost tasks');
