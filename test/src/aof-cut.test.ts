@@ -5,11 +5,14 @@
  * writes after later ones, which is Redis's loss, not durabull's (docs/reliability.md). Cut at the safe point, the
  * file loads the same on every Redis (checked here on a redis-server of this test's own).
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, truncateSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startRedisServer } from '@durabull/testing';
+import { dirname, join } from 'node:path';
+import { type HistoryEvent, Registry, executeOrchestration } from '@durabull/core';
+import { RedisBackend } from '@durabull/redis';
+import { type RedisServer, findRedisServer, startRedisServer } from '@durabull/testing';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { aofCutPoint } from '../faults/fault-run.js';
@@ -79,5 +82,69 @@ describe('a file torn inside a MULTI block, on this Redis', () => {
 
   it('cut at the safe point: the block is gone for good and later writes stay', async () => {
     expect(await tornRun()).toEqual(['after', 'before']);
+  });
+});
+
+describe('a file torn inside an episode commit, repaired as docs/reliability.md says', () => {
+  const registry = new Registry().addOrchestrator('Chain2', function* (ctx, n: number) {
+    const a: number = yield ctx.callActivity('Sq', n);
+    return yield ctx.callActivity('Sq', a);
+  });
+
+  /** One episode of `id`, loaded, run and committed by a backend of its own (no cache shared), not dispatched. */
+  async function episode(server: RedisServer, id: string): Promise<void> {
+    const backend = new RedisBackend({ connection: server.url, hub: 'torn' });
+    try {
+      const loaded = (await backend.loadEpisode(id))!;
+      const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
+      const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
+      await backend.commitEpisode(loaded, prefix, result);
+    } finally {
+      await backend.close();
+    }
+  }
+
+  it('redis-check-aof --fix cuts it before the block: the episode runs again and is in the history once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'durabull-aof-'));
+    const server = await startRedisServer({ dataDir: dir, appendonly: true, appendfsync: 'always' });
+    try {
+      const starter = new RedisBackend({ connection: server.url, hub: 'torn' });
+      await starter.startInstance('Chain2', 'once', 2);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await starter.redis.ping();
+      await starter.close();
+      await episode(server, 'once');
+      // The commit's MULTI block is the last thing in the file: a crash tears it inside its EXEC.
+      server.kill('SIGKILL');
+      await server.stop();
+      const aofDir = join(dir, 'appendonlydir');
+      const incr = join(aofDir, readdirSync(aofDir).find((f) => f.endsWith('.incr.aof'))!);
+      const size = readFileSync(incr).length;
+      const point = aofCutPoint(readFileSync(incr), size - 3);
+      expect(point.insideMulti).toBe(true);
+      truncateSync(incr, size - 3);
+      // What a Redis started with `aof-load-truncated no` asks the operator to run before it starts again.
+      const checkAof = join(dirname(findRedisServer()!), 'redis-check-aof');
+      execFileSync(checkAof, ['--fix', join(aofDir, 'appendonly.aof.manifest')], { input: 'y\n', stdio: ['pipe', 'ignore', 'ignore'] });
+      expect(readFileSync(incr).length).toBe(point.safe);
+      // The episode was rolled back whole; it runs again, and a later restart keeps exactly that.
+      await server.restart();
+      await episode(server, 'once');
+      server.kill('SIGKILL');
+      await server.stop();
+      await server.restart();
+      const reader = new RedisBackend({ connection: server.url, hub: 'torn' });
+      try {
+        const history = await reader.getHistory('once');
+        expect(history.filter((e) => e.type === 'ExecutionStarted')).toHaveLength(1);
+        expect(history.filter((e) => e.type === 'TaskScheduled')).toEqual([expect.objectContaining({ taskId: 0, input: 2 })]);
+        expect(await reader.redis.xlen(reader.keys.history('once'))).toBe(1);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await server.stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
