@@ -1,9 +1,9 @@
 /**
- * The orchestration view in a real browser (the system Chromium through playwright-core): an
+ * The orchestration view in a real browser (the Chromium that @sparticuz/chromium ships, or
+ * CHROMIUM_PATH, through playwright-core; see test-chromium.ts): an
  * instance that ran three activities and waits for an event, its timeline and execution log, the
  * event raised from the page's form, the instance completing. Saves screenshots in test-results/.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,9 +14,9 @@ import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
 import { createServer } from './server.js';
+import { testChromium } from './test-chromium.js';
 import { activities, orchestrators } from './test-functions.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const RESULTS = fileURLToPath(new URL('../../../test-results/', import.meta.url));
 const TOKEN = 'browser-test-token';
 
@@ -28,16 +28,15 @@ describe('orchestration view in Chromium', () => {
   let browser: BrowserContext;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`No Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH.`);
-    }
+    const binary = await testChromium();
     th = await createTestHub({ orchestrators, activities });
     app = createServer({ connection: th.url, hub: th.hub, token: TOKEN });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     profile = await mkdtemp(join(tmpdir(), 'durabull-chromium-'));
     browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
+      executablePath: binary.executablePath,
+      env: { ...process.env, ...binary.env },
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
       viewport: { width: 1280, height: 900 },
