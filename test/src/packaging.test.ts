@@ -39,7 +39,7 @@ describe('CI', () => {
       .filter((line) => line !== '' && !line.startsWith('#') && !/^echo\b/.test(line));
     expect(commands.filter((line) => /\b(apt|apt-get|dpkg|brew|yum|dnf|apk)\b/.test(line))).toEqual([]);
     const npmCommands = commands.filter((line) => /^npm\b/.test(line));
-    expect(npmCommands).toEqual(['npm ci', 'npm test']);
+    expect(npmCommands).toEqual(['npm ci', 'npm run demo', 'npm test']);
     const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
     expect(firstBlock).toMatch(/^npm ci && npm run demo\b/m);
     expect(firstBlock).toMatch(/^npm test\b/m);
