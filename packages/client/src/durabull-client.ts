@@ -90,6 +90,9 @@ export class DurabullClient {
     if (c !== undefined && typeof c !== 'string' && (typeof c !== 'object' || c === null || Array.isArray(c))) {
       throw invalidArgument('DurabullClient', 'options.connection', 'a Redis URL, ioredis options or an ioredis client', c);
     }
+    assertOptionalString('DurabullClient', 'options.hub', opts.hub);
+    assertOptionalNumber('DurabullClient', 'options.maxPayloadBytes', opts.maxPayloadBytes, 0);
+    assertOptionalNumber('DurabullClient', 'options.claimCheckThresholdBytes', opts.claimCheckThresholdBytes, 0, true);
     const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;

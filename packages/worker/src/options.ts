@@ -1,13 +1,14 @@
 /**
  * The checks of `new DurabullWorker(options)`: a wrong type or range throws ValidationError naming
  * the option and the value (`DurabullWorker: options.orchestratorConcurrency must be an integer >= 1,
- * got number 0`). Options it does not know are left alone. The cache sizes, `maxPayloadBytes`,
- * `claimCheckThresholdBytes` and `hub` are checked by the backend.
+ * got number 0`). Options it does not know are left alone. The cache sizes and the hub name's
+ * format are checked by the backend.
  */
 import {
   assertOptionalBoolean,
   assertOptionalInteger,
   assertOptionalNumber,
+  assertOptionalString,
   assertOptions,
   invalidArgument,
 } from '@durabull/core';
@@ -27,6 +28,9 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
   if (c !== undefined && typeof c !== 'string' && (typeof c !== 'object' || c === null || Array.isArray(c))) {
     throw invalidArgument(WHERE, 'options.connection', 'a Redis URL, ioredis options or an ioredis client', c);
   }
+  assertOptionalString(WHERE, 'options.hub', o.hub);
+  assertOptionalNumber(WHERE, 'options.maxPayloadBytes', o.maxPayloadBytes, 0);
+  assertOptionalNumber(WHERE, 'options.claimCheckThresholdBytes', o.claimCheckThresholdBytes, 0, true);
   for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions']) {
     assertOptionalBoolean(WHERE, `options.${k}`, o[k]);
   }
