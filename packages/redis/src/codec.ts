@@ -289,111 +289,171 @@ function numberSize(v: number): [number, number] {
  * bounds the size of its msgpack encoding. The bounds are sound: a payload is refused as too large
  * only when even the smallest encoding of what the walk has seen so far is over `maxBytes`, and the
  * walk stops there (a 50 MB string is refused at once, an object graph that repeats a shared part
- * is not walked to its end). Strings of 1,024 characters or more are measured exactly; shorter
- * ones count 1 to 3 bytes per character, numbers that are not 32-bit integers 5 to 9 bytes.
+ * is not walked to its end). Strings count 1 to 3 bytes per character, measured exactly (UTF-8
+ * length) only when that decides whether the payload fits; numbers that are not 32-bit integers
+ * 5 to 9 bytes.
  */
 export function measurePayload(value: unknown, what: string, maxBytes = Number.POSITIVE_INFINITY): PayloadSize {
-  let min = 0;
-  let max = 0;
-  const stack: Frame[] = [];
-  const ancestors = new Set<object>();
-  let frame: Frame | undefined;
-  let at = 0;
+  // Scalars need no walk.
+  switch (typeof value) {
+    case 'number': {
+      const [min, max] = numberSize(value);
+      return { min, max };
+    }
+    case 'boolean':
+      return { min: 1, max: 1 };
+    case 'undefined':
+      return { min: 1, max: 3 };
+    case 'object':
+      if (value === null) return { min: 1, max: 1 };
+      break;
+    default:
+      break;
+  }
+  return new PayloadWalk(what, maxBytes).run(value);
+}
 
-  /** The path of the child `at` of `parent` (the root when `parent` is undefined), for a message. */
-  const pathOf = (parent: Frame | undefined, index: number): string => {
+/** One walk of {@link measurePayload}: the running bounds and the containers being walked. */
+class PayloadWalk {
+  private min = 0;
+  private max = 0;
+  private readonly stack: Frame[] = [];
+  /** The containers on the stack, for cycles; a scan of the stack while it is shallow. */
+  private ancestors: Set<object> | undefined;
+  /** The container and the index of the child being visited (for the path in messages). */
+  private frame: Frame | undefined;
+  private at = 0;
+
+  constructor(
+    private readonly what: string,
+    private readonly maxBytes: number,
+  ) {}
+
+  run(value: unknown): PayloadSize {
+    const stack = this.stack;
+    try {
+      this.visit(value, true);
+      this.checkLimit();
+      while (stack.length > 0) {
+        const f = stack[stack.length - 1]!;
+        if (f.i >= f.n) {
+          stack.pop();
+          this.ancestors?.delete(f.obj);
+          continue;
+        }
+        this.frame = f;
+        const at = (this.at = f.i++);
+        if (f.keys) {
+          const key = f.keys[at]!;
+          if (f.counted) this.addString(key);
+          this.visit((f.obj as Record<string, unknown>)[key], f.counted);
+        } else {
+          this.visit(f.items![at], f.counted);
+        }
+        this.checkLimit();
+      }
+    } catch (err) {
+      if (err instanceof PayloadError) throw err;
+      // A getter or a Proxy that threw while the walk read the payload.
+      throw new PayloadError(`${this.path()} cannot be serialized: ${(err as Error)?.message ?? String(err)}`);
+    }
+    return { min: this.min, max: this.max };
+  }
+
+  private checkLimit(): void {
+    if (this.min > this.maxBytes) throw tooLarge(this.what, this.min, this.maxBytes, true);
+  }
+
+  /** The path of the value being visited, shortened in the middle when deep. */
+  private path(): string {
     const segments: string[] = [];
-    for (let f = parent, i = index; f; i = f.at, f = f.parent) segments.push(segment(f, i));
-    let path = what;
-    const total = segments.reduce((n, s) => n + s.length, 0);
-    if (total <= 240) return path + segments.reverse().join('');
-    // A deep path: its start and its end.
+    for (let f = this.frame, i = this.at; f; i = f.at, f = f.parent) segments.push(segment(f, i));
     segments.reverse();
+    if (segments.reduce((n, s) => n + s.length, 0) <= 240) return this.what + segments.join('');
     let head = '';
     let k = 0;
     while (k < segments.length && head.length < 80) head += segments[k++];
     let tail = '';
     let j = segments.length - 1;
     while (j >= k && tail.length < 120) tail = segments[j--] + tail;
-    path += head + (j >= k ? `...(${j - k + 1} more)...` : '') + tail;
-    return path;
-  };
-  const fail = (problem: string): never => {
-    throw new PayloadError(`${pathOf(frame, at)} ${problem}`);
-  };
-  const addString = (s: string): void => {
+    return this.what + head + (j >= k ? `...(${j - k + 1} more)...` : '') + tail;
+  }
+
+  private fail(problem: string): never {
+    throw new PayloadError(`${this.path()} ${problem}`);
+  }
+
+  private addString(s: string): void {
     const len = s.length;
-    if (len < MEASURED_STRING) {
-      min += strHeader(len) + len;
-      max += strHeader(3 * len) + 3 * len;
-    } else if (min + strHeader(len) + len > maxBytes) {
-      // Over the limit whatever its characters: no need to measure it.
-      min += strHeader(len) + len;
-      max += 5 + 3 * len;
-    } else {
+    const lo = strHeader(len) + len;
+    const hi = strHeader(3 * len) + 3 * len;
+    // Measured only when that decides whether the payload fits.
+    if (len >= MEASURED_STRING && this.min + lo <= this.maxBytes && this.max + hi > this.maxBytes) {
       const bytes = Buffer.byteLength(s, 'utf8');
-      min += strHeader(bytes) + bytes;
-      max += strHeader(bytes) + bytes;
+      this.min += strHeader(bytes) + bytes;
+      this.max += strHeader(bytes) + bytes;
+      return;
     }
-  };
+    this.min += lo;
+    this.max += hi;
+  }
 
   /** Visits one value (the child `at` of `frame`); a container is pushed, to be walked after. */
-  const visit = (v: unknown, counted: boolean): void => {
+  private visit(v: unknown, counted: boolean): void {
     switch (typeof v) {
       case 'string':
-        if (counted) addString(v);
+        if (counted) this.addString(v);
         return;
       case 'number':
         if (counted) {
           const [lo, hi] = numberSize(v);
-          min += lo;
-          max += hi;
+          this.min += lo;
+          this.max += hi;
         }
         return;
       case 'boolean':
-        if (counted) (min += 1), (max += 1);
+        if (counted) this.add(1, 1);
         return;
       case 'undefined':
-        if (counted) (min += 1), (max += 3);
+        if (counted) this.add(1, 3);
         return;
       case 'bigint':
         if (v >= -0x8000000000000000n && v < 0x10000000000000000n) {
-          if (counted) (min += 9), (max += 9);
+          if (counted) this.add(9, 9);
           return;
         }
-        return fail('is a BigInt outside the 64-bit range, which cannot be serialized.');
+        return this.fail('is a BigInt outside the 64-bit range, which cannot be serialized.');
       case 'function':
-        return fail('is a function, which cannot be serialized.');
+        return this.fail('is a function, which cannot be serialized.');
       case 'symbol':
-        return fail('is a symbol, which cannot be serialized.');
+        return this.fail('is a symbol, which cannot be serialized.');
       default:
         break;
     }
     if (v === null) {
-      if (counted) (min += 1), (max += 1);
+      if (counted) this.add(1, 1);
       return;
     }
     const obj = v as object;
     if (obj instanceof PayloadRef) {
-      if (counted) (min += 3), (max += 64);
+      if (counted) this.add(3, 64);
       return;
     }
     if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
-      if (counted) {
-        const bytes = obj.byteLength;
-        min += binHeader(bytes) + bytes;
-        max += 7 + bytes;
-      }
+      if (counted) this.add(binHeader(obj.byteLength) + obj.byteLength, 7 + obj.byteLength);
       return;
     }
     const proto = Object.getPrototypeOf(obj) as object | null;
     if (proto === Date.prototype) {
-      if (counted) (min += 3), (max += 15);
+      if (counted) this.add(3, 15);
       return;
     }
-    if (ancestors.has(obj)) return fail('is a circular reference, which cannot be serialized.');
+    const stack = this.stack;
+    if (this.isAncestor(obj)) return this.fail('is a circular reference, which cannot be serialized.');
     if (stack.length >= MAX_PAYLOAD_DEPTH) {
-      return fail(`is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which cannot be serialized: payloads may nest at most ${MAX_PAYLOAD_DEPTH} arrays, objects, Maps or Sets.`);
+      return this.fail(
+        `is nested deeper than ${MAX_PAYLOAD_DEPTH} levels, which cannot be serialized: payloads may nest at most ${MAX_PAYLOAD_DEPTH} arrays, objects, Maps or Sets.`,
+      );
     }
     let kind: Frame['kind'];
     let items: ArrayLike<unknown> | undefined;
@@ -404,19 +464,19 @@ export function measurePayload(value: unknown, what: string, maxBytes = Number.P
       kind = 0;
       items = obj;
       n = obj.length;
-      if (counted) (min += lenHeader(n)), (max += 5);
+      if (counted) this.add(lenHeader(n), 5);
     } else if (proto === Map.prototype) {
       kind = 2;
       const flat: unknown[] = [];
       for (const [k, x] of obj as Map<unknown, unknown>) flat.push(k, x);
       items = flat;
       n = flat.length;
-      if (counted) (min += lenHeader(n / 2)), (max += 5);
+      if (counted) this.add(lenHeader(n / 2), 5);
     } else if (proto === Set.prototype) {
       kind = 3;
       items = Array.from(obj as Set<unknown>);
       n = items.length;
-      if (counted) (min += lenHeader(n)), (max += 8);
+      if (counted) this.add(lenHeader(n), 8);
     } else {
       kind = 1;
       keys = Object.keys(obj);
@@ -426,50 +486,35 @@ export function measurePayload(value: unknown, what: string, maxBytes = Number.P
       // an object with toJSON it writes otherwise: they are checked but bounded by [1, Infinity].
       if (!plain && (obj instanceof Error || obj instanceof RegExp || obj instanceof Set || obj instanceof Map || typeof (obj as { toJSON?: unknown }).toJSON === 'function')) {
         sized = false;
-        if (counted) (min += 1), (max = Number.POSITIVE_INFINITY);
+        if (counted) this.add(1, Number.POSITIVE_INFINITY);
       } else {
-        if (n > 0xffff) return fail(`has ${n} keys, which cannot be serialized: an object may have at most 65,535 keys (use a Map or an array).`);
-        if (counted) (min += n < 0x10 ? 1 : 3), (max += 5);
+        if (n > 0xffff) return this.fail(`has ${n} keys, which cannot be serialized: an object may have at most 65,535 keys (use a Map or an array).`);
+        if (counted) this.add(n < 0x10 ? 1 : 3, 5);
       }
     }
     // Every child takes at least one byte (a key and its value two): a container too large for the
     // limit is refused before its children are walked.
-    if (sized && min + (kind === 1 ? 2 * n : n) > maxBytes) {
-      throw tooLarge(what, min + (kind === 1 ? 2 * n : n), maxBytes, true);
-    }
-    const f: Frame = { obj, kind, items, keys, n, i: 0, counted: sized, parent: frame, at };
-    stack.push(f);
-    ancestors.add(obj);
-  };
-
-  try {
-    visit(value, true);
-    if (min > maxBytes) throw tooLarge(what, min, maxBytes, true);
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.i >= f.n) {
-        stack.pop();
-        ancestors.delete(f.obj);
-        continue;
-      }
-      frame = f;
-      at = f.i++;
-      if (f.keys) {
-        const key = f.keys[at]!;
-        if (f.counted) addString(key);
-        visit((f.obj as Record<string, unknown>)[key], f.counted);
-      } else {
-        visit(f.items![at], f.counted);
-      }
-      if (min > maxBytes) throw tooLarge(what, min, maxBytes, true);
-    }
-  } catch (err) {
-    if (err instanceof PayloadError) throw err;
-    // A getter or a Proxy that threw while the walk read the payload.
-    throw new PayloadError(`${pathOf(frame, at)} cannot be serialized: ${(err as Error)?.message ?? String(err)}`);
+    const least = this.min + (kind === 1 ? 2 * n : n);
+    if (sized && least > this.maxBytes) throw tooLarge(this.what, least, this.maxBytes, true);
+    stack.push({ obj, kind, items, keys, n, i: 0, counted: sized, parent: this.frame, at: this.at });
+    if (this.ancestors) this.ancestors.add(obj);
+    else if (stack.length > SCANNED_DEPTH) this.ancestors = new Set(stack.map((f) => f.obj));
   }
-  return { min, max };
+
+  private add(lo: number, hi: number): void {
+    this.min += lo;
+    this.max += hi;
+  }
+
+  private isAncestor(obj: object): boolean {
+    if (this.ancestors) return this.ancestors.has(obj);
+    for (const f of this.stack) if (f.obj === obj) return true;
+    return false;
+  }
 }
+
+/** Up to this depth the walk finds cycles by scanning its stack; deeper, with a Set. */
+const SCANNED_DEPTH = 16;
 
 /** The path segment of child `i` of a container: `[2]`, `.name`, `.get(key)`, `.keys()[0]`, `.values()[1]`. */
 function segment(f: Frame, i: number): string {
