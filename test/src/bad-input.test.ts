@@ -273,6 +273,21 @@ describe('payloads the orchestrator hands out', () => {
     expect(st.episodes).toBe(3);
   });
 
+  it('an input the check at the call had to encode is stored from that encoding and reaches the activity intact', async () => {
+    // 100,000 short strings may or may not fit 500,000 bytes (300,000 to 700,000 by the walk's
+    // bounds): the check encodes them at the call; the commit stores that encoding apart (claim check).
+    const input = Array.from({ length: 100_000 }, (_, i) => (i % 2 ? 'ab' : 'é'));
+    th = await createTestHub(
+      { orchestrators: { Pass: function* (ctx, x) { return (yield ctx.callActivity('Count', x)) as number; } }, activities: { Count: async (x: string[]) => x.join('').length } },
+      { maxPayloadBytes: 500_000 },
+    );
+    const id = await th.client.startNew('Pass', { input });
+    const st = await th.client.waitForCompletion(id, { timeoutMs: 20_000, showHistory: true });
+    expect(st.output).toBe(150_000);
+    const scheduled = st.history!.find((e) => e.type === 'TaskScheduled') as { input: unknown } | undefined;
+    expect(scheduled?.input).toEqual(input);
+  });
+
   it('a PayloadError at continueAsNew reaches the code; the next execution starts with what it passed instead', async () => {
     function* again(ctx: OrchestrationContext, input: unknown): Generator<unknown, unknown, any> {
       if (typeof input === 'string') return input;

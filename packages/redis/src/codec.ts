@@ -205,7 +205,7 @@ export function encodeStoredEvent(
   }
   if (field === undefined || payload instanceof PayloadRef || (bytes.length <= threshold && bytes.length <= limit)) return { bytes };
   // The payload may be over the limit or the threshold: measure it alone.
-  const buf = packr.pack(payload);
+  const buf = checked?.bytes ?? packr.pack(payload);
   if (buf.length > limit) throw tooLarge(what!, buf.length, maxBytes);
   if (buf.length <= threshold) return { bytes };
   return storeApart(event, field, buf, claims);

@@ -4,9 +4,9 @@
  * writes, and a payload certainly over the limit is refused before it is encoded, the walk
  * stopping as soon as the limit is passed.
  */
-import { PayloadError } from '@durabull/core';
+import { type HistoryEvent, PayloadError } from '@durabull/core';
 import { describe, expect, it } from 'vitest';
-import { MAX_PAYLOAD_DEPTH, checkPayload, decode, encode, encodePayload, measurePayload } from '../codec.js';
+import { type Claim, MAX_PAYLOAD_DEPTH, checkPayload, decode, encode, encodePayload, encodeStoredEvent, measurePayload } from '../codec.js';
 
 /** `depth` nested containers made by `wrap` around 1. */
 function nest(depth: number, wrap: (v: unknown) => unknown): unknown {
@@ -139,6 +139,19 @@ describe('payload size', () => {
     expect(() => checkPayload('é'.repeat(500), 'x', 1000)).toThrow(/^x is 1003 bytes once encoded, over the limit of 1000 bytes\.$/);
     const fits = checkPayload('é'.repeat(400), 'x', 1000);
     expect(fits.bytes).toEqual(encode('é'.repeat(400)));
+  });
+
+  it("what the check had to encode is what the commit stores apart, without encoding it again", () => {
+    // 100,000 short strings: 300,000 to 700,000 bytes by the bounds, so checking against 500,000 encodes.
+    const input = Array.from({ length: 100_000 }, () => 'ab');
+    const checked = checkPayload(input, "Input of activity 'F'", 500_000);
+    expect(checked.bytes).toEqual(encode(input));
+    const claims: Claim[] = [];
+    const event: HistoryEvent = { type: 'TaskScheduled', taskId: 0, name: 'F', input, timestamp: 1 };
+    const { ref } = encodeStoredEvent(event, "Input of activity 'F'", 500_000, 64 * 1024, claims, checked);
+    expect(claims).toHaveLength(1);
+    expect(claims[0]!.blob).toBe(checked.bytes);
+    expect(ref!.bytes).toBe(checked.bytes!.length);
   });
 
   it('turns a getter that throws, a BigInt beyond 64 bits and an object of 70,000 keys into PayloadErrors', () => {
