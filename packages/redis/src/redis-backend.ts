@@ -462,8 +462,6 @@ export class RedisBackend {
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
     this.ownsClient = !(opts.connection instanceof Redis);
-    this.redis = createRedisClient(opts.connection);
-    defineScripts(this.redis);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
@@ -482,6 +480,9 @@ export class RedisBackend {
       throw new ValidationError(`cachedHistoryEvents (historyCacheEvents) must be an integer >= 0, got ${String(cacheEvents)}`);
     }
     this.historyCacheEvents = cacheEvents;
+    // Connected once the options are known to be good: a refused option leaves no connection open.
+    this.redis = createRedisClient(opts.connection);
+    defineScripts(this.redis);
   }
 
   /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
