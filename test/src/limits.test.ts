@@ -85,7 +85,7 @@ describe('oversized payloads', () => {
 
     await expect(small.startNew('Waits', { instanceId: 'too-big', input: big })).rejects.toThrow(PayloadError);
     await expect(small.startNew('Waits', { instanceId: 'too-big', input: big })).rejects.toThrow(
-      /^Orchestration input is 500\d bytes once encoded, over the limit of 1000 bytes\.$/,
+      /^Orchestration input is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/,
     );
     expect(await small.getStatus('too-big')).toBeUndefined();
     expect(await th.redis.keys(`${th.keys.state('too-big')}*`)).toEqual([]);
@@ -95,7 +95,7 @@ describe('oversized payloads', () => {
     const before = await th.client.getStatus(id, { showHistory: true });
     const versionBefore = await th.redis.hget(th.keys.state(id), 'version');
     const inboxBefore = await th.redis.llen(th.keys.inbox(id));
-    await expect(small.raiseEvent(id, 'go', big)).rejects.toThrow(/^Data of event 'go' is 500\d bytes once encoded, over the limit of 1000 bytes\.$/);
+    await expect(small.raiseEvent(id, 'go', big)).rejects.toThrow(/^Data of event 'go' is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/);
     expect(await th.redis.llen(th.keys.inbox(id))).toBe(inboxBefore);
     const after = await th.client.getStatus(id, { showHistory: true });
     expect(await th.redis.hget(th.keys.state(id), 'version')).toBe(versionBefore);
@@ -116,7 +116,7 @@ describe('oversized payloads', () => {
     th = await createTestHub({ orchestrators: { Flow: flow }, activities: { Big: async () => big } }, { maxPayloadBytes: 1000 });
     const id = await th.client.startNew('Flow');
     const st = await th.client.waitForCompletion(id, { timeoutMs: 10_000, showHistory: true });
-    expect(st.output).toMatch(/^PayloadError: Result of activity 'Big' is 500\d bytes once encoded, over the limit of 1000 bytes\.$/);
+    expect(st.output).toMatch(/^PayloadError: Result of activity 'Big' is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/);
     expect(st.history!.some((e) => e.type === 'TaskCompleted')).toBe(false);
   });
 
@@ -142,10 +142,10 @@ describe('oversized payloads', () => {
     const sb = await th.client.waitForCompletion(b, { timeoutMs: 10_000 });
     expect(sa.runtimeStatus).toBe('Failed');
     expect(sa.failure).toMatchObject({ errorName: 'PayloadError' });
-    expect(sa.failure?.message).toMatch(/^Input of activity 'Echo' is \d+ bytes once encoded, over the limit of 1000 bytes\.$/);
+    expect(sa.failure?.message).toMatch(/^Input of activity 'Echo' is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/);
     expect(sa.history!.some((e) => e.type === 'TaskScheduled')).toBe(false);
     expect(sb.runtimeStatus).toBe('Failed');
-    expect(sb.failure?.message).toMatch(/^Output of orchestrator 'BigOutput' is \d+ bytes once encoded, over the limit of 1000 bytes\.$/);
+    expect(sb.failure?.message).toMatch(/^Output of orchestrator 'BigOutput' is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/);
     expect(sb.output).toBeUndefined();
     expect(ran).toBe(0);
   });

@@ -3,6 +3,8 @@
  * polling pattern, the pages, Bull Board, authentication, and the requests it must refuse without
  * writing anything.
  */
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { OrchestrationStatus } from '@durabull/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -274,6 +276,10 @@ describe('refused requests', () => {
       { url: '/orchestrations/Approval?instanceId=r-9', payload: '{"__proto__":{"x":1}}', status: 400, error: 'BadRequest' },
       { url: '/instances/r%3A1/raiseEvent/Approval', payload: '1', status: 400, error: 'BadRequest', message: /path\.id/ },
       { url: `/instances/${'r'.repeat(300)}/terminate`, status: 400, error: 'BadRequest' },
+      // '.' and '..' are path segments: no URL client can address such an instance (paths: the next test).
+      { url: '/orchestrations/Approval?instanceId=..', payload: '1', status: 400, error: 'BadRequest', message: /query\.instanceId: '\.' and '\.\.' are not instance ids/ },
+      { url: '/orchestrations/Approval?instanceId=.', payload: '1', status: 400, error: 'BadRequest', message: /query\.instanceId/ },
+      { url: '/instances/x/restart?newInstanceId=..', status: 400, error: 'BadRequest', message: /query\.newInstanceId/ },
     ];
     for (const c of cases) {
       const r = await app.inject({
@@ -294,6 +300,55 @@ describe('refused requests', () => {
     expect((await th.client.list()).instances).toEqual([]);
     for (const id of ['r-1', 'r-2', 'r-3', 'r-4', 'r-6', 'r-7', 'r-8', 'r-9']) expect(await th.client.getStatus(id)).toBeUndefined();
     expect((await th.redis.keys(th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
+  });
+
+  it('refuses input nested 2,000 or 100,000 deep with 400 PayloadError naming the depth, and writes nothing', async () => {
+    const roomy = createServer({ connection: th.url, hub: th.hub });
+    try {
+      const bodies = [`${'{"a":'.repeat(2_000)}1${'}'.repeat(2_000)}`, `${'['.repeat(100_000)}1${']'.repeat(100_000)}`];
+      for (const [i, payload] of bodies.entries()) {
+        const r = await roomy.inject({ method: 'POST', url: `/orchestrations/Approval?instanceId=deep-${i}`, payload, headers: { 'content-type': 'application/json' } });
+        expect(r.statusCode).toBe(400);
+        expect(r.json().error).toBe('PayloadError');
+        expect(r.json().message).toMatch(/^Orchestration input(\.a|\[0\])+\.\.\.\(\d+ more\)\.\.\.(\.a|\[0\])+ is nested deeper than 500 levels, which cannot be serialized/);
+        expect(await th.client.getStatus(`deep-${i}`)).toBeUndefined();
+      }
+      const raise = await roomy.inject({ method: 'POST', url: '/instances/any/raiseEvent/go', payload: bodies[1], headers: { 'content-type': 'application/json' } });
+      expect([raise.statusCode, raise.json().error]).toEqual([400, 'PayloadError']);
+      expect((await th.redis.keys(th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
+    } finally {
+      await roomy.close();
+    }
+  });
+
+  it("refuses the ids '.' and '..' in paths, as a client that does not normalize the path sends them", async () => {
+    // fastify.inject (like every URL client) resolves '..' before sending: a raw HTTP request keeps it.
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const raw = (method: string, path: string) =>
+      new Promise<{ status: number; body: { error: string; message: string } }>((resolve, reject) => {
+        const r = httpRequest({ host: '127.0.0.1', port, method, path, headers: { host: HOST } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        r.on('error', reject);
+        r.end();
+      });
+    for (const [method, path] of [
+      ['POST', '/instances/../terminate'],
+      ['POST', '/instances/%2E%2E/suspend'],
+      ['POST', '/instances/./raiseEvent/Approval'],
+      ['GET', '/instances/..'],
+      ['DELETE', '/instances/%2e'],
+      ['GET', '/ui/instances/..'],
+    ] as const) {
+      const r = await raw(method, path);
+      expect(r.status, path).toBe(400);
+      expect(r.body.error, path).toBe('BadRequest');
+      expect(r.body.message, path).toMatch(/^Invalid request: path\.id: '\.' and '\.\.' are not instance ids/);
+    }
   });
 
   it('accepts an orchestrator name that is well formed when no registered names are given', async () => {

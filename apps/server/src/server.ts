@@ -45,7 +45,10 @@ export interface ServerOptions {
 }
 
 /** Instance ids as the backend accepts them (checked here before anything reaches Redis). */
-const INSTANCE_ID = z.string().regex(/^[A-Za-z0-9_.@-]{1,256}$/, "an instance id is 1 to 256 letters, digits, '_', '.', '@' or '-'");
+const INSTANCE_ID = z
+  .string()
+  .regex(/^[A-Za-z0-9_.@-]{1,256}$/, "an instance id is 1 to 256 letters, digits, '_', '.', '@' or '-'")
+  .refine((id) => id !== '.' && id !== '..', "'.' and '..' are not instance ids (no URL can address them)");
 /** Orchestrator names as the registry accepts them. */
 const NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, "a name is 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'");
 const EVENT_NAME = z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, "an event name is 1 to 128 letters, digits, '_', '.', ':', '@' or '-'");

@@ -463,6 +463,12 @@ describe('bad input', () => {
     expect(await cli(['status', 'a:b'])).toEqual({ code: 2, stdout: '', stderr: idLine('a:b') });
     expect(await cli(['start', 'Hello', '--id', 'has space'])).toEqual({ code: 2, stdout: '', stderr: idLine('has space') });
     expect(await cli(['restart', 'x', '--new-id', '{x}'])).toEqual({ code: 2, stdout: '', stderr: idLine('{x}') });
+    const dots = (id: string) => `error: Invalid instance id ${JSON.stringify(id)}: '.' and '..' are refused, since no URL can address them (they are path segments).\n`;
+    expect(await cli(['status', '..'])).toEqual({ code: 2, stdout: '', stderr: dots('..') });
+    expect(await cli(['start', 'Hello', '--id', '.'])).toEqual({ code: 2, stdout: '', stderr: dots('.') });
+    const deep = await cli(['start', 'Hello', '--input', `${'['.repeat(2000)}1${']'.repeat(2000)}`]);
+    expect(deep.code).toBe(2);
+    expect(deep.stderr).toMatch(/^error: Orchestration input\[0\].* is nested deeper than 500 levels, which cannot be serialized/);
     const name = await cli(['start', '1nvalid']);
     expect(name.code).toBe(2);
     expect(name.stderr).toMatch(/^error: Invalid orchestrator name "1nvalid"/);

@@ -9,8 +9,16 @@ import {
   InstanceNotFoundError,
   type OrchestratorDefinition,
   type RuntimeStatus,
-  ValidationError,
   WaitTimeoutError,
+  assertDate,
+  assertEventName,
+  assertOptionalBoolean,
+  assertOptionalInteger,
+  assertOptionalNumber,
+  assertOptionalString,
+  assertOptions,
+  functionNameOf,
+  invalidArgument,
   isTerminalStatus,
 } from '@durabull/core';
 import {
@@ -77,6 +85,14 @@ export class DurabullClient {
   private readonly waiters = new Map<string, Set<() => void>>();
 
   constructor(private readonly opts: ClientOptions = {}) {
+    assertOptions('DurabullClient', 'options', opts);
+    const c = opts.connection as unknown;
+    if (c !== undefined && typeof c !== 'string' && (typeof c !== 'object' || c === null || Array.isArray(c))) {
+      throw invalidArgument('DurabullClient', 'options.connection', 'a Redis URL, ioredis options or an ioredis client', c);
+    }
+    assertOptionalString('DurabullClient', 'options.hub', opts.hub);
+    assertOptionalNumber('DurabullClient', 'options.maxPayloadBytes', opts.maxPayloadBytes, 0);
+    assertOptionalNumber('DurabullClient', 'options.claimCheckThresholdBytes', opts.claimCheckThresholdBytes, 0, true);
     const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
@@ -88,12 +104,14 @@ export class DurabullClient {
   /**
    * Starts a new instance of orchestrator `name` and returns its id. Throws
    * InstanceAlreadyExistsError if an instance with that id exists and has not finished, and
-   * ValidationError / PayloadError for a bad id, name or input; in every error case nothing is written.
+   * ValidationError / PayloadError for a bad id, name, option or input; in every error case nothing is written.
    */
   async startNew<TIn, TOut>(orchestrator: OrchestratorDefinition<TIn, TOut>, options: StartOptions<TIn> & { input: TIn }): Promise<string>;
   async startNew<TIn = unknown>(name: string, options?: StartOptions<TIn>): Promise<string>;
   async startNew(orchestrator: string | OrchestratorDefinition, options: StartOptions<unknown> = {}): Promise<string> {
-    const name = typeof orchestrator === 'string' ? orchestrator : orchestrator?.name;
+    const name = functionNameOf('orchestrator', orchestrator, 'startNew');
+    assertOptions('startNew', 'options', options);
+    if (options.instanceId !== undefined) assertInstanceId(options.instanceId, 'startNew', 'options.instanceId');
     const instanceId = options.instanceId ?? randomUUID();
     await this.backend.startInstance(name, instanceId, options.input);
     return instanceId;
@@ -105,10 +123,8 @@ export class DurabullClient {
    * for a missing instance and InstanceFinishedError for a finished one.
    */
   async raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void> {
-    assertInstanceId(instanceId);
-    if (typeof eventName !== 'string' || !/^[A-Za-z0-9_.:@-]{1,128}$/.test(eventName)) {
-      throw new ValidationError(`Invalid event name ${JSON.stringify(eventName)}: use 1 to 128 letters, digits, '_', '.', ':', '@' or '-'.`);
-    }
+    assertInstanceId(instanceId, 'raiseEvent');
+    assertEventName(eventName, 'raiseEvent');
     const event: HistoryEvent = { type: 'EventRaised', name: eventName, input: data, timestamp: Date.now() };
     const encoded = this.backend.encodeForStorage(event, `Data of event '${eventName}'`);
     // The id makes the delivery idempotent: a command ioredis sends again after a reconnect (its
@@ -122,6 +138,9 @@ export class DurabullClient {
    * InstanceNotFoundError or InstanceFinishedError.
    */
   async terminate(instanceId: string, reason?: unknown, options: { recursive?: boolean } = {}): Promise<void> {
+    assertInstanceId(instanceId, 'terminate');
+    assertOptions('terminate', 'options', options);
+    assertOptionalBoolean('terminate', 'options.recursive', options.recursive);
     await this.backend.terminate(instanceId, reason, Date.now(), options.recursive === true);
     if (!options.recursive) return;
     // Read once the instance is final: every child it started is in its history by now, and one
@@ -142,12 +161,14 @@ export class DurabullClient {
   }
 
   /** Suspends a Pending or Running instance: it makes no progress until resumed; events still arrive. */
-  suspend(instanceId: string, reason?: unknown): Promise<void> {
+  async suspend(instanceId: string, reason?: unknown): Promise<void> {
+    assertInstanceId(instanceId, 'suspend');
     return this.backend.setSuspended(instanceId, 'suspend', reason);
   }
 
   /** Resumes a suspended instance. */
-  resume(instanceId: string, reason?: unknown): Promise<void> {
+  async resume(instanceId: string, reason?: unknown): Promise<void> {
+    assertInstanceId(instanceId, 'resume');
     return this.backend.setSuspended(instanceId, 'resume', reason);
   }
 
@@ -155,12 +176,14 @@ export class DurabullClient {
    * Deletes a finished instance: state, history, index entries and its timer jobs. Throws
    * InvalidInstanceStateError for one that has not finished, InstanceNotFoundError for a missing one.
    */
-  purge(instanceId: string): Promise<void> {
+  async purge(instanceId: string): Promise<void> {
+    assertInstanceId(instanceId, 'purge');
     return this.backend.purge(instanceId);
   }
 
   /** Purges every finished instance that matches the filter (status defaults to every final status); returns how many. */
   async purgeInstances(filter: Omit<ListQuery, 'cursor' | 'pageSize'> = {}): Promise<number> {
+    assertListQuery('purgeInstances', 'filter', filter);
     const status = filter.status ?? ['Completed', 'Failed', 'Terminated'];
     let purged = 0;
     let cursor: string | undefined;
@@ -183,6 +206,9 @@ export class DurabullClient {
    * or under `newInstanceId`. Returns the id.
    */
   async restart(instanceId: string, options: { newInstanceId?: string } = {}): Promise<string> {
+    assertInstanceId(instanceId, 'restart');
+    assertOptions('restart', 'options', options);
+    if (options.newInstanceId !== undefined) assertInstanceId(options.newInstanceId, 'restart', 'options.newInstanceId');
     const state = await this.backend.getState(instanceId);
     if (!state) throw new InstanceNotFoundError(instanceId);
     const target = options.newInstanceId ?? instanceId;
@@ -195,6 +221,7 @@ export class DurabullClient {
 
   /** Lists instances in creation order, filtered, a page at a time (`nextCursor`). */
   async list(query: ListQuery = {}): Promise<{ instances: OrchestrationStatus[]; nextCursor?: string }> {
+    assertListQuery('list', 'query', query);
     const page = await this.backend.list(query);
     const out: { instances: OrchestrationStatus[]; nextCursor?: string } = { instances: page.instances.map(toStatus) };
     if (page.nextCursor) out.nextCursor = page.nextCursor;
@@ -203,6 +230,9 @@ export class DurabullClient {
 
   /** The instance's status, or undefined when no such instance exists. */
   async getStatus(instanceId: string, options: { showHistory?: boolean } = {}): Promise<OrchestrationStatus | undefined> {
+    assertInstanceId(instanceId, 'getStatus');
+    assertOptions('getStatus', 'options', options);
+    assertOptionalBoolean('getStatus', 'options.showHistory', options.showHistory);
     const state = await this.backend.getState(instanceId);
     if (!state) return undefined;
     const status = toStatus(state);
@@ -218,9 +248,11 @@ export class DurabullClient {
     instanceId: string,
     options: { timeoutMs?: number; showHistory?: boolean } = {},
   ): Promise<OrchestrationStatus<TOut>> {
-    assertInstanceId(instanceId);
+    assertInstanceId(instanceId, 'waitForCompletion');
+    assertOptions('waitForCompletion', 'options', options);
+    assertOptionalNumber('waitForCompletion', 'options.timeoutMs', options.timeoutMs, 0);
+    assertOptionalBoolean('waitForCompletion', 'options.showHistory', options.showHistory);
     const timeoutMs = options.timeoutMs ?? 60_000;
-    if (!(timeoutMs > 0)) throw new ValidationError(`waitForCompletion: timeoutMs must be a positive number, got ${timeoutMs}`);
     const deadline = Date.now() + timeoutMs;
     await this.subscribe();
     let last: OrchestrationStatus | undefined;
@@ -263,6 +295,21 @@ export class DurabullClient {
     await this.subscriber?.quit().catch(() => undefined);
     await this.backend.close();
   }
+}
+
+/** The filters of `list` and `purgeInstances` (values are checked further by the backend). */
+function assertListQuery(where: string, arg: string, q: unknown): void {
+  assertOptions(where, arg, q);
+  if (q === undefined) return;
+  const { status, name, createdFrom, createdTo, pageSize, cursor } = q as Record<string, unknown>;
+  if (status !== undefined && typeof status !== 'string' && !(Array.isArray(status) && status.every((s) => typeof s === 'string'))) {
+    throw invalidArgument(where, `${arg}.status`, 'a status or an array of statuses', status);
+  }
+  assertOptionalString(where, `${arg}.name`, name);
+  if (createdFrom !== undefined) assertDate(where, `${arg}.createdFrom`, createdFrom);
+  if (createdTo !== undefined) assertDate(where, `${arg}.createdTo`, createdTo);
+  assertOptionalInteger(where, `${arg}.pageSize`, pageSize, 1, 1000);
+  assertOptionalString(where, `${arg}.cursor`, cursor);
 }
 
 function toStatus(s: InstanceState): OrchestrationStatus {

@@ -47,7 +47,31 @@ export {
 } from './registry.js';
 
 // Executor
-export { executeOrchestration, HistoryError, OrchestrationSession, type ExecutionResult } from './executor/orchestration-executor.js';
+export {
+  executeOrchestration,
+  HistoryError,
+  OrchestrationSession,
+  type ExecutionResult,
+  type SessionOptions,
+} from './executor/orchestration-executor.js';
+export type { PayloadCheck, CheckedPayloads } from './context/runtime-orchestration-context.js';
+
+// Argument checks
+export {
+  describeValue,
+  invalidArgument,
+  assertString,
+  assertOptionalString,
+  assertOptions,
+  assertOptionalBoolean,
+  assertOptionalInteger,
+  assertOptionalNumber,
+  assertFunction,
+  assertDate,
+  assertEventName,
+  isInstanceId,
+  functionNameOf,
+} from './validation.js';
 
 // Errors
 export {

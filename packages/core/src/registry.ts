@@ -1,5 +1,6 @@
 import type { OrchestrationContext } from './context/orchestration-context.js';
 import { FunctionNotFoundError, ValidationError } from './errors.js';
+import { assertFunction, assertFunctionName, describeValue } from './validation.js';
 
 /**
  * An orchestrator: a generator function (`function* (ctx, input) { const x = yield ctx.callActivity(...) }`)
@@ -25,28 +26,7 @@ export interface ActivityContext {
 /** An activity: ordinary async code that does the real work. Runs at least once. */
 export type ActivityFunction<TIn = any, TOut = any> = (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>;
 
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$/;
-const INSTANCE_ID_RE = /^[A-Za-z0-9_.@-]{1,256}$/;
-
-/**
- * Instance ids: 1 to 256 of letters, digits, `_`, `.`, `@`, `-`. Anything else (`:`, `{`, `}`, spaces,
- * control characters) could escape the key layout or a BullMQ job id, so it is refused.
- */
-export function assertInstanceId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !INSTANCE_ID_RE.test(id)) {
-    const shown = typeof id === 'string' && id.length > 300 ? `${id.slice(0, 300)}...` : id;
-    throw new ValidationError(`Invalid instance id ${JSON.stringify(shown)}: use 1 to 256 letters, digits, '_', '.', '@' or '-'.`);
-  }
-}
-
-/** Checks an orchestrator or activity name: letters, digits, `_`, `.`, `-`; at most 128 characters. */
-export function assertFunctionName(kind: string, name: unknown): asserts name is string {
-  if (typeof name !== 'string' || !NAME_RE.test(name)) {
-    throw new ValidationError(
-      `Invalid ${kind} name ${JSON.stringify(name)}: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'.`,
-    );
-  }
-}
+export { assertFunctionName, assertInstanceId } from './validation.js';
 
 /** A named, typed activity: `ctx.callActivity(def, input)` checks `input` against TIn and returns a Task of TOut. */
 export interface ActivityDefinition<TIn = any, TOut = any> {
@@ -74,7 +54,8 @@ export function defineActivity<TIn, TOut>(
   name: string,
   fn: (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>,
 ): ActivityDefinition<TIn, Awaited<TOut>> {
-  assertFunctionName('activity', name);
+  assertFunctionName('activity', name, 'defineActivity');
+  assertFunction(`defineActivity('${name}')`, 'fn', fn);
   return { kind: 'activity', name, fn: fn as ActivityFunction<TIn, Awaited<TOut>> };
 }
 
@@ -86,7 +67,8 @@ export function defineOrchestrator<TIn, TOut>(
   name: string,
   fn: (ctx: OrchestrationContext, input: TIn) => Generator<unknown, TOut, any> | Promise<TOut>,
 ): OrchestratorDefinition<TIn, TOut> {
-  assertFunctionName('orchestrator', name);
+  assertFunctionName('orchestrator', name, 'defineOrchestrator');
+  assertFunction(`defineOrchestrator('${name}')`, 'fn', fn);
   return { kind: 'orchestrator', name, fn };
 }
 
@@ -96,16 +78,16 @@ export class Registry {
   private readonly activities = new Map<string, ActivityFunction>();
 
   addOrchestrator(name: string, fn: OrchestratorFunction): this {
-    assertFunctionName('orchestrator', name);
-    if (typeof fn !== 'function') throw new ValidationError(`Orchestrator '${name}' must be a function`);
+    assertFunctionName('orchestrator', name, 'addOrchestrator');
+    assertFunction(`addOrchestrator('${name}')`, 'fn', fn);
     if (this.orchestrators.has(name)) throw new ValidationError(`An orchestrator named '${name}' is already registered`);
     this.orchestrators.set(name, fn);
     return this;
   }
 
   addActivity(name: string, fn: ActivityFunction): this {
-    assertFunctionName('activity', name);
-    if (typeof fn !== 'function') throw new ValidationError(`Activity '${name}' must be a function`);
+    assertFunctionName('activity', name, 'addActivity');
+    assertFunction(`addActivity('${name}')`, 'fn', fn);
     if (this.activities.has(name)) throw new ValidationError(`An activity named '${name}' is already registered`);
     this.activities.set(name, fn);
     return this;
@@ -116,7 +98,7 @@ export class Registry {
     for (const d of defs) {
       if (d?.kind === 'activity') this.addActivity(d.name, d.fn);
       else if (d?.kind === 'orchestrator') this.addOrchestrator(d.name, d.fn);
-      else throw new ValidationError('Registry.add() takes definitions from defineActivity() or defineOrchestrator()');
+      else throw new ValidationError(`Registry.add: every argument must be a definition from defineActivity() or defineOrchestrator(), got ${describeValue(d)}`);
     }
     return this;
   }

@@ -3,7 +3,7 @@
  * the hash tag is the partition, so an instance's keys, its partition's outbox and index, and the
  * partition's BullMQ queues share one Redis Cluster slot and one Lua script can touch any of them.
  */
-import { ValidationError, assertInstanceId } from '@durabull/core';
+import { ValidationError, assertInstanceId, invalidArgument } from '@durabull/core';
 
 export { assertInstanceId };
 
@@ -11,7 +11,8 @@ const HUB_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /** Task hub names: letters, digits, `_` and `-`, at most 64 characters. */
 export function assertHubName(hub: unknown): asserts hub is string {
-  if (typeof hub !== 'string' || !HUB_RE.test(hub)) {
+  if (typeof hub !== 'string') throw invalidArgument('', 'hub', 'a string (the task hub name)', hub);
+  if (!HUB_RE.test(hub)) {
     throw new ValidationError(`Invalid task hub name ${JSON.stringify(hub)}: use 1 to 64 letters, digits, '_' or '-', starting with a letter or digit.`);
   }
 }

@@ -19,16 +19,19 @@ import {
   type WaitSpec,
   ValidationError,
   assertFunctionName,
+  assertOptionalNumber,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
+  type CheckedPayload,
   type Claim,
   DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
   DEFAULT_MAX_PAYLOAD_BYTES,
   PayloadRef,
+  checkPayload,
   claimPayload,
   decode,
   decodeEvent,
@@ -460,8 +463,7 @@ export class RedisBackend {
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
     this.ownsClient = !(opts.connection instanceof Redis);
-    this.redis = createRedisClient(opts.connection);
-    defineScripts(this.redis);
+    assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
     if (typeof threshold !== 'number' || !(threshold >= 0)) {
@@ -479,6 +481,9 @@ export class RedisBackend {
       throw new ValidationError(`cachedHistoryEvents (historyCacheEvents) must be an integer >= 0, got ${String(cacheEvents)}`);
     }
     this.historyCacheEvents = cacheEvents;
+    // Connected once the options are known to be good: a refused option leaves no connection open.
+    this.redis = createRedisClient(opts.connection);
+    defineScripts(this.redis);
   }
 
   /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
@@ -786,9 +791,11 @@ export class RedisBackend {
     // Claim check: payloads stored apart with this commit, of this execution and (continue-as-new) of the next.
     const claims: Claim[] = [];
     const nextClaims: Claim[] = [];
+    // What the orchestration context's payload check said of the inputs at the call (not checked again).
+    const checked = result.checkedPayloads as { inputs: Map<number, CheckedPayload>; next?: CheckedPayload } | undefined;
     // The next execution's input is checked like any input (its state field and ExecutionStarted share one payload key).
     const nextInput = continued
-      ? claimPayload(encodePayload(result.output, `Input of the next execution of '${state.name}'`, max), result.output, threshold, nextClaims)
+      ? claimPayload(encodePayload(result.output, `Input of the next execution of '${state.name}'`, max, checked?.next), result.output, threshold, nextClaims)
       : undefined;
     /** References that stand for an activity or sub-orchestration input (by task id) in the jobs too. */
     const inputRefs = new Map<number, PayloadRef>();
@@ -811,7 +818,8 @@ export class RedisBackend {
             : e.type === 'SubOrchestrationInstanceCreated'
               ? `Input of sub-orchestration '${e.name}'`
               : undefined;
-      const { bytes, ref } = encodeStoredEvent(e, what, max, threshold, claims);
+      const pre = e.type === 'TaskScheduled' || e.type === 'SubOrchestrationInstanceCreated' ? checked?.inputs.get(e.taskId) : undefined;
+      const { bytes, ref } = encodeStoredEvent(e, what, max, threshold, claims, pre);
       suffix.push(bytes);
       suffixEvents.push(e);
       if (ref && (e.type === 'TaskScheduled' || e.type === 'SubOrchestrationInstanceCreated')) inputRefs.set(e.taskId, ref);
@@ -1102,6 +1110,15 @@ export class RedisBackend {
     if (code === 0) return { status: 'duplicate' };
     if (code === ErrorCode.StaleExecution) return { status: 'stale' };
     throw toError(code, { instanceId, status: res[1], script: 'deliverEvent' });
+  }
+
+  /**
+   * Checks a payload that orchestrator code hands out, at the call (the worker's payload check for
+   * {@link OrchestrationSession}): PayloadError when it cannot be stored under `maxPayloadBytes`;
+   * otherwise what `commitEpisode` reuses (its size bounds, its encoding when it was needed).
+   */
+  checkPayload(value: unknown, what: string): CheckedPayload {
+    return checkPayload(value, what, this.maxPayloadBytes);
   }
 
   /**

@@ -8,8 +8,9 @@ import {
   HistoryLimitError,
   MalformedJobError,
   PoisonJobError,
-  Registry,
+  type Registry,
   type ExecutionResult,
+  type SessionOptions,
   PayloadError,
   StaleEpisodeError,
   OrchestrationSession,
@@ -53,6 +54,7 @@ import {
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { LogMessages as M } from './execution-log.js';
+import { assertWorkerOptions } from './options.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -218,12 +220,11 @@ export class DurabullWorker {
   private readonly dispatching = new Set<Promise<void>>();
   private eagerRunning = 0;
 
+  /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
+  private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
+
   constructor(private readonly opts: DurabullWorkerOptions) {
-    if (!(opts.registry instanceof Registry)) throw new TypeError('DurabullWorker: `registry` must be a Registry');
-    const perPass = opts.sweepInstancesPerPass;
-    if (perPass !== undefined && !(Number.isInteger(perPass) && perPass >= 1)) {
-      throw new ValidationError(`DurabullWorker: sweepInstancesPerPass must be an integer >= 1, got ${String(perPass)}`);
-    }
+    assertWorkerOptions(opts);
     this.registry = opts.registry;
     const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
@@ -427,7 +428,7 @@ export class DurabullWorker {
     const now = Math.max(Date.now(), last);
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
-    const session = kept ?? new OrchestrationSession(this.registry);
+    const session = kept ?? new OrchestrationSession(this.registry, this.sessionOptions);
     let result = kept ? await session.resume(newEvents) : await session.run(loaded.history, newEvents);
     const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {

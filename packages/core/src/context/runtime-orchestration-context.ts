@@ -1,11 +1,38 @@
 import { createHash } from 'node:crypto';
 import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
 import { NonDeterminismError, ValidationError } from '../errors.js';
-import { type ActivityDefinition, type OrchestratorDefinition, assertFunctionName, assertInstanceId } from '../registry.js';
+import type { ActivityDefinition, OrchestratorDefinition } from '../registry.js';
+import {
+  assertDate,
+  assertEventName,
+  assertInstanceId,
+  assertOptionalBoolean,
+  assertOptions,
+  describeValue,
+  functionNameOf,
+  invalidArgument,
+} from '../validation.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
 import { type RetryOptions, RetryableTask, assertRetryOptions } from '../tasks/retryable-task.js';
 import { ActivityTask, ExternalEventTask, type SequencedTask, SubOrchestrationTask, type Task, TimerTask } from '../tasks/task.js';
 import type { OrchestrationContext } from './orchestration-context.js';
+
+/**
+ * Checks a payload that orchestrator code hands out, at the call (an activity or sub-orchestration
+ * input, a custom status, a continue-as-new input): throws PayloadError, which the code can catch,
+ * when it cannot be stored; otherwise returns a token that the episode's result hands back
+ * ({@link CheckedPayloads}) for the backend to reuse (its size, its encoding). `what` names the
+ * payload in errors. It must give the same answer on every replay for the same value.
+ */
+export type PayloadCheck = (value: unknown, what: string) => unknown;
+
+/** What the payload check returned for the payloads of an episode's new work. */
+export interface CheckedPayloads {
+  /** Inputs of the activities and sub-orchestrations the episode schedules, by task id. */
+  inputs: Map<number, unknown>;
+  /** The continue-as-new input. */
+  next?: unknown;
+}
 
 /** Namespace for deterministic v5 GUIDs (the one Durable Functions uses for `newGuid`). */
 const GUID_NAMESPACE = '9e952958-5e33-4daf-827f-2fa12937b875';
@@ -36,12 +63,15 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   historyPatches = new Set<string>();
   /** Patch ids applied for the first time in this episode. */
   readonly newPatches: string[] = [];
-  continueAsNewRequest: { input: unknown; preserveUnprocessedEvents: boolean } | undefined;
+  continueAsNewRequest: { input: unknown; preserveUnprocessedEvents: boolean; checked?: unknown } | undefined;
+  /** What the payload check returned for inputs, by sequence number (cleared with the actions). */
+  readonly checkedInputs = new Map<number, unknown>();
 
   constructor(
     readonly instanceId: string,
     readonly executionId: string,
     readonly name: string,
+    private readonly checkPayload?: PayloadCheck,
   ) {}
 
   private track<T extends Task<unknown>>(task: T): T {
@@ -50,16 +80,23 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   callActivity<TOut = unknown>(activity: string | ActivityDefinition, input?: unknown): ActivityTask<TOut> {
-    return this.track(this.newActivity<TOut>(nameOf(activity), input));
+    return this.track(this.newActivity<TOut>(functionNameOf('activity', activity, 'ctx.callActivity', 'activity'), input));
   }
 
   createTimer(fireAt: Date): TimerTask {
+    assertDate('ctx.createTimer', 'fireAt', fireAt);
     return this.track(this.newTimer(fireAt));
   }
 
+  /** Runs the payload check (if any); it throws before the call takes a sequence number, on every replay alike. */
+  private check(value: unknown, what: string): unknown {
+    return this.checkPayload ? this.checkPayload(value, what) : undefined;
+  }
+
   private newActivity<TOut>(name: string, input: unknown): ActivityTask<TOut> {
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.callActivity(name, input): name must be a non-empty string');
+    const checked = this.check(input, `Input of activity '${name}'`);
     const id = this.nextSeq++;
+    if (checked !== undefined) this.checkedInputs.set(id, checked);
     const task = new ActivityTask<TOut>(id, name);
     this.pendingActions.set(id, { type: 'ScheduleTask', id, name, input });
     this.openTasks.set(id, task as ActivityTask);
@@ -67,7 +104,6 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   private newTimer(fireAt: Date): TimerTask {
-    if (!(fireAt instanceof Date) || Number.isNaN(fireAt.getTime())) throw new TypeError('ctx.createTimer(fireAt): fireAt must be a valid Date');
     const id = this.nextSeq++;
     const task = new TimerTask(id, fireAt);
     task.onCancel = (t) => this.cancelTimer(t);
@@ -76,15 +112,17 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return task;
   }
 
-  private newSubOrchestration<TOut>(name: string, input: unknown, instanceId: string | undefined): SubOrchestrationTask<TOut> {
-    assertFunctionName('orchestrator', name);
-    const id = this.nextSeq++;
+  private newSubOrchestration<TOut>(name: string, input: unknown, instanceId: unknown): SubOrchestrationTask<TOut> {
+    const id = this.nextSeq;
     // Deterministic default id: the same on every replay, distinct across executions (continue-as-new).
     const childId = instanceId ?? `${this.instanceId}-${this.executionId}-${id}`;
-    if (childId.length > 256 && instanceId === undefined) {
+    if (typeof childId === 'string' && childId.length > 256 && instanceId === undefined) {
       throw new ValidationError(`The default sub-orchestration id '${childId.slice(0, 40)}...' is over 256 characters; pass an instanceId.`);
     }
-    assertInstanceId(childId);
+    assertInstanceId(childId, 'ctx.callSubOrchestrator');
+    const checked = this.check(input, `Input of sub-orchestration '${name}'`);
+    this.nextSeq++;
+    if (checked !== undefined) this.checkedInputs.set(id, checked);
     const task = new SubOrchestrationTask<TOut>(id, name, childId);
     this.pendingActions.set(id, { type: 'CreateSubOrchestration', id, name, instanceId: childId, input });
     this.openTasks.set(id, task as SubOrchestrationTask);
@@ -92,15 +130,15 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   callActivityWithRetry<TOut = unknown>(activity: string | ActivityDefinition, retryOptions: RetryOptions, input?: unknown): Task<TOut> {
-    assertRetryOptions(retryOptions);
-    const name = nameOf(activity);
+    const name = functionNameOf('activity', activity, 'ctx.callActivityWithRetry', 'activity');
+    assertRetryOptions(retryOptions, 'ctx.callActivityWithRetry');
     return this.track(
       new RetryableTask<TOut>(retryOptions, () => this.currentUtcDateTime.getTime(), (d) => this.newTimer(d), () => this.newActivity<TOut>(name, input)),
     );
   }
 
   callSubOrchestrator<TOut = unknown>(orchestrator: string | OrchestratorDefinition, input?: unknown, instanceId?: string): Task<TOut> {
-    return this.track(this.newSubOrchestration<TOut>(nameOf(orchestrator), input, instanceId));
+    return this.track(this.newSubOrchestration<TOut>(functionNameOf('orchestrator', orchestrator, 'ctx.callSubOrchestrator', 'orchestrator'), input, instanceId));
   }
 
   callSubOrchestratorWithRetry<TOut = unknown>(
@@ -109,8 +147,8 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     input?: unknown,
     instanceId?: string,
   ): Task<TOut> {
-    assertRetryOptions(retryOptions);
-    const name = nameOf(orchestrator);
+    const name = functionNameOf('orchestrator', orchestrator, 'ctx.callSubOrchestratorWithRetry', 'orchestrator');
+    assertRetryOptions(retryOptions, 'ctx.callSubOrchestratorWithRetry');
     return this.track(
       new RetryableTask<TOut>(
         retryOptions,
@@ -122,11 +160,16 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   continueAsNew(input?: unknown, options: { preserveUnprocessedEvents?: boolean } = {}): void {
-    this.continueAsNewRequest = { input, preserveUnprocessedEvents: options.preserveUnprocessedEvents ?? true };
+    assertOptions('ctx.continueAsNew', 'options', options);
+    const preserve = options?.preserveUnprocessedEvents;
+    assertOptionalBoolean('ctx.continueAsNew', 'options.preserveUnprocessedEvents', preserve);
+    const checked = this.check(input, `Input of the next execution of '${this.name}'`);
+    this.continueAsNewRequest = { input, preserveUnprocessedEvents: preserve ?? true };
+    if (checked !== undefined) this.continueAsNewRequest.checked = checked;
   }
 
   patched(patchId: string): boolean {
-    if (typeof patchId !== 'string' || patchId.length === 0) throw new TypeError('ctx.patched(patchId): patchId must be a non-empty string');
+    if (typeof patchId !== 'string' || patchId.length === 0) throw invalidArgument('ctx.patched', 'patchId', 'a non-empty string', patchId);
     if (this.historyPatches.has(patchId)) return true;
     // Replaying a part of history that was written without the patch: keep the old path.
     if (this.isReplaying) return false;
@@ -136,7 +179,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 
   waitForExternalEvent<T = unknown>(name: string): Task<T> {
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.waitForExternalEvent(name): name must be a non-empty string');
+    assertEventName(name, 'ctx.waitForExternalEvent');
     const task = this.track(new ExternalEventTask<T>(name));
     const buffered = this.bufferedEvents.get(name);
     if (buffered && buffered.length > 0) {
@@ -159,10 +202,12 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
 
   any(tasks: readonly Task<unknown>[]): Task<Task<unknown>> {
     assertTasks(tasks, 'ctx.any');
+    if (tasks.length === 0) throw invalidArgument('ctx.any', 'tasks', 'an array of at least one durable task', tasks);
     return this.track(new WhenAnyTask(tasks));
   }
 
   setCustomStatus(value: unknown): void {
+    this.check(value, 'Custom status');
     this.customStatus = value;
     this.customStatusSet = true;
   }
@@ -202,6 +247,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
       });
     }
     this.pendingActions.delete(id);
+    this.checkedInputs.delete(id);
   }
 
   /** Takes an open task out of the open set, for a completion event. */
@@ -248,6 +294,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
    */
   recordNewActions(): void {
     this.pendingActions.clear();
+    this.checkedInputs.clear();
     this.cancelledTimers.length = 0;
     this.newPatches.length = 0;
     // customStatusSet stays: a replay would set it again (the commit writes the status it reports).
@@ -261,10 +308,6 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 }
 
-function nameOf(f: string | { name: string; kind: string }): string {
-  return typeof f === 'string' ? f : f && typeof f === 'object' ? f.name : (f as unknown as string);
-}
-
 function stepKind(type: string): 'activity' | 'timer' | 'sub-orchestration' {
   return type === 'ScheduleTask' ? 'activity' : type === 'CreateSubOrchestration' ? 'sub-orchestration' : 'timer';
 }
@@ -276,12 +319,12 @@ function describeStep(type: string, name: string | undefined): string {
 }
 
 function assertTasks(tasks: readonly unknown[], fn: string): void {
-  if (!Array.isArray(tasks)) throw new TypeError(`${fn}(tasks): tasks must be an array of durable tasks`);
-  for (const t of tasks) {
+  if (!Array.isArray(tasks)) throw invalidArgument(fn, 'tasks', 'an array of durable tasks', tasks);
+  tasks.forEach((t, i) => {
     if (!(t && typeof t === 'object' && 'kind' in t && typeof (t as Task).onComplete === 'function')) {
-      throw new TypeError(`${fn}(tasks): every element must be a durable task (from ctx.callActivity, ctx.createTimer, ...)`);
+      throw new ValidationError(`${fn}: tasks[${i}] must be a durable task (from ctx.callActivity, ctx.createTimer, ...), got ${describeValue(t)}`);
     }
-  }
+  });
 }
 
 function uuidV5(name: string, namespace: string): string {

@@ -3,7 +3,7 @@
  * No Redis, no clock, no randomness that does not come from history.
  */
 import type { OrchestratorAction, WaitSpec } from '../actions.js';
-import { RuntimeOrchestrationContext } from '../context/runtime-orchestration-context.js';
+import { type CheckedPayloads, type PayloadCheck, RuntimeOrchestrationContext } from '../context/runtime-orchestration-context.js';
 import { DurabullError, NonDurableAwaitError, TaskFailedError } from '../errors.js';
 import { type FailureDetails, toFailureDetails } from '../failure.js';
 import type { ExecutionStartedEvent, HistoryEvent } from '../history/events.js';
@@ -32,6 +32,20 @@ export interface ExecutionResult {
   wait?: WaitSpec;
   /** True when the ExecutionStarted event was among the new events (the first episode). */
   started: boolean;
+  /**
+   * With a payload check ({@link SessionOptions.checkPayload}): what it returned for the inputs of
+   * the new activities and sub-orchestrations and for the continue-as-new input.
+   */
+  checkedPayloads?: CheckedPayloads;
+}
+
+export interface SessionOptions {
+  /**
+   * Checks each payload the code hands out (activity and sub-orchestration inputs, custom status,
+   * continue-as-new input) at the call, where a PayloadError it throws reaches the code's own
+   * try/catch. Without it payloads are checked only when the episode is stored.
+   */
+  checkPayload?: PayloadCheck;
 }
 
 export class HistoryError extends DurabullError {}
@@ -44,8 +58,9 @@ export function executeOrchestration(
   registry: Pick<Registry, 'getOrchestrator'>,
   pastEvents: readonly HistoryEvent[],
   newEvents: readonly HistoryEvent[],
+  options: SessionOptions = {},
 ): Promise<ExecutionResult> {
-  return new OrchestrationSession(registry).run(pastEvents, newEvents);
+  return new OrchestrationSession(registry, options).run(pastEvents, newEvents);
 }
 
 /**
@@ -64,7 +79,10 @@ export class OrchestrationSession {
   private last: ExecutionResult | undefined;
   private accepted = false;
 
-  constructor(private readonly registry: Pick<Registry, 'getOrchestrator'>) {}
+  constructor(
+    private readonly registry: Pick<Registry, 'getOrchestrator'>,
+    private readonly options: SessionOptions = {},
+  ) {}
 
   /** True when `resume` may be called: the last result was Running and has been accepted. */
   get resumable(): boolean {
@@ -87,7 +105,7 @@ export class OrchestrationSession {
     const startedIdx = all.findIndex((e) => e.type === 'ExecutionStarted');
     if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
     const startedEvent = all[startedIdx] as ExecutionStartedEvent;
-    this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name);
+    this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name, this.options.checkPayload);
     this.replay = new Replay(this.ctx, this.registry, startedEvent);
     this.length = 0;
     return this.advance(all, pastEvents.length, startedIdx >= pastEvents.length);
@@ -181,14 +199,19 @@ export class OrchestrationSession {
       }
       result.status = 'ContinuedAsNew';
       result.output = can.input;
+      if (can.checked !== undefined) result.checkedPayloads = { inputs: new Map(), next: can.checked };
       result.carryOverEvents = carryOverEvents;
       result.actions.push({ type: 'CompleteOrchestration', status: 'ContinuedAsNew', result: can.input, carryOverEvents });
       result.actionEvents.push({ type: 'ExecutionCompleted', status: 'ContinuedAsNew', result: can.input, timestamp: now });
       return result;
     }
     // New work first (even when the code also completed: fire-and-forget activities still run).
+    const checkedInputs = this.options.checkPayload ? new Map<number, unknown>() : undefined;
     for (const action of ctx.newActions()) {
       result.actions.push(action);
+      if (checkedInputs && (action.type === 'ScheduleTask' || action.type === 'CreateSubOrchestration') && ctx.checkedInputs.has(action.id)) {
+        checkedInputs.set(action.id, ctx.checkedInputs.get(action.id));
+      }
       if (action.type === 'ScheduleTask') {
         result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
       } else if (action.type === 'CreateTimer') {
@@ -204,6 +227,7 @@ export class OrchestrationSession {
         });
       }
     }
+    if (checkedInputs) result.checkedPayloads = { inputs: checkedInputs };
     if (run.driver?.done) {
       result.status = 'Completed';
       result.output = run.driver.output;

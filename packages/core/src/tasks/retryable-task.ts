@@ -1,4 +1,5 @@
 import { TaskFailedError, ValidationError } from '../errors.js';
+import { describeValue } from '../validation.js';
 import { CompletableTask, type Task, type TimerTask } from './task.js';
 
 /**
@@ -21,15 +22,21 @@ export interface RetryOptions {
   handle?: (error: TaskFailedError) => boolean;
 }
 
-export function assertRetryOptions(o: RetryOptions): void {
-  const bad = (msg: string) => new ValidationError(`Invalid retry options: ${msg}`);
-  if (typeof o !== 'object' || o === null) throw bad('expected an object');
-  if (!Number.isInteger(o.maxNumberOfAttempts) || o.maxNumberOfAttempts < 1) throw bad('maxNumberOfAttempts must be an integer >= 1');
-  if (!(typeof o.firstRetryIntervalMs === 'number' && o.firstRetryIntervalMs > 0)) throw bad('firstRetryIntervalMs must be a number > 0');
-  if (o.backoffCoefficient !== undefined && !(o.backoffCoefficient >= 1)) throw bad('backoffCoefficient must be >= 1');
-  if (o.maxRetryIntervalMs !== undefined && !(o.maxRetryIntervalMs > 0)) throw bad('maxRetryIntervalMs must be > 0');
-  if (o.retryTimeoutMs !== undefined && !(o.retryTimeoutMs > 0)) throw bad('retryTimeoutMs must be > 0');
-  if (o.handle !== undefined && typeof o.handle !== 'function') throw bad('handle must be a function');
+export function assertRetryOptions(o: RetryOptions, where = ''): void {
+  const at = where ? `${where}: ` : '';
+  const bad = (field: string, expected: string, value: unknown) =>
+    new ValidationError(`${at}Invalid retry options: ${field} must be ${expected}, got ${describeValue(value)}`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ValidationError(`${at}Invalid retry options: expected an object, got ${describeValue(o)}`);
+  if (!Number.isInteger(o.maxNumberOfAttempts) || o.maxNumberOfAttempts < 1) throw bad('maxNumberOfAttempts', 'an integer >= 1', o.maxNumberOfAttempts);
+  if (!(typeof o.firstRetryIntervalMs === 'number' && o.firstRetryIntervalMs > 0)) throw bad('firstRetryIntervalMs', 'a number > 0', o.firstRetryIntervalMs);
+  if (o.backoffCoefficient !== undefined && !(typeof o.backoffCoefficient === 'number' && o.backoffCoefficient >= 1)) {
+    throw bad('backoffCoefficient', 'a number >= 1', o.backoffCoefficient);
+  }
+  if (o.maxRetryIntervalMs !== undefined && !(typeof o.maxRetryIntervalMs === 'number' && o.maxRetryIntervalMs > 0)) {
+    throw bad('maxRetryIntervalMs', 'a number > 0', o.maxRetryIntervalMs);
+  }
+  if (o.retryTimeoutMs !== undefined && !(typeof o.retryTimeoutMs === 'number' && o.retryTimeoutMs > 0)) throw bad('retryTimeoutMs', 'a number > 0', o.retryTimeoutMs);
+  if (o.handle !== undefined && typeof o.handle !== 'function') throw bad('handle', 'a function', o.handle);
 }
 
 /**

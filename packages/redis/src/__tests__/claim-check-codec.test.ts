@@ -35,8 +35,13 @@ describe('claim check encoding', () => {
   it('still refuses a payload over maxPayloadBytes, and what cannot be serialized', () => {
     const claims: Claim[] = [];
     expect(() => encodeStoredEvent(completed('z'.repeat(5000)), "Result of activity 'X'", 1000, 64, claims)).toThrow(PayloadError);
+    // Certainly over the limit (5,000 characters take at least 5,000 bytes): refused before any encoding.
     expect(() => encodeStoredEvent(completed('z'.repeat(5000)), "Result of activity 'X'", 1000, 64, claims)).toThrow(
-      /^Result of activity 'X' is 5003 bytes once encoded, over the limit of 1000 bytes\.$/,
+      /^Result of activity 'X' is at least 5003 bytes once encoded, over the limit of 1000 bytes\.$/,
+    );
+    // 900 characters of two bytes each may or may not fit: encoded, then refused with its size.
+    expect(() => encodeStoredEvent(completed('é'.repeat(900)), "Result of activity 'X'", 1000, 64, claims)).toThrow(
+      /^Result of activity 'X' is 1803 bytes once encoded, over the limit of 1000 bytes\.$/,
     );
     expect(() => encodeStoredEvent(completed({ f: () => 1 }), 'Result', 1000, 64, claims)).toThrow(/Result\.f is a function/);
     expect(claims).toEqual([]);
