@@ -14,7 +14,6 @@ import {
   PayloadError,
   StaleEpisodeError,
   OrchestrationSession,
-  ValidationError,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
