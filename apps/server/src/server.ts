@@ -114,6 +114,10 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
   if (err instanceof ValidationError) return named(400); // PayloadError included
   // Redis did not answer in time: the request may or may not have taken effect.
   if (err instanceof RedisUnavailableError) return { status: 503, body: { error: 'ServiceUnavailable', message: err.message } };
+  // The same from a command not made through the client's calls (Bull Board's reads of the queues).
+  if (e.message === 'Command timed out') {
+    return { status: 503, body: { error: 'ServiceUnavailable', message: 'Redis did not answer in time. The outcome is unknown: what was sent may still be applied once Redis is back.' } };
+  }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
     const error =
