@@ -88,9 +88,13 @@ export class ConnectionMonitor {
     const w: Watched = { down: false, lastError: undefined };
     this.watched.set(redis, w);
     redis.on('error', (err: Error) => {
+      // Anything but a failed or broken connection (a refused password...) is an error, once: the
+      // same error on each reconnect attempt goes to debug like the rest.
+      const repeated = w.lastError?.message === err.message;
       w.lastError = err;
-      if (!isConnectionError(err)) this.log.error({ err, component: this.component, address: connectionAddress(redis) }, 'Redis connection error');
-      else this.log.debug({ err, component: this.component, address: connectionAddress(redis) }, 'Redis connection attempt failed');
+      const at = { err, component: this.component, address: connectionAddress(redis) };
+      if (!isConnectionError(err) && !repeated) this.log.error(at, 'Redis connection error');
+      else this.log.debug(at, 'Redis connection attempt failed');
     });
     // ioredis reconnects only a connection it did not close on purpose: `reconnecting` is an outage.
     redis.on('reconnecting', () => {
