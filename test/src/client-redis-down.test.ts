@@ -54,8 +54,10 @@ describe('a client whose Redis is unreachable', () => {
   }, 60_000);
 
   it('other calls reject with RedisUnavailableError after commandTimeoutMs, naming the call and that the outcome is unknown', async () => {
+    await newClient({ connection: srv.url }).startNew('NoWorkerServesThis', { instanceId: 'u-1' });
+    // Connected while Redis is up, its first command sent once Redis is gone.
     const client = newClient({ connection: srv.url, commandTimeoutMs: 300 });
-    await client.startNew('NoWorkerServesThis', { instanceId: 'u-1' });
+    await waitUntil('the client to connect', () => client.backend.redis.status === 'ready');
     await srv.stop();
     const calls: [string, () => Promise<unknown>][] = [
       ['getStatus', () => client.getStatus('u-1')],
@@ -68,8 +70,9 @@ describe('a client whose Redis is unreachable', () => {
       ['purgeInstances', () => client.purgeInstances({ all: true })],
       ['restart', () => client.restart('u-1', { newInstanceId: 'u-3' })],
     ];
-    for (const [operation, call] of calls) {
-      const err = await call().catch((e: unknown) => e);
+    const errors = await Promise.all(calls.map(([, call]) => call().catch((e: unknown) => e)));
+    for (const [k, [operation]] of calls.entries()) {
+      const err = errors[k];
       expect(err, operation).toBeInstanceOf(RedisUnavailableError);
       expect(err, operation).toMatchObject({ name: 'RedisUnavailableError', operation, timeoutMs: 300 });
       expect((err as Error).message, operation).toMatch(new RegExp(`^${operation}: Redis did not answer within 300 ms \\(connection \\w+\\)\\. The outcome is unknown`));
@@ -83,7 +86,7 @@ describe('a client whose Redis is unreachable', () => {
 
   it('a start that failed so may be applied once Redis is back; the same start again is then refused as a duplicate', async () => {
     const client = newClient({ connection: srv.url, commandTimeoutMs: 300 });
-    await client.getStatus('x'); // connected
+    await waitUntil('the client to connect', () => client.backend.redis.status === 'ready');
     await srv.stop();
     await expect(client.startNew('NoWorkerServesThis', { instanceId: 'late-1', input: 7 })).rejects.toBeInstanceOf(RedisUnavailableError);
     await srv.restart();
