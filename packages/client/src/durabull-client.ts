@@ -15,10 +15,10 @@ import {
 } from '@durabull/core';
 import {
   type ConnectionLike,
+  type ConnectionLogger,
   type InstanceState,
   InvalidInstanceStateError,
   type ListQuery,
-  type ConnectionLogger,
   type ParentLink,
   RedisBackend,
   RedisUnavailableError,
