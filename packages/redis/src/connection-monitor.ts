@@ -77,11 +77,6 @@ export class ConnectionMonitor {
     private readonly component: string,
   ) {}
 
-  /** True from the start of an outage until every watched connection is ready again. */
-  get isDown(): boolean {
-    return this.downSince !== undefined;
-  }
-
   /** Watches `redis` (once; watching it again does nothing). Listeners stay until the connection ends. */
   watch(redis: Redis): void {
     if (this.watched.has(redis)) return;
