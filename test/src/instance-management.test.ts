@@ -575,9 +575,40 @@ describe('purge', () => {
     expect(await remaining()).toEqual(['new-c0', 'new-c1', 'old-running']);
     expect(await c.purgeInstances({ name: 'Quick' })).toBe(2);
     expect(await remaining()).toEqual(['old-running']);
-    expect(await c.purgeInstances()).toBe(0);
+    expect(await c.purgeInstances({ all: true })).toBe(0);
     expect((await statusOf('old-running')).runtimeStatus).toBe('Running');
     await expect(c.purgeInstances({ status: 'Done' as RuntimeStatus })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('purgeInstances refuses an empty filter and purges nothing; { all: true } purges every finished instance', async () => {
+    th = await createTestHub({ orchestrators: { Quick: quick, WaitForGo: waitForGo } });
+    const c = th.client;
+    for (const id of ['e-c0', 'e-c1']) await c.startNew('Quick', { instanceId: id, input: id });
+    for (const id of ['e-c0', 'e-c1']) await c.waitForCompletion(id, { timeoutMs: 10_000 });
+    await c.startNew('WaitForGo', { instanceId: 'e-running', input: 'r' });
+    await untilRunning('e-running');
+    const remaining = async () => ids((await c.list()).instances).sort();
+
+    const empty: [string, unknown, RegExp][] = [
+      ['{}', {}, /^purgeInstances needs a filter: one of status, name, createdFrom, createdTo, or \{ all: true \}/],
+      ['all undefined', { status: undefined, name: undefined }, /^purgeInstances needs a filter/],
+      ['{ all: false }', { all: false }, /^purgeInstances needs a filter/],
+      ['status: []', { status: [] }, /^purgeInstances: filter\.status is an empty list/],
+      ['no filter at all', undefined, /^purgeInstances: filter must be an object/],
+      ['null', null, /^purgeInstances: filter must be an object .*, got null$/],
+      ["name: ''", { name: '' }, /Invalid orchestrator name ""/],
+      ['an invalid date', { createdTo: new Date('not a date') }, /^createdTo must be a valid Date, got an invalid Date$/],
+      ['all: "yes"', { all: 'yes' }, /^purgeInstances: filter\.all must be true or false, got "yes"$/],
+    ];
+    for (const [what, filter, message] of empty) {
+      const err = await c.purgeInstances(filter as never).catch((e: unknown) => e);
+      expect(err, what).toBeInstanceOf(ValidationError);
+      expect((err as Error).message, what).toMatch(message);
+    }
+    expect(await remaining()).toEqual(['e-c0', 'e-c1', 'e-running']);
+
+    expect(await c.purgeInstances({ all: true })).toBe(2);
+    expect(await remaining()).toEqual(['e-running']);
   });
 });
 

@@ -33,9 +33,8 @@ function brief(value: unknown, max = 160): string {
 
 const time = (d: Date | number | undefined): string => (d === undefined ? '' : new Date(d).toISOString().replace('T', ' ').replace('Z', ''));
 
-/** What a page needs besides its content: the API token (when one is set) and a CSP nonce. */
+/** What a page needs besides its content: a CSP nonce. (Never the API token: no page carries it.) */
 export interface PageContext {
-  token: string | undefined;
   nonce: string;
 }
 
@@ -61,12 +60,11 @@ input,select,textarea,button{font:inherit}button{cursor:pointer}
 svg text{font:12px system-ui,sans-serif}
 `;
 
-/** The page frame: header with navigation, the token for the inline script, a CSP nonce for style and script. */
+/** The page frame: header with navigation, a CSP nonce for style and script. */
 export function layout(ctx: PageContext, title: string, body: string, script = ''): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
-${ctx.token ? `<meta name="durabull-token" content="${esc(ctx.token)}">` : ''}
 <style nonce="${ctx.nonce}">${STYLE}</style></head>
 <body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/queues">Queues (Bull Board)</a></header>
 <main>${body}</main>
@@ -329,22 +327,21 @@ export function notFoundPage(ctx: PageContext, instanceId: string): string {
 }
 
 /**
- * The instance page's script: the forms call the management API with fetch (sending the token as a
- * Bearer header), and while the instance has not finished the page polls its status and reloads
- * when it changes (not while someone is typing in a form).
+ * The instance page's script: the forms call the management API with fetch (same origin: the
+ * browser sends the HttpOnly token cookie, and the script adds the X-Durabull-Csrf header that
+ * the server asks of cookie-authenticated API calls), and while the instance has not finished the
+ * page polls its status and reloads when it changes (not while someone is typing in a form).
  */
 const INSTANCE_SCRIPT = `
 (() => {
-  const token = document.querySelector('meta[name="durabull-token"]')?.content;
   const el = document.getElementById('instance');
   const id = el.dataset.id;
   const base = '/instances/' + encodeURIComponent(id);
   const msg = document.getElementById('msg');
   async function call(method, path, body) {
-    const headers = {};
-    if (token) headers.authorization = 'Bearer ' + token;
+    const headers = { 'x-durabull-csrf': '1' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
     const data = text ? JSON.parse(text) : undefined;
     if (!res.ok) throw new Error((data && data.message) || res.statusText);

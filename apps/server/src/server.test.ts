@@ -199,13 +199,24 @@ describe('management API', () => {
     const twoStatuses = (await req('GET', '/instances?status=Failed&status=Completed&createdTo=2000-01-01')).json();
     expect(twoStatuses.instances).toEqual([]);
 
-    for (const bad of ['status=Bogus', 'pageSize=0', 'pageSize=abc', 'createdFrom=yesterday', 'name=1abc', 'cursor=%7B%7D']) {
+    for (const bad of ['status=Bogus', 'status=', 'status=,', 'pageSize=0', 'pageSize=abc', 'createdFrom=yesterday', 'name=1abc', 'cursor=%7B%7D']) {
       const r = await req('GET', `/instances?${bad}`);
       expect(r.statusCode, bad).toBe(400);
       expect(r.json().error).toBe('BadRequest');
     }
 
     expect((await req('DELETE', '/instances')).statusCode).toBe(400);
+    // An empty filter value is no filter: refused, and nothing is purged.
+    const all = async () => ((await req('GET', '/instances?pageSize=1000')).json().instances as OrchestrationStatus[]).map((s) => s.instanceId).sort();
+    const before = await all();
+    expect(before).toEqual(expect.arrayContaining(['fail-1', 'list-0', 'list-1', 'list-2']));
+    for (const empty of ['status=', 'status=,', 'status=%20', 'status=Completed,', 'status=&status=', 'name=', 'createdFrom=', 'createdTo=', 'status=&name=Quick']) {
+      const r = await req('DELETE', `/instances?${empty}`);
+      expect(r.statusCode, empty).toBe(400);
+      expect(r.json(), empty).toEqual({ error: 'BadRequest', message: expect.stringMatching(/^Invalid request: query\.(status|name|createdFrom|createdTo)/) });
+    }
+    expect((await req('DELETE', '/instances?status=')).json().message).toMatch(/query\.status\.0: an empty status; give one or more of Pending, Running/);
+    expect(await all()).toEqual(before);
     const purged = await req('DELETE', `/instances?name=Quick&createdFrom=${from}`);
     expect(purged.json()).toEqual({ instancesDeleted: 3 });
     expect((await req('GET', `/instances?name=Quick&createdFrom=${from}`)).json().instances).toEqual([]);
@@ -366,7 +377,7 @@ describe('refused requests', () => {
 });
 
 describe('security', () => {
-  const TOKEN = 's3cret-token';
+  const TOKEN = 'dashboard-s3cret-token';
   let th: TestHub;
   let app: FastifyInstance;
   beforeAll(async () => {
@@ -383,6 +394,18 @@ describe('security', () => {
       expect(() => createServer({ connection: th.url, hub: th.hub, host })).toThrow(/without a token/);
     }
     expect(() => createServer({ connection: th.url, hub: th.hub, host: '0.0.0.0', token: '' })).toThrow(/must not be empty/);
+  });
+
+  it('refuses a token shorter than 16 characters beyond loopback, and says how to make one', async () => {
+    expect(() => createServer({ connection: th.url, hub: th.hub, host: '0.0.0.0', token: 'x' })).toThrow(
+      'Refusing to serve on 0.0.0.0 with a token of 1 character: beyond loopback the token (DURABULL_TOKEN) must be at least 16 characters; make one with `openssl rand -hex 32`.',
+    );
+    expect(() => createServer({ connection: th.url, hub: th.hub, host: '192.168.1.10', token: 'a'.repeat(15) })).toThrow(/with a token of 15 characters: .* at least 16 characters/);
+    // 16 characters beyond loopback, and any token on loopback, are accepted.
+    for (const [host, t] of [['0.0.0.0', 'a'.repeat(16)], ['127.0.0.1', 'x'], ['localhost', 'short']] as const) {
+      const ok = createServer({ connection: th.url, hub: th.hub, host, token: t });
+      await ok.close();
+    }
   });
 
   it('requires the Bearer token on every route: API, pages and Bull Board', async () => {
@@ -408,13 +431,19 @@ describe('security', () => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     expect((await app.inject({ method: 'GET', url: '/instances', headers: auth })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/queues/api/queues', headers: auth })).statusCode).toBe(200);
-    const page = await app.inject({ method: 'GET', url: '/', headers: auth });
-    expect(page.statusCode).toBe(200);
-    // The page's script sends the token with its API calls.
-    expect(page.body).toContain(`<meta name="durabull-token" content="${TOKEN}">`);
+    // No page carries the token: not in a meta tag, not in a script (the cookie authenticates the pages' scripts).
+    await th.client.startNew('Anything', { instanceId: 'sec-page' });
+    for (const url of ['/', '/ui/instances/sec-page', '/ui/instances/nobody', '/queues']) {
+      const page = await app.inject({ method: 'GET', url, headers: auth });
+      expect(page.statusCode, url).toBeLessThan(500);
+      expect(page.headers['content-type'], url).toContain('text/html');
+      expect(page.body, url).not.toContain(TOKEN);
+      expect(page.body, url).not.toContain('durabull-token');
+    }
+    await th.client.terminate('sec-page');
   });
 
-  it('lets a browser pass ?token= once on a page, then uses an HttpOnly cookie (not accepted by the API)', async () => {
+  it('lets a browser pass ?token= once on a page, then uses an HttpOnly cookie; the API takes it only with the header the pages send', async () => {
     const wrong = await app.inject({ method: 'GET', url: '/?token=nope' });
     expect(wrong.statusCode).toBe(401);
     const first = await app.inject({ method: 'GET', url: `/?status=Running&token=${TOKEN}` });
@@ -425,8 +454,38 @@ describe('security', () => {
     const jar = { cookie: cookie.split(';')[0]! };
     expect((await app.inject({ method: 'GET', url: '/?status=Running', headers: jar })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/queues/api/queues', headers: jar })).statusCode).toBe(200);
-    // API routes take the Bearer header only (a cookie would make them open to cross-site requests).
+    // The cookie alone does not open the API: a cross-site form or link would send it along (with
+    // a SameSite=Strict cookie, a same-site one still could). The pages' scripts add a header that
+    // neither can send.
     expect((await app.inject({ method: 'GET', url: '/instances', headers: jar })).statusCode).toBe(401);
+    const start = (headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: '/orchestrations/Anything?instanceId=sec-cookie', headers: { ...headers, 'content-type': 'application/json' }, payload: '1' });
+    expect((await start(jar)).statusCode).toBe(401);
+    expect((await start({ ...jar, 'content-type': 'application/x-www-form-urlencoded' })).statusCode).toBe(401);
+    expect(await th.client.getStatus('sec-cookie')).toBeUndefined();
+    const fromPage = { ...jar, 'x-durabull-csrf': '1' };
+    expect((await app.inject({ method: 'GET', url: '/instances', headers: fromPage })).statusCode).toBe(200);
+    expect((await start(fromPage)).statusCode).toBe(202);
+    expect((await app.inject({ method: 'POST', url: '/instances/sec-cookie/terminate', headers: fromPage })).statusCode).toBe(202);
+    expect((await th.client.getStatus('sec-cookie'))?.runtimeStatus).toBe('Terminated');
+    // The header without the cookie, or with a wrong one, is nothing.
+    expect((await app.inject({ method: 'GET', url: '/instances', headers: { 'x-durabull-csrf': '1' } })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/instances', headers: { cookie: 'durabull_token=nope', 'x-durabull-csrf': '1' } })).statusCode).toBe(401);
     expect((await app.inject({ method: 'GET', url: `/instances?token=${TOKEN}` })).statusCode).toBe(401);
+  });
+
+  it('marks the cookie Secure when the request came over HTTPS, as a trusted proxy says', async () => {
+    const login = (server: FastifyInstance, headers: Record<string, string> = {}) =>
+      server.inject({ method: 'GET', url: `/?token=${TOKEN}`, headers }).then((r) => String(r.headers['set-cookie']));
+    // Plain HTTP, and a proxy header nobody said to trust: not Secure.
+    expect(await login(app)).not.toMatch(/Secure/);
+    expect(await login(app, { 'x-forwarded-proto': 'https' })).not.toMatch(/Secure/);
+    const proxied = createServer({ connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0', trustProxy: true });
+    try {
+      expect(await login(proxied, { 'x-forwarded-proto': 'https' })).toMatch(/^durabull_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
+      expect(await login(proxied, { 'x-forwarded-proto': 'http' })).not.toMatch(/Secure/);
+    } finally {
+      await proxied.close();
+    }
   });
 });

@@ -14,9 +14,9 @@ import {
   ValidationError,
   isTerminalStatus,
 } from '@durabull/core';
-import { InstanceFinishedError, InvalidInstanceStateError } from '@durabull/redis';
+import { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError } from '@durabull/redis';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage } from './html.js';
 
@@ -27,15 +27,29 @@ export interface ServerOptions {
   /** Task hub. Default `default`. */
   hub?: string;
   /**
-   * API token. When set, every route (API, pages, Bull Board) needs `Authorization: Bearer <token>`;
-   * pages and Bull Board also take `?token=` once, which sets an HttpOnly cookie.
+   * API token. When set, every route (API, pages, Bull Board) needs `Authorization: Bearer <token>`.
+   * A browser passes `?token=` once on a page, which sets an HttpOnly, SameSite=Strict cookie
+   * (`Secure` when the request came over HTTPS, see `trustProxy`); the pages' own scripts then call
+   * the API with that cookie and an `X-Durabull-Csrf` header, which a cross-site form or link cannot
+   * send. The token is never written into a page.
    */
   token?: string;
   /**
    * The address the caller will listen on. Only checked here: anything but 127.0.0.1, ::1 or
-   * localhost needs a `token`. Default 127.0.0.1.
+   * localhost needs a `token` of at least {@link MIN_TOKEN_LENGTH} characters. Default 127.0.0.1.
    */
   host?: string;
+  /**
+   * Fastify's `trustProxy`: behind a reverse proxy that terminates TLS, `true` (or the proxy's
+   * address) makes `X-Forwarded-Proto: https` count as HTTPS, so the token cookie is `Secure`.
+   * Default false (only the connection itself counts).
+   */
+  trustProxy?: FastifyServerOptions['trustProxy'];
+  /**
+   * How long a request waits for a Redis reply (the client's `commandTimeoutMs`): a request in
+   * flight when Redis stops answering gets a 503 after it. Default 10 s.
+   */
+  commandTimeoutMs?: number;
   /** Largest request body. Default 1 MiB. */
   bodyLimitBytes?: number;
   /** When given, `POST /orchestrations/:name` refuses other names with 404 and lists these. */
@@ -43,6 +57,11 @@ export interface ServerOptions {
   /** Fastify's logger option. Default off. */
   logger?: FastifyServerOptions['logger'];
 }
+
+/** The shortest token accepted when the server listens beyond loopback. */
+export const MIN_TOKEN_LENGTH = 16;
+/** How long the server waits for its first Redis connection before it serves (503s while Redis is not ready). */
+const FIRST_CONNECT_WAIT_MS = 2000;
 
 /** Instance ids as the backend accepts them (checked here before anything reaches Redis). */
 const INSTANCE_ID = z
@@ -53,11 +72,11 @@ const INSTANCE_ID = z
 const NAME = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, "a name is 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'");
 const EVENT_NAME = z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/, "an event name is 1 to 128 letters, digits, '_', '.', ':', '@' or '-'");
 const STATUS = z.enum(['Pending', 'Running', 'Completed', 'Failed', 'Terminated', 'ContinuedAsNew', 'Suspended']);
-/** `?status=Running,Pending` or `?status=Running&status=Pending`. */
+/** `?status=Running,Pending` or `?status=Running&status=Pending`; an empty value (`?status=`, `?status=,`) is refused. */
 const STATUSES = z
   .union([z.string(), z.array(z.string()).max(7)])
-  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))
-  .pipe(z.array(STATUS).max(7));
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()))
+  .pipe(z.array(z.string().min(1, 'an empty status; give one or more of Pending, Running, Completed, Failed, Terminated, ContinuedAsNew, Suspended').pipe(STATUS)).min(1).max(7));
 const DATE = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).transform((s) => new Date(s));
 const CURSOR = z.string().regex(/^[A-Za-z0-9_-]{1,2048}$/, 'pass the nextCursor of the previous page');
 const BOOL = z.stringbool();
@@ -96,6 +115,12 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
   if (err instanceof InstanceNotFoundError) return named(404);
   if (err instanceof InstanceAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) return named(409);
   if (err instanceof ValidationError) return named(400); // PayloadError included
+  // Redis did not answer in time: the request may or may not have taken effect.
+  if (err instanceof RedisUnavailableError) return { status: 503, body: { error: 'ServiceUnavailable', message: err.message } };
+  // The same from a command not made through the client's calls (Bull Board's reads of the queues).
+  if (e.message === 'Command timed out') {
+    return { status: 503, body: { error: 'ServiceUnavailable', message: 'Redis did not answer in time. The outcome is unknown: what was sent may still be applied once Redis is back.' } };
+  }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
     const error =
@@ -113,6 +138,11 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
 const COOKIE = 'durabull_token';
+/**
+ * Sent by the pages' scripts with the cookie: a cross-site form, link or image cannot add a header,
+ * and a cross-origin script that adds one needs a CORS preflight this server never grants.
+ */
+const CSRF_HEADER = 'x-durabull-csrf';
 
 function sameToken(given: string | undefined, expected: string): boolean {
   if (given === undefined) return false;
@@ -140,10 +170,25 @@ function isBrowserRoute(route: string | undefined): boolean {
   return route === '/' || route?.startsWith('/ui/') === true || route === '/queues' || route?.startsWith('/queues/') === true;
 }
 
+/** Resolves once `redis` is ready or its first attempt failed, or after `ms`. */
+function firstContact(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready' || redis.status === 'end') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const e of ['ready', 'error', 'reconnecting', 'end']) redis.off(e, done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    for (const e of ['ready', 'error', 'reconnecting', 'end']) redis.on(e, done);
+  });
+}
+
 /**
  * Builds the server: the management API, Bull Board at `/queues` and the orchestration view at
  * `/`. It does not listen; call `listen()` on the result. Closing it (`app.close()`) closes its
- * DurabullClient. Throws when `host` is not loopback and no `token` is set.
+ * DurabullClient. Throws when `host` is not loopback and no `token` of at least
+ * {@link MIN_TOKEN_LENGTH} characters is set.
  */
 export function createServer(opts: ServerOptions): FastifyInstance {
   const host = opts.host ?? '127.0.0.1';
@@ -152,14 +197,27 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   if (!LOOPBACK.has(host) && !token) {
     throw new Error(`Refusing to serve on ${host} without a token: set a token (DURABULL_TOKEN) or listen on 127.0.0.1.`);
   }
+  if (!LOOPBACK.has(host) && token && token.length < MIN_TOKEN_LENGTH) {
+    throw new Error(
+      `Refusing to serve on ${host} with a token of ${token.length} character${token.length === 1 ? '' : 's'}: beyond loopback the token ` +
+        `(DURABULL_TOKEN) must be at least ${MIN_TOKEN_LENGTH} characters; make one with \`openssl rand -hex 32\`.`,
+    );
+  }
   const registered = opts.registeredOrchestrators;
-  const client = new DurabullClient({ connection: opts.connection, ...(opts.hub ? { hub: opts.hub } : {}) });
 
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
     // Instance ids may be 256 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 1024 },
+    ...(opts.trustProxy !== undefined ? { trustProxy: opts.trustProxy } : {}),
+  });
+  // The client logs a lost Redis connection once, and once more when it is back, through the server's logger.
+  const client = new DurabullClient({
+    connection: opts.connection,
+    logger: app.log,
+    ...(opts.hub ? { hub: opts.hub } : {}),
+    ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
   });
   app.addHook('onClose', async () => {
     await client.close();
@@ -169,7 +227,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   app.setReplySerializer((payload) => JSON.stringify(payload, jsonReplacer));
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
-    if (status >= 500) req.log.error({ err }, 'request failed');
+    if (status === 503) {
+      req.log.warn({ err }, 'request failed: Redis did not answer');
+      reply.header('retry-after', '1');
+    } else if (status >= 500) req.log.error({ err }, 'request failed');
     return reply.code(status).type('application/json').send(body);
   });
   app.setNotFoundHandler((req, reply) =>
@@ -180,14 +241,21 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     app.addHook('onRequest', async (req, reply) => {
       const auth = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
       if (sameToken(auth?.[1]?.trim(), token)) return;
-      if (isBrowserRoute(req.routeOptions.url)) {
-        if (sameToken(cookieValue(req, COOKIE), token)) return;
+      const browserRoute = isBrowserRoute(req.routeOptions.url);
+      const safe = req.method === 'GET' || req.method === 'HEAD';
+      if (sameToken(cookieValue(req, COOKIE), token)) {
+        // The cookie opens pages and Bull Board; anything else (the API, any state change) also
+        // needs the header that only the pages' own scripts send.
+        if ((browserRoute && safe) || req.headers[CSRF_HEADER] !== undefined) return;
+      }
+      if (browserRoute) {
         const url = new URL(req.url, 'http://x');
         if (req.method === 'GET' && sameToken(url.searchParams.get('token') ?? undefined, token)) {
           // Remember the token in a cookie and drop it from the address bar.
           url.searchParams.delete('token');
+          const secure = req.protocol === 'https' ? '; Secure' : '';
           return reply
-            .header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`)
+            .header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict${secure}`)
             .redirect(url.pathname + url.search, 303);
         }
       }
@@ -198,26 +266,22 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     });
   }
 
-  // Once connected, a request while Redis is unreachable gets a 503 at once instead of waiting in
-  // ioredis' offline queue (where a start or an event would still be sent whenever Redis is back).
-  let connected = false;
-  let down = false;
-  client.backend.redis.on('ready', () => {
-    connected = true;
-    if (down) app.log.info('Redis is reachable again');
-    down = false;
+  // While Redis is not ready (down, or not yet connected), every request gets a 503 at once instead
+  // of waiting in ioredis' offline queue (where a start or an event would still be sent whenever
+  // Redis is back). A request already in flight when Redis stops answering ends with a 503 after
+  // the client's command timeout (RedisUnavailableError). The client logs the outage once.
+  const connections = [client.backend.redis, client.backend.queueConnection];
+  /** The first connection's status that is not `ready`, or `ready`. */
+  const redisStatus = () => connections.find((c) => c.status !== 'ready')?.status ?? 'ready';
+  // Serve only once the first connection attempt has an outcome (bounded): a server started while
+  // Redis is down answers 503 from the start, and one started with Redis up does not refuse its
+  // first requests while connecting.
+  app.addHook('onReady', async () => {
+    await Promise.all(connections.map((c) => firstContact(c, FIRST_CONNECT_WAIT_MS)));
   });
-  // ioredis reports every failed reconnect: the outage is logged once.
-  const onError = (err: Error) => {
-    if (down) return;
-    down = true;
-    app.log.warn({ err }, 'Redis is unreachable; requests get 503 until it is back');
-  };
-  client.backend.redis.on('error', onError);
-  client.backend.queueConnection.on('error', onError);
   app.addHook('onRequest', async (req, reply) => {
-    const status = client.backend.redis.status;
-    if (!connected || status === 'ready' || !req.routeOptions.url) return;
+    const status = redisStatus();
+    if (status === 'ready' || !req.routeOptions.url || req.routeOptions.url === '/health') return;
     return reply
       .code(503)
       .header('retry-after', '1')
@@ -246,8 +310,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   // ---- management API ----
 
-  // For health checks: answers without a Redis command (the hook above answers 503 while Redis is unreachable).
-  app.get('/health', async () => ({ status: 'ok', redis: client.backend.redis.status }));
+  // For health checks: answers without a Redis command; 503 while Redis is not ready.
+  app.get('/health', async (_req, reply) => {
+    const status = redisStatus();
+    if (status === 'ready') return { status: 'ok', redis: status };
+    return reply.code(503).header('retry-after', '1').send({ status: 'unavailable', redis: status });
+  });
 
   app.post('/orchestrations/:name', async (req, reply) => {
     const { name } = parse(z.object({ name: NAME }), req.params, 'path');
@@ -338,7 +406,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       )
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
-      .send(render({ token, nonce }));
+      .send(render({ nonce }));
   };
 
   app.get('/', async (req, reply) => {

@@ -403,6 +403,35 @@ describe('managing instances', () => {
     expect(await client.getStatus('pr')).toBeDefined();
   });
 
+  it('purge by filter deletes the finished instances that match; no filter or an empty one is a usage error that purges nothing', async () => {
+    await startWorker();
+    for (const id of ['pf-1', 'pf-2']) await cli(['start', 'Hello', '--input', '"F"', '--id', id, '--wait']);
+    await cli(['start', 'Approve', '--id', 'pf-running']);
+    const before = await snapshot();
+    const usage = [
+      [['purge'], /^error: purge needs an instance id, or filters \(--status, --name, --from, --to\), or --all for every finished instance\n$/],
+      [['purge', '--status', ''], /^error: --status needs at least one status/],
+      [['purge', '--status', ','], /^error: --status needs at least one status/],
+      [['purge', '--name', ''], /^error: Invalid orchestrator name ""/],
+      [['purge', '--from', ''], /^error: --from must be an ISO date or time/],
+      [['purge', '--to', 'soon'], /^error: --to must be an ISO date or time/],
+      [['purge', 'pf-1', '--all'], /^error: purge takes an instance id or filters/],
+    ] as const;
+    for (const [args, stderr] of usage) {
+      const r = await cli([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr, args.join(' ')).toMatch(stderr);
+    }
+    expect(await snapshot()).toEqual(before);
+
+    expect(await cli(['purge', '--status', 'Failed'])).toEqual({ code: 0, stdout: 'Purged 0 finished instances.\n', stderr: '' });
+    expect(await cli(['--json', 'purge', '--name', 'Hello', '--status', 'completed'])).toEqual({ code: 0, stdout: '{\n  "instancesDeleted": 2\n}\n', stderr: '' });
+    expect(await client.getStatus('pf-1')).toBeUndefined();
+    expect(await cli(['purge', '--all'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Purged \d+ finished instances?\.\n$/) });
+    expect(await statusOf('pf-running')).toMatch(/^(Pending|Running)$/);
+  });
+
   it('restart runs a finished instance again, under its id or a new one', async () => {
     await startWorker();
     await cli(['start', 'Hello', '--input', '"R"', '--id', 'rs', '--wait']);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DurabullClient, type OrchestrationStatus } from '@durabull/client';
+import { DurabullClient, type OrchestrationStatus, type PurgeFilter } from '@durabull/client';
 import { InstanceNotFoundError, ValidationError, assertFunctionName, assertInstanceId } from '@durabull/core';
 import { type Finding, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
 import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
@@ -84,7 +84,9 @@ class Run {
   /** A client on the Redis of the global options, after checking that it answers. */
   async connect(g: GlobalOptions): Promise<DurabullClient> {
     await requireRedis(g.redis);
-    this.client = new DurabullClient({ connection: g.redis, hub: g.hub });
+    // No log lines: stdout and stderr carry the command's output and errors only (a call that Redis
+    // does not answer fails with RedisUnavailableError).
+    this.client = new DurabullClient({ connection: g.redis, hub: g.hub, logger: false });
     return this.client;
   }
 
@@ -186,6 +188,7 @@ Examples:
   durabull history order-1
   durabull list --status Running,Pending --json
   durabull raise order-1 Approval --data '{"ok":true}'
+  durabull purge --status Completed,Failed --to 2025-01-31
   durabull worker --module ./src/functions.ts
   durabull dev --module ./src/functions.ts
   durabull check --repair
@@ -340,14 +343,38 @@ Examples:
 
   program
     .command('purge')
-    .description('delete a finished instance: state, history and index entries')
-    .argument('<id>', 'instance id')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
+    .description('delete a finished instance (state, history and index entries), or every finished instance that matches filters')
+    .argument('[id]', 'instance id')
+    .option('--status <statuses>', 'without an id: only these final statuses (comma-separated, repeatable; default Completed, Failed, Terminated)', collect)
+    .option('--name <orchestrator>', 'without an id: only instances of this orchestrator')
+    .option('--from <time>', 'without an id: created at or after (ISO date/time or epoch ms)')
+    .option('--to <time>', 'without an id: created at or before (ISO date/time or epoch ms)')
+    .option('--all', 'without an id and filters: every finished instance of the task hub')
+    .action(async (id: string | undefined, opts: { status?: string[]; name?: string; from?: string; to?: string; all?: boolean }, cmd: Command) => {
       const g = run.options(cmd);
-      checkId(id);
+      const filtered = opts.status !== undefined || opts.name !== undefined || opts.from !== undefined || opts.to !== undefined;
+      if (id !== undefined) {
+        if (filtered || opts.all) throw new UsageError('purge takes an instance id or filters (--status, --name, --from, --to, --all), not both');
+        checkId(id);
+        const client = await run.connect(g);
+        await client.purge(id);
+        run.emit(g, { instanceId: id, purged: true }, () => `Purged instance '${id}'.`);
+        return;
+      }
+      // As purgeInstances: no filter purges nothing unless --all says every finished instance.
+      if (!filtered && !opts.all) throw new UsageError('purge needs an instance id, or filters (--status, --name, --from, --to), or --all for every finished instance');
+      const filter: PurgeFilter = {};
+      if (opts.status) filter.status = parseStatuses('--status', opts.status);
+      if (opts.name !== undefined) {
+        assertFunctionName('orchestrator', opts.name);
+        filter.name = opts.name;
+      }
+      if (opts.from !== undefined) filter.createdFrom = parseDateOption('--from', opts.from);
+      if (opts.to !== undefined) filter.createdTo = parseDateOption('--to', opts.to);
+      if (opts.all) filter.all = true;
       const client = await run.connect(g);
-      await client.purge(id);
-      run.emit(g, { instanceId: id, purged: true }, () => `Purged instance '${id}'.`);
+      const n = await client.purgeInstances(filter);
+      run.emit(g, { instancesDeleted: n }, () => `Purged ${n} finished instance${n === 1 ? '' : 's'}.`);
     });
 
   program
@@ -488,18 +515,30 @@ Examples:
     .addOption(new Option('--port <port>', 'port (env PORT)').default(io.env.PORT || '8080'))
     .addOption(new Option('--host <address>', 'address to listen on (env HOST); anything but loopback needs a token').default(io.env.HOST || '127.0.0.1'))
     .option('--orchestrators <names>', 'comma-separated names that POST /orchestrations/:name accepts (default: any)')
-    .addHelpText('after', '\nThe API token comes from the environment only (DURABULL_TOKEN), so that it does not show in the process list.')
+    .addHelpText(
+      'after',
+      '\nThe API token comes from the environment only (DURABULL_TOKEN), so that it does not show in the process list; beyond loopback it\n' +
+        'needs at least 16 characters. Behind a TLS proxy, DURABULL_TRUST_PROXY=true trusts its X-Forwarded-Proto (the token cookie is then Secure).',
+    )
     .action(async (opts: { port: string; host: string; orchestrators?: string }, cmd: Command) => {
       const g = run.options(cmd);
       const port = parseIntOption('--port', opts.port, 0, 65535);
       const names = opts.orchestrators?.split(',').map((n) => n.trim()).filter(Boolean);
       for (const n of names ?? []) assertFunctionName('orchestrator', n);
       const token = io.env.DURABULL_TOKEN || undefined;
+      const trustProxy = io.env.DURABULL_TRUST_PROXY || undefined;
       const server = await loadDashboard();
       await requireRedis(g.redis);
       let app: DashboardServer;
       try {
-        app = server.createServer({ connection: g.redis, hub: g.hub, host: opts.host, ...(token ? { token } : {}), ...(names?.length ? { registeredOrchestrators: names } : {}) });
+        app = server.createServer({
+          connection: g.redis,
+          hub: g.hub,
+          host: opts.host,
+          ...(token ? { token } : {}),
+          ...(names?.length ? { registeredOrchestrators: names } : {}),
+          ...(trustProxy ? { trustProxy: trustProxy === 'true' ? true : trustProxy } : {}),
+        });
       } catch (err) {
         if (err instanceof ValidationError) throw err;
         throw new UsageError((err as Error).message);
@@ -534,7 +573,7 @@ export interface DashboardServer {
 
 /** The part of the @durabull/server module that `dashboard` uses. */
 export interface DashboardModule {
-  createServer(opts: { connection: string; hub: string; host: string; token?: string; registeredOrchestrators?: string[] }): DashboardServer;
+  createServer(opts: { connection: string; hub: string; host: string; token?: string; registeredOrchestrators?: string[]; trustProxy?: boolean | string }): DashboardServer;
 }
 
 /**

@@ -23,17 +23,24 @@ import {
 } from '@durabull/core';
 import {
   type ConnectionLike,
+  type ConnectionLogger,
   type InstanceState,
   InvalidInstanceStateError,
   type ListQuery,
   type ParentLink,
   RedisBackend,
+  RedisUnavailableError,
   assertInstanceId,
+  closeConnection,
   createRedisClient,
   ignoreGone,
   newEventId,
 } from '@durabull/redis';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
+
+/** Default of {@link ClientOptions.commandTimeoutMs}. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 export interface ClientOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -48,6 +55,27 @@ export interface ClientOptions {
    * 0 turns it off. Payloads stored apart are read back whatever this is.
    */
   claimCheckThresholdBytes?: number;
+  /**
+   * How long a Redis command of this client may go without a reply (ioredis' `commandTimeout`).
+   * While Redis is unreachable, commands wait in ioredis' queue for the reconnect; after this
+   * long the call rejects with {@link RedisUnavailableError}, whose outcome is unknown: the command
+   * may still be applied once Redis is back. Default 10 s. Not applied to a connection given as an
+   * ioredis client (set `commandTimeout` on it).
+   */
+  commandTimeoutMs?: number;
+  /**
+   * A pino logger (or another with pino's `debug`, `info`, `warn` and `error`, such as Fastify's)
+   * for connection problems: a lost Redis connection is logged once (warn, with the address and the
+   * reason) and once more when it is back (info). `false` for none. Default: pino at info on
+   * stdout, as the worker's.
+   */
+  logger?: ConnectionLogger | false;
+}
+
+/** Filter of {@link DurabullClient.purgeInstances}: at least one field, or `all: true`. */
+export interface PurgeFilter extends Omit<ListQuery, 'cursor' | 'pageSize'> {
+  /** Purge every finished instance of the hub when no other filter is given. */
+  all?: boolean;
 }
 
 export interface StartOptions<TIn = unknown> {
@@ -83,6 +111,8 @@ export class DurabullClient {
   private subscriber: Redis | undefined;
   private subscribed: Promise<unknown> | undefined;
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** {@link ClientOptions.commandTimeoutMs}. */
+  readonly commandTimeoutMs: number;
 
   constructor(private readonly opts: ClientOptions = {}) {
     assertOptions('DurabullClient', 'options', opts);
@@ -98,7 +128,23 @@ export class DurabullClient {
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
     if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    backendOpts.commandTimeoutMs = this.commandTimeoutMs;
+    backendOpts.logger = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
+    backendOpts.component = 'client';
     this.backend = new RedisBackend(backendOpts);
+  }
+
+  /** Runs one client call; a command that timed out (ioredis' `commandTimeout`) becomes RedisUnavailableError. */
+  private async io<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Error && err.message === 'Command timed out') {
+        throw new RedisUnavailableError(operation, this.commandTimeoutMs, this.backend.redis.status, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /**
@@ -113,7 +159,7 @@ export class DurabullClient {
     assertOptions('startNew', 'options', options);
     if (options.instanceId !== undefined) assertInstanceId(options.instanceId, 'startNew', 'options.instanceId');
     const instanceId = options.instanceId ?? randomUUID();
-    await this.backend.startInstance(name, instanceId, options.input);
+    await this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input));
     return instanceId;
   }
 
@@ -129,7 +175,7 @@ export class DurabullClient {
     const encoded = this.backend.encodeForStorage(event, `Data of event '${eventName}'`);
     // The id makes the delivery idempotent: a command ioredis sends again after a reconnect (its
     // reply lost with the old connection) does not raise the event twice.
-    await this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded, eventId: newEventId() });
+    await this.io('raiseEvent', () => this.backend.deliverEvent(instanceId, '', 'e', undefined, event, { encoded, eventId: newEventId() }));
   }
 
   /**
@@ -141,11 +187,11 @@ export class DurabullClient {
     assertInstanceId(instanceId, 'terminate');
     assertOptions('terminate', 'options', options);
     assertOptionalBoolean('terminate', 'options.recursive', options.recursive);
-    await this.backend.terminate(instanceId, reason, Date.now(), options.recursive === true);
+    await this.io('terminate', () => this.backend.terminate(instanceId, reason, Date.now(), options.recursive === true));
     if (!options.recursive) return;
     // Read once the instance is final: every child it started is in its history by now, and one
     // whose start is still queued will not start (the terminate recorded `recursive`).
-    for (const child of await this.runningChildren(instanceId)) {
+    for (const child of await this.io('terminate', () => this.runningChildren(instanceId))) {
       await this.terminate(child, reason, options).catch(ignoreGone);
     }
   }
@@ -163,13 +209,13 @@ export class DurabullClient {
   /** Suspends a Pending or Running instance: it makes no progress until resumed; events still arrive. */
   async suspend(instanceId: string, reason?: unknown): Promise<void> {
     assertInstanceId(instanceId, 'suspend');
-    return this.backend.setSuspended(instanceId, 'suspend', reason);
+    return this.io('suspend', () => this.backend.setSuspended(instanceId, 'suspend', reason));
   }
 
   /** Resumes a suspended instance. */
   async resume(instanceId: string, reason?: unknown): Promise<void> {
     assertInstanceId(instanceId, 'resume');
-    return this.backend.setSuspended(instanceId, 'resume', reason);
+    return this.io('resume', () => this.backend.setSuspended(instanceId, 'resume', reason));
   }
 
   /**
@@ -178,27 +224,48 @@ export class DurabullClient {
    */
   async purge(instanceId: string): Promise<void> {
     assertInstanceId(instanceId, 'purge');
-    return this.backend.purge(instanceId);
+    return this.io('purge', () => this.backend.purge(instanceId));
   }
 
-  /** Purges every finished instance that matches the filter (status defaults to every final status); returns how many. */
-  async purgeInstances(filter: Omit<ListQuery, 'cursor' | 'pageSize'> = {}): Promise<number> {
-    assertListQuery('purgeInstances', 'filter', filter);
-    const status = filter.status ?? ['Completed', 'Failed', 'Terminated'];
-    let purged = 0;
-    let cursor: string | undefined;
-    do {
-      const page = await this.backend.list({ ...filter, status, pageSize: 500, ...(cursor ? { cursor } : {}) });
-      for (const s of page.instances) {
-        if (!isTerminalStatus(s.runtimeStatus)) continue;
-        await this.backend.purge(s.instanceId).catch((err: unknown) => {
-          if (!(err instanceof InstanceNotFoundError)) throw err;
-        });
-        purged++;
-      }
-      cursor = page.nextCursor;
-    } while (cursor);
-    return purged;
+  /**
+   * Purges every finished instance that matches the filter (status defaults to every final
+   * status); returns how many. The filter needs at least one of `status`, `name`, `createdFrom`,
+   * `createdTo`, or `all: true` to purge every finished instance: an empty filter (`{}`,
+   * `{ status: [] }`) throws ValidationError and purges nothing.
+   */
+  async purgeInstances(filter: PurgeFilter): Promise<number> {
+    if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
+      throw new ValidationError(`purgeInstances: filter must be an object such as { status: 'Completed' } or { all: true }, got ${describe(filter)}`);
+    }
+    const { all, ...query } = filter;
+    if (all !== undefined && typeof all !== 'boolean') throw new ValidationError(`purgeInstances: filter.all must be true or false, got ${describe(all)}`);
+    if (Array.isArray(query.status) && query.status.length === 0) {
+      throw new ValidationError('purgeInstances: filter.status is an empty list; give one or more statuses, or leave it out');
+    }
+    const given = (['status', 'name', 'createdFrom', 'createdTo'] as const).filter((k) => query[k] !== undefined);
+    if (given.length === 0 && all !== true) {
+      throw new ValidationError(
+        'purgeInstances needs a filter: one of status, name, createdFrom, createdTo, or { all: true } to purge every finished instance; nothing was purged',
+      );
+    }
+    assertListQuery('purgeInstances', 'filter', query);
+    const status = query.status ?? ['Completed', 'Failed', 'Terminated'];
+    return this.io('purgeInstances', async () => {
+      let purged = 0;
+      let cursor: string | undefined;
+      do {
+        const page = await this.backend.list({ ...query, status, pageSize: 500, ...(cursor ? { cursor } : {}) });
+        for (const s of page.instances) {
+          if (!isTerminalStatus(s.runtimeStatus)) continue;
+          await this.backend.purge(s.instanceId).catch((err: unknown) => {
+            if (!(err instanceof InstanceNotFoundError)) throw err;
+          });
+          purged++;
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+      return purged;
+    });
   }
 
   /**
@@ -209,20 +276,22 @@ export class DurabullClient {
     assertInstanceId(instanceId, 'restart');
     assertOptions('restart', 'options', options);
     if (options.newInstanceId !== undefined) assertInstanceId(options.newInstanceId, 'restart', 'options.newInstanceId');
-    const state = await this.backend.getState(instanceId);
-    if (!state) throw new InstanceNotFoundError(instanceId);
-    const target = options.newInstanceId ?? instanceId;
-    if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
-      throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
-    }
-    await this.backend.startInstance(state.name, target, state.input);
-    return target;
+    return this.io('restart', async () => {
+      const state = await this.backend.getState(instanceId);
+      if (!state) throw new InstanceNotFoundError(instanceId);
+      const target = options.newInstanceId ?? instanceId;
+      if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
+        throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
+      }
+      await this.backend.startInstance(state.name, target, state.input);
+      return target;
+    });
   }
 
   /** Lists instances in creation order, filtered, a page at a time (`nextCursor`). */
   async list(query: ListQuery = {}): Promise<{ instances: OrchestrationStatus[]; nextCursor?: string }> {
     assertListQuery('list', 'query', query);
-    const page = await this.backend.list(query);
+    const page = await this.io('list', () => this.backend.list(query));
     const out: { instances: OrchestrationStatus[]; nextCursor?: string } = { instances: page.instances.map(toStatus) };
     if (page.nextCursor) out.nextCursor = page.nextCursor;
     return out;
@@ -233,16 +302,19 @@ export class DurabullClient {
     assertInstanceId(instanceId, 'getStatus');
     assertOptions('getStatus', 'options', options);
     assertOptionalBoolean('getStatus', 'options.showHistory', options.showHistory);
-    const state = await this.backend.getState(instanceId);
-    if (!state) return undefined;
-    const status = toStatus(state);
-    if (options.showHistory) status.history = await this.backend.getHistory(instanceId);
-    return status;
+    return this.io('getStatus', async () => {
+      const state = await this.backend.getState(instanceId);
+      if (!state) return undefined;
+      const status = toStatus(state);
+      if (options.showHistory) status.history = await this.backend.getHistory(instanceId);
+      return status;
+    });
   }
 
   /**
    * Waits until the instance reaches Completed, Failed or Terminated and returns its status.
-   * Throws WaitTimeoutError after `timeoutMs` (default 60 s); the instance goes on.
+   * Throws WaitTimeoutError after `timeoutMs` (default 60 s), also while Redis is unreachable
+   * (the wait reads again until then); the instance goes on.
    */
   async waitForCompletion<TOut = unknown>(
     instanceId: string,
@@ -254,8 +326,16 @@ export class DurabullClient {
     assertOptionalBoolean('waitForCompletion', 'options.showHistory', options.showHistory);
     const timeoutMs = options.timeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
-    await this.subscribe();
     let last: OrchestrationStatus | undefined;
+    let unanswered: RedisUnavailableError | undefined;
+    const timedOut = () =>
+      new WaitTimeoutError(
+        instanceId,
+        timeoutMs,
+        last?.runtimeStatus ?? (unanswered || this.backend.redis.status !== 'ready' ? `unknown: Redis did not answer, connection ${this.backend.redis.status}` : 'not found'),
+      );
+    // The subscription is the fast path, not a condition: the poll below works without it.
+    if ((await within(this.subscribe().catch(() => undefined), deadline - Date.now())) === TIMED_OUT) throw timedOut();
     for (;;) {
       // Register before reading, so a completion between the read and the wait is not missed.
       let wake!: () => void;
@@ -264,10 +344,25 @@ export class DurabullClient {
       set.add(wake);
       this.waiters.set(instanceId, set);
       try {
-        last = await this.getStatus(instanceId, options);
-        if (last && isTerminalStatus(last.runtimeStatus)) return last as OrchestrationStatus<TOut>;
+        // Never past the deadline, even while Redis does not answer.
+        const read = await within(
+          this.getStatus(instanceId, options).then(
+            (status) => ({ status }),
+            (err: unknown) => ({ err }),
+          ),
+          deadline - Date.now(),
+        );
+        if (read === TIMED_OUT) throw timedOut();
+        if ('err' in read) {
+          if (!(read.err instanceof RedisUnavailableError)) throw read.err;
+          unanswered = read.err;
+        } else {
+          unanswered = undefined;
+          last = read.status;
+          if (last && isTerminalStatus(last.runtimeStatus)) return last as OrchestrationStatus<TOut>;
+        }
         const left = deadline - Date.now();
-        if (left <= 0) throw new WaitTimeoutError(instanceId, timeoutMs, last?.runtimeStatus ?? 'not found');
+        if (left <= 0) throw timedOut();
         // The poll interval is a safety net (a lost pub/sub message); the message is the fast path.
         await Promise.race([signal, sleep(Math.min(left, 1000))]);
       } finally {
@@ -278,21 +373,27 @@ export class DurabullClient {
   }
 
   private subscribe(): Promise<unknown> {
-    if (!this.subscribed) {
+    if (!this.subscriber) {
       const c = this.opts.connection;
-      const sub = c instanceof Redis ? c.duplicate() : createRedisClient(c);
+      const sub = c instanceof Redis ? c.duplicate() : createRedisClient(c, { commandTimeout: this.commandTimeoutMs });
+      this.backend.connections.watch(sub);
       this.subscriber = sub;
       sub.on('message', (_channel: string, id: string) => {
         const set = this.waiters.get(id);
         if (set) for (const w of set) w();
       });
-      this.subscribed = sub.subscribe(this.backend.keys.doneChannel);
     }
+    // SUBSCRIBE again after a failure (ioredis resubscribes by itself after a reconnect).
+    this.subscribed ??= this.subscriber.subscribe(this.backend.keys.doneChannel).catch((err: unknown) => {
+      this.subscribed = undefined;
+      throw err;
+    });
     return this.subscribed;
   }
 
+  /** Closes the client's connections (at once while Redis is unreachable). */
   async close(): Promise<void> {
-    await this.subscriber?.quit().catch(() => undefined);
+    if (this.subscriber) await closeConnection(this.subscriber);
     await this.backend.close();
   }
 }
@@ -329,6 +430,36 @@ function toStatus(s: InstanceState): OrchestrationStatus {
   if (s.completedAt) status.completedAt = s.completedAt;
   if (s.parent) status.parent = s.parent;
   return status;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** Node's longest timer (a longer delay fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `promise`, or TIMED_OUT once `ms` have passed (what `promise` does later is ignored). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  if (ms <= 0) return TIMED_OUT;
+  const deadline = Date.now() + ms;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<typeof TIMED_OUT>((resolve) => {
+    const arm = () => {
+      const left = deadline - Date.now();
+      if (left <= 0) resolve(TIMED_OUT);
+      else timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    };
+    arm();
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null || typeof value !== 'object') return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 function sleep(ms: number): Promise<void> {

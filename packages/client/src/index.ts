@@ -7,8 +7,15 @@
  * const status = await client.waitForCompletion(id, { timeoutMs: 30_000 });
  * ```
  */
-export { DurabullClient, type ClientOptions, type StartOptions, type OrchestrationStatus } from './durabull-client.js';
-export { InstanceFinishedError, InvalidInstanceStateError, type ListQuery } from '@durabull/redis';
+export {
+  DurabullClient,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  type ClientOptions,
+  type PurgeFilter,
+  type StartOptions,
+  type OrchestrationStatus,
+} from './durabull-client.js';
+export { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, type ListQuery } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,

@@ -51,6 +51,31 @@ export class PayloadMissingError extends DurabullError {
   }
 }
 
+/**
+ * Redis did not answer a command within the client's `commandTimeoutMs`: it is unreachable (the
+ * connection is down and ioredis keeps the command for when it is back) or does not answer. The
+ * outcome is unknown: the command may have been applied, and one that waits in ioredis' queue is
+ * still sent, and applied, once Redis is back. Starts, events and operations are idempotent when
+ * retried with the same ids (a start with the same `instanceId` either starts the instance or throws
+ * InstanceAlreadyExistsError because the first one did).
+ */
+export class RedisUnavailableError extends DurabullError {
+  constructor(
+    /** The client call, e.g. `startNew`. */
+    readonly operation: string,
+    readonly timeoutMs: number,
+    /** ioredis' connection status at that moment (`reconnecting`, `connecting`, `ready`...). */
+    readonly connectionStatus: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${operation}: Redis did not answer within ${timeoutMs} ms (connection ${connectionStatus}). The outcome is unknown: ` +
+        'what was sent may still be applied once Redis is back.',
+      options,
+    );
+  }
+}
+
 export function toError(code: number, ctx: { instanceId: string; status?: string; script: string; operation?: string }): Error {
   switch (code) {
     case -1:

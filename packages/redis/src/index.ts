@@ -6,6 +6,7 @@
 // Backend
 export {
   RedisBackend,
+  closeConnection,
   createRedisClient,
   newEventId,
   newExecutionId,
@@ -76,7 +77,10 @@ export {
 } from './codec.js';
 
 // Errors
-export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError } from './error-codes.js';
+export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError, RedisUnavailableError } from './error-codes.js';
+
+// Connections: one listener each, an outage logged once
+export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnectionError, silentLogger } from './connection-monitor.js';
 
 // Scripts (exported for tests and tools)
 export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';

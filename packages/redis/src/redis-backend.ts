@@ -42,6 +42,7 @@ import {
   payloadRefsDecoded,
 } from './codec.js';
 import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from './error-codes.js';
+import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
@@ -74,6 +75,22 @@ export interface BackendOptions {
    * first, and an instance whose history alone is larger is not cached. Default 1,000,000.
    */
   historyCacheEvents?: number;
+  /**
+   * ioredis' `commandTimeout` for the connections this backend opens: a command without a reply
+   * after this many ms rejects with ioredis' "Command timed out" (while Redis is down commands wait
+   * in ioredis' queue until it is back; this bounds that wait). The command itself stays queued and
+   * may still be applied. Default: none (a worker's commands wait for Redis as long as it takes).
+   * Not applied to a connection given as an ioredis client: its own options hold.
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Where connection problems are logged: each connection's outage once when it starts (warn) and
+   * once when it ends (info), through {@link ConnectionMonitor}. Default: nothing is logged (but
+   * every connection still has an error listener).
+   */
+  logger?: ConnectionLogger;
+  /** Names the component in those log lines. Default `backend`. */
+  component?: string;
 }
 
 interface CachedHistory {
@@ -392,11 +409,28 @@ export interface ListPage {
   nextCursor?: string;
 }
 
+/**
+ * An ioredis client for `connection` (returned as it is when it is one). `maxRetriesPerRequest:
+ * null`: a command waits across reconnects instead of failing after a number of attempts, and one
+ * whose reply a broken connection lost is sent again (every client-facing script is idempotent
+ * against that); BullMQ needs it on its workers' connections. Bound the wait with `commandTimeout`
+ * in `extra` where a caller must not wait for ever (the client does).
+ */
 export function createRedisClient(connection: ConnectionLike | undefined, extra: RedisOptions = {}): Redis {
   const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
   if (connection instanceof Redis) return connection;
   if (typeof connection === 'string') return new Redis(connection, opts);
   return new Redis({ host: '127.0.0.1', port: 6379, ...connection, ...opts });
+}
+
+/** QUIT when connected (replies to what was sent still arrive); otherwise drop the connection at once. */
+export async function closeConnection(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return;
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  await redis.quit().catch(() => redis.disconnect());
 }
 
 /** The outbox entry of an activity job; `input` is the payload or its reference (claim check). */
@@ -459,11 +493,22 @@ export class RedisBackend {
   /** Events held by the cache, all instances together. */
   private cachedEventCount = 0;
   private _activityQueue: Queue | undefined;
+  /** Every connection this backend uses has its error listener here; an outage is logged once. */
+  readonly connections: ConnectionMonitor;
+  private readonly log: ConnectionLogger;
+  private readonly component: string;
 
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
     this.ownsClient = !(opts.connection instanceof Redis);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
+    const timeout = opts.commandTimeoutMs;
+    if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)) {
+      throw new ValidationError(`commandTimeoutMs must be a number of milliseconds > 0, got ${String(timeout)}`);
+    }
+    this.log = opts.logger ?? silentLogger;
+    this.component = opts.component ?? 'backend';
+    this.connections = new ConnectionMonitor(this.log, this.component);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
     if (typeof threshold !== 'number' || !(threshold >= 0)) {
@@ -482,7 +527,8 @@ export class RedisBackend {
     }
     this.historyCacheEvents = cacheEvents;
     // Connected once the options are known to be good: a refused option leaves no connection open.
-    this.redis = createRedisClient(opts.connection);
+    this.redis = createRedisClient(opts.connection, timeout !== undefined ? { commandTimeout: timeout } : {});
+    this.connections.watch(this.redis);
     defineScripts(this.redis);
   }
 
@@ -519,18 +565,35 @@ export class RedisBackend {
    * defines dozens; our pipelines stay cheap on a connection with only our scripts.
    */
   get queueConnection(): Redis {
-    this._queueConnection ??= this.redis.duplicate();
+    if (!this._queueConnection) {
+      this._queueConnection = this.redis.duplicate();
+      this.connections.watch(this._queueConnection);
+    }
     return this._queueConnection;
   }
 
   get orchestratorQueue(): Queue {
-    this._orchestratorQueue ??= new Queue(ORCHESTRATOR_QUEUE, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
+    this._orchestratorQueue ??= this.newQueue(ORCHESTRATOR_QUEUE);
     return this._orchestratorQueue;
   }
 
   get activityQueue(): Queue {
-    this._activityQueue ??= new Queue(ACTIVITY_QUEUE, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
+    this._activityQueue ??= this.newQueue(ACTIVITY_QUEUE);
     return this._activityQueue;
+  }
+
+  private newQueue(name: string): Queue {
+    const q = new Queue(name, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
+    // BullMQ passes on its connection's errors; without a listener it prints each one. An outage is
+    // logged by the connection monitor, anything else here.
+    q.on('error', (err: Error) => this.onBullMQError(err, `${name} queue`));
+    return q;
+  }
+
+  /** An `error` event of a BullMQ queue or worker of this backend: connection errors are the monitor's. */
+  onBullMQError(err: Error, what: string): void {
+    if (isConnectionError(err)) this.log.debug({ err, component: this.component, source: what }, 'Redis connection error');
+    else this.log.error({ err, component: this.component, source: what }, `${what} error`);
   }
 
   // ---- instance lifecycle ----
@@ -1411,6 +1474,11 @@ export class RedisBackend {
     const statuses = q.status === undefined ? [] : Array.isArray(q.status) ? q.status : [q.status];
     for (const st of statuses) if (!RUNTIME_STATUSES.has(st)) throw new ValidationError(`Unknown status ${JSON.stringify(st)}: use one of ${[...RUNTIME_STATUSES].join(', ')}`);
     if (q.name !== undefined) assertFunctionName('orchestrator', q.name);
+    for (const [field, d] of [['createdFrom', q.createdFrom], ['createdTo', q.createdTo]] as const) {
+      if (d !== undefined && !(d instanceof Date && Number.isFinite(d.getTime()))) {
+        throw new ValidationError(`${field} must be a valid Date, got ${d instanceof Date ? 'an invalid Date' : typeof d === 'string' ? JSON.stringify(d) : String(d)}`);
+      }
+    }
     const from = q.createdFrom ? pad13(q.createdFrom.getTime()) : '0000000000000';
     const to = q.createdTo ? pad13(q.createdTo.getTime()) : '9999999999999';
     // One index, one prefix per scan: the status index (per status), else the name index, else creation.
@@ -1606,11 +1674,16 @@ export class RedisBackend {
     }
   }
 
+  /**
+   * Closes the queues and the connections this backend opened. While Redis is unreachable it sends
+   * nothing more (acks still pending are left to the sweep, which dispatches such entries again
+   * harmlessly) and drops the connections instead of waiting for Redis.
+   */
   async close(): Promise<void> {
-    await this.flushAcks().catch(() => undefined);
+    if (this.redis.status === 'ready') await this.flushAcks().catch(() => undefined);
     await Promise.all([this._orchestratorQueue?.close(), this._activityQueue?.close()]);
-    await this._queueConnection?.quit().catch(() => undefined);
-    if (this.ownsClient) await this.redis.quit().catch(() => undefined);
+    if (this._queueConnection) await closeConnection(this._queueConnection);
+    if (this.ownsClient) await closeConnection(this.redis);
   }
 
   // ---- recovery: stuck instances and index entries (checker.ts, the worker's sweep) ----

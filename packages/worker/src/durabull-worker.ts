@@ -70,7 +70,11 @@ export interface DurabullWorkerOptions {
   orchestratorConcurrency?: number;
   /** Activities run at once. Default 20. */
   activityConcurrency?: number;
-  /** A pino logger for the execution log; `false` for none. Default: pino at info on stdout. */
+  /**
+   * A pino logger for the execution log and for connection problems (a lost Redis connection is
+   * logged once at warn, with the address and the reason, and once at info when it is back);
+   * `false` for none. Default: pino at info on stdout.
+   */
   logger?: Logger | false;
   /** How long a job stays locked to a worker without renewal; after that a stalled job is handed to another worker. Default 30 s. */
   lockDurationMs?: number;
@@ -232,8 +236,11 @@ export class DurabullWorker {
     if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
     if (opts.cachedInstances !== undefined) backendOpts.historyCacheSize = opts.cachedInstances;
     if (opts.cachedHistoryEvents !== undefined) backendOpts.historyCacheEvents = opts.cachedHistoryEvents;
-    this.backend = new RedisBackend(backendOpts);
     this.log = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
+    // A lost Redis connection is logged once (warn) and once more when it is back (info).
+    backendOpts.logger = this.log;
+    backendOpts.component = 'worker';
+    this.backend = new RedisBackend(backendOpts);
   }
 
   /** Starts consuming. Resolves once the workers are connected. */
@@ -253,7 +260,7 @@ export class DurabullWorker {
         ...common,
         concurrency: this.opts.orchestratorConcurrency ?? 20,
       });
-      this.orchestratorWorker.on('error', (err) => this.log.error({ err }, 'orchestrator worker error'));
+      this.orchestratorWorker.on('error', (err) => this.backend.onBullMQError(err, 'orchestrator worker'));
       this.orchestratorWorker.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
     }
     if (this.opts.activities !== false) {
@@ -261,7 +268,7 @@ export class DurabullWorker {
         ...common,
         concurrency: this.opts.activityConcurrency ?? 20,
       });
-      this.activityWorker.on('error', (err) => this.log.error({ err }, 'activity worker error'));
+      this.activityWorker.on('error', (err) => this.backend.onBullMQError(err, 'activity worker'));
       this.activityWorker.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
     }
     await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady()]);
