@@ -9,6 +9,7 @@ import {
   InstanceNotFoundError,
   type OrchestratorDefinition,
   type RuntimeStatus,
+  ValidationError,
   WaitTimeoutError,
   assertDate,
   assertEventName,
@@ -17,6 +18,7 @@ import {
   assertOptionalNumber,
   assertOptionalString,
   assertOptions,
+  describeValue,
   functionNameOf,
   invalidArgument,
   isTerminalStatus,
@@ -235,10 +237,10 @@ export class DurabullClient {
    */
   async purgeInstances(filter: PurgeFilter): Promise<number> {
     if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
-      throw new ValidationError(`purgeInstances: filter must be an object such as { status: 'Completed' } or { all: true }, got ${describe(filter)}`);
+      throw new ValidationError(`purgeInstances: filter must be an object such as { status: 'Completed' } or { all: true }, got ${describeValue(filter)}`);
     }
     const { all, ...query } = filter;
-    if (all !== undefined && typeof all !== 'boolean') throw new ValidationError(`purgeInstances: filter.all must be true or false, got ${describe(all)}`);
+    if (all !== undefined && typeof all !== 'boolean') throw new ValidationError(`purgeInstances: filter.all must be true or false, got ${describeValue(all)}`);
     if (Array.isArray(query.status) && query.status.length === 0) {
       throw new ValidationError('purgeInstances: filter.status is an empty list; give one or more statuses, or leave it out');
     }
@@ -455,11 +457,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
   } finally {
     clearTimeout(timer);
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== 'object') return typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 function sleep(ms: number): Promise<void> {
