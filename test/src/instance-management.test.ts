@@ -597,8 +597,8 @@ describe('purge', () => {
       ['no filter at all', undefined, /^purgeInstances: filter must be an object/],
       ['null', null, /^purgeInstances: filter must be an object .*, got null$/],
       ["name: ''", { name: '' }, /Invalid orchestrator name ""/],
-      ['an invalid date', { createdTo: new Date('not a date') }, /^createdTo must be a valid Date, got an invalid Date$/],
-      ['all: "yes"', { all: 'yes' }, /^purgeInstances: filter\.all must be true or false, got "yes"$/],
+      ['an invalid date', { createdTo: new Date('not a date') }, /^purgeInstances: filter\.createdTo must be a valid Date/],
+      ['all: "yes"', { all: 'yes' }, /^purgeInstances: filter\.all must be true or false, got string "yes"$/],
     ];
     for (const [what, filter, message] of empty) {
       const err = await c.purgeInstances(filter as never).catch((e: unknown) => e);
