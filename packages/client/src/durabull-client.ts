@@ -20,6 +20,7 @@ import {
   type ListQuery,
   type ParentLink,
   RedisBackend,
+  type WorkerInfo,
   assertInstanceId,
   createRedisClient,
   ignoreGone,
@@ -40,12 +41,24 @@ export interface ClientOptions {
    * 0 turns it off. Payloads stored apart are read back whatever this is.
    */
   claimCheckThresholdBytes?: number;
+  /**
+   * How long the orchestrator names the hub's live workers run are reused by the start check
+   * before they are read again (a name missing from them is always read again before a refusal).
+   * Default 2000 ms.
+   */
+  servedNamesCacheMs?: number;
 }
 
 export interface StartOptions<TIn = unknown> {
   input?: TIn;
   /** The instance id; a random UUID when omitted. Letters, digits, `_`, `.`, `@`, `-`; at most 256. */
   instanceId?: string;
+  /**
+   * Start it even when no live worker of the hub runs this orchestrator (for example before the
+   * workers are deployed): it waits, Pending, for one. Default false: such a start throws
+   * OrchestratorNotServedError and writes nothing.
+   */
+  allowUnknownName?: boolean;
 }
 
 export interface OrchestrationStatus<TOut = unknown> {
@@ -82,21 +95,32 @@ export class DurabullClient {
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
     if (opts.claimCheckThresholdBytes !== undefined) backendOpts.claimCheckThresholdBytes = opts.claimCheckThresholdBytes;
+    if (opts.servedNamesCacheMs !== undefined) backendOpts.servedNamesCacheMs = opts.servedNamesCacheMs;
     this.backend = new RedisBackend(backendOpts);
   }
 
   /**
    * Starts a new instance of orchestrator `name` and returns its id. Throws
    * InstanceAlreadyExistsError if an instance with that id exists and has not finished, and
-   * ValidationError / PayloadError for a bad id, name or input; in every error case nothing is written.
+   * ValidationError / PayloadError for a bad id, name or input, and OrchestratorNotServedError when
+   * live workers of the hub run orchestrators but none runs this one (unless `allowUnknownName`);
+   * in every error case nothing is written.
    */
   async startNew<TIn, TOut>(orchestrator: OrchestratorDefinition<TIn, TOut>, options: StartOptions<TIn> & { input: TIn }): Promise<string>;
   async startNew<TIn = unknown>(name: string, options?: StartOptions<TIn>): Promise<string>;
   async startNew(orchestrator: string | OrchestratorDefinition, options: StartOptions<unknown> = {}): Promise<string> {
     const name = typeof orchestrator === 'string' ? orchestrator : orchestrator?.name;
     const instanceId = options.instanceId ?? randomUUID();
-    await this.backend.startInstance(name, instanceId, options.input);
+    await this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true });
     return instanceId;
+  }
+
+  /**
+   * The live workers of the hub, oldest first: who they are, what they run, their last heartbeat and
+   * stats. A worker that died drops out once its entry expires (`heartbeatExpiryMs`).
+   */
+  listWorkers(): Promise<WorkerInfo[]> {
+    return this.backend.workerRegistry.list();
   }
 
   /**
@@ -180,16 +204,16 @@ export class DurabullClient {
 
   /**
    * Starts a finished instance again with its original input: under the same id (a new execution),
-   * or under `newInstanceId`. Returns the id.
+   * or under `newInstanceId`. Returns the id. Checked like `startNew` (`allowUnknownName`).
    */
-  async restart(instanceId: string, options: { newInstanceId?: string } = {}): Promise<string> {
+  async restart(instanceId: string, options: { newInstanceId?: string; allowUnknownName?: boolean } = {}): Promise<string> {
     const state = await this.backend.getState(instanceId);
     if (!state) throw new InstanceNotFoundError(instanceId);
     const target = options.newInstanceId ?? instanceId;
     if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
       throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
     }
-    await this.backend.startInstance(state.name, target, state.input);
+    await this.backend.startInstance(state.name, target, state.input, { checkServed: options.allowUnknownName !== true });
     return target;
   }
 

@@ -8,12 +8,14 @@
  * ```
  */
 export { DurabullClient, type ClientOptions, type StartOptions, type OrchestrationStatus } from './durabull-client.js';
-export { InstanceFinishedError, InvalidInstanceStateError, type ListQuery } from '@durabull/redis';
+export { InstanceFinishedError, InvalidInstanceStateError, type ListQuery, type WorkerInfo, type WorkerKind } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,
   WaitTimeoutError,
   ValidationError,
   PayloadError,
+  OrchestratorNotServedError,
+  FunctionNotFoundError,
   type RuntimeStatus,
 } from '@durabull/core';

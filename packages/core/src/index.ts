@@ -70,4 +70,5 @@ export {
   PoisonJobError,
   HistoryLimitError,
   RedisAuthError,
+  OrchestratorNotServedError,
 } from './errors.js';

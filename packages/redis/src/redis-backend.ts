@@ -12,6 +12,7 @@ import {
   type HistoryEvent,
   InstanceNotFoundError,
   type OrchestrationSession,
+  OrchestratorNotServedError,
   type OrchestratorAction,
   RedisAuthError,
   type RuntimeStatus,
@@ -42,6 +43,7 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
+import { WorkerRegistry } from './worker-registry.js';
 
 /** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
 export type ConnectionLike = Redis | string | RedisOptions;
@@ -71,6 +73,11 @@ export interface BackendOptions {
    * first, and an instance whose history alone is larger is not cached. Default 1,000,000.
    */
   historyCacheEvents?: number;
+  /**
+   * How long the orchestrator names of the hub's live workers are reused by the start check
+   * (`startInstance` with `checkServed`) before they are read again. Default 2000 ms.
+   */
+  servedNamesCacheMs?: number;
 }
 
 interface CachedHistory {
@@ -455,12 +462,19 @@ export class RedisBackend {
   /** Events held by the cache, all instances together. */
   private cachedEventCount = 0;
   private _activityQueue: Queue | undefined;
+  /** The hub's worker registry: workers' entries, and the start check against the names they run. */
+  readonly workerRegistry: WorkerRegistry;
 
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
     this.ownsClient = !(opts.connection instanceof Redis);
     this.redis = createRedisClient(opts.connection);
     defineScripts(this.redis);
+    const servedMs = opts.servedNamesCacheMs;
+    if (servedMs !== undefined && (typeof servedMs !== 'number' || !(servedMs >= 0))) {
+      throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
+    }
+    this.workerRegistry = new WorkerRegistry(this.redis, this.keys, servedMs);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
     if (typeof threshold !== 'number' || !(threshold >= 0)) {
@@ -547,6 +561,11 @@ export class RedisBackend {
        * it creates nothing and restarts nothing.
        */
       executionId?: string;
+      /**
+       * Refuse (OrchestratorNotServedError, nothing written) when live workers of the hub run
+       * orchestrators and none runs `name`. Checked after the arguments, before the write.
+       */
+      checkServed?: boolean;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
@@ -559,6 +578,7 @@ export class RedisBackend {
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
     const startedBuf = encodeEvent(started);
+    if (opts.checkServed) await this.workerRegistry.assertServed(name);
     const k = this.keys;
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -1243,9 +1263,12 @@ export class RedisBackend {
         if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
         inputBuf = blob;
       }
-      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf });
+      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true });
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
+      // A start dispatched again (the sweep) after it created the child, once no live worker runs
+      // the name any more: the child exists and will report to the parent; nothing to refuse.
+      if (err instanceof OrchestratorNotServedError && (await this.redis.hget(this.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
       const event: HistoryEvent = {
         type: 'SubOrchestrationInstanceFailed',
         taskScheduledId: d.ps,
