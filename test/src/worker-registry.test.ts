@@ -5,7 +5,9 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
 import {
@@ -16,11 +18,13 @@ import {
   type TaskFailedError,
   ValidationError,
 } from '@durabull/core';
-import type { WorkerEntry } from '@durabull/redis';
+import { HubKeys, type WorkerEntry } from '@durabull/redis';
+import { startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { uniqueHub } from './helpers/redis.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/registry-worker.ts', import.meta.url));
 const WORKER_VERSION = (JSON.parse(readFileSync(new URL('../../packages/worker/package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -31,7 +35,7 @@ let child: ChildProcess | undefined;
 afterEach(async () => {
   child?.kill('SIGKILL');
   child = undefined;
-  for (const c of closeAfter.splice(0)) await c.close();
+  for (const c of closeAfter.splice(0).reverse()) await c.close();
   await th?.cleanup();
   th = undefined;
 });
@@ -144,29 +148,40 @@ describe('the start check', () => {
   });
 
   it('costs at most one registry read per start: concurrent starts share one, served names are reused, a miss reads once', async () => {
-    th = await createTestHub({ orchestrators: { Chaining: chaining }, activities });
-    const [worker] = await th.client.listWorkers();
-    const client = new DurabullClient({ connection: th.url, hub: th.hub, servedNamesCacheMs: 3_600_000 });
-    closeAfter.push(client);
-    // MONITOR sees every command, also inside scripts: a registry read GETs the worker's entry.
-    const monitor = await new Redis(th.url).monitor();
-    closeAfter.push({ close: () => monitor.disconnect() as unknown as Promise<void> });
-    const entryKey = th.keys.worker(worker!.id);
-    const marker = `${th.keys.workers}-marker`;
+    // A redis-server of its own, so that MONITOR sees this test's commands only (and is on before any).
+    const dir = await mkdtemp(join(tmpdir(), 'durabull-registry-'));
+    const srv = await startRedisServer({ dataDir: dir });
+    closeAfter.push({ close: () => srv.stop().then(() => rm(dir, { recursive: true, force: true })) });
+    const monitorConn = new Redis(srv.url);
+    const monitor = await monitorConn.monitor();
+    closeAfter.push({ close: async () => (monitor.disconnect(), monitorConn.disconnect()) });
+    const hub = uniqueHub('reg');
+    const keys = new HubKeys(hub);
     let reads = 0;
     const seen = new Set<string>();
+    // A registry read GETs each worker's entry (in the readWorkers script; MONITOR shows commands run by scripts).
     monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'get' && args[1] === entryKey) reads++;
-      if (args[0]?.toLowerCase() === 'exists' && args[1]?.startsWith(marker)) seen.add(args[1]);
+      const cmd = args[0]?.toLowerCase();
+      if (cmd === 'get' && args[1]?.startsWith(`${keys.workers}:`)) reads++;
+      if (cmd === 'echo') seen.add(args[1]!);
     });
+    const pinger = new Redis(srv.url);
+    closeAfter.push({ close: async () => pinger.disconnect() });
     let n = 0;
     /** Waits until the monitor has shown everything sent before this call. */
     const settle = async () => {
-      const m = `${marker}-${n++}`;
-      await th!.redis.exists(m);
+      const m = `marker-${n++}`;
+      await pinger.echo(m);
       await until('the monitor caught up', async () => seen.has(m));
     };
     await settle();
+    const registry = new Registry().addOrchestrator('Chaining', chaining);
+    const worker = await new DurabullWorker({ connection: srv.url, hub, registry, logger: false }).start();
+    closeAfter.push(worker);
+    const client = new DurabullClient({ connection: srv.url, hub, servedNamesCacheMs: 3_600_000 });
+    closeAfter.push(client);
+    await settle();
+    expect(reads).toBe(0);
     await Promise.all(Array.from({ length: 50 }, (_, i) => client.startNew('Chaining', { instanceId: `c-${i}`, input: 'x' })));
     await settle();
     expect(reads).toBe(1);
@@ -176,6 +191,7 @@ describe('the start check', () => {
     await expect(client.startNew('Missing', { instanceId: 'm-1' })).rejects.toThrow(OrchestratorNotServedError);
     await settle();
     expect(reads).toBe(2);
+    expect(await client.getStatus('m-1')).toBeUndefined();
   });
 
   it('checks a restart too: an instance of a name no live worker runs any more restarts only with allowUnknownName', async () => {
