@@ -395,18 +395,21 @@ export class DurabullWorker {
   }
 
   /**
-   * Removes this worker's registry entry (it heartbeats while its running jobs finish). Skipped
-   * while Redis is unreachable, and given up after a second: the entry then expires on its own.
+   * Removes this worker's registry entry (it heartbeats while its running jobs finish), once a
+   * heartbeat under way has landed. Skipped while Redis is unreachable, and given up after a
+   * second: the entry then expires on its own.
    */
   private async leaveRegistry(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
-    if (!this.startedAt) return;
-    await this.heartbeating;
-    if (this.backend.redis.status !== 'ready') return;
+    if (!this.startedAt || this.backend.redis.status !== 'ready') return;
+    const inFlight = this.heartbeating;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.backend.workerRegistry.remove(this.id).catch(() => undefined),
+      (async () => {
+        await inFlight;
+        await this.backend.workerRegistry.remove(this.id);
+      })().catch(() => undefined),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
     ]);
     clearTimeout(timer);
