@@ -275,7 +275,7 @@ describe('listing workers', () => {
     expect(await th.redis.sismember(th.keys.workers, acts.id)).toBe(0);
   });
 
-  it('refuses bad heartbeat options at construction, naming the option and the value', () => {
+  it('refuses bad heartbeat and cache options at construction, naming the option and the value', () => {
     const registry = new Registry();
     const make = (o: object) => () => new DurabullWorker({ registry, logger: false, ...o });
     expect(make({ heartbeatIntervalMs: 0 })).toThrow(ValidationError);
@@ -283,6 +283,7 @@ describe('listing workers', () => {
     expect(make({ heartbeatIntervalMs: '5' })).toThrow('heartbeatIntervalMs must be an integer number of ms >= 1, got 5');
     expect(make({ heartbeatIntervalMs: 1000, heartbeatExpiryMs: 1000 })).toThrow('heartbeatExpiryMs must be an integer number of ms greater than heartbeatIntervalMs (1000), got 1000');
     expect(make({ heartbeatExpiryMs: 2.5 })).toThrow(ValidationError);
+    expect(() => new DurabullClient({ servedNamesCacheMs: -1 })).toThrow('servedNamesCacheMs must be a number of ms >= 0, got -1');
   });
 
   it('a SIGKILLed worker drops out of the list within its heartbeat expiry, and its entry is gone', async () => {

@@ -467,13 +467,14 @@ export class RedisBackend {
 
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
-    this.ownsClient = !(opts.connection instanceof Redis);
-    this.redis = createRedisClient(opts.connection);
-    defineScripts(this.redis);
+    // Checked before connecting: a refused option leaves no connection behind.
     const servedMs = opts.servedNamesCacheMs;
     if (servedMs !== undefined && (typeof servedMs !== 'number' || !(servedMs >= 0))) {
       throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
     }
+    this.ownsClient = !(opts.connection instanceof Redis);
+    this.redis = createRedisClient(opts.connection);
+    defineScripts(this.redis);
     this.workerRegistry = new WorkerRegistry(this.redis, this.keys, servedMs);
     this.maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     const threshold = opts.claimCheckThresholdBytes ?? DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
