@@ -245,9 +245,10 @@ describe('errors', () => {
     expect(st.history!.at(-2)).toMatchObject({ type: 'ExecutionCompleted', status: 'Failed' });
   });
 
-  it('fails an instance of an unknown orchestrator, naming it and listing the registered ones', async () => {
+  it('fails an instance of an unknown orchestrator started anyway, naming it and listing the registered ones', async () => {
     th = await createTestHub({ orchestrators: { Chaining: chaining, Other: chaining }, activities: chainingActivities });
-    const id = await th.client.startNew('Missing');
+    // Without allowUnknownName the start itself is refused (worker-registry.test.ts).
+    const id = await th.client.startNew('Missing', { allowUnknownName: true });
     const st = await th.client.waitForCompletion(id, { timeoutMs: 20_000 });
     expect(st.runtimeStatus).toBe('Failed');
     expect(st.failure?.errorName).toBe('FunctionNotFoundError');

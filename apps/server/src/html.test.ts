@@ -1,7 +1,7 @@
 /** The page helpers on hand-built histories: escaping, execution log wording, timeline bars. */
 import type { HistoryEvent } from '@durabull/core';
 import { describe, expect, it } from 'vitest';
-import { esc, executionLog, timelineBars, timelineSvg } from './html.js';
+import { esc, executionLog, timelineBars, timelineSvg, workersPage } from './html.js';
 
 const failure = { errorName: 'TypeError', message: 'boom <b>' };
 const history: HistoryEvent[] = [
@@ -51,4 +51,34 @@ describe('page helpers', () => {
     expect(capped.match(/<g class="bar"/g)).toHaveLength(500);
     expect(capped).toContain('100 more tasks not shown.');
   });
+
+  it('renders the Workers page with every value of an entry escaped', () => {
+    const evil = '<script>alert("x")</script>';
+    const html = workersPage({ nonce: 'n' }, `hub${evil}`, [
+      {
+        id: `w-${evil}`,
+        host: evil,
+        pid: 42,
+        version: evil,
+        kinds: ['orchestrator', 'activity'],
+        orchestratorNames: [evil],
+        activityNames: Array.from({ length: 12 }, (_, i) => `A${i}`),
+        startedAt: new Date(1000),
+        lastHeartbeatAt: new Date(9000),
+        expiresAt: new Date(24_000),
+        heartbeatIntervalMs: 5000,
+        heartbeatExpiryMs: 15_000,
+        jobsRunning: 3,
+        episodesDone: 7,
+        activitiesDone: 11,
+      },
+    ], 10_000);
+    expect(html).not.toContain('<script>alert');
+    expect(html).toContain('&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62;');
+    expect(html).toContain('1.00 s ago');
+    expect(html).toContain('<details><summary>12 names</summary>');
+    expect(html).toMatch(/<td>3<\/td><td>7<\/td><td>11<\/td>/);
+    expect(workersPage({ nonce: 'n' }, 'h', [], 0)).toContain('No live worker');
+  });
 });
+

@@ -3,7 +3,7 @@
  * value that comes from a user, an instance or its history goes through `esc` (or `json`, which
  * escapes too) before it lands in the page.
  */
-import type { OrchestrationStatus } from '@durabull/client';
+import type { OrchestrationStatus, WorkerInfo } from '@durabull/client';
 import { type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 
 /** Escapes text for HTML element content and quoted attribute values. */
@@ -66,7 +66,7 @@ export function layout(ctx: PageContext, title: string, body: string, script = '
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
 <style nonce="${ctx.nonce}">${STYLE}</style></head>
-<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/queues">Queues (Bull Board)</a></header>
+<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
 <main>${body}</main>
 ${script ? `<script nonce="${ctx.nonce}">${script}</script>` : ''}
 </body></html>`;
@@ -382,3 +382,28 @@ const INSTANCE_SCRIPT = `
   }, 1000);
 })();
 `;
+
+/** Names as a comma-separated list; a long list folds into a `<details>`. */
+function nameList(names: readonly string[]): string {
+  if (names.length === 0) return '<span class="muted">(none)</span>';
+  const text = esc(names.join(', '));
+  return names.length <= 8 ? text : `<details><summary>${names.length} names</summary>${text}</details>`;
+}
+
+/** The Workers page: the hub's live workers from its registry, what they run and their stats. */
+export function workersPage(ctx: PageContext, hub: string, workers: readonly WorkerInfo[], now: number): string {
+  const rows = workers
+    .map(
+      (w) => `<tr data-worker-id="${esc(w.id)}">
+<td>${esc(w.id)}</td><td>${esc(w.host)} / ${esc(w.pid)}</td><td>${esc(w.version)}</td><td>${esc(w.kinds.join(', '))}</td>
+<td>${nameList(w.orchestratorNames)}</td><td>${nameList(w.activityNames)}</td>
+<td>${esc(time(w.startedAt))}</td><td>${esc(duration(Math.max(0, now - w.lastHeartbeatAt.getTime())))} ago</td>
+<td>${esc(w.jobsRunning)}</td><td>${esc(w.episodesDone)}</td><td>${esc(w.activitiesDone)}</td></tr>`,
+    )
+    .join('\n');
+  const body = `<h1>Workers <small class="muted">task hub ${esc(hub)}</small></h1>
+<p class="muted">Live workers, from the hub's worker registry: each renews its entry at every heartbeat; one that stops doing so drops out when its entry expires. Stats as of the last heartbeat.</p>
+<table id="workers"><thead><tr><th>Worker</th><th>Host / pid</th><th>Version</th><th>Kinds</th><th>Orchestrators</th><th>Activities</th><th>Started (UTC)</th><th>Last heartbeat</th><th>Jobs running</th><th>Episodes done</th><th>Activities done</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="11" class="muted">No live worker: starts are accepted and wait, Pending, for one.</td></tr>'}</tbody></table>`;
+  return layout(ctx, 'Workers', body);
+}

@@ -251,6 +251,74 @@ describe('management API', () => {
     await req('POST', '/instances/page-1/terminate');
   });
 
+  it('refuses with 404 and the served names to start an orchestrator no live worker runs, and lists the workers', async () => {
+    // Without registeredOrchestrators: the hub's worker registry decides.
+    const open = createServer({ connection: th.url, hub: th.hub });
+    try {
+      const inject = (method: 'GET' | 'POST', url: string) => open.inject({ method, url, headers: { host: HOST } });
+      const refused = await inject('POST', '/orchestrations/NoSuchOrchestrator?instanceId=ns-1');
+      expect(refused.statusCode).toBe(404);
+      expect(refused.json()).toEqual({
+        error: 'OrchestratorNotServedError',
+        message: expect.stringContaining(`No live worker of task hub '${th.hub}' runs an orchestrator named 'NoSuchOrchestrator'`),
+        served: Object.keys(orchestrators).sort(),
+      });
+      expect(await th.client.getStatus('ns-1')).toBeUndefined();
+      const anyway = await inject('POST', '/orchestrations/NoSuchOrchestrator?instanceId=ns-2&allowUnknownName=true');
+      expect(anyway.statusCode).toBe(202);
+      expect((await th.client.getStatus('ns-2'))?.name).toBe('NoSuchOrchestrator');
+      expect((await inject('POST', '/orchestrations/Quick?allowUnknownName=perhaps')).statusCode).toBe(400);
+
+      const listed = await inject('GET', '/workers');
+      expect(listed.statusCode).toBe(200);
+      const { workers } = listed.json();
+      expect(workers).toHaveLength(1);
+      expect(workers[0]).toMatchObject({
+        id: th.workers[0]!.id,
+        pid: process.pid,
+        kinds: ['orchestrator', 'activity'],
+        orchestratorNames: Object.keys(orchestrators).sort(),
+        activityNames: Object.keys(activities).sort(),
+      });
+      expect(Number.isNaN(Date.parse(workers[0].lastHeartbeatAt))).toBe(false);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('serves the Workers page, linked from the navigation, escaping what entries contain', async () => {
+    const evil = '<img src=x onerror="alert(1)">';
+    // An entry written by hand with markup everywhere a worker could put text.
+    await th.client.backend.workerRegistry.heartbeat({
+      id: 'evil-1',
+      host: evil,
+      pid: 1,
+      version: evil,
+      kinds: ['activity'],
+      orchestratorNames: [],
+      activityNames: [evil],
+      startedAt: Date.now(),
+      heartbeatIntervalMs: 1000,
+      heartbeatExpiryMs: 60_000,
+      jobsRunning: 0,
+      episodesDone: 0,
+      activitiesDone: 0,
+    });
+    try {
+      const page = await req('GET', '/ui/workers');
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toContain('text/html');
+      expect(page.body).toContain(`data-worker-id="${th.workers[0]!.id}"`);
+      expect(page.body).toContain('data-worker-id="evil-1"');
+      expect(page.body).toContain(Object.keys(orchestrators).sort().join(', '));
+      expect(page.body).not.toContain(evil);
+      expect(page.body).toContain('&#60;img src=x onerror=&#34;alert(1)&#34;&#62;');
+      expect((await req('GET', '/')).body).toContain('<a href="/ui/workers">Workers</a>');
+    } finally {
+      await th.client.backend.workerRegistry.remove('evil-1');
+    }
+  });
+
   it("mounts Bull Board at /queues with the hub's orchestrator and activity queues", async () => {
     const ui = await req('GET', '/queues');
     expect(ui.statusCode).toBe(200);

@@ -10,6 +10,7 @@ import { DurabullClient } from '@durabull/client';
 import {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,
+  OrchestratorNotServedError,
   type RuntimeStatus,
   ValidationError,
   isTerminalStatus,
@@ -18,7 +19,7 @@ import { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis, RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage } from './html.js';
+import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, workersPage } from './html.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -113,6 +114,8 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
   const named = (status: number) => ({ status, body: { error: e.name ?? 'Error', message: e.message ?? '' } });
   if (err instanceof HttpError) return { status: err.statusCode, body: { error: err.error, message: err.message, ...err.extra } };
   if (err instanceof InstanceNotFoundError) return named(404);
+  // No live worker of the hub runs that orchestrator: the names they run come with it.
+  if (err instanceof OrchestratorNotServedError) return { status: 404, body: { error: err.name, message: err.message, served: err.served } };
   if (err instanceof InstanceAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) return named(409);
   if (err instanceof ValidationError) return named(400); // PayloadError included
   // Redis did not answer in time: the request may or may not have taken effect.
@@ -319,7 +322,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   app.post('/orchestrations/:name', async (req, reply) => {
     const { name } = parse(z.object({ name: NAME }), req.params, 'path');
-    const { instanceId } = parse(z.object({ instanceId: INSTANCE_ID.optional() }), req.query, 'query');
+    const { instanceId, allowUnknownName } = parse(z.object({ instanceId: INSTANCE_ID.optional(), allowUnknownName: BOOL.default(false) }), req.query, 'query');
     if (registered && !registered.includes(name)) {
       throw new HttpError(
         404,
@@ -328,9 +331,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
         { registered },
       );
     }
-    const id = await client.startNew(name, { input: req.body, ...(instanceId ? { instanceId } : {}) });
+    const id = await client.startNew(name, { input: req.body, allowUnknownName, ...(instanceId ? { instanceId } : {}) });
     return accepted(req, reply, id);
   });
+
+  // The live workers of the hub (the worker registry).
+  app.get('/workers', async () => ({ workers: await client.listWorkers() }));
 
   app.get('/instances', async (req) => {
     const q = parse(LIST_QUERY, req.query, 'query');
@@ -430,6 +436,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const status = await client.getStatus(id, { showHistory: true });
     if (!status) return page(reply, 404, (ctx) => notFoundPage(ctx, id));
     return page(reply, 200, (ctx) => instancePage(ctx, status, Date.now()));
+  });
+
+  app.get('/ui/workers', async (_req, reply) => {
+    const workers = await client.listWorkers();
+    return page(reply, 200, (ctx) => workersPage(ctx, client.backend.keys.hub, workers, Date.now()));
   });
 
   // ---- Bull Board ----

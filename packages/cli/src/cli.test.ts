@@ -111,14 +111,18 @@ function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return cliLive(args, opts).done;
 }
 
-/** Every key of the hub with its DUMP, to check that a rejected command wrote nothing. */
+/**
+ * Every key of the hub with its DUMP, to check that a rejected command wrote nothing. The worker
+ * registry's keys by name only: a running worker's heartbeat rewrites them on its own.
+ */
 async function snapshot(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  const registry = new HubKeys(hub).workers;
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
     cursor = next;
-    for (const k of keys) out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
+    for (const k of keys) out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
   } while (cursor !== '0');
   return out;
 }
@@ -220,6 +224,50 @@ describe('start', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("error: Instance 'dup' already exists and is Pending; an instance id can be reused only once the instance has finished.\n");
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('workers and the start check', () => {
+  it('workers lists the live workers as a table, or JSON; and says when there is none', async () => {
+    const none = await cli(['workers']);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe(`No live worker in task hub '${hub}'.\n`);
+    expect(JSON.parse((await cli(['--json', 'workers'])).stdout)).toEqual({ hub, workers: [] });
+
+    await startWorker();
+    const r = await cli(['workers']);
+    expect(r.code).toBe(0);
+    const [header, row, ...rest] = r.stdout.trimEnd().split('\n');
+    expect(rest).toEqual([]);
+    expect(header!.split(/ {2,}/)).toEqual(['WORKER', 'VERSION', 'KINDS', 'HEARTBEAT', 'RUNNING', 'EPISODES', 'ACTIVITIES', 'ORCHESTRATOR NAMES', 'ACTIVITY NAMES']);
+    const cells = row!.split(/ {2,}/);
+    expect(cells[0]).toBe(worker!.id);
+    expect(cells[2]).toBe('orchestrator,activity');
+    expect(cells[3]).toMatch(/^(\d+ms|\d+\.\d{3}s) ago$/);
+    expect(cells.slice(4, 7)).toEqual(['0', '0', '0']);
+    expect(cells[7]).toBe(registry.orchestratorNames().join(','));
+    expect(cells[8]).toBe(registry.activityNames().join(','));
+
+    const j = JSON.parse((await cli(['--json', 'workers'])).stdout);
+    expect(j.hub).toBe(hub);
+    expect(j.workers).toHaveLength(1);
+    expect(j.workers[0]).toMatchObject({ id: worker!.id, pid: process.pid, kinds: ['orchestrator', 'activity'], orchestratorNames: registry.orchestratorNames(), jobsRunning: 0 });
+    expect(new Date(j.workers[0].lastHeartbeatAt).getTime()).toBeGreaterThan(0);
+  });
+
+  it('start refuses a name no live worker runs (exit 1, changes nothing); --allow-unknown-name starts it anyway', async () => {
+    await startWorker();
+    const before = await snapshot();
+    const r = await cli(['start', 'NoSuchOrchestrator', '--id', 'ns-1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `error: No live worker of task hub '${hub}' runs an orchestrator named 'NoSuchOrchestrator'; nothing was started. ` +
+        `Served orchestrators: ${registry.orchestratorNames().map((n) => `'${n}'`).join(', ')}. To start it anyway (it waits, Pending, for such a worker), add --allow-unknown-name.\n`,
+    );
+    expect(await snapshot()).toEqual(before);
+    const anyway = await cli(['start', 'NoSuchOrchestrator', '--id', 'ns-2', '--allow-unknown-name']);
+    expect(anyway.code).toBe(0);
+    expect((await client.getStatus('ns-2'))?.name).toBe('NoSuchOrchestrator');
   });
 });
 

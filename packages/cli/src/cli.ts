@@ -12,7 +12,7 @@ import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, ExitCode, UsageError, reportError } from './errors.js';
-import { historyLines, listLines, showFailure, statusLines, toJson } from './format.js';
+import { historyLines, listLines, showFailure, statusLines, toJson, workerLines } from './format.js';
 import { parseDateOption, parseIntOption, parseJsonOption, parseStatuses } from './input.js';
 import { type LoadedModule, loadModule } from './module-loader.js';
 import { waitWithProgress } from './progress.js';
@@ -187,6 +187,7 @@ Examples:
   durabull --hub demo status order-1
   durabull history order-1
   durabull list --status Running,Pending --json
+  durabull workers
   durabull raise order-1 Approval --data '{"ok":true}'
   durabull purge --status Completed,Failed --to 2025-01-31
   durabull worker --module ./src/functions.ts
@@ -203,7 +204,8 @@ Examples:
     .option('--id <instanceId>', 'instance id (default: a random UUID)')
     .option('--wait', 'wait until it finishes; exit code 1 unless it Completed')
     .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (the instance goes on)')
-    .action(async (name: string, opts: { input?: string; id?: string; wait?: boolean; timeout?: string }, cmd: Command) => {
+    .option('--allow-unknown-name', 'start it even if no live worker of the hub runs this orchestrator (it waits, Pending, for one)')
+    .action(async (name: string, opts: { input?: string; id?: string; wait?: boolean; timeout?: string; allowUnknownName?: boolean }, cmd: Command) => {
       const g = run.options(cmd);
       assertFunctionName('orchestrator', name);
       const input = opts.input === undefined ? undefined : parseJsonOption('--input', opts.input, io.cwd);
@@ -211,7 +213,7 @@ Examples:
       if (opts.timeout !== undefined && !opts.wait) throw new UsageError('--timeout needs --wait');
       const timeoutMs = opts.timeout === undefined ? WAIT_FOREVER_MS : parseIntOption('--timeout', opts.timeout, 1);
       const client = await run.connect(g);
-      const instanceId = await client.startNew(name, { input, ...(opts.id !== undefined ? { instanceId: opts.id } : {}) });
+      const instanceId = await client.startNew(name, { input, allowUnknownName: opts.allowUnknownName === true, ...(opts.id !== undefined ? { instanceId: opts.id } : {}) });
       if (!opts.wait) {
         run.emit(g, { instanceId, name }, () => `Started ${name} as instance '${instanceId}'.`);
         return;
@@ -295,6 +297,16 @@ Examples:
         });
       },
     );
+
+  program
+    .command('workers')
+    .description("list the hub's live workers: what they run, their last heartbeat and stats")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      const client = await run.connect(g);
+      const workers = await client.listWorkers();
+      run.emit(g, { hub: g.hub, workers }, () => (workers.length ? workerLines(workers, Date.now()) : `No live worker in task hub '${g.hub}'.`));
+    });
 
   program
     .command('raise')

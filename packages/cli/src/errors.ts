@@ -2,7 +2,7 @@
  * What the CLI does with an error: one line on stderr and an exit code. Expected errors (a missing
  * instance, a wrong status, bad input) never print a stack trace.
  */
-import { DurabullError, InstanceNotFoundError, ValidationError } from '@durabull/core';
+import { DurabullError, InstanceNotFoundError, OrchestratorNotServedError, ValidationError } from '@durabull/core';
 import { RedisServerNotFoundError } from '@durabull/testing';
 
 /** Exit codes of the `durabull` command. */
@@ -55,6 +55,13 @@ export function reportError(err: unknown, ctx: { hub?: string; debug?: boolean }
   if (err instanceof InstanceNotFoundError) {
     const where = ctx.hub ? `task hub '${ctx.hub}'` : 'this task hub';
     return { message: `No instance '${err.instanceId}' exists in ${where}.`, exitCode: ExitCode.Failure };
+  }
+  if (err instanceof OrchestratorNotServedError) {
+    const served = err.served.length ? err.served.map((n) => `'${n}'`).join(', ') : '(none)';
+    return {
+      message: `No live worker of task hub '${err.hub}' runs an orchestrator named '${err.functionName}'; nothing was started. Served orchestrators: ${served}. To start it anyway (it waits, Pending, for such a worker), add --allow-unknown-name.`,
+      exitCode: ExitCode.Failure,
+    };
   }
   // An invalid id, name, payload or page size: the arguments were wrong, nothing was written.
   if (err instanceof ValidationError) return { message: err.message, exitCode: ExitCode.Usage };

@@ -3,7 +3,7 @@
  * the wording of Durable Functions' execution log (see @durabull/worker's LogMessages).
  */
 import type { FailureDetails, HistoryEvent } from '@durabull/core';
-import type { OrchestrationStatus } from '@durabull/client';
+import type { OrchestrationStatus, WorkerInfo } from '@durabull/client';
 
 /**
  * JSON for machine output: `Date`s as ISO strings, `BigInt`s as decimal strings, `undefined` left
@@ -186,6 +186,27 @@ export function listLines(instances: readonly OrchestrationStatus[]): string[] {
   const rows = [
     ['INSTANCE', 'NAME', 'STATUS', 'CREATED', 'LAST UPDATED'],
     ...instances.map((s) => [s.instanceId, s.name, s.runtimeStatus, s.createdAt.toISOString(), s.lastUpdatedAt.toISOString()]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  '));
+}
+
+/** Live workers as a table with a header row: what each runs, its last heartbeat (before `now`) and stats. */
+export function workerLines(workers: readonly WorkerInfo[], now: number): string[] {
+  const names = (list: readonly string[]) => (list.length ? list.join(',') : '-');
+  const rows = [
+    ['WORKER', 'VERSION', 'KINDS', 'HEARTBEAT', 'RUNNING', 'EPISODES', 'ACTIVITIES', 'ORCHESTRATOR NAMES', 'ACTIVITY NAMES'],
+    ...workers.map((w) => [
+      w.id,
+      w.version,
+      w.kinds.join(','),
+      `${formatOffset(Math.max(0, now - w.lastHeartbeatAt.getTime())).slice(1)} ago`,
+      String(w.jobsRunning),
+      String(w.episodesDone),
+      String(w.activitiesDone),
+      names(w.orchestratorNames),
+      names(w.activityNames),
+    ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  '));

@@ -32,6 +32,7 @@ import {
   type ParentLink,
   RedisBackend,
   RedisUnavailableError,
+  type WorkerInfo,
   assertInstanceId,
   closeConnection,
   createRedisClient,
@@ -72,6 +73,12 @@ export interface ClientOptions {
    * stdout, as the worker's.
    */
   logger?: ConnectionLogger | false;
+  /**
+   * How long the orchestrator names the hub's live workers run are reused by the start check
+   * before they are read again (a name missing from them is always read again before a refusal).
+   * Default 2000 ms.
+   */
+  servedNamesCacheMs?: number;
 }
 
 /** Filter of {@link DurabullClient.purgeInstances}: at least one field, or `all: true`. */
@@ -84,6 +91,12 @@ export interface StartOptions<TIn = unknown> {
   input?: TIn;
   /** The instance id; a random UUID when omitted. Letters, digits, `_`, `.`, `@`, `-`; at most 256. */
   instanceId?: string;
+  /**
+   * Start it even when no live worker of the hub runs this orchestrator (for example before the
+   * workers are deployed): it waits, Pending, for one. Default false: such a start throws
+   * OrchestratorNotServedError and writes nothing.
+   */
+  allowUnknownName?: boolean;
 }
 
 export interface OrchestrationStatus<TOut = unknown> {
@@ -134,6 +147,7 @@ export class DurabullClient {
     backendOpts.commandTimeoutMs = this.commandTimeoutMs;
     backendOpts.logger = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
     backendOpts.component = 'client';
+    if (opts.servedNamesCacheMs !== undefined) backendOpts.servedNamesCacheMs = opts.servedNamesCacheMs;
     this.backend = new RedisBackend(backendOpts);
   }
 
@@ -152,7 +166,9 @@ export class DurabullClient {
   /**
    * Starts a new instance of orchestrator `name` and returns its id. Throws
    * InstanceAlreadyExistsError if an instance with that id exists and has not finished, and
-   * ValidationError / PayloadError for a bad id, name, option or input; in every error case nothing is written.
+   * ValidationError / PayloadError for a bad id, name, option or input, and OrchestratorNotServedError
+   * when live workers of the hub run orchestrators but none runs this one (unless `allowUnknownName`);
+   * in every error case nothing is written.
    */
   async startNew<TIn, TOut>(orchestrator: OrchestratorDefinition<TIn, TOut>, options: StartOptions<TIn> & { input: TIn }): Promise<string>;
   async startNew<TIn = unknown>(name: string, options?: StartOptions<TIn>): Promise<string>;
@@ -160,9 +176,18 @@ export class DurabullClient {
     const name = functionNameOf('orchestrator', orchestrator, 'startNew');
     assertOptions('startNew', 'options', options);
     if (options.instanceId !== undefined) assertInstanceId(options.instanceId, 'startNew', 'options.instanceId');
+    assertOptionalBoolean('startNew', 'options.allowUnknownName', options.allowUnknownName);
     const instanceId = options.instanceId ?? randomUUID();
-    await this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input));
+    await this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true }));
     return instanceId;
+  }
+
+  /**
+   * The live workers of the hub, oldest first: who they are, what they run, their last heartbeat and
+   * stats. A worker that died drops out once its entry expires (`heartbeatExpiryMs`).
+   */
+  listWorkers(): Promise<WorkerInfo[]> {
+    return this.backend.workerRegistry.list();
   }
 
   /**
@@ -272,12 +297,13 @@ export class DurabullClient {
 
   /**
    * Starts a finished instance again with its original input: under the same id (a new execution),
-   * or under `newInstanceId`. Returns the id.
+   * or under `newInstanceId`. Returns the id. Checked like `startNew` (`allowUnknownName`).
    */
-  async restart(instanceId: string, options: { newInstanceId?: string } = {}): Promise<string> {
+  async restart(instanceId: string, options: { newInstanceId?: string; allowUnknownName?: boolean } = {}): Promise<string> {
     assertInstanceId(instanceId, 'restart');
     assertOptions('restart', 'options', options);
     if (options.newInstanceId !== undefined) assertInstanceId(options.newInstanceId, 'restart', 'options.newInstanceId');
+    assertOptionalBoolean('restart', 'options.allowUnknownName', options.allowUnknownName);
     return this.io('restart', async () => {
       const state = await this.backend.getState(instanceId);
       if (!state) throw new InstanceNotFoundError(instanceId);
@@ -285,7 +311,7 @@ export class DurabullClient {
       if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
         throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
       }
-      await this.backend.startInstance(state.name, target, state.input);
+      await this.backend.startInstance(state.name, target, state.input, { checkServed: options.allowUnknownName !== true });
       return target;
     });
   }

@@ -15,12 +15,14 @@ export {
   type StartOptions,
   type OrchestrationStatus,
 } from './durabull-client.js';
-export { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, type ListQuery } from '@durabull/redis';
+export { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, type ListQuery, type WorkerInfo, type WorkerKind } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,
   WaitTimeoutError,
   ValidationError,
   PayloadError,
+  OrchestratorNotServedError,
+  FunctionNotFoundError,
   type RuntimeStatus,
 } from '@durabull/core';

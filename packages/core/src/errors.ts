@@ -230,3 +230,23 @@ export class RedisAuthError extends DurabullError {
     super(`Redis refused the credentials: ${reply.replace(/\.$/, '')}. Check the password (and user) in the connection URL or options.`);
   }
 }
+
+/**
+ * A start of an orchestrator that no live worker of the task hub runs (`startNew`, `restart`, a
+ * sub-orchestration's start, the HTTP API's `POST /orchestrations/:name`); nothing was written.
+ * `served` lists the orchestrator names the hub's live workers run. A start with
+ * `allowUnknownName: true`, or while no live worker runs orchestrators, is not checked.
+ */
+export class OrchestratorNotServedError extends FunctionNotFoundError {
+  constructor(
+    orchestratorName: string,
+    readonly hub: string,
+    readonly served: readonly string[],
+  ) {
+    super('orchestrator', orchestratorName, served);
+    this.message =
+      `No live worker of task hub '${hub}' runs an orchestrator named '${orchestratorName}'; nothing was started. Served orchestrators: ` +
+      (served.length ? served.map((n) => `'${n}'`).join(', ') : '(none)') +
+      '. To start it before a worker that runs it is deployed, pass { allowUnknownName: true }.';
+  }
+}

@@ -94,4 +94,5 @@ export {
   PoisonJobError,
   HistoryLimitError,
   RedisAuthError,
+  OrchestratorNotServedError,
 } from './errors.js';

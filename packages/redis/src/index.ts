@@ -32,6 +32,9 @@ export {
   type StoredEvent,
 } from './redis-backend.js';
 
+// Worker registry
+export { WorkerRegistry, DEFAULT_SERVED_CACHE_MS, type WorkerEntry, type WorkerInfo, type WorkerKind } from './worker-registry.js';
+
 // Invariant checker and repair of stuck instances
 export {
   checkInstance,

@@ -82,6 +82,18 @@ export class HubKeys {
   get nameIndex(): string {
     return `${this.base}:idx:name`;
   }
+  /** Worker registry: the set of the ids of the workers registered in this partition. */
+  get workers(): string {
+    return `${this.base}:workers`;
+  }
+  /**
+   * Worker registry: one worker's entry (a string of JSON with a time to live, renewed by its
+   * heartbeat). Under the index's key name, so the scripts build it from that key and it shares the
+   * hash tag.
+   */
+  worker(workerId: string): string {
+    return `${this.workers}:${workerId}`;
+  }
   /** Pub/sub channel on which the ids of instances that reach a final status are published. */
   get doneChannel(): string {
     return `${this.base}:done`;

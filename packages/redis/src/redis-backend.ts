@@ -12,6 +12,7 @@ import {
   type HistoryEvent,
   InstanceNotFoundError,
   type OrchestrationSession,
+  OrchestratorNotServedError,
   type OrchestratorAction,
   RedisAuthError,
   type RuntimeStatus,
@@ -46,6 +47,7 @@ import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogg
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
+import { WorkerRegistry } from './worker-registry.js';
 
 /** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
 export type ConnectionLike = Redis | string | RedisOptions;
@@ -91,6 +93,11 @@ export interface BackendOptions {
   logger?: ConnectionLogger;
   /** Names the component in those log lines. Default `backend`. */
   component?: string;
+  /**
+   * How long the orchestrator names of the hub's live workers are reused by the start check
+   * (`startInstance` with `checkServed`) before they are read again. Default 2000 ms.
+   */
+  servedNamesCacheMs?: number;
 }
 
 interface CachedHistory {
@@ -497,9 +504,16 @@ export class RedisBackend {
   readonly connections: ConnectionMonitor;
   private readonly log: ConnectionLogger;
   private readonly component: string;
+  /** The hub's worker registry: workers' entries, and the start check against the names they run. */
+  readonly workerRegistry: WorkerRegistry;
 
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
+    // Checked before connecting: a refused option leaves no connection behind.
+    const servedMs = opts.servedNamesCacheMs;
+    if (servedMs !== undefined && (typeof servedMs !== 'number' || !(servedMs >= 0))) {
+      throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
+    }
     this.ownsClient = !(opts.connection instanceof Redis);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     const timeout = opts.commandTimeoutMs;
@@ -530,6 +544,7 @@ export class RedisBackend {
     this.redis = createRedisClient(opts.connection, timeout !== undefined ? { commandTimeout: timeout } : {});
     this.connections.watch(this.redis);
     defineScripts(this.redis);
+    this.workerRegistry = new WorkerRegistry(this.redis, this.keys, servedMs);
   }
 
   /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
@@ -616,6 +631,11 @@ export class RedisBackend {
        * it creates nothing and restarts nothing.
        */
       executionId?: string;
+      /**
+       * Refuse (OrchestratorNotServedError, nothing written) when live workers of the hub run
+       * orchestrators and none runs `name`. Checked after the arguments, before the write.
+       */
+      checkServed?: boolean;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
@@ -628,6 +648,7 @@ export class RedisBackend {
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
     const startedBuf = encodeEvent(started);
+    if (opts.checkServed) await this.workerRegistry.assertServed(name);
     const k = this.keys;
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -1349,9 +1370,12 @@ export class RedisBackend {
         if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
         inputBuf = blob;
       }
-      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf });
+      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true });
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
+      // A start dispatched again (the sweep) after it created the child, once no live worker runs
+      // the name any more: the child exists and will report to the parent; nothing to refuse.
+      if (err instanceof OrchestratorNotServedError && (await this.redis.hget(this.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
       const event: HistoryEvent = {
         type: 'SubOrchestrationInstanceFailed',
         taskScheduledId: d.ps,

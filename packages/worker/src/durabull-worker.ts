@@ -2,18 +2,22 @@
  * Orchestrator and activity workers on two BullMQ queues. Either kind can run alone (one process
  * per kind, scaled independently) or both in one process.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import {
   type ActivityContext,
   type HistoryEvent,
   HistoryLimitError,
   MalformedJobError,
   PoisonJobError,
-  type Registry,
+  Registry,
   type ExecutionResult,
   type SessionOptions,
   PayloadError,
   StaleEpisodeError,
   OrchestrationSession,
+  ValidationError,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
@@ -45,6 +49,8 @@ import {
   parseWake,
   type TimerJobData,
   type StoredEvent,
+  type WorkerEntry,
+  type WorkerKind,
   decode,
   decodeEvent,
   encodeEvent,
@@ -150,9 +156,44 @@ export interface DurabullWorkerOptions {
    * 0 turns the limit off.
    */
   maxHistoryEvents?: number;
+  /**
+   * How often this worker renews its entry in the task hub's worker registry (what it runs, with
+   * its stats). Default 5 s.
+   */
+  heartbeatIntervalMs?: number;
+  /**
+   * How long the entry lives without a heartbeat: a worker that died without closing drops out of
+   * the registry (and no longer counts for the start check) this long after its last heartbeat.
+   * More than `heartbeatIntervalMs`. Default 15 s.
+   */
+  heartbeatExpiryMs?: number;
 }
 
 const DEFAULT_MAX_HISTORY_EVENTS = 1_000_000;
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 5000;
+const DEFAULT_HEARTBEAT_EXPIRY_MS = 15_000;
+
+/** This package's version, for the worker registry. */
+const PACKAGE_VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** Heartbeat interval and expiry from the options, checked. */
+function heartbeatTimes(opts: DurabullWorkerOptions): { interval: number; expiry: number } {
+  const interval = opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  const expiry = opts.heartbeatExpiryMs ?? DEFAULT_HEARTBEAT_EXPIRY_MS;
+  if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < 1) {
+    throw new ValidationError(`heartbeatIntervalMs must be an integer number of ms >= 1, got ${String(interval)}`);
+  }
+  if (typeof expiry !== 'number' || !Number.isInteger(expiry) || expiry <= interval) {
+    throw new ValidationError(`heartbeatExpiryMs must be an integer number of ms greater than heartbeatIntervalMs (${interval}), got ${String(expiry)}`);
+  }
+  return { interval, expiry };
+}
 
 /** A task result this worker holds, consumed by an episode run from its cached history. */
 interface DirectResult {
@@ -222,12 +263,23 @@ export class DurabullWorker {
   /** Outbox dispatches under way, not holding the slot of the job that committed them; awaited by close(). */
   private readonly dispatching = new Set<Promise<void>>();
   private eagerRunning = 0;
+  /** This worker's id in the task hub's worker registry. */
+  readonly id: string;
+  private readonly heartbeatMs: { interval: number; expiry: number };
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeating: Promise<void> | undefined;
+  private heartbeatLost = false;
+  private startedAt = 0;
+  /** Queue jobs being processed (eager activities are counted by `eagerRunning`). */
+  private jobsRunning = 0;
 
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
   private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
 
   constructor(private readonly opts: DurabullWorkerOptions) {
     assertWorkerOptions(opts);
+    this.heartbeatMs = heartbeatTimes(opts);
+    this.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64)}-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.registry = opts.registry;
     const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
@@ -247,6 +299,11 @@ export class DurabullWorker {
   async start(): Promise<this> {
     // A wrong password fails here, at once, with RedisAuthError (BullMQ's workers would retry forever).
     await this.backend.ping();
+    // Registered before taking jobs: from here on, starts of this worker's orchestrators are accepted.
+    this.startedAt = Date.now();
+    await this.backend.workerRegistry.heartbeat(this.registryEntry());
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatMs.interval);
+    this.heartbeatTimer.unref();
     const common = {
       connection: this.backend.queueConnection,
       prefix: this.backend.keys.queuePrefix,
@@ -256,7 +313,7 @@ export class DurabullWorker {
       autorun: true,
     };
     if (this.opts.orchestrators !== false) {
-      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job) => this.processOrchestratorJob(job), {
+      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job) => this.counted(this.processOrchestratorJob(job)), {
         ...common,
         concurrency: this.opts.orchestratorConcurrency ?? 20,
       });
@@ -264,7 +321,7 @@ export class DurabullWorker {
       this.orchestratorWorker.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
     }
     if (this.opts.activities !== false) {
-      this.activityWorker = new Worker(ACTIVITY_QUEUE, (job) => this.processActivityJob(job), {
+      this.activityWorker = new Worker(ACTIVITY_QUEUE, (job) => this.counted(this.processActivityJob(job)), {
         ...common,
         concurrency: this.opts.activityConcurrency ?? 20,
       });
@@ -278,6 +335,52 @@ export class DurabullWorker {
       this.sweepTimer.unref();
     }
     return this;
+  }
+
+  /** Counts a queue job as running until it settles (the registry entry's `jobsRunning`). */
+  private counted(job: Promise<void>): Promise<void> {
+    this.jobsRunning++;
+    return job.finally(() => this.jobsRunning--);
+  }
+
+  /** This worker's entry in the task hub's worker registry, as of now. */
+  private registryEntry(): WorkerEntry {
+    const kinds: WorkerKind[] = [];
+    if (this.opts.orchestrators !== false) kinds.push('orchestrator');
+    if (this.opts.activities !== false) kinds.push('activity');
+    return {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      version: PACKAGE_VERSION,
+      kinds,
+      orchestratorNames: this.opts.orchestrators !== false ? this.registry.orchestratorNames() : [],
+      activityNames: this.opts.activities !== false ? this.registry.activityNames() : [],
+      startedAt: this.startedAt,
+      heartbeatIntervalMs: this.heartbeatMs.interval,
+      heartbeatExpiryMs: this.heartbeatMs.expiry,
+      jobsRunning: this.jobsRunning + this.eagerRunning,
+      episodesDone: this.stats.episodes,
+      activitiesDone: this.stats.activities,
+    };
+  }
+
+  /** Renews the registry entry (one at a time); a failure is logged once, and its end once. */
+  private heartbeat(): void {
+    if (this.heartbeating) return;
+    this.heartbeating = this.backend.workerRegistry
+      .heartbeat(this.registryEntry())
+      .then(
+        () => {
+          if (this.heartbeatLost) this.log.info('Worker registry heartbeat works again');
+          this.heartbeatLost = false;
+        },
+        (err: unknown) => {
+          if (!this.heartbeatLost) this.log.warn({ err, workerId: this.id }, 'Worker registry heartbeat failed; retrying at the next interval');
+          this.heartbeatLost = true;
+        },
+      )
+      .finally(() => (this.heartbeating = undefined));
   }
 
   /** Dispatches outbox entries that a crashed worker left behind. */
@@ -304,9 +407,31 @@ export class DurabullWorker {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
+      await this.leaveRegistry();
       await this.backend.close();
     })();
     return this.closing;
+  }
+
+  /**
+   * Removes this worker's registry entry (it heartbeats while its running jobs finish), once a
+   * heartbeat under way has landed. Skipped while Redis is unreachable, and given up after a
+   * second: the entry then expires on its own.
+   */
+  private async leaveRegistry(): Promise<void> {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    if (!this.startedAt || this.backend.redis.status !== 'ready') return;
+    const inFlight = this.heartbeating;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      (async () => {
+        await inFlight;
+        await this.backend.workerRegistry.remove(this.id);
+      })().catch(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Closes the worker on SIGTERM and SIGINT. */

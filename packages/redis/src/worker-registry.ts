@@ -1,0 +1,191 @@
+/**
+ * The worker registry of a task hub: every worker keeps an entry (who it is, what it runs, its
+ * stats) under a key with a time to live that its heartbeat renews, so the entry of a process that
+ * died goes away on its own. Clients read it to refuse starts of orchestrators that no live worker
+ * runs ({@link WorkerRegistry.assertServed}) and to list the workers.
+ *
+ * Layout (HubKeys): `workers` is a set of worker ids; `workers:<id>` is one entry (JSON, with a TTL).
+ * Both share the partition's hash tag, and a read is one script (SMEMBERS + GET + PTTL): no SCAN.
+ * Liveness is the key's TTL, kept by Redis' own clock: the clocks of workers and clients need not
+ * agree.
+ */
+import { OrchestratorNotServedError, assertFunctionName } from '@durabull/core';
+import type { Redis } from 'ioredis';
+import type { HubKeys } from './keys.js';
+
+/** What a worker runs. */
+export type WorkerKind = 'orchestrator' | 'activity';
+
+/** A worker's entry as it writes it at every heartbeat. */
+export interface WorkerEntry {
+  /** Unique per worker process and start: `<host>-<pid>-<random>`. */
+  id: string;
+  host: string;
+  pid: number;
+  /** The `@durabull/worker` package version. */
+  version: string;
+  kinds: WorkerKind[];
+  /** The orchestrators it runs (empty when it runs activities only). */
+  orchestratorNames: string[];
+  /** The activities it runs (empty when it runs orchestrators only). */
+  activityNames: string[];
+  /** When the worker started, ms since the epoch (its own clock). */
+  startedAt: number;
+  heartbeatIntervalMs: number;
+  /** The entry's time to live: how long after its last heartbeat a dead worker drops out. */
+  heartbeatExpiryMs: number;
+  /** Jobs running at the heartbeat: episodes and activities (queue jobs and activities run in place). */
+  jobsRunning: number;
+  /** Episodes committed since the worker started. */
+  episodesDone: number;
+  /** Activities run since the worker started. */
+  activitiesDone: number;
+}
+
+/** A live worker as the registry lists it. */
+export interface WorkerInfo extends Omit<WorkerEntry, 'startedAt'> {
+  startedAt: Date;
+  /** The last heartbeat: the entry's expiry less `heartbeatExpiryMs` (from the key's TTL, Redis' clock). */
+  lastHeartbeatAt: Date;
+  /** When the entry expires unless renewed. */
+  expiresAt: Date;
+}
+
+/** The orchestrator names live workers run, as read at `readAt` (this process' clock). */
+interface Served {
+  names: Set<string>;
+  /** Live workers that run orchestrators (0: nothing is checked). */
+  orchestratorWorkers: number;
+  readAt: number;
+}
+
+type RegistryScripts = Redis & {
+  heartbeatWorker(index: string, entryKey: string, id: string, entry: string, ttlMs: number): Promise<[number]>;
+  readWorkers(index: string): Promise<(string | number)[]>;
+};
+
+/** How long the served names are reused before the next start reads them again. */
+export const DEFAULT_SERVED_CACHE_MS = 2000;
+
+export class WorkerRegistry {
+  private served: Served | undefined;
+  private reading: Promise<Served> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: HubKeys,
+    /** How long the served names are reused (ms); a name missing from them is read again once before a refusal. */
+    private readonly cacheMs = DEFAULT_SERVED_CACHE_MS,
+  ) {}
+
+  private get scripts(): RegistryScripts {
+    return this.redis as RegistryScripts;
+  }
+
+  /** Writes or renews the worker's entry, with a time to live of `expiryMs`. */
+  async heartbeat(entry: WorkerEntry): Promise<void> {
+    await this.scripts.heartbeatWorker(this.keys.workers, this.keys.worker(entry.id), entry.id, JSON.stringify(entry), entry.heartbeatExpiryMs);
+  }
+
+  /** Removes a worker's entry (its graceful shutdown). */
+  async remove(workerId: string): Promise<void> {
+    await this.redis.multi().del(this.keys.worker(workerId)).srem(this.keys.workers, workerId).exec();
+  }
+
+  /** The live workers (one script call), oldest first. */
+  async list(): Promise<WorkerInfo[]> {
+    const now = Date.now();
+    const raw = await this.scripts.readWorkers(this.keys.workers);
+    const out: WorkerInfo[] = [];
+    for (let k = 0; k + 2 < raw.length; k += 3) {
+      const entry = parseEntry(String(raw[k + 1]));
+      if (!entry) continue;
+      const ttl = Number(raw[k + 2]);
+      const { startedAt, ...rest } = entry;
+      out.push({
+        ...rest,
+        id: String(raw[k]),
+        startedAt: new Date(startedAt),
+        lastHeartbeatAt: new Date(now + ttl - entry.heartbeatExpiryMs),
+        expiresAt: new Date(now + ttl),
+      });
+    }
+    return out.sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime() || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Throws OrchestratorNotServedError unless a live worker of the hub runs orchestrator `name`, or
+   * no live worker runs orchestrators at all (nothing to check against: the start waits, Pending,
+   * for one). At most one Redis read: the names are reused for `cacheMs`, and a name missing from
+   * names read earlier is read again once before the refusal (a worker that just started with it).
+   * Concurrent calls share one read.
+   */
+  async assertServed(name: string): Promise<void> {
+    assertFunctionName('orchestrator', name);
+    let served = this.served && Date.now() - this.served.readAt < this.cacheMs ? this.served : undefined;
+    const cached = served !== undefined;
+    served ??= await this.readServed();
+    if (isServed(served, name)) return;
+    if (cached) {
+      served = await this.readServed();
+      if (isServed(served, name)) return;
+    }
+    throw new OrchestratorNotServedError(name, this.keys.hub, [...served.names].sort());
+  }
+
+  private readServed(): Promise<Served> {
+    this.reading ??= (async () => {
+      const readAt = Date.now();
+      try {
+        const workers = await this.list();
+        const names = new Set<string>();
+        let orchestratorWorkers = 0;
+        for (const w of workers) {
+          if (!w.kinds.includes('orchestrator')) continue;
+          orchestratorWorkers++;
+          for (const n of w.orchestratorNames) names.add(n);
+        }
+        this.served = { names, orchestratorWorkers, readAt };
+        return this.served;
+      } finally {
+        this.reading = undefined;
+      }
+    })();
+    return this.reading;
+  }
+}
+
+function isServed(served: Served, name: string): boolean {
+  return served.orchestratorWorkers === 0 || served.names.has(name);
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/** An entry's JSON, or undefined when it is not what a worker writes (such an entry is skipped). */
+function parseEntry(json: string): WorkerEntry | undefined {
+  let e: Partial<WorkerEntry>;
+  try {
+    e = JSON.parse(json) as Partial<WorkerEntry>;
+  } catch {
+    return undefined;
+  }
+  if (typeof e !== 'object' || e === null) return undefined;
+  if (!isStrings(e.kinds) || !isStrings(e.orchestratorNames) || !isStrings(e.activityNames)) return undefined;
+  if (!isCount(e.startedAt) || !isCount(e.heartbeatExpiryMs) || !isCount(e.heartbeatIntervalMs)) return undefined;
+  return {
+    id: String(e.id),
+    host: String(e.host ?? ''),
+    pid: Number(e.pid ?? 0),
+    version: String(e.version ?? ''),
+    kinds: e.kinds.filter((k): k is WorkerKind => k === 'orchestrator' || k === 'activity'),
+    orchestratorNames: e.orchestratorNames,
+    activityNames: e.activityNames,
+    startedAt: e.startedAt,
+    heartbeatIntervalMs: e.heartbeatIntervalMs,
+    heartbeatExpiryMs: e.heartbeatExpiryMs,
+    jobsRunning: isCount(e.jobsRunning) ? e.jobsRunning : 0,
+    episodesDone: isCount(e.episodesDone) ? e.episodesDone : 0,
+    activitiesDone: isCount(e.activitiesDone) ? e.activitiesDone : 0,
+  };
+}
