@@ -5,16 +5,16 @@
  * that a worker then completes it, and fixes index entries; the worker's sweep alone un-sticks
  * stuck instances.
  */
-import { Writable } from 'node:stream';
 import { type HistoryEvent, type OrchestrationContext, Registry, executeOrchestration } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
 import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, checkHub, checkInstance, encodeEvent, wakeJobId } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { captureLog } from './helpers/log.js';
 import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
 
 const WAIT = { timeoutMs: 20_000 };
@@ -441,17 +441,11 @@ describe("the worker's sweep", () => {
     await redis.rpush(backend.keys.inbox('sw-idle'), Buffer.concat([Buffer.from('e|'), encodeEvent({ type: 'EventRaised', name: 'go', input: 'went', timestamp: ts() })]));
     expect(codes(await checkInstance(backend, 'sw-idle'))).toEqual(['stuck']);
 
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    await startWorker({ sweepIntervalMs: 100, logger: pino({ level: 'warn' }, sink) });
+    const { logger, lines } = captureLog('warn');
+    await startWorker({ sweepIntervalMs: 100, logger });
     expect(await waitForOutput('sw-idle')).toBe('went');
     expect(await waitForOutput('sw-lost')).toBe(16);
-    const requeued = lines.map((l) => JSON.parse(l) as { msg: string; instanceId?: string; reason?: string }).filter((l) => l.msg === 'Re-queued a stuck instance');
+    const requeued = lines.filter((l) => l.msg === 'Re-queued a stuck instance');
     expect(requeued.map((l) => [l.instanceId, l.reason]).sort()).toEqual([
       ['sw-idle', 'idle'],
       ['sw-lost', 'lost-wake'],

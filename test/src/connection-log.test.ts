@@ -8,13 +8,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { DurabullClient } from '@durabull/client';
 import { Registry } from '@durabull/core';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { captureLog } from './helpers/log.js';
 import { waitUntil } from './helpers/orchestration.js';
 
 interface Line {
@@ -27,14 +27,7 @@ interface Line {
 
 /** A pino logger at debug whose lines are kept, parsed. */
 function capture(): { logger: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Line);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
+  return captureLog('debug') as { logger: Logger; lines: Line[] };
 }
 
 const WARN = 40;

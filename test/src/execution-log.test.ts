@@ -1,11 +1,10 @@
 /** The execution log tells the same story as Durable Functions', once per step (never again on replay). */
 import { readFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { OrchestrationContext } from '@durabull/core';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { captureLog } from './helpers/log.js';
 
 let th: TestHub | undefined;
 afterEach(async () => {
@@ -15,13 +14,7 @@ afterEach(async () => {
 
 describe('execution log', () => {
   it('logs chaining in the Durable Functions order, with instance id and episode', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
+    const { logger, lines } = captureLog();
     th = await createTestHub(
       {
         orchestrators: {
@@ -39,7 +32,7 @@ describe('execution log', () => {
           F4: async (x: number) => `result ${x}`,
         },
       },
-      { logger: pino({ level: 'info' }, sink) },
+      { logger },
     );
     const id = await th.client.startNew('Chaining', { input: 1, instanceId: 'logged' });
     const st = await th.client.waitForCompletion(id, { timeoutMs: 20_000 });
@@ -84,13 +77,7 @@ async function docBlocks(heading: string): Promise<string[][]> {
 
 describe('execution log and stored history', () => {
   it('the log prints a result before the episode it wakes; history stores it after that episode’s OrchestratorStarted, as docs/api.md says', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
+    const { logger, lines } = captureLog();
     // The orchestrator of the docs' example.
     th = await createTestHub(
       {
@@ -103,7 +90,7 @@ describe('execution log and stored history', () => {
         },
         activities: { Reserve: async (order: string) => `${order} reserved`, Ship: async (x: unknown) => x },
       },
-      { logger: pino({ level: 'info' }, sink) },
+      { logger },
     );
     const id = await th.client.startNew('Approve', { input: 'order-1', instanceId: 'ordered' });
     // The event only once Reserve's result has had its episode, so each episode has one waking event.

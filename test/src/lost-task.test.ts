@@ -4,12 +4,11 @@
  * was never started and has no outbox entry, would never run. The checker reports it and, with
  * `repair`, queues the job (or the start) again from what history scheduled.
  */
-import { Writable } from 'node:stream';
 import { Registry } from '@durabull/core';
-import { pino } from 'pino';
 import { activityJobId, checkHub, checkInstance, timerJobId } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { captureLog } from './helpers/log.js';
 import { waitUntil } from './helpers/orchestration.js';
 
 let th: TestHub | undefined;
@@ -25,18 +24,23 @@ const registry = new Registry()
   })
   .addActivity('Add', async (x: { n: number }) => x.n + 1);
 
+/** A hub with a 'Two' instance whose first activity job waits in BullMQ (run by an orchestrator-only worker, closed since). */
+async function firstActivityQueued() {
+  th = await createTestHub({}, { startWorker: false });
+  const id = await th.client.startNew('Two', { input: { n: 1 } });
+  const orchestrator = await th.startWorker({ registry, activities: false });
+  const x = (await th.client.getStatus(id))!.executionId;
+  const jobId = activityJobId(id, x, 0);
+  const queue = th.client.backend.activityQueue;
+  await waitUntil('the activity job is queued', async () => (await queue.getJobState(jobId)) === 'waiting');
+  await orchestrator.close();
+  return { hub: th, id, x, jobId, queue };
+}
+
 describe('lost activity tasks', () => {
   it('are reported once their job is gone everywhere, and queued again by repair', async () => {
-    th = await createTestHub({}, { startWorker: false });
     const later = () => ({ now: Date.now() + 60_000 });
-    const id = await th.client.startNew('Two', { input: { n: 1 } });
-    // Orchestrators only: the first activity's job waits in BullMQ.
-    const orchestrator = await th.startWorker({ registry, activities: false });
-    const x = (await th.client.getStatus(id))!.executionId;
-    const jobId = activityJobId(id, x, 0);
-    const queue = th.client.backend.activityQueue;
-    await waitUntil('the activity job is queued', async () => (await queue.getJobState(jobId)) === 'waiting');
-    await orchestrator.close();
+    const { hub: th, id, x, jobId, queue } = await firstActivityQueued();
 
     // While the job waits, nothing is lost.
     expect((await checkInstance(th.client.backend, id, later())).findings).toEqual([]);
@@ -61,25 +65,12 @@ describe('lost activity tasks', () => {
 
 describe("the workers' sweep", () => {
   it('queues lost tasks again on its own, and logs it', async () => {
-    th = await createTestHub({}, { startWorker: false });
-    const id = await th.client.startNew('Two', { input: { n: 1 } });
-    const orchestrator = await th.startWorker({ registry, activities: false });
-    const x = (await th.client.getStatus(id))!.executionId;
-    const jobId = activityJobId(id, x, 0);
-    const queue = th.client.backend.activityQueue;
-    await waitUntil('the activity job is queued', async () => (await queue.getJobState(jobId)) === 'waiting');
-    await orchestrator.close();
+    const { hub: th, id, jobId, queue } = await firstActivityQueued();
     await queue.remove(jobId); // lost with Redis data: no job, no outbox entry
     expect(await th.redis.hlen(th.keys.outbox)).toBe(0);
 
-    const lines: { msg: string; instanceId?: string; tasks?: unknown }[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    });
-    await th.startWorker({ registry, sweepIntervalMs: 100, logger: pino({ level: 'warn' }, sink) });
+    const { logger, lines } = captureLog('warn');
+    await th.startWorker({ registry, sweepIntervalMs: 100, logger });
     expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe(3);
     expect(lines.filter((l) => l.msg === 'Re-queued lost tasks')).toEqual([
       expect.objectContaining({ instanceId: id, tasks: [{ seq: 0, kind: 'activity' }] }),
