@@ -196,7 +196,9 @@ describe('two worker processes on one task hub', () => {
       const keys = sideEffectKeys(hub);
       const hubKeys = new HubKeys(hub);
 
-      const a = startWorkerProcess('all', hub, url);
+      // A takes no sticky wake-ups: B's deliveries would hand them to A's stream instead of writing the
+      // wake-ups B must leave in the outbox (sticky hand-offs: test/src/sticky-episodes.test.ts).
+      const a = startWorkerProcess('all', hub, url, { STICKY_EPISODES: '0' });
       const b = startWorkerProcess('activities', hub, url, {
         DROP_WAKE_DISPATCH: '1',
         HANG_AFTER_DELIVER: String(HUNG),

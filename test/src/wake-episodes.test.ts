@@ -21,11 +21,15 @@ afterEach(async () => {
 const chain = doubleThrice;
 
 
-/** A hub with one orchestrator-only and one activity-only worker; counts the orchestrator worker's loads. */
+/**
+ * A hub with one orchestrator-only and one activity-only worker; counts the orchestrator worker's loads.
+ * Sticky episodes are off: the wake-ups go through the orchestrator queue, as they do when no live
+ * worker keeps the session (test/src/sticky-episodes.test.ts covers the other way).
+ */
 async function splitHub(double: (x: number) => Promise<number>): Promise<{ th: TestHub; orch: DurabullWorker; loads: () => number }> {
   const th = await createTestHub({ orchestrators: { Chain: chain }, activities: { Double: double } }, { startWorker: false });
   hubs.push(th);
-  const orch = await th.startWorker({ activities: false });
+  const orch = await th.startWorker({ activities: false, stickyEpisodes: false });
   await th.startWorker({ orchestrators: false });
   let n = 0;
   const load = orch.backend.loadEpisode.bind(orch.backend);

@@ -82,6 +82,16 @@ export class HubKeys {
   get nameIndex(): string {
     return `${this.base}:idx:name`;
   }
+  /**
+   * Sticky wake-ups: `stickyPrefix + workerId` is the stream of the wake-ups handed to the worker
+   * that keeps the sessions of their instances (deliverEvent writes it; the worker reads it).
+   */
+  get stickyPrefix(): string {
+    return `${this.base}:sticky:`;
+  }
+  sticky(workerId: string): string {
+    return `${this.stickyPrefix}${workerId}`;
+  }
   /** Worker registry: the set of the ids of the workers registered in this partition. */
   get workers(): string {
     return `${this.base}:workers`;

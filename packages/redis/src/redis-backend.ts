@@ -184,6 +184,11 @@ export interface CommitOptions {
    * history when the commit is remembered, so that the next episode resumes it instead of replaying.
    */
   session?: OrchestrationSession;
+  /**
+   * The worker that keeps this episode's session (Running): recorded in the state (`sw`), so that
+   * the delivery that wakes the next episode hands it to that worker ({@link DeliverResult.sticky}).
+   */
+  stickyWorker?: string;
 }
 
 /** An event encoded for storage: its bytes, with a large payload replaced by a reference, and that payload. */
@@ -368,6 +373,11 @@ export interface DeliverResult {
   wake?: [jobId: string, payload: string];
   /** With `load: true`: what the woken episode needs, read in the same script. */
   loaded?: LoadedEpisode;
+  /**
+   * The wake-up was handed to the worker that keeps the instance's session (its sticky stream):
+   * nothing to dispatch or run here. Its outbox entry stays until that worker's commit, or the sweep.
+   */
+  sticky?: boolean;
 }
 
 export interface CommitResult {
@@ -506,6 +516,12 @@ export class RedisBackend {
   private readonly component: string;
   /** The hub's worker registry: workers' entries, and the start check against the names they run. */
   readonly workerRegistry: WorkerRegistry;
+  /**
+   * The id of the worker this backend serves ("" for a client): a delivery that wakes an instance
+   * whose session another live worker keeps hands the wake-up to that worker; one this worker
+   * keeps itself is left to it.
+   */
+  workerId = '';
 
   constructor(opts: BackendOptions = {}) {
     this.keys = new HubKeys(opts.hub ?? 'default');
@@ -940,7 +956,7 @@ export class RedisBackend {
         newInbox.push(Buffer.concat([Buffer.from('e|'), encodeStoredEvent(raised, undefined, max, threshold, nextClaims).bytes]));
       }
     }
-    // The 28 scalar arguments travel as one msgpack array of strings (the blobs apart): each
+    // The 29 scalar arguments travel as one msgpack array of strings (the blobs apart): each
     // argument costs ioredis more to build and send than the script spends unpacking them.
     const scalars: string[] = [
       String(state.version),
@@ -972,6 +988,7 @@ export class RedisBackend {
       // A continued execution's events go with its history: their payloads need not be stored.
       String(continued ? 0 : claims.length),
       String(nextClaims.length),
+      opts.stickyWorker ?? '',
     ];
     const args: (string | Buffer)[] = [
       ...this.keys.instanceKeys(id),
@@ -1158,6 +1175,8 @@ export class RedisBackend {
       k.outboxIndex,
       k.history(instanceId),
       k.claims(instanceId),
+      k.workers,
+      k.stickyPrefix,
       instanceId,
       executionId,
       kind,
@@ -1166,12 +1185,14 @@ export class RedisBackend {
       now,
       load ? '1' : '0',
       cached ? `(${cached.lastId}` : '-',
+      this.workerId,
       ...claimArgs(stored.claims),
     ];
     // With `load` the reply carries msgpack, so it is read as buffers.
     const raw = load ? await this.scripts.deliverEventBuffer(...args) : await this.scripts.deliverEvent(...args);
     const res = raw.map((v, i) => (i < 3 && Buffer.isBuffer(v) ? v.toString('latin1') : v)) as [number, string?, string?, ...unknown[]];
     const code = res[0];
+    if (code === 2) return { status: 'delivered', wakeJobId: res[1]!, sticky: true };
     if (code === 1) {
       const wakeJobId = res[1] || undefined;
       if (!wakeJobId) return { status: 'delivered' };

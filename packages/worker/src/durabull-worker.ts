@@ -55,8 +55,10 @@ import {
   decodeEvent,
   encodeEvent,
   ignoreGone,
+  wakeJobId,
 } from '@durabull/redis';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { LogMessages as M } from './execution-log.js';
 import { assertWorkerOptions } from './options.js';
@@ -109,6 +111,16 @@ export interface DurabullWorkerOptions {
    * through the orchestrator queue. Default true.
    */
   inlineEpisodes?: boolean;
+  /**
+   * Sticky episodes (Temporal's sticky task queues): this worker records in each instance whose
+   * session it keeps that it does, and a delivery that wakes such an instance (an activity result
+   * from another process, a timer, a raised event) hands the wake-up to this worker through a Redis
+   * stream of its own instead of the orchestrator queue, so the next episode resumes the code here
+   * instead of replaying its history elsewhere. The wake's outbox entry stays until this worker's
+   * commit: if it died, the sweep queues it after its grace period (`sweepIntervalMs`). Needs
+   * `extendedSessions` and a cache (`cachedInstances` > 0). Default true.
+   */
+  stickyEpisodes?: boolean;
   /**
    * When this process runs both kinds, run the one activity an episode schedules (a chain's next
    * step) here instead of a trip through the activity queue. Default true.
@@ -242,6 +254,11 @@ export interface WorkerStats {
    * without replaying the history (included in `episodes`).
    */
   resumedEpisodes: number;
+  /**
+   * Episodes woken by a delivery that handed the wake-up to this worker, which keeps the instance's
+   * session (its sticky stream), instead of a job on the orchestrator queue (included in `episodes`).
+   */
+  stickyEpisodes: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
   staleEpisodes: number;
@@ -253,7 +270,7 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -272,6 +289,14 @@ export class DurabullWorker {
   private startedAt = 0;
   /** Queue jobs being processed (eager activities are counted by `eagerRunning`). */
   private jobsRunning = 0;
+  /** Sticky episodes: whether this worker takes wake-ups handed to it, its reading loop and the episodes it runs. */
+  private readonly sticky: boolean;
+  private stickyConnection: Redis | undefined;
+  private stickyLoop: Promise<void> | undefined;
+  private readonly stickyRunning = new Set<Promise<void>>();
+  private stickyWaiters: (() => void)[] = [];
+  /** The last entry of the sticky stream read. */
+  private stickyLast = '0-0';
 
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
   private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
@@ -293,6 +318,9 @@ export class DurabullWorker {
     backendOpts.logger = this.log;
     backendOpts.component = 'worker';
     this.backend = new RedisBackend(backendOpts);
+    this.backend.workerId = this.id;
+    this.sticky =
+      opts.orchestrators !== false && opts.stickyEpisodes !== false && opts.extendedSessions !== false && (opts.cachedInstances ?? 1) > 0;
   }
 
   /** Starts consuming. Resolves once the workers are connected. */
@@ -329,12 +357,83 @@ export class DurabullWorker {
       this.activityWorker.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
     }
     await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady()]);
+    if (this.sticky) this.startStickyLoop();
     const every = this.opts.sweepIntervalMs ?? 5000;
     if (every > 0) {
       this.sweepTimer = setInterval(() => void this.sweep(), every);
       this.sweepTimer.unref();
     }
     return this;
+  }
+
+  /**
+   * Reads the wake-ups handed to this worker (its sticky stream: `deliverEvent` writes one when it
+   * wakes an instance whose session this worker keeps) and runs their episodes, at most
+   * `orchestratorConcurrency` at a time, on a connection of its own (XREAD blocks). The stream is
+   * new with every worker (its id is), so it is read from its start.
+   */
+  private startStickyLoop(): void {
+    const conn = this.backend.redis.duplicate();
+    this.backend.connections.watch(conn);
+    this.stickyConnection = conn;
+    const key = this.backend.keys.sticky(this.id);
+    const limit = this.opts.orchestratorConcurrency ?? 20;
+    this.stickyLoop = (async () => {
+      while (!this.closing) {
+        let res: [Buffer, [Buffer, Buffer[]][]][] | null;
+        try {
+          res = (await conn.xreadBuffer('COUNT', 100, 'BLOCK', 1000, 'STREAMS', key, this.stickyLast)) as typeof res;
+        } catch {
+          if (this.closing) break;
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        for (const [, entries] of res ?? []) {
+          for (const [entryId, fields] of entries) {
+            this.stickyLast = entryId.toString('latin1');
+            const wake = parseStickyEntry(fields);
+            if (!wake) continue;
+            while (this.stickyRunning.size >= limit) await new Promise<void>((r) => this.stickyWaiters.push(r));
+            const p: Promise<void> = this.runStickyEpisode(wake.jobId, wake.data).finally(() => {
+              this.stickyRunning.delete(p);
+              this.stickyWaiters.shift()?.();
+            });
+            this.stickyRunning.add(p);
+          }
+        }
+      }
+    })();
+  }
+
+  /** Stops reading the sticky stream and waits for the episodes it started. */
+  private async stopStickyLoop(): Promise<void> {
+    if (!this.stickyConnection) return;
+    this.stickyConnection.disconnect();
+    await this.stickyLoop;
+    while (this.stickyRunning.size > 0) await Promise.all([...this.stickyRunning]);
+  }
+
+  /** At close: queues the wake-ups still unread in the sticky stream, then deletes it. */
+  private async requeueStickyLeftovers(): Promise<void> {
+    const key = this.backend.keys.sticky(this.id);
+    const rest = (await this.backend.redis.xrangeBuffer(key, `(${this.stickyLast}`, '+')) as unknown as [Buffer, Buffer[]][];
+    const wakes = rest.map(([, fields]) => parseStickyEntry(fields)).filter((w): w is StickyWake => w !== undefined);
+    if (wakes.length > 0) await this.backend.dispatch(wakes.map((w) => [w.jobId, w.payload]), { awaitCleanup: true });
+    await this.backend.redis.del(key);
+  }
+
+  /**
+   * One handed-over episode, from the cached session when this worker still keeps it. Its commit
+   * removes the wake's outbox entry; a stale wake (another worker committed) is acked, which the
+   * script checks; a failure leaves the entry to the sweep, which queues it on the orchestrator queue.
+   */
+  private async runStickyEpisode(jobId: string, data: EpisodeJobData): Promise<void> {
+    try {
+      if (await this.runEpisode(data, undefined, undefined, jobId)) this.stats.stickyEpisodes++;
+      else await this.backend.ackOutbox([jobId]);
+    } catch (err) {
+      this.log.warn({ err, instanceId: data.i }, 'Sticky episode failed; the sweep will queue it');
+    }
   }
 
   /** Counts a queue job as running until it settles (the registry entry's `jobsRunning`). */
@@ -406,8 +505,12 @@ export class DurabullWorker {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
+      await this.stopStickyLoop();
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
       await this.leaveRegistry();
+      // Wake-ups handed to this worker that it did not take go to the orchestrator queue now
+      // (registered no more, it is handed nothing new).
+      if (this.sticky) await this.requeueStickyLeftovers().catch((err: unknown) => this.log.warn({ err }, 'Could not queue the wake-ups left in the sticky stream; the sweep will'));
       await this.backend.close();
     })();
     return this.closing;
@@ -542,7 +645,7 @@ export class DurabullWorker {
    * cached history in `preloaded`; it returns false when the commit was refused (the instance moved
    * on), having written nothing.
    */
-  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult): Promise<boolean> {
+  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
     const cached = preloaded ? undefined : (this.backend.firstEpisodeFrom(data) ?? this.backend.wakeEpisodeFrom(data));
     const loaded = preloaded ?? cached ?? (await this.backend.loadEpisode(instanceId));
@@ -579,6 +682,10 @@ export class DurabullWorker {
       if (direct.ackJobId) opts.ackJobId = direct.ackJobId;
     }
     if (eager !== undefined) opts.lease = { jobId: activityJobId(instanceId, executionId, eager), until: now + this.eagerLeaseMs };
+    // A wake-up handed to this worker: its outbox entry goes with the commit.
+    if (handedWake && !opts.ackJobId) opts.ackJobId = handedWake;
+    // Wake-ups of the next episode come here, where the session is kept.
+    if (this.sticky) opts.stickyWorker = this.id;
     let commit;
     try {
       commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
@@ -601,7 +708,7 @@ export class DurabullWorker {
       // The cache was behind (another worker's commit, an event raised meanwhile): load and run again.
       this.stats.cachedRefused++;
       this.backend.forgetCommitted(instanceId);
-      return this.runEpisode({ i: instanceId, x: executionId, v: version });
+      return this.runEpisode({ i: instanceId, x: executionId, v: version }, undefined, undefined, handedWake);
     }
     this.stats.episodes++;
     if (loaded.fromCache) this.stats.cachedEpisodes++;
@@ -866,6 +973,29 @@ export class DurabullWorker {
       this.log.error({ err }, 'Stuck-instance sweep failed');
     }
   }
+}
+
+/** A wake-up handed to this worker: its outbox entry (job id, payload) and its episode job's data. */
+interface StickyWake {
+  jobId: string;
+  payload: string;
+  data: EpisodeJobData;
+}
+
+/** A sticky stream entry (`w` the wake's outbox payload, `e` the inbox entry or ""), as deliverEvent writes it. */
+function parseStickyEntry(fields: Buffer[]): StickyWake | undefined {
+  let payload: string | undefined;
+  let carried: Buffer | undefined;
+  for (let k = 0; k + 1 < fields.length; k += 2) {
+    const name = fields[k]!.toString('latin1');
+    if (name === 'w') payload = fields[k + 1]!.toString('latin1');
+    else if (name === 'e') carried = fields[k + 1];
+  }
+  if (!payload || payload[0] !== 'W') return undefined;
+  const data = parseWake(payload);
+  if (episodeJobProblem(data)) return undefined;
+  if (carried && carried.length > 0) data.e = carried.toString('base64');
+  return { jobId: wakeJobId(data.i, data.x, data.v), payload, data };
 }
 
 // ---- job data checks: a job is what durabull writes, or it is dead-lettered ----

@@ -5,7 +5,7 @@ import { type ChildProcess, fork } from 'node:child_process';
  * Redis URL and task hub, and resolves once it sends its first IPC message ("ready"). Rejects if it
  * exits first.
  */
-export async function forkReadyWorker(fixture: string, env: { REDIS_URL: string; DURABULL_HUB: string }): Promise<ChildProcess> {
+export async function forkReadyWorker(fixture: string, env: { REDIS_URL: string; DURABULL_HUB: string } & Record<string, string>): Promise<ChildProcess> {
   const child = fork(fixture, [], {
     execArgv: ['--import', 'tsx', '--conditions=source'],
     env: { ...process.env, ...env },

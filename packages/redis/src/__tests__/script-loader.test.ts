@@ -33,7 +33,7 @@ describe('script loader', () => {
     const scripts = loadScripts();
     const byName = Object.fromEntries(scripts.map((s) => [s.name, s]));
     expect(byName.commitEpisode?.numberOfKeys).toBe(9);
-    expect(byName.deliverEvent?.numberOfKeys).toBe(8);
+    expect(byName.deliverEvent?.numberOfKeys).toBe(10);
     expect(byName.startInstance?.numberOfKeys).toBe(12);
     expect(byName.terminateInstance?.numberOfKeys).toBe(9);
     expect(byName.purgeInstance?.numberOfKeys).toBe(9);

@@ -15,7 +15,7 @@
     KEYS[8] partition status index
     KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
-    ARGV[1]  A: msgpack array of the 28 scalar arguments A[1]..A[28] below, as strings ("" in the
+    ARGV[1]  A: msgpack array of the 29 scalar arguments A[1]..A[29] below, as strings ("" in the
              places of A[7], A[8], A[10] and A[15], which are blobs and travel as ARGV[2..5])
     ARGV[2..5] A[7], A[8], A[10], A[15]
     ARGV[6...] P events, S events, O pairs, C inbox entries, M pairs (token, encoded payload),
@@ -61,6 +61,8 @@
     A[26] with A[25]: until when (ms) the sweep leaves it alone
     A[27] M: number of payloads of this execution stored apart (claim check)
     A[28] M2: ContinuedAsNew: number of payloads of the next execution stored apart
+    A[29] Running: the id of the worker that keeps this episode's session (state field `sw`: the
+          wake-ups of the next episode go to it, see deliverEvent), "" for none
 
   Claim check: the M payloads are stored unless the execution continues as new (their events go
   with its history); then the execution's payloads are deleted, but those referenced by raised
@@ -166,6 +168,7 @@ if isTerminal(status) then
   if A[7] ~= "" then rcall("HSET", st, "output", A[7]) end
   if A[8] ~= "" then rcall("HSET", st, "failure", A[8]) end
   rcall("HSET", st, "completedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
+  rcall("HDEL", st, "sw")
   rcall("DEL", inbox, pending, waitKey)
   -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
   writeOutbox()
@@ -194,7 +197,7 @@ if status == "ContinuedAsNew" then
   deleteClaims(KEYS[9], carried)
   storeClaims(KEYS[9], claimsStart + 2 * M, M2)
   rcall("HSET", st, "exec", newExec, "input", A[7], "scheduled", 1, "wmode", "u", "need", 0)
-  rcall("HDEL", st, "output", "failure", "hlast")
+  rcall("HDEL", st, "output", "failure", "hlast", "sw")
   setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
   return {1, version, jobId, payload, "", "", entryId}
@@ -227,6 +230,7 @@ for _, entry in ipairs(tail) do
 end
 if need <= 0 then progress = true end
 rcall("HSET", st, "wmode", wmode, "wcov", wcov, "need", need)
+if A[29] ~= "" then rcall("HSET", st, "sw", A[29]) else rcall("HDEL", st, "sw") end
 
 -- 4. New work.
 writeOutbox()

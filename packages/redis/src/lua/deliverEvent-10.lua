@@ -11,6 +11,8 @@
     KEYS[6] partition outbox index
     KEYS[7] history stream
     KEYS[8] claim set (tokens of the instance's payloads stored apart)
+    KEYS[9] the worker registry's index (a worker's entry is this .. ":" .. its id: HubKeys.worker)
+    KEYS[10] sticky stream prefix (a worker's stream of wake-ups handed to it is this .. its id)
 
     ARGV[1] instance id
     ARGV[2] execution id the event belongs to ("" = the current one)
@@ -24,13 +26,19 @@
     ARGV[7] "1": when this wakes the orchestrator, also return what its episode needs (the caller
             runs the episode itself, saving the load's round trip)
     ARGV[8] with ARGV[7]: the first history entry to return ("-" for all, "(<id>" after a known one)
-    ARGV[9] M: number of payloads stored apart (claim check: the event's payload when it is large)
-    ARGV[10...] M pairs: token, encoded payload
+    ARGV[9] the id of the worker that delivers ("" for a client)
+    ARGV[10] M: number of payloads stored apart (claim check: the event's payload when it is large)
+    ARGV[11...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload, inboxLength}   appended; wakeJobId is "" when no wake-up was needed
                      (then nothing follows it); inboxLength: the inbox's entries with this one
     {1, wakeJobId, wakePayload, state (HGETALL), inbox (LRANGE), history (XRANGE), history length (XLEN)}   with ARGV[7]
+    {2, wakeJobId, wakePayload}   the wake-up was handed to the worker that keeps the instance's
+                     session (state field `sw`, written by its commit; another worker than the
+                     caller, whose registry entry is live): XADD to its sticky stream. The wake's
+                     outbox entry stays, so if that worker does not run the episode, the sweep
+                     queues it (the fallback); its commit removes it. The caller dispatches nothing.
     {0}              dropped: that task already has its result, or that event id was delivered (at-least-once delivery)
     {-1}             no such instance
     {-3, status}     the instance has finished
@@ -43,8 +51,8 @@ local rcall = redis.call
 --- @include "includes/storeClaims"
 
 local st = KEYS[1]
-local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version")
-local status, exec, scheduled, wmode, wcov, version = fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
+local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version", "sw")
+local status, exec, scheduled, wmode, wcov, version, sw = fields[1], fields[2], fields[3], fields[4], fields[5], fields[6], fields[7]
 if not status then return {-1} end
 if isTerminal(status) then return {-3, status} end
 if ARGV[2] ~= "" and ARGV[2] ~= exec then return {-4} end
@@ -59,8 +67,9 @@ elseif seq ~= "" then
   rcall("PEXPIRE", seen, 3600000)
   seq = ""
 end
-local inboxLength = rcall("RPUSH", KEYS[2], kind .. seq .. "|" .. ARGV[5])
-if ARGV[9] ~= "0" then storeClaims(KEYS[8], 10, tonumber(ARGV[9])) end
+local entry = kind .. seq .. "|" .. ARGV[5]
+local inboxLength = rcall("RPUSH", KEYS[2], entry)
+if ARGV[10] ~= "0" then storeClaims(KEYS[8], 11, tonumber(ARGV[10])) end
 rcall("HSET", st, "updatedAt", ARGV[6])
 
 -- An episode is queued or running: its commit looks at the inbox tail and decides.
@@ -82,6 +91,16 @@ if not progress then return {1, ""} end
 
 rcall("HSET", st, "scheduled", 1)
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
+if sw and sw ~= ARGV[9] and rcall("EXISTS", KEYS[9] .. ":" .. sw) == 1 then
+  -- Sticky: the worker that keeps the session runs the episode, resuming the code it holds. The
+  -- inbox entry travels along when it is the whole inbox (small, not stored apart): no load.
+  local carried = ""
+  if inboxLength == 1 and ARGV[10] == "0" and #entry <= 8192 then carried = entry end
+  local stream = KEYS[10] .. sw
+  rcall("XADD", stream, "MAXLEN", "~", 10000, "*", "w", payload, "e", carried)
+  rcall("PEXPIRE", stream, 3600000)
+  return {2, jobId, payload}
+end
 if ARGV[7] == "1" then
   return {1, jobId, payload, rcall("HGETALL", st), rcall("LRANGE", KEYS[2], 0, -1), rcall("XRANGE", KEYS[7], ARGV[8], "+"), rcall("XLEN", KEYS[7])}
 end
