@@ -16,6 +16,7 @@ import { BaselineChains } from './baseline.js';
 import { CHAIN, CHAIN_STEPS, SEQUENCE } from './functions.js';
 import { type Bench, type CompletionTracker, cpuMsSince, errorMessage, subscribeDone, ticker, withTimeout } from './harness.js';
 import type { IoCounts } from './io-counter.js';
+import type { ProfileSummary } from './profiler.js';
 import { type Census, RedisProbe, type ScriptNames, type SlowlogCensus, labelCounts, monitorCensus, slowlogCensus } from './redis-probe.js';
 import { counterDelta, perSecond, steadyRate } from './stats.js';
 
@@ -124,6 +125,39 @@ export function askStats(p: Proc): Promise<ProcStats> {
   );
 }
 
+/** Sends `{ type }` to a process and waits for its `{ type: reply }` answer (rejects on an `error` in it). */
+function ask(p: Proc, type: string, reply: string): Promise<Record<string, unknown>> {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const on = (m: { type?: string; error?: string }) => {
+        if (m?.type !== reply) return;
+        p.child.off('message', on);
+        if (m.error) reject(new Error(`${p.role} process: ${m.error}`));
+        else resolve(m as Record<string, unknown>);
+      };
+      p.child.on('message', on);
+      p.child.send({ type });
+    }),
+    30_000,
+    `${type} of a ${p.role} process`,
+  );
+}
+
+/** Profiles of the processes summed per role (top functions merged, the 15 largest kept). */
+function mergeProfiles(procs: Proc[], summaries: ProfileSummary[]): { role: Role; processes: number; summary: ProfileSummary }[] {
+  const out = new Map<Role, { role: Role; processes: number; summary: ProfileSummary; fns: Map<string, number> }>();
+  procs.forEach((p, i) => {
+    const s = summaries[i]!;
+    const r = out.get(p.role) ?? { role: p.role, processes: 0, summary: { totalMs: 0, byCategory: {}, top: [] }, fns: new Map<string, number>() };
+    r.processes++;
+    r.summary.totalMs += s.totalMs;
+    for (const [k, v] of Object.entries(s.byCategory)) r.summary.byCategory[k] = (r.summary.byCategory[k] ?? 0) + v;
+    for (const [k, v] of s.top) r.fns.set(k, (r.fns.get(k) ?? 0) + v);
+    out.set(p.role, r);
+  });
+  return [...out.values()].map(({ fns, ...r }) => ({ ...r, summary: { ...r.summary, top: [...fns.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15) } }));
+}
+
 export async function stopAll(procs: Proc[]): Promise<void> {
   for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' });
   await Promise.all(
@@ -211,6 +245,8 @@ export interface FleetRun {
   failedJobsTotal: number;
   census?: { instances: number; census: Census };
   slowlog?: { instances: number; census: SlowlogCensus; redisCpuMs: number };
+  /** CPU profiles of an untimed batch, summed per role: self time by library and the top functions. */
+  profile?: { instances: number; byRole: { role: Role; processes: number; summary: ProfileSummary }[] };
   /**
    * BullMQ's time-driven work over the processes' whole life (from ready to the end of the
    * censuses, `ms`), all processes together: lock renewals (extendLock/extendLocks calls), stalled
@@ -233,6 +269,8 @@ export interface FleetOptions {
   census?: number;
   /** Slow-log census of this many instances, untimed (0: none; only on a Redis the bench started). */
   slowlog?: number;
+  /** CPU profiles of the worker processes over an untimed batch of this many instances (0: none). */
+  profile?: number;
   /** Pin the worker processes to these CPUs (taskset list). */
   cpus?: string;
   /** Hub / queue name suffix. */
@@ -332,13 +370,13 @@ export async function fleetRun(b: Bench, o: FleetOptions): Promise<FleetRun> {
     const unitsOf = (i: number) => stats[i]!.stats[WORK_UNIT[procs[i]!.role]] ?? 0;
     // In quarters, so that the CPU per instance of the last batches shows whether the processes are warm.
     const quarter = Math.max(10, Math.ceil(total / 4));
-    for (let size = quarter; warm.batches < 12; size = quarter) {
+    while (warm.batches < 12) {
       const before = stats;
-      await batch('warm', size, 120_000);
+      await batch('warm', quarter, 120_000);
       stats = await Promise.all(procs.map(askStats));
-      warm.instances += size;
+      warm.instances += quarter;
       warm.batches++;
-      warm.workerCpuMsPerInstance.push(stats.reduce((s, x, i) => s + x.cpuMs - before[i]!.cpuMs, 0) / size);
+      warm.workerCpuMsPerInstance.push(stats.reduce((s, x, i) => s + x.cpuMs - before[i]!.cpuMs, 0) / quarter);
       if (procs.every((p, i) => unitsOf(i) >= targetOf(p.role))) break;
     }
     warm.ms = performance.now() - w0;
@@ -365,15 +403,13 @@ export async function fleetRun(b: Bench, o: FleetOptions): Promise<FleetRun> {
     const unit = o.layout === 'baseline' ? 'jobs' : 'activities';
     const done = (xs: ProcStats[]) => xs.reduce((sum, x) => sum + (x.stats[unit] ?? 0), 0);
     const samples: [number, number][] = [[t0, done(before)]];
-    let sampling = false;
+    let sampling: Promise<unknown> | undefined;
     const stopSampling = ticker(50, () => {
-      if (sampling) return;
-      sampling = true;
-      void Promise.all(procs.map(askStats))
+      sampling ??= Promise.all(procs.map(askStats))
         .then((xs) => samples.push([performance.now(), done(xs)]))
         .catch(() => undefined)
         .finally(() => {
-          sampling = false;
+          sampling = undefined;
         });
     });
     try {
@@ -386,6 +422,8 @@ export async function fleetRun(b: Bench, o: FleetOptions): Promise<FleetRun> {
     } finally {
       progress();
       stopSampling();
+      // A stats request still under way would answer the next one with older figures.
+      await sampling;
     }
     const clientCpuMs = cpuMsSince(cpu0);
     const machine1 = cpuTimes();
@@ -450,6 +488,16 @@ export async function fleetRun(b: Bench, o: FleetOptions): Promise<FleetRun> {
       const census = await slowlogCensus(b.admin, () => o.names, () => batch('slowlog', count, 120_000));
       const r1 = await b.probe.snapshot();
       run.slowlog = { instances: count, census, redisCpuMs: RedisProbe.delta(r0, r1).cpuMs };
+    }
+    if (o.profile && !timedOut) {
+      const count = o.profile;
+      await Promise.all(procs.map((p) => ask(p, 'profile-start', 'profile-started')));
+      try {
+        await batch('profile', count, 120_000);
+      } finally {
+        const summaries = await Promise.all(procs.map((p) => ask(p, 'profile-stop', 'profile')));
+        run.profile = { instances: count, byRole: mergeProfiles(procs, summaries.map((m) => m.summary as ProfileSummary)) };
+      }
     }
     const last = await Promise.all(procs.map(askStats));
     run.sweptTotal = last.reduce((s, x) => s + (x.stats.swept ?? 0), 0);

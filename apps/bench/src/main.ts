@@ -12,7 +12,7 @@
  *   BENCH_QUICK=1       skip W2 N=100,000 (--quick)
  *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4)
  *   BENCH_CONCURRENCY   jobs at once per BullMQ worker (default 20, durabull's default)
- *   BENCH_CENSUS=0      skip the MONITOR and slow-log censuses (W1, W4)
+ *   BENCH_CENSUS=0      skip the MONITOR and slow-log censuses and the CPU profiles (W1, W4)
  *   BENCH_W4_KS=1,2,4   worker-process counts of W4 and W4L
  *   BENCH_W4_INSTANCES  timed instances per W4 fleet (default 1,000)
  *   BENCH_W4_WARMUP     warm-up per process, in instances of the k = 1 process (default 2,000)
@@ -107,7 +107,7 @@ const W1_INSTANCES = 1000;
 const W2_NS = quick ? [1000, 10_000] : [1000, 10_000, 100_000];
 const W2_SKIPPED = quick ? [100_000] : [];
 const W3 = { steps: 100, sequenceRuns: 3, chainRuns: 50 };
-/** Instances of the untimed MONITOR and slow-log censuses of each W4 fleet. */
+/** Instances of the untimed MONITOR census, slow-log census and CPU profile of each W4 fleet. */
 const W4_CENSUS = census ? 200 : 0;
 
 /** % of all CPUs busy over `ms` (from the kernel's per-CPU times): what else is running on the machine. */
@@ -239,6 +239,7 @@ async function main(): Promise<number> {
     names: await scriptNamesOnce(),
     census: withCensus ? W4_CENSUS : 0,
     slowlog: withCensus ? W4_CENSUS : 0,
+    profile: withCensus ? W4_CENSUS : 0,
   });
   const setW4 = () => {
     const model = results.w4?.model;

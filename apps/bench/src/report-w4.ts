@@ -49,9 +49,9 @@ export function w4SummaryRows(w: W4Result): string[] {
         L.push(
           row([
             first ? head : '',
-            `${name}, k=${run.k}: instances/s, whole run (steady) / worker CPU µs per activity`,
-            `${fmt(run.instancesPerSec, 0)} (${fmt(run.steadyInstancesPerSec, 0)}) / ${fmt((run.workersCpuMs * 1000) / run.activities, 0)}`,
-            base ? `${fmt(base.instancesPerSec, 0)} (${fmt(base.steadyInstancesPerSec, 0)}) / ${fmt((base.workersCpuMs * 1000) / base.activities, 0)}` : '-',
+            `${name}, k=${run.k}: instances/s, steady (whole run) / worker CPU µs per activity`,
+            `${fmt(run.steadyInstancesPerSec, 0)} (${fmt(run.instancesPerSec, 0)}) / ${fmt((run.workersCpuMs * 1000) / run.activities, 0)}`,
+            base ? `${fmt(base.steadyInstancesPerSec, 0)} (${fmt(base.instancesPerSec, 0)}) / ${fmt((base.workersCpuMs * 1000) / base.activities, 0)}` : '-',
             `${fmtRatio(layoutRatio(set, layout, run.k))} (${fmtRatio(layoutRatio(set, layout, run.k, 'whole'))}) / ${fmtRatio(ratio(run.workersCpuMs / run.activities, base ? base.workersCpuMs / base.activities : undefined))}`,
           ]),
         );
@@ -92,7 +92,7 @@ export function fleetBreakdown(set: ScaleSet, title: string): string[] {
   L.push(row(['', ...fleets.map(fleetName)]));
   L.push(row(['---', ...fleets.map(() => '---:')]));
   const line = (name: string, f: (r: FleetRun) => string) => L.push(row([name, ...fleets.map(f)]));
-  line('instances/s (steady 10–90%)', (r) => `${fmt(r.instancesPerSec, 0)} (${fmt(r.steadyInstancesPerSec, 0)})`);
+  line('instances/s: steady, 10–90% of the activities (whole run)', (r) => `${fmt(r.steadyInstancesPerSec, 0)} (${fmt(r.instancesPerSec, 0)})`);
   line('ramp-up and tail, % of the run', (r) => pct(r.edgeShare));
   line('warm-up: instances (batches)', (r) => `${fmt(r.warmup.instances, 0)} (${r.warmup.batches})`);
   line('warm-up: worker CPU ms / instance, first → last batch', (r) => `${fmt(r.warmup.workerCpuMsPerInstance[0], 2)} → ${fmt(r.warmup.workerCpuMsPerInstance.at(-1), 2)}`);
@@ -142,6 +142,40 @@ export function fleetBreakdown(set: ScaleSet, title: string): string[] {
   L.push(row(['---', ...fleets.map(() => '---:')]));
   for (const n of names) line(n, (r) => fmt(per(r, c(r, n)), 3));
   L.push('');
+  // Worker CPU by library, from the CPU profiles.
+  const profiled = fleets.filter((r) => r.profile);
+  if (profiled.length) {
+    const cats = new Set<string>();
+    for (const r of profiled) for (const x of r.profile!.byRole) for (const k of Object.keys(x.summary.byCategory)) cats.add(k);
+    const order = ['bullmq', 'ioredis', 'durabull worker', 'durabull redis', 'durabull core', 'msgpack', 'node', 'socket writes', 'GC', 'V8 / native', 'other dependencies', 'bench', 'other'];
+    const sorted = [...cats].sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+    L.push(
+      `Worker CPU by library, µs per activity: the timed run's CPU of each role split by the self time of a CPU profile (V8's sampler, every 250 µs) ` +
+        `of an untimed batch of ${fmt(profiled[0]!.profile!.instances, 0)} instances after it. "socket writes": Node's write bindings (the write system call and copying the data); "V8 / native": time in no JavaScript function (V8's builtins, compiling, promise jobs); "node": Node's own JavaScript (streams, buffers, timers).`,
+    );
+    L.push('');
+    L.push(row(['', ...profiled.map(fleetName)]));
+    L.push(row(['---', ...profiled.map(() => '---:')]));
+    const cell = (r: FleetRun, cat: string) =>
+      r.profile!.byRole
+        .map((x) => {
+          const role = r.roles.find((y) => y.role === x.role);
+          const share = x.summary.totalMs > 0 ? (x.summary.byCategory[cat] ?? 0) / x.summary.totalMs : Number.NaN;
+          const us = role ? (share * role.cpuMs * 1000) / r.activities : Number.NaN;
+          const tag = r.profile!.byRole.length > 1 ? `${x.role === 'orchestrators' ? 'o' : 'a'} ` : '';
+          return `${tag}${fmt(us, 1)}`;
+        })
+        .join(' / ');
+    for (const cat of sorted) L.push(row([cat, ...profiled.map((r) => cell(r, cat))]));
+    L.push('');
+    for (const r of profiled.filter((x) => x.k === 1)) {
+      for (const x of r.profile!.byRole) {
+        const top = x.summary.top.slice(0, 8).map(([f, ms]) => `${f} ${fmt((ms / x.summary.totalMs) * 100, 1)}%`);
+        L.push(`- ${fleetName(r)}, ${x.role}: the functions with the most self time: ${top.join('; ')}.`);
+      }
+    }
+    L.push('');
+  }
   // Scripts: inner commands (MONITOR) and execution time (slow log), over the censuses.
   const censused = fleets.filter((r) => r.census || r.slowlog);
   if (censused.length) {

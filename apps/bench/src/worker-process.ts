@@ -8,7 +8,9 @@
  * BENCH_QUEUE for `baseline` (a BullMQ chain worker whose last step publishes the chain id).
  * IPC: sends `{ type: 'ready' }` once connected; answers `{ type: 'stats' }` with its CPU time, its
  * counters (jobs, or DurabullWorker.stats plus failed job attempts) and what it sent to Redis
- * (io-counter.ts); `{ type: 'stop' }` closes gracefully and exits. Exits when the bench goes away
+ * (io-counter.ts); `{ type: 'profile-start' }` / `{ type: 'profile-stop' }` take a CPU profile
+ * (profiler.ts; answered with `profile-started` / `profile` and its summary); `{ type: 'stop' }`
+ * closes gracefully and exits. Exits when the bench goes away
  * (IPC closes).
  */
 import { DurabullWorker } from '@durabull/worker';
@@ -17,6 +19,7 @@ import { Redis } from 'ioredis';
 import { chainProcessor, doneChannel } from './baseline.js';
 import { registry } from './functions.js';
 import { installIoCounter } from './io-counter.js';
+import { startProfile, stopProfile } from './profiler.js';
 
 const url = process.env.BENCH_REDIS_URL;
 const role = process.env.BENCH_ROLE;
@@ -73,6 +76,16 @@ process.on('message', (m: { type?: string }) => {
   if (m?.type === 'stats') {
     const cpu = process.cpuUsage();
     process.send!({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, rss: process.memoryUsage.rss(), stats: stats(), io: ioCounts() });
+  } else if (m?.type === 'profile-start') {
+    void startProfile().then(
+      () => process.send!({ type: 'profile-started' }),
+      (err: unknown) => process.send!({ type: 'profile-started', error: String(err) }),
+    );
+  } else if (m?.type === 'profile-stop') {
+    void stopProfile().then(
+      (summary) => process.send!({ type: 'profile', summary }),
+      (err: unknown) => process.send!({ type: 'profile', error: String(err) }),
+    );
   } else if (m?.type === 'stop') {
     void close().then(
       () => process.exit(0),

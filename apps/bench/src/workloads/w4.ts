@@ -12,8 +12,6 @@ import type { Bench } from '../harness.js';
 import type { ScriptNames } from '../redis-probe.js';
 import { ratio } from '../stats.js';
 
-export type ScaleRun = FleetRun;
-
 export interface ScaleSet {
   instances: number;
   steps: number;
@@ -50,6 +48,8 @@ export interface ScaleOptions {
   names: ScriptNames;
   census: number;
   slowlog: number;
+  /** CPU profiles of an untimed batch of this many instances per fleet (0: none). */
+  profile: number;
 }
 
 /** Both layouts and their baselines over `ks`, for one workload. */
@@ -65,6 +65,7 @@ export async function runScaleSet(b: Bench, tag: string, workload: Workload, o: 
       names: o.names,
       census: o.census,
       slowlog: o.slowlog,
+      profile: o.profile,
       name: `${tag}-${layout}-${k}`,
     });
   const split: FleetRun[] = [];
