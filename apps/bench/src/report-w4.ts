@@ -127,8 +127,10 @@ export function fleetBreakdown(set: ScaleSet, title: string): string[] {
   const c = (r: FleetRun, name: string) => commands(r)[name] ?? 0;
   line('BullMQ: fetches (moveToActive) + completions (moveToFinished)', (r) => `${fmt(per(r, c(r, 'script:moveToActive')), 2)} + ${fmt(per(r, c(r, 'script:moveToFinished')), 2)}`);
   line('BullMQ: blocking waits (bzpopmin)', (r) => fmt(per(r, c(r, 'bzpopmin')), 3));
-  const perProcMin = (r: FleetRun, x: number) => fmt(x / r.processes / (r.lifetime.ms / 60_000), 1);
-  line('BullMQ, whole life: lock renewals / stalled checks / blocking waits, per process-minute', (r) => `${perProcMin(r, r.lifetime.lockRenewals)} / ${perProcMin(r, r.lifetime.stalledChecks)} / ${perProcMin(r, r.lifetime.blockingWaits)}`);
+  line(
+    'BullMQ over the processes\' life (seconds): lock renewals / stalled checks / blocking waits, all processes',
+    (r) => `${fmt(r.lifetime.ms / 1000, 0)} s: ${fmt(r.lifetime.lockRenewals, 0)} / ${fmt(r.lifetime.stalledChecks, 0)} / ${fmt(r.lifetime.blockingWaits, 0)}`,
+  );
   line('BullMQ: marker ops, incl. inside scripts (MONITOR census)', (r) => (r.census ? fmt(r.census.census.markerOps / (r.census.instances * r.steps), 2) : 'n/a'));
   line('sweep passes (zrangebyscore on the outbox index)', (r) => (r.layout === 'baseline' ? '-' : fmt(c(r, 'zrangebyscore'), 0)));
   L.push('');
