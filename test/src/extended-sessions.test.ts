@@ -52,9 +52,11 @@ describe('extended sessions', () => {
     expect(sb.output).toEqual(want);
     expect(historyShape(sa.history)).toEqual(historyShape(sb.history));
     // 31 episodes: the first ran the code from its start, the other 30 resumed it.
-    expect(kept.workers[0]!.stats).toMatchObject({ episodes: 31, resumedEpisodes: 30 });
+    expect(kept.workers[0]!.stats).toMatchObject({ episodes: 31, resumedEpisodes: 30, replayedEpisodes: 0, replayedEvents: 0 });
     expect(a.runs.starts).toBe(1);
-    expect(replayed.workers[0]!.stats.resumedEpisodes).toBe(0);
+    // Each of the 30 woken episodes replayed the history before it: 4 events per episode (OrchestratorStarted,
+    // the result or ExecutionStarted, TaskScheduled, OrchestratorCompleted), 4 + 8 + ... + 120 in all.
+    expect(replayed.workers[0]!.stats).toMatchObject({ resumedEpisodes: 0, replayedEpisodes: 30, replayedEvents: 4 * ((30 * 31) / 2) });
     expect(b.runs.starts).toBe(31);
     expect((await checkHub(kept.client.backend)).findings).toEqual([]);
   });
@@ -67,8 +69,22 @@ describe('extended sessions', () => {
     await th.startWorker({ orchestrators: false });
     const id = await th.client.startNew('Chain', { input: { steps: 5 } });
     expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 15, seen: [1, 2, 3, 4, 5] });
-    expect(orch.stats).toMatchObject({ episodes: 6, cachedEpisodes: 5, resumedEpisodes: 5 });
+    expect(orch.stats).toMatchObject({ episodes: 6, cachedEpisodes: 5, resumedEpisodes: 5, replayedEpisodes: 0, loads: 0 });
     expect(c.runs.starts).toBe(1);
+  });
+
+  it('count the loads and replays of a split layout without the cache', async () => {
+    const c = counted();
+    const th = await createTestHub({ orchestrators: { Chain: c.fn }, activities: { Inc: async (x: number) => x + 1 } }, { startWorker: false });
+    hubs.push(th);
+    const orch = await th.startWorker({ activities: false, cachedInstances: 0 });
+    const acts = await th.startWorker({ orchestrators: false });
+    const id = await th.client.startNew('Chain', { input: { steps: 3 } });
+    expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toEqual({ total: 6, seen: [1, 2, 3] });
+    // The first episode runs from its job; each of the 3 woken ones loads (one round trip) and replays the history.
+    expect(orch.stats).toMatchObject({ episodes: 4, cachedEpisodes: 0, loads: 3, replayedEpisodes: 3, replayedEvents: 4 + 8 + 12 });
+    expect(acts.stats).toMatchObject({ episodes: 0, activities: 3, loads: 0 });
+    expect(c.runs.starts).toBe(4);
   });
 
   it('resume after a load that finds nothing new: a fan-in woken by its last result', async () => {
@@ -164,14 +180,14 @@ describe('extended sessions', () => {
 
   it('need the cache: with cachedInstances 0 every woken episode loads and replays', async () => {
     const { stats, starts } = await threeSteps({ cachedInstances: 0 });
-    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 0, directEpisodes: 0 });
+    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 0, directEpisodes: 0, replayedEpisodes: 3, replayedEvents: 4 + 8 + 12 });
     expect(starts).toBe(4);
   });
 
   it('are not kept for an instance whose history is over the cache\'s event budget', async () => {
     // The first episode's history is 4 events, the second's 8: only the first fits in 6.
     const { stats, starts } = await threeSteps({ cachedHistoryEvents: 6 });
-    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 1, directEpisodes: 1 });
+    expect(stats).toMatchObject({ episodes: 4, resumedEpisodes: 1, directEpisodes: 1, replayedEpisodes: 2, replayedEvents: 8 + 12 });
     expect(starts).toBe(3);
   });
 

@@ -28,6 +28,10 @@ export interface Bench {
   hub(name: string): string;
   /** BullMQ prefix of this run's baseline queues. */
   baselinePrefix: string;
+  /** The bench started this redis-server itself (it may change its config for a census, and pin it to a CPU). */
+  ownsRedis: boolean;
+  /** Its pid, when the bench started it. */
+  redisPid?: number;
 }
 
 export class TimeoutError extends Error {

@@ -1,16 +1,23 @@
 /**
  * `npm run bench`: durabull against a plain-BullMQ baseline on the same Redis, workload by
- * workload (W1 chain throughput, W2 fan-out/fan-in, W3 latency, W4 scale-out over processes).
- * Writes bench-results/latest.json and bench-results/latest.md.
+ * workload (W1 chain throughput, W2 fan-out/fan-in, W3 latency, W4 scale-out over processes, W4L
+ * long chains over processes, the capacity model and its check). Writes bench-results/latest.json
+ * and bench-results/latest.md.
  *
- * Environment:
- *   BENCH_REDIS_URL    use this Redis (default: start a redis-server with appendonly yes,
- *                      appendfsync everysec in a temp dir, on a free port)
- *   BENCH_QUICK=1      skip W2 N=100,000
- *   BENCH_ONLY=w1,w3   run only these workloads
- *   BENCH_CONCURRENCY  jobs at once per BullMQ worker (default 20, durabull's default)
- *   BENCH_CENSUS=0     skip the MONITOR census of W1
- *   BENCH_W4_KS=1,2,4  worker-process counts of W4
+ *   npm run bench [-- --only w4,w4l,model] [-- --quick]
+ *
+ * Environment (the flags win over it):
+ *   BENCH_REDIS_URL     use this Redis (default: start a redis-server with appendonly yes,
+ *                       appendfsync everysec in a temp dir, on a free port)
+ *   BENCH_QUICK=1       skip W2 N=100,000 (--quick)
+ *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4)
+ *   BENCH_CONCURRENCY   jobs at once per BullMQ worker (default 20, durabull's default)
+ *   BENCH_CENSUS=0      skip the MONITOR and slow-log censuses and the CPU profiles (W1, W4)
+ *   BENCH_W4_KS=1,2,4   worker-process counts of W4 and W4L
+ *   BENCH_W4_INSTANCES  timed instances per W4 fleet (default 1,000)
+ *   BENCH_W4_WARMUP     warm-up per process, in instances of the k = 1 process (default 2,000)
+ *   BENCH_W4L_INSTANCES timed instances per W4L fleet (default 200, each a chain of 50)
+ *   BENCH_MODEL_CORES   worker cores of the capacity model's prediction (default 8; one Redis core)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,12 +27,13 @@ import { fileURLToPath } from 'node:url';
 import { type RedisServer, redactUrl, startRedisServer } from '@durabull/testing';
 import { Redis } from 'ioredis';
 import { type Bench, errorMessage } from './harness.js';
-import { RedisProbe, globEscape } from './redis-probe.js';
+import { RedisProbe, type ScriptNames, allScriptNames, globEscape } from './redis-probe.js';
 import { type Machine, type Persistence, type Results, evaluateTargets, toJson, toMarkdown } from './report.js';
+import { buildModel, checkModel } from './workloads/model.js';
 import { runW1 } from './workloads/w1.js';
 import { runW2 } from './workloads/w2.js';
 import { runW3 } from './workloads/w3.js';
-import { runW4 } from './workloads/w4.js';
+import { type ScaleSet, W4L_STEPS, runW4, runW4L, w4Keys } from './workloads/w4.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OUT_DIR = join(REPO_ROOT, 'bench-results');
@@ -34,15 +42,73 @@ const t0 = performance.now();
 const log = (msg: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
 
 const env = process.env;
-const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-const only = new Set((env.BENCH_ONLY ?? 'w1,w2,w3,w4').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
-const concurrency = Number(env.BENCH_CONCURRENCY ?? 20);
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model'] as const;
+
+export class BenchArgumentError extends Error {
+  override readonly name = 'BenchArgumentError';
+}
+
+/** The command line: `--only <list>` (or `--only=<list>`) and `--quick`; anything else is an error. */
+function parseArgs(argv: string[]): { only?: string; quick?: boolean } {
+  const out: { only?: string; quick?: boolean } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') out.quick = true;
+    else if (a === '--only' || a.startsWith('--only=')) {
+      const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
+      if (!v) throw new BenchArgumentError('--only needs a list of workloads, e.g. --only w4,w4l');
+      out.only = v;
+    } else throw new BenchArgumentError(`unknown argument ${JSON.stringify(a)} (known: --only <${WORKLOADS.join(',')}>, --quick)`);
+  }
+  return out;
+}
+
+function intList(name: string, text: string, min: number): number[] {
+  const xs = text.split(',').map((x) => Number(x.trim()));
+  const bad = xs.find((x) => !Number.isInteger(x) || x < min);
+  if (bad !== undefined || xs.length === 0) throw new BenchArgumentError(`${name} must be a comma-separated list of integers >= ${min}, got ${JSON.stringify(text)}`);
+  return xs;
+}
+
+function intEnv(name: string, fallback: number, min: number): number {
+  const v = env[name];
+  return v === undefined || v === '' ? fallback : intList(name, v, min)[0]!;
+}
+
+/** Prints a bad argument's message and exits with 2 (the bench has not started anything yet). */
+function orExit<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (!(err instanceof BenchArgumentError)) throw err;
+    console.error(`npm run bench: ${err.message}`);
+    process.exit(2);
+  }
+}
+
+const { quick, only, concurrency, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
+  const args = parseArgs(process.argv.slice(2));
+  const only = new Set((args.only ?? env.BENCH_ONLY ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
+  for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) throw new BenchArgumentError(`unknown workload ${JSON.stringify(w)} (known: ${WORKLOADS.join(', ')})`);
+  if (only.has('model') && !only.has('w4')) throw new BenchArgumentError('the capacity model is built from W4\'s figures: run it with w4 (--only w4,model)');
+  return {
+    quick: args.quick ?? (env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true'),
+    only,
+    concurrency: intEnv('BENCH_CONCURRENCY', 20, 1),
+    W4_KS: intList('BENCH_W4_KS', env.BENCH_W4_KS ?? '1,2,4', 1),
+    W4_INSTANCES: intEnv('BENCH_W4_INSTANCES', 1000, 10),
+    W4_WARMUP: intEnv('BENCH_W4_WARMUP', 2000, 1),
+    W4L_INSTANCES: intEnv('BENCH_W4L_INSTANCES', 200, 10),
+    MODEL_CORES: intEnv('BENCH_MODEL_CORES', 8, 1),
+  };
+});
 const census = env.BENCH_CENSUS !== '0';
 const W1_INSTANCES = 1000;
 const W2_NS = quick ? [1000, 10_000] : [1000, 10_000, 100_000];
 const W2_SKIPPED = quick ? [100_000] : [];
 const W3 = { steps: 100, sequenceRuns: 3, chainRuns: 50 };
-const W4_KS = (env.BENCH_W4_KS ?? '1,2,4').split(',').map(Number);
+/** Instances of the untimed MONITOR census, slow-log census and CPU profile of each W4 fleet. */
+const W4_CENSUS = census ? 200 : 0;
 
 /** % of all CPUs busy over `ms` (from the kernel's per-CPU times): what else is running on the machine. */
 async function cpuBusyPct(ms = 1000): Promise<number> {
@@ -132,12 +198,25 @@ async function main(): Promise<number> {
     log,
     hub: (name) => `bench-${tag}-${name}`,
     baselinePrefix,
+    ownsRedis: server !== undefined,
+    ...(server ? { redisPid: server.pid } : {}),
   };
   const results: Results = {
     startedAt: new Date().toISOString(),
     totalSeconds: 0,
     quick,
-    settings: { concurrency, w1Instances: W1_INSTANCES, w2Ns: W2_NS, w3: W3, w4Ks: W4_KS },
+    settings: {
+      concurrency,
+      w1Instances: W1_INSTANCES,
+      w2Ns: W2_NS,
+      w3: W3,
+      w4Ks: W4_KS,
+      w4Instances: W4_INSTANCES,
+      w4WarmupPerProcess: W4_WARMUP,
+      w4lInstances: W4L_INSTANCES,
+      w4lSteps: W4L_STEPS,
+      modelWorkerCores: MODEL_CORES,
+    },
     machine,
     redis: { url: redactUrl(url), persistence },
     errors: {},
@@ -145,8 +224,26 @@ async function main(): Promise<number> {
     notes: [
       'Activities do no work (they return input + 1 or their input): every figure is runtime overhead.',
       `durabull workers run with logger: false; orchestrator and activity workers each at concurrency ${concurrency}; the baseline's BullMQ worker at the same concurrency.`,
-      'W1/W2/W3 run the workers in the bench process; W4 runs them in child processes. Redis, the workers and the bench share the same CPUs.',
+      'W1/W2/W3 run the workers in the bench process; W4 and W4L run them in child processes. Redis, the workers and the bench share the same CPUs.',
     ],
+  };
+  let names: ScriptNames | undefined;
+  const scriptNamesOnce = async () => (names ??= await allScriptNames(url, baselinePrefix));
+  let scale: ScaleSet | undefined;
+  let long: ScaleSet | undefined;
+  const scaleOpts = async (instances: number, warmupPerProcess: number, withCensus: boolean) => ({
+    instances,
+    ks: W4_KS,
+    timeoutMs: 180_000,
+    warmupPerProcess,
+    names: await scriptNamesOnce(),
+    census: withCensus ? W4_CENSUS : 0,
+    slowlog: withCensus ? W4_CENSUS : 0,
+    profile: withCensus ? W4_CENSUS : 0,
+  });
+  const setW4 = () => {
+    const model = results.w4?.model;
+    results.w4 = { ...w4Keys(scale, long), ...(model ? { model } : {}), ...(scale ? { scale } : {}), ...(long ? { long } : {}) };
   };
 
   const step = async (name: string, fn: () => Promise<void>) => {
@@ -172,7 +269,22 @@ async function main(): Promise<number> {
       results.w3 = await runW3(bench, { ...W3, timeoutMs: 30_000 });
     });
     await step('w4', async () => {
-      results.w4 = await runW4(bench, { instances: W1_INSTANCES, ks: W4_KS, timeoutMs: 120_000 });
+      scale = await runW4(bench, await scaleOpts(W4_INSTANCES, W4_WARMUP, true));
+      setW4();
+    });
+    await step('w4l', async () => {
+      // Warm-up per process: as many activities as W4's, in 50-step chains.
+      long = await runW4L(bench, await scaleOpts(W4L_INSTANCES, Math.max(1, Math.round((W4_WARMUP * 4) / W4L_STEPS)), false));
+      setW4();
+    });
+    await step('model', async () => {
+      if (!scale) throw new Error('the capacity model is built from W4, which did not complete');
+      const model = buildModel(scale, MODEL_CORES, 1);
+      const check = await checkModel(bench, scale, { instances: W4_INSTANCES, warmupPerProcess: W4_WARMUP, timeoutMs: 180_000, names: await scriptNamesOnce() });
+      if (typeof check === 'string') model.checkSkipped = check;
+      else model.check = check;
+      setW4();
+      results.w4!.model = model;
     });
   } finally {
     // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).

@@ -4,6 +4,8 @@
  * sends.
  */
 import { createHash } from 'node:crypto';
+import { loadScripts } from '@durabull/redis';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { counterDelta } from './stats.js';
 
@@ -196,6 +198,62 @@ export function scriptNames(...clients: unknown[]): ScriptNames {
   return out;
 }
 
+/** sha1 of a script's text, as ioredis sends it with EVALSHA. */
+export function scriptSha(lua: string): string {
+  return createHash('sha1').update(lua).digest('hex');
+}
+
+/**
+ * The names of every script a durabull or BullMQ client of this run may call: durabull's from its
+ * Lua files, BullMQ's from a queue's connection (BullMQ defines all its scripts on a connection
+ * when a queue connects; the queue's `meta` key it writes is deleted again).
+ */
+export async function allScriptNames(url: string, prefix: string): Promise<ScriptNames> {
+  const out: ScriptNames = { bySha: new Map(), byText: new Map() };
+  for (const s of loadScripts()) {
+    out.bySha.set(scriptSha(s.lua), s.name);
+    out.byText.set(normalizeLua(s.lua), s.name);
+  }
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue('bench-script-names', { connection: conn, prefix });
+  try {
+    await queue.waitUntilReady();
+    const bull = scriptNames(conn);
+    for (const [k, v] of bull.bySha) out.bySha.set(k, v);
+    for (const [k, v] of bull.byText) out.byText.set(k, v);
+  } finally {
+    await queue.close();
+    await new RedisProbe(conn).deleteMatching(`${globEscape(prefix)}:bench-script-names:*`).catch(() => 0);
+    await conn.quit().catch(() => undefined);
+  }
+  return out;
+}
+
+/** A command name for people: `evalsha:<sha1>` / `eval:<sha1>` become `script:<name>` (or `script:<first 8 hex digits>`). */
+export function commandLabel(key: string, names: ScriptNames): string {
+  const m = /^(?:evalsha|eval):([0-9a-f]{40})$/.exec(key);
+  if (!m) return key;
+  return `script:${names.bySha.get(m[1]!) ?? m[1]!.slice(0, 8)}`;
+}
+
+/** Counts keyed as io-counter.ts keys them, relabelled with `commandLabel` (labels that meet are summed). */
+export function labelCounts(counts: Readonly<Record<string, number>>, names: ScriptNames): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counts)) {
+    const label = commandLabel(k, names);
+    out[label] = (out[label] ?? 0) + v;
+  }
+  return out;
+}
+
+export interface ScriptCensus {
+  /** Calls of the script (EVALSHA/EVAL lines). */
+  calls: number;
+  /** Commands the script ran, by name, over all its calls. */
+  inner: Record<string, number>;
+  innerTotal: number;
+}
+
 export interface Census {
   /** Commands sent by clients, by name; scripts as `script:<name>`. */
   topLevel: Record<string, number>;
@@ -203,6 +261,49 @@ export interface Census {
   inScripts: Record<string, number>;
   topLevelTotal: number;
   inScriptsTotal: number;
+  /** Per script (`script:<name>`): its calls and the commands it ran (MONITOR prints them right after the call). */
+  byScript: Record<string, ScriptCensus>;
+  /** Commands, sent or run inside scripts, on BullMQ's marker keys (`<prefix>:<queue>:marker`). */
+  markerOps: number;
+}
+
+/** One MONITOR line, as the census keeps it: the command, its first argument, and whether a script ran it. */
+export interface MonitorLine {
+  args: string[];
+  lua: boolean;
+}
+
+/**
+ * Counts MONITOR lines: top-level commands by name (EVAL/EVALSHA as `script:<name>`), commands run
+ * inside scripts, and those per script. A script's commands follow its call line (Redis 7 feeds
+ * MONITOR the call before running it), so they are counted against the last script call.
+ */
+export function countMonitorLines(lines: readonly MonitorLine[], byName: ScriptNames): Census {
+  const topLevel: Record<string, number> = {};
+  const inScripts: Record<string, number> = {};
+  const byScript: Record<string, ScriptCensus> = {};
+  let current: ScriptCensus | undefined;
+  let markerOps = 0;
+  for (const { args, lua } of lines) {
+    let cmd = (args[0] ?? '?').toLowerCase();
+    if (cmd === 'echo') continue;
+    if ((args[1] ?? '').endsWith(':marker')) markerOps++;
+    if (!lua && (cmd === 'evalsha' || cmd === 'eval')) {
+      const name = cmd === 'eval' ? byName.byText.get(normalizeLua(args[1] ?? '', true)) : byName.bySha.get(args[1] ?? '');
+      cmd = `script:${name ?? (cmd === 'eval' ? createHash('sha1').update(args[1] ?? '').digest('hex') : (args[1] ?? '')).slice(0, 8)}`;
+      current = byScript[cmd] ??= { calls: 0, inner: {}, innerTotal: 0 };
+      current.calls++;
+    } else if (!lua) {
+      current = undefined;
+    } else if (current) {
+      current.inner[cmd] = (current.inner[cmd] ?? 0) + 1;
+      current.innerTotal++;
+    }
+    const into = lua ? inScripts : topLevel;
+    into[cmd] = (into[cmd] ?? 0) + 1;
+  }
+  const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+  return { topLevel, inScripts, topLevelTotal: sum(topLevel), inScriptsTotal: sum(inScripts), byScript, markerOps };
 }
 
 /**
@@ -213,9 +314,7 @@ export interface Census {
 export async function monitorCensus(url: string, names: () => ScriptNames, fn: () => Promise<void>): Promise<Census> {
   const conn = new Redis(url, { maxRetriesPerRequest: null });
   const monitor = await conn.monitor();
-  const topLevel: Record<string, number> = {};
-  const inScripts: Record<string, number> = {};
-  const raw: { args: string[]; lua: boolean }[] = [];
+  const raw: MonitorLine[] = [];
   let counting = false;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     if (!counting) return;
@@ -258,17 +357,59 @@ export async function monitorCensus(url: string, names: () => ScriptNames, fn: (
     conn.disconnect();
     pinger.disconnect();
   }
-  const byName = names();
-  for (const { args, lua } of raw) {
-    let cmd = (args[0] ?? '?').toLowerCase();
-    if (cmd === 'echo') continue;
-    if (!lua && (cmd === 'evalsha' || cmd === 'eval')) {
-      const name = cmd === 'eval' ? byName.byText.get(normalizeLua(args[1] ?? '', true)) : byName.bySha.get(args[1] ?? '');
-      cmd = `script:${name ?? (cmd === 'eval' ? createHash('sha1').update(args[1] ?? '').digest('hex') : (args[1] ?? '')).slice(0, 8)}`;
-    }
-    const into = lua ? inScripts : topLevel;
-    into[cmd] = (into[cmd] ?? 0) + 1;
+  return countMonitorLines(raw, names());
+}
+
+export interface SlowlogCensus {
+  /** Top-level commands logged (scripts as `script:<name>`): calls and microseconds of execution. */
+  byCommand: Record<string, { calls: number; usec: number }>;
+  calls: number;
+  usec: number;
+  /** The run logged more than `slowlog-max-len` entries: the oldest are missing from the figures. */
+  overflowed: boolean;
+}
+
+/**
+ * Runs `fn` with the slow log taking every command (`slowlog-log-slower-than 0`) and sums the
+ * execution time Redis logged per command and per script: the wall-clock time spent running it (a
+ * script's with the commands it runs), without reading, parsing and replying; on a busy machine
+ * it includes the time the Redis thread was not on a CPU. Changes this Redis' config
+ * for the duration (restored after): only for a Redis the bench started itself.
+ */
+export async function slowlogCensus(redis: Redis, names: () => ScriptNames, fn: () => Promise<void>, maxLen = 200_000): Promise<SlowlogCensus> {
+  const get = async (key: string) => ((await redis.config('GET', key)) as string[])[1] ?? '';
+  const [slower, len] = [await get('slowlog-log-slower-than'), await get('slowlog-max-len')];
+  await redis.config('SET', 'slowlog-max-len', String(maxLen));
+  await redis.slowlog('RESET');
+  await redis.config('SET', 'slowlog-log-slower-than', '0');
+  let entries: unknown[];
+  try {
+    await fn();
+  } finally {
+    await redis.config('SET', 'slowlog-log-slower-than', slower);
+    entries = (await redis.slowlog('GET', -1)) as unknown[];
+    await redis.slowlog('RESET');
+    await redis.config('SET', 'slowlog-max-len', len);
   }
-  const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-  return { topLevel, inScripts, topLevelTotal: sum(topLevel), inScriptsTotal: sum(inScripts) };
+  const byName = names();
+  // The CONFIG SET that turned logging on is the first entry: when it is gone, the log overflowed.
+  const out: SlowlogCensus = { byCommand: {}, calls: 0, usec: 0, overflowed: true };
+  for (const e of entries) {
+    const [, , usec, args, client] = e as [number, number, number, string[], string];
+    // Redis 7 logs the commands a script runs too, as the script's client `?:0`: within the script's time already.
+    if (client === '?:0') continue;
+    let cmd = String(args[0] ?? '?').toLowerCase();
+    if (cmd === 'config' || cmd === 'slowlog') {
+      if (String(args[2]).toLowerCase() === 'slowlog-log-slower-than') out.overflowed = false;
+      continue;
+    }
+    // The log keeps a script's text cut short: an EVAL (ioredis' fallback for an unknown script) stays `eval`.
+    if (cmd === 'evalsha') cmd = commandLabel(`evalsha:${String(args[1] ?? '')}`, byName);
+    const slot = (out.byCommand[cmd] ??= { calls: 0, usec: 0 });
+    slot.calls++;
+    slot.usec += usec;
+    out.calls++;
+    out.usec += usec;
+  }
+  return out;
 }

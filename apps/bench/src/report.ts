@@ -6,7 +6,7 @@ import { fmt, fmtRatio, mb, round } from './stats.js';
 import type { W1Result, CommandCounts } from './workloads/w1.js';
 import type { W2Point, W2Result } from './workloads/w2.js';
 import type { W3Result } from './workloads/w3.js';
-import type { W4Result } from './workloads/w4.js';
+import { type W4Result, fleetBreakdown, modelSection, w4KeysSection, w4SummaryRows } from './report-w4.js';
 
 export interface Machine {
   cpus: number;
@@ -39,7 +39,18 @@ export interface Results {
   startedAt: string;
   totalSeconds: number;
   quick: boolean;
-  settings: { concurrency: number; w1Instances: number; w2Ns: number[]; w3: { steps: number; sequenceRuns: number; chainRuns: number }; w4Ks: number[] };
+  settings: {
+    concurrency: number;
+    w1Instances: number;
+    w2Ns: number[];
+    w3: { steps: number; sequenceRuns: number; chainRuns: number };
+    w4Ks: number[];
+    w4Instances: number;
+    w4WarmupPerProcess: number;
+    w4lInstances: number;
+    w4lSteps: number;
+    modelWorkerCores: number;
+  };
   machine: Machine;
   redis: { url: string; persistence: Persistence };
   w1?: W1Result;
@@ -66,7 +77,8 @@ export interface Target {
 function target(workload: string, what: string, value: number | undefined, op: Target['op'], t: number): Target {
   const v = value ?? Number.NaN;
   const ok = op === '>=' ? v >= t : op === '<=' ? v <= t : v < t;
-  const off = op === '>=' ? t / v : v / t;
+  // A target of 0 (nothing may happen) is met exactly or missed by an unbounded factor.
+  const off = t === 0 ? (ok ? 0 : Number.POSITIVE_INFINITY) : op === '>=' ? t / v : v / t;
   return { workload, what, value: v, target: t, op, ok, off };
 }
 
@@ -101,7 +113,14 @@ export function evaluateTargets(r: Results): Target[] {
     out.push(target('W3', 'chain p99 ms', r.w3.chainP99Ms, '<=', 10));
     out.push(target('W3', 'ms/step', r.w3.msPerStep, '<=', 0.5));
   }
-  if (r.w4) out.push(target('W4', 'speedup 2 vs 1 process pair', r.w4.speedup2, '>=', 1.5));
+  if (r.w4?.scale) {
+    out.push(target('W4', 'speedup 2 vs 1 process pair', r.w4.scale.speedup2, '>=', 1.5));
+    out.push(target('W4', 'split layout instances/s vs baseline, k=1', r.w4.splitVsBaseline1, '>=', 0.5));
+    out.push(target('W4', 'split layout worker CPU / activity vs baseline, k=1', r.w4.splitCpuVsBaseline1, '<=', 2.0));
+    out.push(target('W4', 'ratio to baseline held from k=1 to k=4 (worse layout)', r.w4.ratioHeld4, '>=', 0.9));
+  }
+  if (r.w4?.long) out.push(target('W4L', 'share of episodes that replay at k=4 (larger layout)', r.w4.replayShare4, '<=', 0.05));
+  if (r.w4 && Number.isFinite(r.w4.sweepPickups)) out.push(target('W4', 'outbox entries picked up by a sweep', r.w4.sweepPickups, '<=', 0));
   return out.sort((a, b) => (Number.isFinite(b.off) ? b.off : Infinity) - (Number.isFinite(a.off) ? a.off : Infinity));
 }
 
@@ -171,39 +190,7 @@ export function toMarkdown(r: Results): string {
     L.push(row(['', 'p99 ms (of 50 runs: the slowest)', fmt(w.chainP99Ms, 2), fmt(w.baselineChainP99Ms, 2), fmtRatio(w.chainP99Ms / w.baselineChainP99Ms)]));
     L.push(row(['', 'mean ms', fmt(w.durabull.chain.mean, 2), fmt(w.baseline.chain.mean, 2), fmtRatio(w.durabull.chain.mean / w.baseline.chain.mean)]));
   }
-  if (r.w4) {
-    const w = r.w4;
-    for (const run of w.durabull) {
-      const base = w.baseline.find((x) => x.k === run.k);
-      L.push(
-        row([
-          run.k === w.ks[0] ? `W4 scale-out (${fmt(w.instances, 0)} chains; durabull k orch + k activity processes, baseline 2k processes)` : '',
-          `k=${run.k}: instances/s (redis CPU % of a core)`,
-          `${fmt(run.instancesPerSec, 0)} (${fmt(run.redisCpuPct, 0)}%)`,
-          base ? `${fmt(base.instancesPerSec, 0)} (${fmt(base.redisCpuPct, 0)}%)` : '-',
-          fmtRatio(run.instancesPerSec / (base?.instancesPerSec ?? Number.NaN)),
-        ]),
-      );
-    }
-    L.push(row(['', 'speedup k=2 vs k=1', fmtRatio(w.speedup2), fmtRatio(w.baselineSpeedup2), '']));
-    L.push(row(['', 'speedup k=4 vs k=1', fmtRatio(w.speedup4), fmtRatio(w.baselineSpeedup4), '']));
-    const c = w.combined;
-    if (c) {
-      for (const run of c.durabull) {
-        const base = c.baseline.find((x) => x.k === run.k);
-        L.push(
-          row([
-            run.k === w.ks[0] ? `W4 scale-out, both kinds per process (durabull k processes, baseline k processes)` : '',
-            `k=${run.k}: instances/s (redis CPU % of a core)`,
-            `${fmt(run.instancesPerSec, 0)} (${fmt(run.redisCpuPct, 0)}%)`,
-            base ? `${fmt(base.instancesPerSec, 0)} (${fmt(base.redisCpuPct, 0)}%)` : '-',
-            fmtRatio(run.instancesPerSec / (base?.instancesPerSec ?? Number.NaN)),
-          ]),
-        );
-      }
-      L.push(row(['', 'speedup k=2 vs k=1', fmtRatio(c.speedup2), fmtRatio(c.baselineSpeedup2), '']));
-    }
-  }
+  if (r.w4) L.push(...w4SummaryRows(r.w4));
   if (r.w1) {
     const d = r.w1.commands.durabull;
     const bl = r.w1.commands.baseline;
@@ -238,6 +225,13 @@ export function toMarkdown(r: Results): string {
     L.push('');
     L.push(`- durabull: ${topList(d.byCommand)}`);
     L.push(`- baseline: ${topList(bl.byCommand)}`);
+  }
+  if (r.w4) {
+    L.push('');
+    L.push(...w4KeysSection(r.w4));
+    if (r.w4.scale) L.push(...fleetBreakdown(r.w4.scale, 'W4'));
+    if (r.w4.long) L.push(...fleetBreakdown(r.w4.long, 'W4L'));
+    if (r.w4.model) L.push(...modelSection(r.w4.model));
   }
   if (r.targets.length) {
     L.push('');
@@ -285,4 +279,4 @@ function topList(r: Record<string, number>, n = 12): string {
     .join(', ');
 }
 
-export type { CommandCounts };
+export type { CommandCounts, W4Result };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterDelta, fmt, mean, percentile, perSecond, ratio, summarize } from './stats.js';
+import { counterDelta, fmt, mean, percentile, perSecond, ratio, steadyRate, summarize } from './stats.js';
 
 describe('bench stats helpers', () => {
   it('percentile uses the nearest rank', () => {
@@ -37,5 +37,33 @@ describe('bench stats helpers', () => {
     expect(fmt(12.345)).toBe('12.3');
     expect(fmt(1.2345)).toBe('1.23');
     expect(fmt(Number.NaN)).toBe('n/a');
+  });
+});
+
+describe('steadyRate', () => {
+  it('is the pace between the 10% and 90% marks, interpolated between samples', () => {
+    // A slow start (10 units in the first 100 ms), then 10 units per 10 ms, then a slow tail.
+    const samples: [number, number][] = [
+      [0, 0],
+      [100, 10],
+      [180, 90],
+      [300, 100],
+    ];
+    // 10% = 10 units at t=100, 90% = 90 units at t=180: 80 units in 80 ms.
+    expect(steadyRate(samples)).toBeCloseTo(1, 9);
+    // Marks inside a segment are interpolated: 20% (20 units) at t=110, 80% (80) at t=170.
+    expect(steadyRate(samples, 0.2, 0.8)).toBeCloseTo(1, 9);
+    // The whole run's average pace is lower: what the ramp-up and tail cost.
+    expect(100 / 300).toBeLessThan(steadyRate(samples));
+  });
+
+  it('counts from the first sample, not from zero', () => {
+    expect(steadyRate([[1000, 500], [1100, 600]])).toBeCloseTo(1, 9);
+  });
+
+  it('is NaN without work or samples, and refuses marks out of order', () => {
+    expect(steadyRate([[0, 5], [10, 5]])).toBeNaN();
+    expect(steadyRate([[0, 0]])).toBeNaN();
+    expect(() => steadyRate([[0, 0], [1, 1]], 0.9, 0.1)).toThrow(/lo 0.9, hi 0.1/);
   });
 });

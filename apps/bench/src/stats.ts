@@ -91,3 +91,31 @@ export function counterDelta(before: Readonly<Record<string, number>>, after: Re
   }
   return out;
 }
+
+/**
+ * The pace of a run between `lo` and `hi` (shares) of its work, in units per millisecond, from
+ * samples `[time ms, units done so far]` sorted by time, the first at the start and the last at
+ * the end: the times at which the work crossed the two marks are interpolated between samples.
+ * NaN when the samples cannot tell (fewer than two, or no work done).
+ *
+ * @throws {RangeError} unless 0 <= lo < hi <= 1.
+ */
+export function steadyRate(samples: readonly (readonly [number, number])[], lo = 0.1, hi = 0.9): number {
+  if (!(lo >= 0 && lo < hi && hi <= 1)) throw new RangeError(`steadyRate: need 0 <= lo < hi <= 1, got lo ${lo}, hi ${hi}`);
+  if (samples.length < 2) return Number.NaN;
+  const u0 = samples[0]![1];
+  const total = samples.at(-1)![1] - u0;
+  if (!(total > 0)) return Number.NaN;
+  const crossing = (share: number): number => {
+    const target = u0 + share * total;
+    for (let i = 1; i < samples.length; i++) {
+      const [ta, ua] = samples[i - 1]!;
+      const [tb, ub] = samples[i]!;
+      if (ub >= target && ub > ua) return ta + ((target - ua) / (ub - ua)) * (tb - ta);
+      if (ub >= target) return tb;
+    }
+    return samples.at(-1)![0];
+  };
+  const span = crossing(hi) - crossing(lo);
+  return span > 0 ? ((hi - lo) * total) / span : Number.NaN;
+}

@@ -259,6 +259,14 @@ export interface WorkerStats {
    * session (its sticky stream), instead of a job on the orchestrator queue (included in `episodes`).
    */
   stickyEpisodes: number;
+  /**
+   * Episodes that replayed a non-empty history to rebuild their code's state (no kept session),
+   * and the history events they replayed (included in `episodes`).
+   */
+  replayedEpisodes: number;
+  replayedEvents: number;
+  /** Reads of an instance's state, history and inbox by an episode (one round trip each), including those of episodes then dropped or run again. */
+  loads: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
   staleEpisodes: number;
@@ -270,7 +278,7 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -648,6 +656,7 @@ export class DurabullWorker {
   async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
     const cached = preloaded ? undefined : (this.backend.firstEpisodeFrom(data) ?? this.backend.wakeEpisodeFrom(data));
+    if (!preloaded && !cached) this.stats.loads++;
     const loaded = preloaded ?? cached ?? (await this.backend.loadEpisode(instanceId));
     if (!loaded) return false;
     const st = loaded.state;
@@ -713,6 +722,10 @@ export class DurabullWorker {
     this.stats.episodes++;
     if (loaded.fromCache) this.stats.cachedEpisodes++;
     if (kept) this.stats.resumedEpisodes++;
+    else if (loaded.history.length > 0) {
+      this.stats.replayedEpisodes++;
+      this.stats.replayedEvents += loaded.history.length;
+    }
     direct?.onCommitted?.();
     this.logEpisode(log, loaded.inbox.length, result);
     const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);

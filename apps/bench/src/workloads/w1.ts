@@ -7,7 +7,7 @@
 import { BaselineChains } from '../baseline.js';
 import { CHAIN, CHAIN_STEPS } from '../functions.js';
 import { type Bench, type DurabullRig, cpuMsSince, errorMessage, startDurabull, ticker } from '../harness.js';
-import { type Census, RedisProbe, type SnapshotDelta, monitorCensus, scriptNames } from '../redis-probe.js';
+import { type Census, RedisProbe, type SnapshotDelta, allScriptNames, monitorCensus } from '../redis-probe.js';
 import { perSecond, ratio } from '../stats.js';
 
 export interface ThroughputRun {
@@ -72,6 +72,8 @@ const CENSUS = 100;
 export async function runW1(b: Bench, opts: { instances: number; timeoutMs: number; census: boolean }): Promise<W1Result> {
   const n = opts.instances;
   const activities = n * CHAIN_STEPS;
+  // durabull's and BullMQ's scripts by sha1, for both sides' censuses.
+  const names = opts.census ? await allScriptNames(b.url, b.baselinePrefix) : undefined;
 
   // ---- durabull ----
   const rig = await startDurabull(b, b.hub('w1'));
@@ -100,7 +102,7 @@ export async function runW1(b: Bench, opts: { instances: number; timeoutMs: numb
     });
     if (opts.census) {
       b.log(`W1 durabull: command census (MONITOR, ${CENSUS} instances, untimed)`);
-      const census = await monitorCensus(b.url, () => scriptNames(rig.client.backend.redis, rig.worker.backend.redis), () =>
+      const census = await monitorCensus(b.url, () => names!, () =>
         durabullBatch(rig, 'census', CENSUS, 60_000),
       );
       dCensus = censusPerActivity(census, CENSUS, CENSUS * CHAIN_STEPS);
@@ -138,7 +140,7 @@ export async function runW1(b: Bench, opts: { instances: number; timeoutMs: numb
     });
     if (opts.census) {
       b.log(`W1 baseline: command census (MONITOR, ${CENSUS} chains, untimed)`);
-      const census = await monitorCensus(b.url, () => scriptNames(chains.conn), () => baselineBatch(chains, 'census', CENSUS, 60_000));
+      const census = await monitorCensus(b.url, () => names!, () => baselineBatch(chains, 'census', CENSUS, 60_000));
       bCensus = censusPerActivity(census, CENSUS, CENSUS * CHAIN_STEPS);
     }
   } finally {

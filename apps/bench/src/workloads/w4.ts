@@ -1,39 +1,25 @@
 /**
- * W4 scale-out: W1 (1,000 four-activity chains) with the workers in child processes: for k = 1, 2,
- * 4, k orchestrator-only + k activity-only processes (durabull) and 2k chain-worker processes
- * (baseline: the same number of processes). Then the layout we recommend for chains: k processes
- * that run both kinds, against k chain-worker processes. A fresh task hub / queue per run; the
- * processes start and connect before the clock starts. Reports instances/s and the speedup over k = 1.
+ * W4 scale-out: W1 (1,000 four-activity chains) with the workers in child processes, for k = 1,
+ * 2, 4, in two layouts: `split` (k orchestrator-only + k activity-only processes, against 2k
+ * baseline chain-worker processes: the same number of processes) and `combined` (k processes that
+ * run both kinds, against k baseline processes). Each fleet is warmed up per process and measured
+ * in steady state (fleet.ts); a MONITOR census and a slow-log census of each fleet follow its
+ * timed run. W4L: 200 instances of a 50-activity chain over the same layouts, for the replays.
+ * The headline keys (`splitVsBaseline1`, ...) are computed by `w4Keys` from both.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { DurabullClient } from '@durabull/client';
-import { BaselineChains } from '../baseline.js';
-import { CHAIN, CHAIN_STEPS } from '../functions.js';
-import { type Bench, errorMessage, subscribeDone, ticker, withTimeout } from '../harness.js';
-import { perSecond, ratio } from '../stats.js';
+import { CHAIN4, type FleetRun, type Workload, fleetRun, longChain } from '../fleet.js';
+import type { Bench } from '../harness.js';
+import type { ScriptNames } from '../redis-probe.js';
+import { ratio } from '../stats.js';
 
-export interface ScaleRun {
-  k: number;
-  processes: number;
-  ms: number;
-  instancesPerSec: number;
-  errors: number;
-  timedOut: boolean;
-  /** CPU of the worker processes and of redis-server during the run, ms (and % of one core). */
-  workersCpuMs: number;
-  redisCpuMs: number;
-  redisCpuPct: number;
-  /** Per process role: jobs / episodes / activities it ran. */
-  perProcess: { role: string; stats: Record<string, number>; cpuMs: number }[];
-}
-
-export interface W4Result {
+export interface ScaleSet {
   instances: number;
+  steps: number;
   ks: number[];
   layout: string;
-  durabull: ScaleRun[];
-  baseline: ScaleRun[];
+  /** Split layout, against 2k baseline processes. */
+  durabull: FleetRun[];
+  baseline: FleetRun[];
   speedup2: number;
   speedup4: number;
   baselineSpeedup2: number;
@@ -42,254 +28,174 @@ export interface W4Result {
   baselineInstancesPerSec: Record<string, number>;
   /** k processes running both kinds, against k baseline processes. */
   combined: {
-    durabull: ScaleRun[];
-    baseline: ScaleRun[];
+    durabull: FleetRun[];
+    baseline: FleetRun[];
     speedup2: number;
+    speedup4: number;
     baselineSpeedup2: number;
+    baselineSpeedup4: number;
     instancesPerSec: Record<string, number>;
     baselineInstancesPerSec: Record<string, number>;
   };
 }
 
-/** Instances run on fresh worker processes before the clock starts (JIT, scripts loaded on every connection). */
-const WARMUP = 100;
-const WORKER_ENTRY = fileURLToPath(new URL('../worker-process.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-export interface Proc {
-  role: string;
-  child: ChildProcess;
-  output: string[];
-  ready: Promise<void>;
-  exited: Promise<void>;
+export interface ScaleOptions {
+  instances: number;
+  ks: number[];
+  timeoutMs: number;
+  /** Warm-up, in instances of the single process of k = 1 (each process of a fleet does as much). */
+  warmupPerProcess: number;
+  names: ScriptNames;
+  census: number;
+  slowlog: number;
+  /** CPU profiles of an untimed batch of this many instances per fleet (0: none). */
+  profile: number;
 }
 
-/** Every process this module started and has not seen exit: killed if the bench dies. */
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-export function startProcess(env: Record<string, string>): Proc {
-  // BENCH_WORKER_NODE_ARGS: extra node flags for the worker processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
-  const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--conditions=source', WORKER_ENTRY], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  live.add(child);
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(chunk.toString());
-    if (output.length > 50) output.shift();
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    live.delete(child);
-    resolve();
-  }));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.on('message', (m: { type?: string }) => {
-      if (m?.type === 'ready') resolve();
+/** Both layouts and their baselines over `ks`, for one workload. */
+export async function runScaleSet(b: Bench, tag: string, workload: Workload, o: ScaleOptions): Promise<ScaleSet> {
+  const run = (layout: FleetRun['layout'], k: number) =>
+    fleetRun(b, {
+      layout,
+      k,
+      workload,
+      instances: o.instances,
+      warmupPerProcess: o.warmupPerProcess,
+      timeoutMs: o.timeoutMs,
+      names: o.names,
+      census: o.census,
+      slowlog: o.slowlog,
+      profile: o.profile,
+      name: `${tag}-${layout}-${k}`,
     });
-    void exited.then(() => reject(new Error(`worker process (${env.BENCH_ROLE}) exited before it was ready:\n${output.join('')}`)));
-  });
-  ready.catch(() => undefined);
-  return { role: env.BENCH_ROLE ?? '?', child, output, ready, exited };
-}
-
-function askStats(p: Proc): Promise<{ cpuMs: number; stats: Record<string, number> }> {
-  return withTimeout(
-    new Promise((resolve) => {
-      const on = (m: { type?: string; cpuMs?: number; stats?: Record<string, number> }) => {
-        if (m?.type !== 'stats') return;
-        p.child.off('message', on);
-        resolve({ cpuMs: m.cpuMs ?? Number.NaN, stats: m.stats ?? {} });
-      };
-      p.child.on('message', on);
-      p.child.send({ type: 'stats' });
-    }),
-    10_000,
-    `stats of a ${p.role} process`,
-  );
-}
-
-export async function stopAll(procs: Proc[]): Promise<void> {
-  for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' });
-  await Promise.all(
-    procs.map(async (p) => {
-      try {
-        await withTimeout(p.exited, 15_000, `stopping a ${p.role} process`);
-      } catch {
-        p.child.kill('SIGKILL'); // only processes this bench started, by their own handle
-        await p.exited;
-      }
-    }),
-  );
-}
-
-export async function runW4(b: Bench, opts: { instances: number; ks: number[]; timeoutMs: number }): Promise<W4Result> {
-  const durabull: ScaleRun[] = [];
-  const baseline: ScaleRun[] = [];
-  const combined: ScaleRun[] = [];
-  const combinedBaseline: ScaleRun[] = [];
-  for (const k of opts.ks) {
-    durabull.push(await durabullRun(b, k, 'split', opts));
-    baseline.push(await baselineRun(b, k, 2 * k, opts));
+  const split: FleetRun[] = [];
+  const baseline: FleetRun[] = [];
+  const combined: FleetRun[] = [];
+  const combinedBaseline: FleetRun[] = [];
+  const baselineOf = async (processes: number) => baseline.find((r) => r.k === processes) ?? combinedBaseline.find((r) => r.k === processes) ?? run('baseline', processes);
+  for (const k of o.ks) {
+    split.push(await run('split', k));
+    const bl = await baselineOf(2 * k);
+    if (!baseline.includes(bl)) baseline.push(bl);
   }
-  for (const k of opts.ks) {
-    combined.push(await durabullRun(b, k, 'combined', opts));
-    // The same process count was measured above (2k' = k): reuse that run rather than measure it twice.
-    const same = baseline.find((r) => r.processes === k);
-    combinedBaseline.push(same ? { ...same, k } : await baselineRun(b, k, k, opts));
+  for (const k of o.ks) {
+    combined.push(await run('combined', k));
+    // The same process count may have been measured above (2k' = k): that run is reused.
+    const bl = await baselineOf(k);
+    if (!combinedBaseline.includes(bl)) combinedBaseline.push(bl);
   }
-  const byK = (runs: ScaleRun[]) => Object.fromEntries(runs.map((r) => [`k${r.k}`, r.instancesPerSec]));
-  const speed = (runs: ScaleRun[], k: number) => ratio(runs.find((r) => r.k === k)?.instancesPerSec, runs.find((r) => r.k === 1)?.instancesPerSec);
+  const byK = (runs: FleetRun[], keyOf: (r: FleetRun) => number) => Object.fromEntries(runs.map((r) => [`k${keyOf(r)}`, r.instancesPerSec]));
+  const at = (runs: FleetRun[], k: number) => runs.find((r) => r.k === k)?.instancesPerSec;
+  const splitBase = (k: number) => at(baseline, 2 * k);
+  const speed = (runs: FleetRun[], k: number) => ratio(at(runs, k), at(runs, 1));
   return {
-    instances: opts.instances,
-    ks: opts.ks,
-    layout: `durabull: k orchestrator-only + k activity-only processes; baseline: 2k chain-worker processes; concurrency ${b.concurrency} per BullMQ worker; ${WARMUP} instances of warm-up on fresh processes before each timed run`,
-    durabull,
+    instances: o.instances,
+    steps: workload.steps,
+    ks: o.ks,
+    layout:
+      `durabull split: k orchestrator-only + k activity-only processes, against 2k baseline processes; combined: k processes running both kinds, against k baseline processes; ` +
+      `concurrency ${b.concurrency} per BullMQ worker; each process warmed up with what the k = 1 process does with ${o.warmupPerProcess} instances`,
+    durabull: split,
     baseline,
-    speedup2: speed(durabull, 2),
-    speedup4: speed(durabull, 4),
-    baselineSpeedup2: speed(baseline, 2),
-    baselineSpeedup4: speed(baseline, 4),
-    instancesPerSec: byK(durabull),
-    baselineInstancesPerSec: byK(baseline),
+    speedup2: speed(split, 2),
+    speedup4: speed(split, 4),
+    baselineSpeedup2: ratio(splitBase(2), splitBase(1)),
+    baselineSpeedup4: ratio(splitBase(4), splitBase(1)),
+    instancesPerSec: byK(split, (r) => r.k),
+    baselineInstancesPerSec: Object.fromEntries(o.ks.map((k) => [`k${k}`, splitBase(k) ?? Number.NaN])),
     combined: {
       durabull: combined,
       baseline: combinedBaseline,
       speedup2: speed(combined, 2),
+      speedup4: speed(combined, 4),
       baselineSpeedup2: speed(combinedBaseline, 2),
-      instancesPerSec: byK(combined),
-      baselineInstancesPerSec: byK(combinedBaseline),
+      baselineSpeedup4: speed(combinedBaseline, 4),
+      instancesPerSec: byK(combined, (r) => r.k),
+      baselineInstancesPerSec: byK(combinedBaseline, (r) => r.k),
     },
   };
 }
 
-async function durabullRun(b: Bench, k: number, layout: 'split' | 'combined', opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
-  const hub = b.hub(`w4-${layout}-k${k}`);
-  const common = { BENCH_REDIS_URL: b.url, BENCH_HUB: hub, BENCH_CONCURRENCY: String(b.concurrency) };
-  const procs: Proc[] = [];
-  for (let i = 0; i < k; i++) {
-    if (layout === 'combined') {
-      procs.push(startProcess({ ...common, BENCH_ROLE: 'all' }));
-      continue;
-    }
-    procs.push(startProcess({ ...common, BENCH_ROLE: 'orchestrators' }));
-    procs.push(startProcess({ ...common, BENCH_ROLE: 'activities' }));
-  }
-  const client = new DurabullClient({ connection: b.url, hub });
-  const done = await subscribeDone(b.url, client.backend.keys.doneChannel);
-  try {
-    await withTimeout(Promise.all(procs.map((p) => p.ready)), 60_000, `W4 k=${k}: worker processes ready`);
-    b.log(`W4 durabull ${layout} k=${k}: ${procs.length} worker processes ready; warm-up (${WARMUP} instances)`);
-    const warm = Array.from({ length: WARMUP }, (_, i) => `warm${i}`);
-    await Promise.all(warm.map((id, i) => client.startNew(CHAIN, { instanceId: id, input: i })));
-    await done.tracker.waitFor(warm, 60_000, `W4 durabull ${layout} k=${k} warm-up`);
-    const n = opts.instances;
-    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
-    return await timed(b, `W4 durabull ${layout} k=${k}`, k, procs, n, async () => {
-      const t0 = performance.now();
-      const progress = ticker(1000, () => b.log(`W4 durabull ${layout} k=${k}: ${done.tracker.count(ids)}/${n} instances completed`));
-      try {
-        await Promise.all(ids.map((id, i) => client.startNew(CHAIN, { instanceId: id, input: i })));
-        await done.tracker.waitFor(ids, opts.timeoutMs, `W4 durabull ${layout} k=${k}`);
-      } finally {
-        progress();
-      }
-      const ms = performance.now() - t0;
-      const states = await client.backend.getStates(ids);
-      return { ms, errors: states.filter((s, i) => s?.runtimeStatus !== 'Completed' || s.output !== i + CHAIN_STEPS).length };
-    });
-  } finally {
-    await stopAll(procs);
-    await done.close();
-    await client.close();
-    await b.probe.deleteMatching(`dbl:{${hub}:*`);
-  }
+export function runW4(b: Bench, o: ScaleOptions): Promise<ScaleSet> {
+  return runScaleSet(b, 'w4', CHAIN4, o);
 }
 
-async function baselineRun(b: Bench, k: number, processes: number, opts: { instances: number; timeoutMs: number }): Promise<ScaleRun> {
-  const queueName = `w4p${processes}`;
-  const procs: Proc[] = [];
-  for (let i = 0; i < processes; i++) {
-    procs.push(
-      startProcess({
-        BENCH_REDIS_URL: b.url,
-        BENCH_ROLE: 'baseline',
-        BENCH_PREFIX: b.baselinePrefix,
-        BENCH_QUEUE: queueName,
-        BENCH_CONCURRENCY: String(b.concurrency),
-      }),
-    );
-  }
-  const chains = await new BaselineChains(b.url, b.baselinePrefix, queueName, b.concurrency, 'publish', false).start();
-  try {
-    await withTimeout(Promise.all(procs.map((p) => p.ready)), 60_000, `W4 baseline ${processes} processes: worker processes ready`);
-    b.log(`W4 baseline ${processes} processes: ${procs.length} worker processes ready; warm-up (${WARMUP} chains)`);
-    const warm = Array.from({ length: WARMUP }, (_, i) => `warm${i}`);
-    await Promise.all(warm.map((id, i) => chains.begin(id, i, CHAIN_STEPS)));
-    await chains.done.waitFor(warm, 60_000, `W4 baseline ${processes} processes warm-up`);
-    const n = opts.instances;
-    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
-    return await timed(b, `W4 baseline ${processes} processes`, k, procs, n, async () => {
-      const t0 = performance.now();
-      const progress = ticker(1000, () => b.log(`W4 baseline ${processes} processes: ${chains.done.count(ids)}/${n} chains completed`));
-      try {
-        await Promise.all(ids.map((id, i) => chains.begin(id, i, CHAIN_STEPS)));
-        await chains.done.waitFor(ids, opts.timeoutMs, `W4 baseline ${processes} processes`);
-      } finally {
-        progress();
-      }
-      const ms = performance.now() - t0;
-      return { ms, errors: ids.filter((id, i) => chains.done.values.get(id) !== i + CHAIN_STEPS).length };
-    });
-  } finally {
-    await stopAll(procs);
-    await chains.close();
-    await b.probe.deleteMatching(`${b.baselinePrefix}:${queueName}:*`);
-  }
+export const W4L_STEPS = 50;
+
+export function runW4L(b: Bench, o: ScaleOptions): Promise<ScaleSet> {
+  return runScaleSet(b, 'w4l', longChain(W4L_STEPS), o);
 }
 
-async function timed(
-  b: Bench,
-  label: string,
-  k: number,
-  procs: Proc[],
-  n: number,
-  body: () => Promise<{ ms: number; errors: number }>,
-): Promise<ScaleRun> {
-  const cpuBefore = await Promise.all(procs.map(askStats));
-  const redisBefore = await b.probe.snapshot();
-  let ms = Number.NaN;
-  let errors = n;
-  let timedOut = false;
-  try {
-    ({ ms, errors } = await body());
-  } catch (err) {
-    timedOut = true;
-    b.log(`${label}: ${errorMessage(err)}`);
-  }
-  const redisAfter = await b.probe.snapshot();
-  const after = await Promise.all(procs.map(askStats));
-  const redisCpuMs = (redisAfter.cpuSec - redisBefore.cpuSec) * 1000;
-  const perProcess = procs.map((p, i) => ({ role: p.role, stats: after[i]!.stats, cpuMs: after[i]!.cpuMs - cpuBefore[i]!.cpuMs }));
-  const run: ScaleRun = {
-    k,
-    processes: procs.length,
-    ms,
-    instancesPerSec: perSecond(n, ms),
-    errors,
-    timedOut,
-    workersCpuMs: perProcess.reduce((s, p) => s + p.cpuMs, 0),
-    redisCpuMs,
-    redisCpuPct: (redisCpuMs / (redisAfter.at - redisBefore.at)) * 100,
-    perProcess,
+/** The pace of a run: `steady` (10–90% of its work) or over the `whole` run. */
+export type Pace = 'steady' | 'whole';
+
+export function pace(r: FleetRun | undefined, p: Pace): number | undefined {
+  return r && (p === 'steady' ? r.steadyInstancesPerSec : r.instancesPerSec);
+}
+
+/** Durabull vs baseline for one layout at k: instances/s ratio (split: against 2k baseline processes; combined: k). */
+export function layoutRatio(set: ScaleSet, layout: 'split' | 'combined', k: number, p: Pace = 'steady'): number {
+  if (layout === 'split') return ratio(pace(set.durabull.find((r) => r.k === k), p), pace(set.baseline.find((r) => r.k === 2 * k), p));
+  return ratio(pace(set.combined.durabull.find((r) => r.k === k), p), pace(set.combined.baseline.find((r) => r.k === k), p));
+}
+
+/** Summed counter over the runs' orchestrator-side roles. */
+function statSum(run: FleetRun, stat: string): number {
+  return run.roles.reduce((s, r) => s + (r.stats[stat] ?? 0), 0);
+}
+
+/** Share of a run's episodes that replayed history, and the history events replayed per episode. */
+export function replays(run: FleetRun | undefined): { share: number; eventsPerEpisode: number; episodes: number } {
+  if (!run) return { share: Number.NaN, eventsPerEpisode: Number.NaN, episodes: 0 };
+  const episodes = statSum(run, 'episodes');
+  return { share: ratio(statSum(run, 'replayedEpisodes'), episodes), eventsPerEpisode: ratio(statSum(run, 'replayedEvents'), episodes), episodes };
+}
+
+/** The issue's keys. Instances/s are steady paces (10–90% of each run's work); `…Whole` the same over whole runs. */
+export interface W4Keys {
+  /** Split layout instances/s over the baseline's (2 processes) at k = 1. */
+  splitVsBaseline1: number;
+  splitVsBaseline1Whole: number;
+  /** Split layout worker CPU per activity over the baseline's at k = 1. */
+  splitCpuVsBaseline1: number;
+  /** (durabull / baseline at k = 4) / (the same at k = 1), the worse of the two layouts. */
+  ratioHeld4: number;
+  ratioHeld4ByLayout: { split: number; combined: number };
+  ratioHeld4Whole: number;
+  /** Share of W4L episodes at k = 4 that replayed history, the larger of the two layouts. */
+  replayShare4: number;
+  replayShare4ByLayout: { split: number; combined: number };
+  /** History events replayed per W4L episode at k = 4 (the larger of the two layouts), and at k = 1. */
+  replayedEventsPerEpisode4: number;
+  replayedEventsPerEpisode1: number;
+  replayedEventsPerEpisodeByLayout: { split: Record<string, number>; combined: Record<string, number> };
+  /** Outbox entries that durabull's sweeps dispatched over all W4 and W4L fleets (no failures are injected: should be 0). */
+  sweepPickups: number;
+}
+
+export function w4Keys(scale: ScaleSet | undefined, long: ScaleSet | undefined): W4Keys {
+  const s1 = scale?.durabull.find((r) => r.k === 1);
+  const b1 = scale?.baseline.find((r) => r.k === 2);
+  const held = (layout: 'split' | 'combined', p: Pace = 'steady') => (scale ? ratio(layoutRatio(scale, layout, 4, p), layoutRatio(scale, layout, 1, p)) : Number.NaN);
+  const ratioHeld4ByLayout = { split: held('split'), combined: held('combined') };
+  const longRun = (layout: 'split' | 'combined', k: number) => (layout === 'split' ? long?.durabull : long?.combined.durabull)?.find((r) => r.k === k);
+  const replayShare4ByLayout = { split: replays(longRun('split', 4)).share, combined: replays(longRun('combined', 4)).share };
+  const perEpisode = (layout: 'split' | 'combined') => Object.fromEntries((long?.ks ?? []).map((k) => [`k${k}`, replays(longRun(layout, k)).eventsPerEpisode]));
+  const byLayout = { split: perEpisode('split'), combined: perEpisode('combined') };
+  const worse = (a: number, b: number, pick: (x: number, y: number) => number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : pick(a, b));
+  const runs = [...(scale ? [...scale.durabull, ...scale.combined.durabull] : []), ...(long ? [...long.durabull, ...long.combined.durabull] : [])];
+  return {
+    splitVsBaseline1: ratio(s1?.steadyInstancesPerSec, b1?.steadyInstancesPerSec),
+    splitVsBaseline1Whole: ratio(s1?.instancesPerSec, b1?.instancesPerSec),
+    splitCpuVsBaseline1: s1 && b1 ? ratio(s1.workersCpuMs / s1.activities, b1.workersCpuMs / b1.activities) : Number.NaN,
+    ratioHeld4: worse(ratioHeld4ByLayout.split, ratioHeld4ByLayout.combined, Math.min),
+    ratioHeld4ByLayout,
+    ratioHeld4Whole: worse(held('split', 'whole'), held('combined', 'whole'), Math.min),
+    replayShare4: worse(replayShare4ByLayout.split, replayShare4ByLayout.combined, Math.max),
+    replayShare4ByLayout,
+    replayedEventsPerEpisode4: worse(byLayout.split.k4 ?? Number.NaN, byLayout.combined.k4 ?? Number.NaN, Math.max),
+    replayedEventsPerEpisode1: worse(byLayout.split.k1 ?? Number.NaN, byLayout.combined.k1 ?? Number.NaN, Math.max),
+    replayedEventsPerEpisodeByLayout: byLayout,
+    sweepPickups: runs.length ? runs.reduce((s, r) => s + r.sweptTotal, 0) : Number.NaN,
   };
-  b.log(`${label}: ${run.instancesPerSec.toFixed(0)} instances/s (${procs.length} processes, redis CPU ${run.redisCpuPct.toFixed(0)}% of a core)`);
-  return run;
 }
