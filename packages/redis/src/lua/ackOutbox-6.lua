@@ -80,9 +80,17 @@ local kept = {}
 local nkept = 0
 for i = 2, #ARGV do
   local jobId = ARGV[i]
-  local payload = rcall("HGET", KEYS[1], jobId)
   local keep = false
-  if payload then
+  -- The common case first, without reading the payload: an activity, timer or wake job that BullMQ holds.
+  local prefix = string.sub(jobId, 1, 2)
+  local held = false
+  if prefix == "a-" then held = rcall("EXISTS", activityJobs .. jobId) == 1
+  elseif prefix == "t-" or prefix == "w-" then held = rcall("EXISTS", orchestratorJobs .. jobId) == 1 end
+  local payload = false
+  if not held then payload = rcall("HGET", KEYS[1], jobId) end
+  if held then
+    -- safe: removed below
+  elseif payload then
     if string.sub(payload, 1, 1) == "B" then
       -- A batch (a large fan-out): safe when each of its entries is; the sweep re-queues only the others.
       local inner = cjson.decode(string.sub(payload, 2))
