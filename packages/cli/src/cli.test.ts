@@ -455,6 +455,11 @@ describe('managing instances', () => {
     await startWorker();
     for (const id of ['pf-1', 'pf-2']) await cli(['start', 'Hello', '--input', '"F"', '--id', id, '--wait']);
     await cli(['start', 'Approve', '--id', 'pf-running']);
+    // Its first episode committed (it then waits for an event): the hub's keys stay as they are.
+    for (let t = Date.now(); (await statusOf('pf-running')) !== 'Running'; ) {
+      if (Date.now() - t > 15_000) throw new Error('pf-running did not start running within 15 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const before = await snapshot();
     const usage = [
       [['purge'], /^error: purge needs an instance id, or filters \(--status, --name, --from, --to\), or --all for every finished instance\n$/],
