@@ -94,6 +94,14 @@ export class HubKeys {
   worker(workerId: string): string {
     return `${this.workers}:${workerId}`;
   }
+  /**
+   * Per-minute counters of the dashboard's charts (a hash per minute, `minute` = epoch ms / 60,000):
+   * episodes, activities, latency histograms, and samples of queue depths and instances by status.
+   * Each expires after the retention bound (`STATS_RETENTION_MINUTES`).
+   */
+  stats(minute: number): string {
+    return `${this.base}:stats:${minute}`;
+  }
   /** Pub/sub channel on which the ids of instances that reach a final status are published. */
   get doneChannel(): string {
     return `${this.base}:done`;
