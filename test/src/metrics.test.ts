@@ -50,14 +50,14 @@ const gates = new Map<string, () => void>();
 const gate = (key: string) => new Promise<void>((resolve) => gates.set(key, resolve));
 
 const orchestrators = {
-  Chain: function* (ctx: OrchestrationContext, n: number) {
+  Chain: function* (ctx: OrchestrationContext, n: number): Generator<unknown, unknown, any> {
     const a: number = yield ctx.callActivity('Add', n);
     return yield ctx.callActivity('Add', a);
   },
-  Fan: function* (ctx: OrchestrationContext, keys: string[]) {
+  Fan: function* (ctx: OrchestrationContext, keys: string[]): Generator<unknown, unknown, any> {
     return yield ctx.all(keys.map((k) => ctx.callActivity('Block', k)));
   },
-  Fails: function* (ctx: OrchestrationContext) {
+  Fails: function* (ctx: OrchestrationContext): Generator<unknown, string, any> {
     try {
       yield ctx.callActivity('Boom');
     } catch {
@@ -65,10 +65,10 @@ const orchestrators = {
     }
     return 'not reached';
   },
-  Waits: function* (ctx: OrchestrationContext) {
+  Waits: function* (ctx: OrchestrationContext): Generator<unknown, unknown, any> {
     return yield ctx.waitForExternalEvent('Go');
   },
-  Sleeps: function* (ctx: OrchestrationContext, ms: number) {
+  Sleeps: function* (ctx: OrchestrationContext, ms: number): Generator<unknown, string, any> {
     yield ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + ms));
     return 'woke';
   },
