@@ -7,7 +7,11 @@
  *   BENCH_REDIS_URL    use this Redis (default: start a redis-server with appendonly yes,
  *                      appendfsync everysec in a temp dir, on a free port)
  *   BENCH_QUICK=1      skip W2 N=100,000
- *   BENCH_ONLY=w1,w3   run only these workloads
+ *   BENCH_ONLY=w1,w3   run only these workloads; two more run only when named here: w1m (the cost
+ *                      of metrics on W1, interleaved pairs) and replay (durabull replay-check on
+ *                      10,000 running instances)
+ *   BENCH_W1M_PAIRS    pairs of w1m (default 6)
+ *   BENCH_REPLAY_N     running instances of replay (default 10,000)
  *   BENCH_CONCURRENCY  jobs at once per BullMQ worker (default 20, durabull's default)
  *   BENCH_CENSUS=0     skip the MONITOR census of W1
  *   BENCH_W4_KS=1,2,4  worker-process counts of W4
@@ -26,6 +30,8 @@ import { runW1 } from './workloads/w1.js';
 import { runW2 } from './workloads/w2.js';
 import { runW3 } from './workloads/w3.js';
 import { runW4 } from './workloads/w4.js';
+import { runW1Metrics } from './workloads/w1-metrics.js';
+import { runReplayCheck } from './workloads/replay-check.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OUT_DIR = join(REPO_ROOT, 'bench-results');
@@ -173,6 +179,12 @@ async function main(): Promise<number> {
     });
     await step('w4', async () => {
       results.w4 = await runW4(bench, { instances: W1_INSTANCES, ks: W4_KS, timeoutMs: 120_000 });
+    });
+    await step('w1m', async () => {
+      results.w1Metrics = await runW1Metrics(bench, { instances: W1_INSTANCES, pairs: Number(env.BENCH_W1M_PAIRS ?? 6), timeoutMs: 120_000 });
+    });
+    await step('replay', async () => {
+      results.replayCheck = await runReplayCheck(bench, { instances: Number(env.BENCH_REPLAY_N ?? 10_000), batch: 500, timeoutMs: 300_000 });
     });
   } finally {
     // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).

@@ -22,6 +22,10 @@ export const LATENCY_KINDS: readonly LatencyKind[] = ['activity', 'scheduleToSta
 export type StatsCounter = 'episodes' | 'activities' | 'activitiesFailed' | 'instancesCompleted' | 'instancesFailed';
 const COUNTER_FIELDS: Record<StatsCounter, string> = { episodes: 'e', activities: 'a', activitiesFailed: 'af', instancesCompleted: 'ic', instancesFailed: 'if' };
 const LATENCY_FIELDS: Record<LatencyKind, string> = { activity: 'ha', scheduleToStart: 'hs', episode: 'he', instance: 'hi' };
+const COUNTERS = Object.keys(COUNTER_FIELDS) as StatsCounter[];
+const COUNTER_INDEX = Object.fromEntries(COUNTERS.map((c, i) => [c, i])) as Record<StatsCounter, number>;
+const LATENCY_INDEX: Record<LatencyKind, number> = { activity: 0, scheduleToStart: 1, episode: 2, instance: 3 };
+const BUCKETS = LATENCY_BUCKETS_MS.length + 1;
 
 export const STATUSES: readonly RuntimeStatus[] = ['Pending', 'Running', 'Suspended', 'ContinuedAsNew', 'Completed', 'Failed', 'Terminated'];
 export type QueueState = 'waiting' | 'active' | 'delayed' | 'failed';
@@ -94,26 +98,33 @@ export async function readHubGauges(backend: RedisBackend, now = Date.now()): Pr
  * minute). A flush that fails keeps its counts for the next one.
  */
 export class HubStatsRecorder {
-  /** minute -> field -> amount, not yet written. */
-  private pending = new Map<number, Map<string, number>>();
+  /** minute -> what was counted in it, not yet written (counters, then each latency's buckets). */
+  private pending = new Map<number, Float64Array>();
+  /** The minute counted last (most calls fall in it: no map lookup). */
+  private curMinute = -1;
+  private cur: Float64Array | undefined;
   private sampledMinute = -1;
   private flushing: Promise<void> | undefined;
 
   constructor(private readonly backend: RedisBackend) {}
 
   count(counter: StatsCounter, now = Date.now(), n = 1): void {
-    this.add(minuteOf(now), COUNTER_FIELDS[counter], n);
+    this.at(now)[COUNTER_INDEX[counter]]! += n;
   }
 
   latency(kind: LatencyKind, ms: number, now = Date.now()): void {
     if (!(ms >= 0)) return;
-    this.add(minuteOf(now), `${LATENCY_FIELDS[kind]}${bucketOf(ms)}`, 1);
+    this.at(now)[COUNTERS.length + LATENCY_INDEX[kind] * BUCKETS + bucketOf(ms)]! += 1;
   }
 
-  private add(minute: number, field: string, n: number): void {
+  private at(now: number): Float64Array {
+    const minute = minuteOf(now);
+    if (minute === this.curMinute && this.cur) return this.cur;
     let m = this.pending.get(minute);
-    if (!m) this.pending.set(minute, (m = new Map()));
-    m.set(field, (m.get(field) ?? 0) + n);
+    if (!m) this.pending.set(minute, (m = new Float64Array(COUNTERS.length + LATENCY_KINDS.length * BUCKETS)));
+    this.curMinute = minute;
+    this.cur = m;
+    return m;
   }
 
   /** Writes what was counted since the last flush (one at a time; a second call waits for the first). */
@@ -127,11 +138,13 @@ export class HubStatsRecorder {
     const gauges = this.sampledMinute === minute ? undefined : await readHubGauges(this.backend, now);
     const batch = this.pending;
     this.pending = new Map();
+    this.cur = undefined;
+    this.curMinute = -1;
     const k = this.backend.keys;
     const p = this.backend.redis.pipeline();
     const expire = (m: number) => p.pexpireat(k.stats(m), (m + 1 + STATS_RETENTION_MINUTES) * 60_000);
-    for (const [m, fields] of batch) {
-      for (const [f, n] of fields) p.hincrby(k.stats(m), f, n);
+    for (const [m, counts] of batch) {
+      for (const [f, n] of fieldsOf(counts)) p.hincrby(k.stats(m), f, n);
       expire(m);
     }
     if (gauges) {
@@ -148,10 +161,24 @@ export class HubStatsRecorder {
     } catch (err) {
       // Kept for the next flush (HINCRBY is not idempotent, but a failed pipeline applied nothing
       // more than a connection loss can: at worst a minute counts a flush twice).
-      for (const [m, fields] of batch) for (const [f, n] of fields) this.add(m, f, n);
+      for (const [m, counts] of batch) {
+        const into = this.at(m * 60_000);
+        counts.forEach((n, i) => (into[i]! += n));
+      }
       throw err;
     }
   }
+}
+
+/** The hash fields of one minute's counts (those not 0). */
+function fieldsOf(counts: Float64Array): [string, number][] {
+  const out: [string, number][] = [];
+  COUNTERS.forEach((c, i) => counts[i] && out.push([COUNTER_FIELDS[c], counts[i]!]));
+  for (const kind of LATENCY_KINDS) {
+    const base = COUNTERS.length + LATENCY_INDEX[kind] * BUCKETS;
+    for (let b = 0; b < BUCKETS; b++) if (counts[base + b]) out.push([`${LATENCY_FIELDS[kind]}${b}`, counts[base + b]!]);
+  }
+  return out;
 }
 
 /** Percentiles of a latency per minute, ms (null: nothing measured that minute). */

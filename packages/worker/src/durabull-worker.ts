@@ -356,7 +356,7 @@ export class DurabullWorker {
     if (this.metrics) {
       const t = performance.now();
       await this.backend.redis.ping();
-      this.metrics.redisRoundTrip.observe({ hub: this.backend.keys.hub }, (performance.now() - t) / 1000);
+      this.metrics.redisRoundTrip.labels({ hub: this.backend.keys.hub }).observe((performance.now() - t) / 1000);
     }
     await this.statsRecorder?.flush();
   }

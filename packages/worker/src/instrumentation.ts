@@ -118,8 +118,10 @@ export interface WorkerInstrumentation {
   close?(): Promise<void> | void;
 }
 
-const noopEpisode: EpisodeObserver = { committed() {}, dropped() {} };
-const noopActivity: ActivityObserver = { run: (fn) => fn(), done() {} };
+/** An episode observer that does nothing (an instrumentation may return it; a combination skips it). */
+export const noopEpisode: EpisodeObserver = Object.freeze({ committed() {}, dropped() {} });
+/** An activity observer that does nothing (an instrumentation may return it; a combination skips it). */
+export const noopActivity: ActivityObserver = Object.freeze({ run: <T>(fn: () => T): T => fn(), done() {} });
 
 /** Does nothing: the default of a worker without metrics, traces or charts. */
 export const noopInstrumentation: WorkerInstrumentation = {
@@ -150,20 +152,39 @@ export function combineInstrumentations(list: readonly WorkerInstrumentation[]):
   if (list.length === 0) return noopInstrumentation;
   if (list.length === 1) return list[0]!;
   return {
+    // The observers that do nothing are left out: with one left (metrics, no tracing SDK), it is
+    // returned as it is, with no wrapper to allocate.
     episode(e) {
-      const obs = list.map((i) => i.episode(e));
-      const trace = obs.find((o) => o.trace)?.trace;
+      let one: EpisodeObserver | undefined;
+      let obs: EpisodeObserver[] | undefined;
+      for (const i of list) {
+        const o = i.episode(e);
+        if (o === noopEpisode) continue;
+        if (one === undefined) one = o;
+        else (obs ??= [one]).push(o);
+      }
+      if (!obs) return one ?? noopEpisode;
+      const all = obs;
       return {
-        trace,
-        committed: (r) => obs.forEach((o) => o.committed(r)),
-        dropped: (outcome, err) => obs.forEach((o) => o.dropped(outcome, err)),
+        trace: all.find((o) => o.trace)?.trace,
+        committed: (r) => all.forEach((o) => o.committed(r)),
+        dropped: (outcome, err) => all.forEach((o) => o.dropped(outcome, err)),
       };
     },
     activity(a) {
-      const obs = list.map((i) => i.activity(a));
+      let one: ActivityObserver | undefined;
+      let obs: ActivityObserver[] | undefined;
+      for (const i of list) {
+        const o = i.activity(a);
+        if (o === noopActivity) continue;
+        if (one === undefined) one = o;
+        else (obs ??= [one]).push(o);
+      }
+      if (!obs) return one ?? noopActivity;
+      const all = obs;
       return {
-        run: <T>(fn: () => T): T => obs.reduceRight<() => T>((inner, o) => () => o.run(inner), fn)(),
-        done: (outcome, err) => obs.forEach((o) => o.done(outcome, err)),
+        run: <T>(fn: () => T): T => all.reduceRight<() => T>((inner, o) => () => o.run(inner), fn)(),
+        done: (outcome, err) => all.forEach((o) => o.done(outcome, err)),
       };
     },
     timerFired: (t) => list.forEach((i) => i.timerFired(t)),

@@ -7,7 +7,8 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type HubGauges, type HubStatsRecorder, QUEUE_NAMES, QUEUE_STATES, type RedisBackend, STATUSES, readHubGauges } from '@durabull/redis';
-import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import { Gauge, type Metric, Registry } from 'prom-client';
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './metric-cells.js';
 import {
   type ActivityObserver,
   type ActivityStart,
@@ -41,15 +42,15 @@ const attemptLabel = (n: number) => (n >= 4 ? '4+' : String(n));
 export class DurabullMetrics {
   /** The registry that holds these metrics. */
   readonly registry: Registry;
-  readonly episodes: Counter<'hub' | 'orchestrator' | 'outcome' | 'mode'>;
-  readonly episodeDuration: Histogram<'hub' | 'orchestrator'>;
-  readonly activities: Counter<'hub' | 'activity' | 'outcome' | 'attempt'>;
-  readonly activityDuration: Histogram<'hub' | 'activity' | 'outcome'>;
-  readonly scheduleToStart: Histogram<'hub' | 'activity'>;
-  readonly instanceDuration: Histogram<'hub' | 'orchestrator' | 'status'>;
-  readonly timersFired: Counter<'hub'>;
-  readonly sweepRepairs: Counter<'hub' | 'kind'>;
-  readonly redisRoundTrip: Histogram<'hub'>;
+  readonly episodes: CellCounter<'hub' | 'orchestrator' | 'outcome' | 'mode'>;
+  readonly episodeDuration: CellHistogram<'hub' | 'orchestrator'>;
+  readonly activities: CellCounter<'hub' | 'activity' | 'outcome' | 'attempt'>;
+  readonly activityDuration: CellHistogram<'hub' | 'activity' | 'outcome'>;
+  readonly scheduleToStart: CellHistogram<'hub' | 'activity'>;
+  readonly instanceDuration: CellHistogram<'hub' | 'orchestrator' | 'status'>;
+  readonly timersFired: CellCounter<'hub'>;
+  readonly sweepRepairs: CellCounter<'hub' | 'kind'>;
+  readonly redisRoundTrip: CellHistogram<'hub'>;
   readonly instances: Gauge<'hub' | 'status'>;
   readonly queueJobs: Gauge<'hub' | 'queue' | 'state'>;
   readonly outboxEntries: Gauge<'hub'>;
@@ -59,60 +60,43 @@ export class DurabullMetrics {
 
   constructor() {
     const registers = [(this.registry = new Registry())];
-    this.episodes = new Counter({
-      name: 'durabull_episodes_total',
-      help: 'Orchestrator episodes, by outcome (running, completed, failed, continued_as_new, terminated; stale, refused, error: not committed) and mode (started, replayed, resumed)',
-      labelNames: ['hub', 'orchestrator', 'outcome', 'mode'],
+    // The metrics the worker's hot path feeds are cells (./metric-cells.ts): an observation costs no label hashing.
+    this.episodes = new CellCounter(
+      'durabull_episodes_total',
+      'Orchestrator episodes, by outcome (running, completed, failed, continued_as_new, terminated; stale, refused, error: not committed) and mode (started, replayed, resumed)',
+      ['hub', 'orchestrator', 'outcome', 'mode'],
       registers,
-    });
-    this.episodeDuration = new Histogram({
-      name: 'durabull_episode_duration_seconds',
-      help: 'Time of a committed episode: load, replay or resume, commit',
-      labelNames: ['hub', 'orchestrator'],
-      buckets: SHORT_BUCKETS,
+    );
+    this.episodeDuration = new CellHistogram('durabull_episode_duration_seconds', 'Time of a committed episode: load, replay or resume, commit', ['hub', 'orchestrator'], SHORT_BUCKETS, registers);
+    this.activities = new CellCounter(
+      'durabull_activities_total',
+      'Activity attempts, by outcome (completed, failed) and attempt (1, 2, 3, 4+: a job run again after its worker died)',
+      ['hub', 'activity', 'outcome', 'attempt'],
       registers,
-    });
-    this.activities = new Counter({
-      name: 'durabull_activities_total',
-      help: 'Activity attempts, by outcome (completed, failed) and attempt (1, 2, 3, 4+: a job run again after its worker died)',
-      labelNames: ['hub', 'activity', 'outcome', 'attempt'],
+    );
+    this.activityDuration = new CellHistogram('durabull_activity_duration_seconds', "Run time of an activity attempt (the function's own time)", ['hub', 'activity', 'outcome'], SHORT_BUCKETS, registers);
+    this.scheduleToStart = new CellHistogram(
+      'durabull_activity_schedule_to_start_seconds',
+      'From an activity job queued to its attempt starting (0 for an activity run in place)',
+      ['hub', 'activity'],
+      SHORT_BUCKETS,
       registers,
-    });
-    this.activityDuration = new Histogram({
-      name: 'durabull_activity_duration_seconds',
-      help: "Run time of an activity attempt (the function's own time)",
-      labelNames: ['hub', 'activity', 'outcome'],
-      buckets: SHORT_BUCKETS,
+    );
+    this.instanceDuration = new CellHistogram('durabull_instance_duration_seconds', 'An execution from its start to its end (completed or failed)', ['hub', 'orchestrator', 'status'], LONG_BUCKETS, registers);
+    this.timersFired = new CellCounter('durabull_timers_fired_total', 'Durable timers fired', ['hub'], registers);
+    this.sweepRepairs = new CellCounter(
+      'durabull_sweep_repairs_total',
+      'What the sweep repaired: outbox entries queued (outbox), stuck instances re-queued (idle, lost-wake), lost tasks queued again (lost-task)',
+      ['hub', 'kind'],
       registers,
-    });
-    this.scheduleToStart = new Histogram({
-      name: 'durabull_activity_schedule_to_start_seconds',
-      help: 'From an activity job queued to its attempt starting (0 for an activity run in place)',
-      labelNames: ['hub', 'activity'],
-      buckets: SHORT_BUCKETS,
+    );
+    this.redisRoundTrip = new CellHistogram(
+      'durabull_redis_roundtrip_seconds',
+      'Round trip of a Redis PING (every stats interval) and of the pipelined read of the hub gauges',
+      ['hub'],
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
-    });
-    this.instanceDuration = new Histogram({
-      name: 'durabull_instance_duration_seconds',
-      help: 'An execution from its start to its end (completed or failed)',
-      labelNames: ['hub', 'orchestrator', 'status'],
-      buckets: LONG_BUCKETS,
-      registers,
-    });
-    this.timersFired = new Counter({ name: 'durabull_timers_fired_total', help: 'Durable timers fired', labelNames: ['hub'], registers });
-    this.sweepRepairs = new Counter({
-      name: 'durabull_sweep_repairs_total',
-      help: 'What the sweep repaired: outbox entries queued (outbox), stuck instances re-queued (idle, lost-wake), lost tasks queued again (lost-task)',
-      labelNames: ['hub', 'kind'],
-      registers,
-    });
-    this.redisRoundTrip = new Histogram({
-      name: 'durabull_redis_roundtrip_seconds',
-      help: 'Round trip of a Redis PING (every stats interval) and of the pipelined read of the hub gauges',
-      labelNames: ['hub'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers,
-    });
+    );
     // The hub gauges are read from Redis when scraped: one read for all four.
     const collect = () => this.readHubs();
     this.instances = new Gauge({ name: 'durabull_instances', help: 'Instances of the hub by runtime status', labelNames: ['hub', 'status'], registers, collect });
@@ -196,18 +180,39 @@ export class DurabullMetrics {
     for (const q of QUEUE_NAMES) for (const s of QUEUE_STATES) this.queueJobs.set({ hub, queue: q, state: s }, g.queues[q][s]);
     this.outboxEntries.set({ hub }, g.outbox.size);
     this.outboxOldestAge.set({ hub }, g.outbox.oldestAgeMs / 1000);
-    this.redisRoundTrip.observe({ hub }, g.roundTripMs / 1000);
+    this.redisRoundTrip.labels({ hub }).observe(g.roundTripMs / 1000);
   }
 }
 
-type Child<T> = { inc(n?: number): void } & T;
+const OUTCOMES = ['running', 'completed', 'failed', 'continued_as_new', 'terminated', 'stale', 'refused', 'error'] as const;
+const MODES = ['started', 'replayed', 'resumed'] as const;
+
+/** The series of one orchestrator (looked up once per episode). */
+interface OrchestratorCells {
+  /** By outcome and mode: OUTCOMES index * 3 + MODES index. */
+  episodes: (CounterCell | undefined)[];
+  duration: HistogramCell;
+  completed?: HistogramCell;
+  failed?: HistogramCell;
+}
+
+/** The series of one activity (looked up once per attempt). */
+interface ActivityCells {
+  /** By outcome (0 completed, 1 failed) and attempt (1 to 4+): outcome * 4 + attempt - 1. */
+  attempts: (CounterCell | undefined)[];
+  completed: HistogramCell;
+  failed?: HistogramCell;
+  scheduleToStart: HistogramCell;
+}
 
 /**
- * Metrics and the charts' counters of one worker. Label children are cached per label values, so
- * an observation costs a map lookup, not a label hash.
+ * Metrics and the charts' counters of one worker. The series of each orchestrator and activity are
+ * looked up once, then kept: an observation is an increment.
  */
 class MeasuringInstrumentation implements WorkerInstrumentation {
-  private readonly children = new Map<string, unknown>();
+  private readonly orchestrators = new Map<string, OrchestratorCells>();
+  private readonly activityCells = new Map<string, ActivityCells>();
+  private timers: CounterCell | undefined;
 
   constructor(
     private readonly hub: string,
@@ -215,54 +220,73 @@ class MeasuringInstrumentation implements WorkerInstrumentation {
     private readonly stats: HubStatsRecorder | undefined,
   ) {}
 
-  private child<T>(key: string, make: () => T): T {
-    let c = this.children.get(key) as T | undefined;
-    if (c === undefined) {
-      c = make();
-      this.children.set(key, c);
+  private orchestrator(name: string): OrchestratorCells {
+    let c = this.orchestrators.get(name);
+    if (!c) {
+      c = { episodes: [], duration: this.m.episodeDuration.labels({ hub: this.hub, orchestrator: name }) };
+      this.orchestrators.set(name, c);
     }
     return c;
   }
 
+  private activityOf(name: string): ActivityCells {
+    let c = this.activityCells.get(name);
+    if (!c) {
+      const { hub, m } = this;
+      c = {
+        attempts: [],
+        completed: m.activityDuration.labels({ hub, activity: name, outcome: 'completed' }),
+        scheduleToStart: m.scheduleToStart.labels({ hub, activity: name }),
+      };
+      this.activityCells.set(name, c);
+    }
+    return c;
+  }
+
+  private countEpisode(e: EpisodeStart, cells: OrchestratorCells, outcome: (typeof OUTCOMES)[number]): void {
+    const i = OUTCOMES.indexOf(outcome) * MODES.length + MODES.indexOf(e.mode);
+    (cells.episodes[i] ??= this.m.episodes.labels({ hub: this.hub, orchestrator: e.orchestrator, outcome, mode: e.mode })).inc();
+  }
+
   episode(e: EpisodeStart): EpisodeObserver {
     let ended = false;
-    const { hub, m, stats } = this;
-    const count = (outcome: string) =>
-      this.child<Child<object>>(`e|${e.orchestrator}|${outcome}|${e.mode}`, () => m.episodes.labels({ hub, orchestrator: e.orchestrator, outcome, mode: e.mode })).inc();
+    const cells = this.orchestrator(e.orchestrator);
+    const { stats } = this;
     return {
       committed: (result) => {
         if (ended) return;
         ended = true;
-        const outcome = outcomeOf(result);
-        count(outcome);
+        this.countEpisode(e, cells, outcomeOf(result));
         const ms = performance.now() - e.startedAt;
-        this.child(`ed|${e.orchestrator}`, () => m.episodeDuration.labels({ hub, orchestrator: e.orchestrator })).observe(ms / 1000);
+        cells.duration.observe(ms / 1000);
         const now = Date.now();
         stats?.count('episodes', now);
         stats?.latency('episode', ms, now);
         if (result.status === 'Completed' || result.status === 'Failed') {
           const total = now - e.state.createdAt.getTime();
-          const status = result.status === 'Completed' ? 'completed' : 'failed';
-          this.child(`i|${e.orchestrator}|${status}`, () => m.instanceDuration.labels({ hub, orchestrator: e.orchestrator, status })).observe(total / 1000);
-          stats?.count(result.status === 'Completed' ? 'instancesCompleted' : 'instancesFailed', now);
+          const done = result.status === 'Completed';
+          const status = done ? 'completed' : 'failed';
+          (done ? (cells.completed ??= this.m.instanceDuration.labels({ hub: this.hub, orchestrator: e.orchestrator, status })) : (cells.failed ??= this.m.instanceDuration.labels({ hub: this.hub, orchestrator: e.orchestrator, status }))).observe(total / 1000);
+          stats?.count(done ? 'instancesCompleted' : 'instancesFailed', now);
           stats?.latency('instance', total, now);
         }
       },
       dropped: (outcome) => {
         if (ended) return;
         ended = true;
-        count(outcome);
+        this.countEpisode(e, cells, outcome);
       },
     };
   }
 
   activity(a: ActivityStart): ActivityObserver {
-    const { hub, m, stats } = this;
+    const { stats } = this;
+    const cells = this.activityOf(a.activity);
     const started = performance.now();
     const now = Date.now();
     const waited = a.eager ? 0 : a.scheduledAt === undefined ? undefined : Math.max(0, now - a.scheduledAt);
     if (waited !== undefined) {
-      this.child(`s|${a.activity}`, () => m.scheduleToStart.labels({ hub, activity: a.activity })).observe(waited / 1000);
+      cells.scheduleToStart.observe(waited / 1000);
       stats?.latency('scheduleToStart', waited, now);
     }
     let ended = false;
@@ -272,22 +296,24 @@ class MeasuringInstrumentation implements WorkerInstrumentation {
         if (ended) return;
         ended = true;
         const ms = performance.now() - started;
-        const attempt = attemptLabel(a.attempt);
-        this.child<Child<object>>(`a|${a.activity}|${outcome}|${attempt}`, () => m.activities.labels({ hub, activity: a.activity, outcome, attempt })).inc();
-        this.child(`ad|${a.activity}|${outcome}`, () => m.activityDuration.labels({ hub, activity: a.activity, outcome })).observe(ms / 1000);
+        const attempt = Math.min(a.attempt, 4);
+        const failed = outcome === 'failed';
+        const i = (failed ? 4 : 0) + attempt - 1;
+        (cells.attempts[i] ??= this.m.activities.labels({ hub: this.hub, activity: a.activity, outcome, attempt: attemptLabel(attempt) })).inc();
+        (failed ? (cells.failed ??= this.m.activityDuration.labels({ hub: this.hub, activity: a.activity, outcome })) : cells.completed).observe(ms / 1000);
         const at = now + ms;
         stats?.count('activities', at);
-        if (outcome === 'failed') stats?.count('activitiesFailed', at);
+        if (failed) stats?.count('activitiesFailed', at);
         stats?.latency('activity', ms, at);
       },
     };
   }
 
   timerFired(_t: TimerFired): void {
-    this.child<Child<object>>('t', () => this.m.timersFired.labels({ hub: this.hub })).inc();
+    (this.timers ??= this.m.timersFired.labels({ hub: this.hub })).inc();
   }
 
   repaired(kind: RepairKind, count: number): void {
-    if (count > 0) this.child<Child<object>>(`r|${kind}`, () => this.m.sweepRepairs.labels({ hub: this.hub, kind })).inc(count);
+    if (count > 0) this.m.sweepRepairs.labels({ hub: this.hub, kind }).inc(count);
   }
 }

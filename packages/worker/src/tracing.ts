@@ -15,7 +15,7 @@
  * episode span and no span for the activities it replays.
  */
 import { readFileSync } from 'node:fs';
-import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { type Context, ProxyTracerProvider, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { ExecutionStartedEvent, HistoryEvent, OrchestrationSession } from '@durabull/core';
 import type { LoadedEpisode } from '@durabull/redis';
 import {
@@ -25,6 +25,8 @@ import {
   type EpisodeStart,
   type TimerFired,
   type WorkerInstrumentation,
+  noopActivity,
+  noopEpisode,
   outcomeOf,
 } from './instrumentation.js';
 
@@ -93,7 +95,21 @@ export class TracingInstrumentation implements WorkerInstrumentation {
     return trace.getTracer(TRACER_NAME, VERSION);
   }
 
+  /**
+   * False while no OpenTelemetry SDK is registered (the API's global provider has no delegate):
+   * then no span is made at all, which costs next to nothing on the hot path.
+   */
+  private get enabled(): boolean {
+    const provider = trace.getTracerProvider();
+    return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME, VERSION) !== undefined;
+  }
+
   episode(e: EpisodeStart): EpisodeObserver {
+    if (!this.enabled) {
+      // No SDK here: the jobs still carry the execution's root, for the workers that trace.
+      const carried = startedEvent(e.loaded, e.session)?.trace;
+      return carried ? { trace: carried, committed() {}, dropped() {} } : noopEpisode;
+    }
     let root = this.roots.get(e.session);
     if (!root) {
       const started = startedEvent(e.loaded, e.session);
@@ -145,6 +161,7 @@ export class TracingInstrumentation implements WorkerInstrumentation {
   }
 
   activity(a: ActivityStart): ActivityObserver {
+    if (!this.enabled) return noopActivity;
     const span = this.tracer.startSpan(
       `activity ${a.activity}`,
       {
@@ -176,6 +193,7 @@ export class TracingInstrumentation implements WorkerInstrumentation {
   }
 
   timerFired(t: TimerFired): void {
+    if (!this.enabled) return;
     // From when its job was queued (the episode that created it) to now, under that episode.
     const span = this.tracer.startSpan(
       'timer',

@@ -1,0 +1,67 @@
+/**
+ * The cost of metrics on W1: the same chain throughput run with the worker's metrics, the charts'
+ * counters and tracing (no SDK registered, as in most deployments) on, and with all three off,
+ * in interleaved pairs (off-on, on-off, ...) so that the machine's drift falls on both sides.
+ * Each pair gives the ratio on / off of the same moment; the median of the ratios is the figure.
+ */
+import { CHAIN, CHAIN_STEPS } from '../functions.js';
+import { type Bench, cpuMsSince, startDurabull } from '../harness.js';
+import { median, perSecond } from '../stats.js';
+import { durabullBatch } from './w1.js';
+
+export interface W1MetricsRun {
+  metrics: boolean;
+  instancesPerSec: number;
+  nodeCpuUsPerActivity: number;
+}
+
+export interface W1MetricsResult {
+  instances: number;
+  pairs: { off: W1MetricsRun; on: W1MetricsRun; ratio: number; cpuRatio: number }[];
+  /** Median of on/off throughput ratios (1 = no cost; 0.95 = 5% slower). */
+  medianRatio: number;
+  /** Median of on/off node CPU per activity. */
+  medianCpuRatio: number;
+}
+
+const OFF = { metrics: false, statsIntervalMs: 0, tracing: false } as const;
+
+async function once(b: Bench, tag: string, on: boolean, n: number, timeoutMs: number): Promise<W1MetricsRun> {
+  const rig = await startDurabull(b, b.hub(tag), on ? {} : OFF);
+  try {
+    await durabullBatch(rig, 'warm', 500, 60_000);
+    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Promise.all(ids.map((id, i) => rig.client.startNew(CHAIN, { instanceId: id, input: i })));
+    await rig.done.waitFor(ids, timeoutMs, `${tag} batch`);
+    const ms = performance.now() - t0;
+    return { metrics: on, instancesPerSec: perSecond(n, ms), nodeCpuUsPerActivity: (cpuMsSince(cpu0) * 1000) / (n * CHAIN_STEPS) };
+  } finally {
+    await rig.close();
+    await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
+  }
+}
+
+export async function runW1Metrics(b: Bench, opts: { instances: number; pairs: number; timeoutMs: number }): Promise<W1MetricsResult> {
+  const pairs: W1MetricsResult['pairs'] = [];
+  for (let k = 0; k < opts.pairs; k++) {
+    const order = k % 2 === 0 ? [false, true] : [true, false];
+    const runs: W1MetricsRun[] = [];
+    for (const on of order) runs.push(await once(b, `w1m-${k}-${on ? 'on' : 'off'}`, on, opts.instances, opts.timeoutMs));
+    const off = runs.find((r) => !r.metrics)!;
+    const on = runs.find((r) => r.metrics)!;
+    const pair = { off, on, ratio: on.instancesPerSec / off.instancesPerSec, cpuRatio: on.nodeCpuUsPerActivity / off.nodeCpuUsPerActivity };
+    pairs.push(pair);
+    b.log(
+      `W1 metrics pair ${k + 1}/${opts.pairs}: off ${off.instancesPerSec.toFixed(0)}/s (${off.nodeCpuUsPerActivity.toFixed(0)} µs CPU/activity), ` +
+        `on ${on.instancesPerSec.toFixed(0)}/s (${on.nodeCpuUsPerActivity.toFixed(0)} µs): ratio ${pair.ratio.toFixed(3)}`,
+    );
+  }
+  return {
+    instances: opts.instances,
+    pairs,
+    medianRatio: median(pairs.map((p) => p.ratio)),
+    medianCpuRatio: median(pairs.map((p) => p.cpuRatio)),
+  };
+}
