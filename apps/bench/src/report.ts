@@ -282,6 +282,8 @@ export function toMarkdown(r: Results): string {
       L.push(row([String(i + 1), fmt(p.off.instancesPerSec, 0), fmt(p.on.instancesPerSec, 0), fmt(p.ratio, 3), fmt(p.off.nodeCpuUsPerActivity, 0), fmt(p.on.nodeCpuUsPerActivity, 0), fmt(p.cpuRatio, 3)])),
     );
     L.push(row(['median', '', '', fmt(w.medianRatio, 3), '', '', fmt(w.medianCpuRatio, 3)]));
+    L.push('');
+    L.push(`The hooks themselves, called in a loop: ${fmt(w.hookUsPerStep.defaults, 2)} µs of CPU per chain step (an episode and an activity) with the defaults, ${fmt(w.hookUsPerStep.none, 2)} µs with none.`);
   }
   if (r.replayCheck) {
     const c = r.replayCheck;

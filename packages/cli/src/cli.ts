@@ -179,8 +179,8 @@ function buildProgram(run: Run): Command {
       'after',
       `
 Exit codes: 0 done; 1 failed (missing instance, wrong status, timeout, Redis unreachable, the
-orchestration failed with --wait, check findings); 2 usage error (bad option, invalid JSON, id or
-name; nothing done).
+orchestration failed with --wait, check findings, replay-check divergences); 2 usage error (bad
+option, invalid JSON, id or name; nothing done).
 
 Examples:
   durabull start Chaining --input '"Tokyo"' --id order-1 --wait
@@ -413,21 +413,26 @@ Examples:
     .addOption(new Option('--orchestrators-only', 'run only the orchestrator worker').conflicts('activitiesOnly'))
     .addOption(new Option('--activities-only', 'run only the activity worker'))
     .option('--concurrency <n>', 'episodes and activities run at once, each (default 20)')
-    .action(async (opts: { module: string; orchestratorsOnly?: boolean; activitiesOnly?: boolean; concurrency?: string }, cmd: Command) => {
+    .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (default: not served)')
+    .action(async (opts: { module: string; orchestratorsOnly?: boolean; activitiesOnly?: boolean; concurrency?: string; metricsPort?: string }, cmd: Command) => {
       const g = run.options(cmd);
       const concurrency = opts.concurrency === undefined ? undefined : parseIntOption('--concurrency', opts.concurrency, 1, 10_000);
+      const metricsPort = opts.metricsPort === undefined ? undefined : parseIntOption('--metrics-port', opts.metricsPort, 0, 65535);
       const kinds = { orchestrators: opts.activitiesOnly !== true, activities: opts.orchestratorsOnly !== true };
       const loaded = await loadModule(opts.module, io.cwd);
       await requireRedis(g.redis);
       const workerOpts: DurabullWorkerOptions = { connection: g.redis, hub: g.hub, registry: loaded.registry, ...kinds };
       if (concurrency !== undefined) Object.assign(workerOpts, { orchestratorConcurrency: concurrency, activityConcurrency: concurrency });
+      if (metricsPort !== undefined) workerOpts.metricsPort = metricsPort;
       const worker = await new DurabullWorker(workerOpts).start();
       if (io.handleSignals) worker.closeOnSignals();
-      const info = { event: 'worker-started', redis: redactUrl(g.redis), hub: g.hub, module: loaded.path, ...kinds, concurrency: concurrency ?? 20, pid: process.pid };
+      const metricsAt = worker.metricsAddress;
+      const info = { event: 'worker-started', redis: redactUrl(g.redis), hub: g.hub, module: loaded.path, ...kinds, concurrency: concurrency ?? 20, pid: process.pid, ...(metricsAt ? { metricsPort: metricsAt.port } : {}) };
       if (g.json) run.line(toJson({ ...info, orchestratorNames: loaded.registry.orchestratorNames(), activityNames: loaded.registry.activityNames() }));
       else {
         run.line(`Worker started on ${redactUrl(g.redis)}, task hub '${g.hub}', module ${loaded.path} (${loaded.source}):`);
         for (const l of describeFunctions(loaded, kinds)) run.line(l);
+        if (metricsAt) run.line(`Metrics: http://${metricsAt.address}:${metricsAt.port}/metrics`);
         run.line('Stop with Ctrl-C or SIGTERM (running jobs finish first).');
       }
       await stopRequested({ ...io, handleSignals: false });

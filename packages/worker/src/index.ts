@@ -24,5 +24,7 @@ export {
   type EpisodeMode,
   type EpisodeOutcome,
   noopInstrumentation,
+  noopEpisode,
+  noopActivity,
   combineInstrumentations,
 } from './instrumentation.js';

@@ -4,6 +4,9 @@
  * in interleaved pairs (off-on, on-off, ...) so that the machine's drift falls on both sides.
  * Each pair gives the ratio on / off of the same moment; the median of the ratios is the figure.
  */
+import { OrchestrationSession, Registry } from '@durabull/core';
+import { HubStatsRecorder, type LoadedEpisode, type RedisBackend } from '@durabull/redis';
+import { DurabullMetrics, TracingInstrumentation, type WorkerInstrumentation, combineInstrumentations, noopInstrumentation } from '@durabull/worker';
 import { CHAIN, CHAIN_STEPS } from '../functions.js';
 import { type Bench, cpuMsSince, startDurabull } from '../harness.js';
 import { median, perSecond } from '../stats.js';
@@ -22,6 +25,35 @@ export interface W1MetricsResult {
   medianRatio: number;
   /** Median of on/off node CPU per activity. */
   medianCpuRatio: number;
+  /**
+   * CPU of the hooks themselves per chain step (one episode and one activity), µs: the worker's
+   * calls into its instrumentation in a loop, with the defaults (metrics, the charts' counters,
+   * tracing without an SDK) and with none. Steadier than the pairs on a busy machine.
+   */
+  hookUsPerStep: { defaults: number; none: number };
+}
+
+/** CPU µs per episode + activity of `instr`'s hooks, as the worker calls them (no Redis involved). */
+export function hookCost(instr: WorkerInstrumentation, n = 200_000): number {
+  const session = new OrchestrationSession(new Registry());
+  const state = { createdAt: new Date(), name: CHAIN } as LoadedEpisode['state'];
+  const loaded = { state, history: [], inbox: [] } as unknown as LoadedEpisode;
+  const result = { status: 'Running' } as Parameters<ReturnType<WorkerInstrumentation['episode']>['committed']>[0];
+  let us = 0;
+  for (let round = 0; round < 3; round++) {
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      const e = instr.episode({ hub: 'h', instanceId: 'i', executionId: 'x', orchestrator: CHAIN, episode: 2, mode: 'resumed', startedAt: performance.now(), state, loaded, session, prefix: [{ type: 'OrchestratorStarted', timestamp: 1 }] });
+      e.committed(result);
+      const a = instr.activity({ hub: 'h', instanceId: 'i', executionId: 'x', taskId: 1, activity: 'Inc', attempt: 1, scheduledAt: undefined, eager: true, trace: undefined });
+      a.run(() => 1);
+      a.done('completed');
+    }
+    const d = process.cpuUsage(cpu0);
+    // The first round warms the JIT up; the best of the others.
+    if (round > 0) us = round === 1 ? (d.user + d.system) / n : Math.min(us, (d.user + d.system) / n);
+  }
+  return us;
 }
 
 const OFF = { metrics: false, statsIntervalMs: 0, tracing: false } as const;
@@ -58,7 +90,14 @@ export async function runW1Metrics(b: Bench, opts: { instances: number; pairs: n
         `on ${on.instancesPerSec.toFixed(0)}/s (${on.nodeCpuUsPerActivity.toFixed(0)} µs): ratio ${pair.ratio.toFixed(3)}`,
     );
   }
+  const stats = new HubStatsRecorder({ keys: { hub: 'h' } } as RedisBackend);
+  const hookUsPerStep = {
+    defaults: hookCost(combineInstrumentations([new DurabullMetrics().instrument('h', stats), new TracingInstrumentation('h')])),
+    none: hookCost(noopInstrumentation),
+  };
+  b.log(`W1 metrics: the hooks cost ${hookUsPerStep.defaults.toFixed(2)} µs of CPU per chain step with the defaults, ${hookUsPerStep.none.toFixed(2)} µs with none`);
   return {
+    hookUsPerStep,
     instances: opts.instances,
     pairs,
     medianRatio: median(pairs.map((p) => p.ratio)),
