@@ -122,7 +122,10 @@ async function snapshot(): Promise<Map<string, string>> {
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
     cursor = next;
-    for (const k of keys) out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
+    for (const k of keys) {
+      if (k.startsWith(new HubKeys(hub).statsPrefix)) continue; // the charts' counters, written by a worker on its own
+      out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
+    }
   } while (cursor !== '0');
   return out;
 }

@@ -78,7 +78,7 @@ async function snapshot(): Promise<Map<string, string>> {
     const [next, found] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 1000);
     cursor = next;
     for (const k of found) {
-      if (k.startsWith(keys.workers) || k.startsWith(`${keys.queuePrefix}:stats:`) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
+      if (k.startsWith(keys.workers) || k.startsWith(keys.statsPrefix) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
       out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
     }
   } while (cursor !== '0');

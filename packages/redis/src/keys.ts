@@ -100,7 +100,11 @@ export class HubKeys {
    * Each expires after the retention bound (`STATS_RETENTION_MINUTES`).
    */
   stats(minute: number): string {
-    return `${this.base}:stats:${minute}`;
+    return `${this.statsPrefix}${minute}`;
+  }
+  /** What every `stats` key starts with (tools that compare a hub's keys leave them out: running workers write them). */
+  get statsPrefix(): string {
+    return `${this.base}:stats:`;
   }
   /** Pub/sub channel on which the ids of instances that reach a final status are published. */
   get doneChannel(): string {

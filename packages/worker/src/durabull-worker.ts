@@ -310,6 +310,7 @@ export class DurabullWorker {
   private readonly statsRecorder: HubStatsRecorder | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private metricsServer: Server | undefined;
+  private statsFlushing: Promise<void> | undefined;
 
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
   private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
@@ -352,13 +353,17 @@ export class DurabullWorker {
    * Writes the charts' counters counted so far to Redis now (they are written every
    * `statsIntervalMs` anyway), and measures the Redis round trip.
    */
-  async flushStats(): Promise<void> {
-    if (this.metrics) {
-      const t = performance.now();
-      await this.backend.redis.ping();
-      this.metrics.redisRoundTrip.labels({ hub: this.backend.keys.hub }).observe((performance.now() - t) / 1000);
-    }
-    await this.statsRecorder?.flush();
+  flushStats(): Promise<void> {
+    // One at a time: while Redis is away, the timer does not queue a PING per interval.
+    this.statsFlushing ??= (async () => {
+      if (this.metrics) {
+        const t = performance.now();
+        await this.backend.redis.ping();
+        this.metrics.redisRoundTrip.labels({ hub: this.backend.keys.hub }).observe((performance.now() - t) / 1000);
+      }
+      await this.statsRecorder?.flush();
+    })().finally(() => (this.statsFlushing = undefined));
+    return this.statsFlushing;
   }
 
   /** Starts consuming. Resolves once the workers are connected. */
@@ -482,8 +487,12 @@ export class DurabullWorker {
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
       if (this.statsTimer) clearInterval(this.statsTimer);
-      // The last counts (skipped while Redis is away: they would wait for it).
-      if (this.startedAt && this.backend.redis.status === 'ready') await this.flushStats().catch(() => undefined);
+      // The last counts: skipped while Redis is away, and given up after a second (they would wait for it).
+      if (this.startedAt && this.backend.redis.status === 'ready') {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.flushStats().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+        clearTimeout(timer);
+      }
       await this.instr.close?.();
       this.metrics?.unwatchHub(this.backend);
       if (this.metricsServer) await new Promise((resolve) => this.metricsServer!.close(resolve));
