@@ -10,7 +10,7 @@
  *   BENCH_ONLY=w1,w3   run only these workloads; two more run only when named here: w1m (the cost
  *                      of metrics on W1, interleaved pairs) and replay (durabull replay-check on
  *                      10,000 running instances)
- *   BENCH_W1M_PAIRS    pairs of w1m (default 6)
+ *   BENCH_W1M_PAIRS    pairs of w1m (default 6); BENCH_W1M_N chains per run (default 1,000)
  *   BENCH_REPLAY_N     running instances of replay (default 10,000)
  *   BENCH_CONCURRENCY  jobs at once per BullMQ worker (default 20, durabull's default)
  *   BENCH_CENSUS=0     skip the MONITOR census of W1
@@ -181,7 +181,7 @@ async function main(): Promise<number> {
       results.w4 = await runW4(bench, { instances: W1_INSTANCES, ks: W4_KS, timeoutMs: 120_000 });
     });
     await step('w1m', async () => {
-      results.w1Metrics = await runW1Metrics(bench, { instances: W1_INSTANCES, pairs: Number(env.BENCH_W1M_PAIRS ?? 6), timeoutMs: 120_000 });
+      results.w1Metrics = await runW1Metrics(bench, { instances: Number(env.BENCH_W1M_N ?? W1_INSTANCES), pairs: Number(env.BENCH_W1M_PAIRS ?? 6), timeoutMs: 120_000 });
     });
     await step('replay', async () => {
       results.replayCheck = await runReplayCheck(bench, { instances: Number(env.BENCH_REPLAY_N ?? 10_000), batch: 500, timeoutMs: 300_000 });

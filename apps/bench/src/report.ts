@@ -276,10 +276,20 @@ export function toMarkdown(r: Results): string {
     L.push('');
     L.push(`## W1 with and without metrics (${fmt(w.instances, 0)} chains per run, interleaved pairs)`);
     L.push('');
-    L.push(row(['pair', 'off: instances/s', 'on: instances/s', 'on / off', 'off: node µs CPU / activity', 'on: node µs CPU / activity', 'on / off']));
+    L.push(row(['pair', 'off: instances/s (/ baseline)', 'on: instances/s (/ baseline)', 'on / off (of the ratios)', 'off: node µs CPU / activity', 'on: node µs CPU / activity', 'on / off']));
     L.push(row(['---:', '---:', '---:', '---:', '---:', '---:', '---:']));
     w.pairs.forEach((p, i) =>
-      L.push(row([String(i + 1), fmt(p.off.instancesPerSec, 0), fmt(p.on.instancesPerSec, 0), fmt(p.ratio, 3), fmt(p.off.nodeCpuUsPerActivity, 0), fmt(p.on.nodeCpuUsPerActivity, 0), fmt(p.cpuRatio, 3)])),
+      L.push(
+        row([
+          String(i + 1),
+          `${fmt(p.off.instancesPerSec, 0)} (${fmt(p.off.ratio, 3)})`,
+          `${fmt(p.on.instancesPerSec, 0)} (${fmt(p.on.ratio, 3)})`,
+          fmt(p.ratio, 3),
+          fmt(p.off.nodeCpuUsPerActivity, 0),
+          fmt(p.on.nodeCpuUsPerActivity, 0),
+          fmt(p.cpuRatio, 3),
+        ]),
+      ),
     );
     L.push(row(['median', '', '', fmt(w.medianRatio, 3), '', '', fmt(w.medianCpuRatio, 3)]));
     L.push('');

@@ -1,27 +1,31 @@
 /**
- * The cost of metrics on W1: the same chain throughput run with the worker's metrics, the charts'
- * counters and tracing (no SDK registered, as in most deployments) on, and with all three off,
- * in interleaved pairs (off-on, on-off, ...) so that the machine's drift falls on both sides.
- * Each pair gives the ratio on / off of the same moment; the median of the ratios is the figure.
+ * The cost of metrics on W1: the whole of W1 (durabull, then the plain-BullMQ baseline right after
+ * it) with the worker's metrics, the charts' counters and tracing (no SDK registered, as in most
+ * deployments) on, and with all three off, in interleaved pairs (off-on, on-off, ...). Each run's
+ * figure is its durabull / baseline ratio, so that the machine's speed at that moment cancels out;
+ * each pair compares the two ratios, and the median of the pairs is the figure.
  */
 import { OrchestrationSession, Registry } from '@durabull/core';
 import { HubStatsRecorder, type LoadedEpisode, type RedisBackend } from '@durabull/redis';
 import { DurabullMetrics, TracingInstrumentation, type WorkerInstrumentation, combineInstrumentations, noopInstrumentation } from '@durabull/worker';
 import { CHAIN, CHAIN_STEPS } from '../functions.js';
-import { type Bench, cpuMsSince, startDurabull } from '../harness.js';
-import { median, perSecond } from '../stats.js';
-import { durabullBatch } from './w1.js';
+import type { Bench } from '../harness.js';
+import { median } from '../stats.js';
+import { runW1 } from './w1.js';
 
 export interface W1MetricsRun {
   metrics: boolean;
   instancesPerSec: number;
+  baselineInstancesPerSec: number;
+  /** durabull / baseline instances/s of this run. */
+  ratio: number;
   nodeCpuUsPerActivity: number;
 }
 
 export interface W1MetricsResult {
   instances: number;
   pairs: { off: W1MetricsRun; on: W1MetricsRun; ratio: number; cpuRatio: number }[];
-  /** Median of on/off throughput ratios (1 = no cost; 0.95 = 5% slower). */
+  /** Median over the pairs of (on's ratio to its baseline) / (off's ratio to its baseline): 1 = no cost, 0.95 = 5% slower. */
   medianRatio: number;
   /** Median of on/off node CPU per activity. */
   medianCpuRatio: number;
@@ -59,20 +63,15 @@ export function hookCost(instr: WorkerInstrumentation, n = 200_000): number {
 const OFF = { metrics: false, statsIntervalMs: 0, tracing: false } as const;
 
 async function once(b: Bench, tag: string, on: boolean, n: number, timeoutMs: number): Promise<W1MetricsRun> {
-  const rig = await startDurabull(b, b.hub(tag), on ? {} : OFF);
-  try {
-    await durabullBatch(rig, 'warm', 500, 60_000);
-    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await Promise.all(ids.map((id, i) => rig.client.startNew(CHAIN, { instanceId: id, input: i })));
-    await rig.done.waitFor(ids, timeoutMs, `${tag} batch`);
-    const ms = performance.now() - t0;
-    return { metrics: on, instancesPerSec: perSecond(n, ms), nodeCpuUsPerActivity: (cpuMsSince(cpu0) * 1000) / (n * CHAIN_STEPS) };
-  } finally {
-    await rig.close();
-    await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
-  }
+  const r = await runW1(b, { instances: n, timeoutMs, census: false, hub: tag, ...(on ? {} : { workerOptions: OFF }) });
+  if (r.durabull.errors > 0 || r.durabull.timedOut) throw new Error(`${tag}: ${r.durabull.errors} wrong results${r.durabull.timedOut ? ', timed out' : ''}`);
+  return {
+    metrics: on,
+    instancesPerSec: r.instancesPerSec,
+    baselineInstancesPerSec: r.baselineInstancesPerSec,
+    ratio: r.ratio,
+    nodeCpuUsPerActivity: (r.durabull.nodeCpuMs * 1000) / r.durabull.activities,
+  };
 }
 
 export async function runW1Metrics(b: Bench, opts: { instances: number; pairs: number; timeoutMs: number }): Promise<W1MetricsResult> {
@@ -83,11 +82,11 @@ export async function runW1Metrics(b: Bench, opts: { instances: number; pairs: n
     for (const on of order) runs.push(await once(b, `w1m-${k}-${on ? 'on' : 'off'}`, on, opts.instances, opts.timeoutMs));
     const off = runs.find((r) => !r.metrics)!;
     const on = runs.find((r) => r.metrics)!;
-    const pair = { off, on, ratio: on.instancesPerSec / off.instancesPerSec, cpuRatio: on.nodeCpuUsPerActivity / off.nodeCpuUsPerActivity };
+    const pair = { off, on, ratio: on.ratio / off.ratio, cpuRatio: on.nodeCpuUsPerActivity / off.nodeCpuUsPerActivity };
     pairs.push(pair);
     b.log(
-      `W1 metrics pair ${k + 1}/${opts.pairs}: off ${off.instancesPerSec.toFixed(0)}/s (${off.nodeCpuUsPerActivity.toFixed(0)} µs CPU/activity), ` +
-        `on ${on.instancesPerSec.toFixed(0)}/s (${on.nodeCpuUsPerActivity.toFixed(0)} µs): ratio ${pair.ratio.toFixed(3)}`,
+      `W1 metrics pair ${k + 1}/${opts.pairs}: off ${off.instancesPerSec.toFixed(0)}/s (${off.ratio.toFixed(3)} of its baseline, ${off.nodeCpuUsPerActivity.toFixed(0)} µs CPU/activity), ` +
+        `on ${on.instancesPerSec.toFixed(0)}/s (${on.ratio.toFixed(3)}, ${on.nodeCpuUsPerActivity.toFixed(0)} µs): on / off ${pair.ratio.toFixed(3)}`,
     );
   }
   const stats = new HubStatsRecorder({ keys: { hub: 'h' } } as RedisBackend);
