@@ -38,6 +38,7 @@ function failedResult(result: ExecutionResult, err: unknown, now: number): Execu
 import {
   ACTIVITY_QUEUE,
   type ActivityJobData,
+  HubStatsRecorder,
   type CommitOptions,
   type ConnectionLike,
   activityJobId,
@@ -65,7 +66,6 @@ import { type EpisodeObserver, type WorkerInstrumentation, combineInstrumentatio
 import { DurabullMetrics } from './metrics.js';
 import { assertWorkerOptions } from './options.js';
 import { TracingInstrumentation } from './tracing.js';
-import { HubStatsRecorder } from '@durabull/redis';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -824,10 +824,10 @@ export class DurabullWorker {
       // A large input was stored apart (claim check): the job holds a reference, read back here.
       const input = await this.backend.resolvePayload(d.i, decode(Buffer.from(d.p, 'base64')));
       const result = await obs.run(() => fn(input, ctx));
-      obs.done('completed');
       event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
       encoded = this.backend.encodeForStorage(event, `Result of activity '${d.n}'`);
       kind = 'c';
+      obs.done('completed');
     } catch (err) {
       obs.done('failed', err);
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
