@@ -458,6 +458,9 @@ describe('managing instances', () => {
     await startWorker();
     for (const id of ['pf-1', 'pf-2']) await cli(['start', 'Hello', '--input', '"F"', '--id', id, '--wait']);
     await cli(['start', 'Approve', '--id', 'pf-running']);
+    // Its first episode done and its job gone from the queue: nothing moves while the commands below run.
+    const queue = `${new HubKeys(hub).queuePrefix}:orchestrator`;
+    await until('pf-running has run its first episode', async () => (await client.getStatus('pf-running'))?.episodes === 1 && (await redis.llen(`${queue}:active`)) + (await redis.llen(`${queue}:wait`)) === 0);
     const before = await snapshot();
     const usage = [
       [['purge'], /^error: purge needs an instance id, or filters \(--status, --name, --from, --to\), or --all for every finished instance\n$/],
