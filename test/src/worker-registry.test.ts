@@ -65,7 +65,10 @@ async function snapshot(t: TestHub): Promise<Map<string, string>> {
   do {
     const [next, keys] = await t.redis.scan(cursor, 'MATCH', t.keys.pattern, 'COUNT', 1000);
     cursor = next;
-    for (const k of keys) out.set(k, k.startsWith(t.keys.workers) ? 'registry' : ((await t.redis.dumpBuffer(k))?.toString('hex') ?? ''));
+    for (const k of keys) {
+      if (k.startsWith(t.keys.statsPrefix)) continue; // the charts' counters, written by the worker on its own
+      out.set(k, k.startsWith(t.keys.workers) ? 'registry' : ((await t.redis.dumpBuffer(k))?.toString('hex') ?? ''));
+    }
   } while (cursor !== '0');
   return out;
 }

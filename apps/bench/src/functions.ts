@@ -13,6 +13,8 @@ export const CHAIN_STEPS = 4;
 export const SEQUENCE = 'BenchSequence';
 /** W2: fan out `n` activities (each returns its input), await them all, return the sum. */
 export const FAN_OUT = 'BenchFanOut';
+/** Replay check: one activity, then waits for the `Go` event (a running instance with a history), then one more. */
+export const GATED = 'BenchGated';
 
 export interface SequenceInput {
   steps: number;
@@ -30,6 +32,11 @@ export const registry = new Registry()
     let x = input.x;
     for (let i = 0; i < input.steps; i++) x = yield ctx.callActivity<number>(INC, x);
     return x;
+  })
+  .addOrchestrator(GATED, function* (ctx: OrchestrationContext, x: number): Generator<unknown, number, number> {
+    x = yield ctx.callActivity<number>(INC, x);
+    yield ctx.waitForExternalEvent('Go');
+    return yield ctx.callActivity<number>(INC, x);
   })
   .addOrchestrator(FAN_OUT, async (ctx: OrchestrationContext, n: number) => {
     const tasks: Task<number>[] = [];

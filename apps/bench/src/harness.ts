@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { DurabullClient } from '@durabull/client';
-import { DurabullWorker } from '@durabull/worker';
+import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { registry } from './functions.js';
@@ -176,7 +176,7 @@ export interface DurabullRig {
   close(): Promise<void>;
 }
 
-export async function startDurabull(b: Bench, hub: string): Promise<DurabullRig> {
+export async function startDurabull(b: Bench, hub: string, extra: Partial<DurabullWorkerOptions> = {}): Promise<DurabullRig> {
   const worker = await new DurabullWorker({
     connection: b.url,
     hub,
@@ -184,6 +184,7 @@ export async function startDurabull(b: Bench, hub: string): Promise<DurabullRig>
     logger: false,
     orchestratorConcurrency: b.concurrency,
     activityConcurrency: b.concurrency,
+    ...extra,
   }).start();
   const client = new DurabullClient({ connection: b.url, hub });
   const done = await subscribeDone(b.url, client.backend.keys.doneChannel);

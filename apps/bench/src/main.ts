@@ -10,7 +10,11 @@
  *   BENCH_REDIS_URL     use this Redis (default: start a redis-server with appendonly yes,
  *                       appendfsync everysec in a temp dir, on a free port)
  *   BENCH_QUICK=1       skip W2 N=100,000 (--quick)
- *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4)
+ *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4);
+ *                       two more run only when named: w1m (the cost of metrics on W1, interleaved
+ *                       pairs) and replay (durabull replay-check on 10,000 running instances)
+ *   BENCH_W1M_PAIRS     pairs of w1m (default 6); BENCH_W1M_N chains per run (default 1,000)
+ *   BENCH_REPLAY_N      running instances of replay (default 10,000)
  *   BENCH_CONCURRENCY   jobs at once per BullMQ worker (default 20, durabull's default)
  *   BENCH_CENSUS=0      skip the MONITOR and slow-log censuses and the CPU profiles (W1, W4)
  *   BENCH_W4_KS=1,2,4   worker-process counts of W4 and W4L
@@ -34,6 +38,8 @@ import { runW1 } from './workloads/w1.js';
 import { runW2 } from './workloads/w2.js';
 import { runW3 } from './workloads/w3.js';
 import { type ScaleSet, W4L_STEPS, runW4, runW4L, w4Keys } from './workloads/w4.js';
+import { runW1Metrics } from './workloads/w1-metrics.js';
+import { runReplayCheck } from './workloads/replay-check.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OUT_DIR = join(REPO_ROOT, 'bench-results');
@@ -43,6 +49,8 @@ const log = (msg: string) => console.log(`[${((performance.now() - t0) / 1000).t
 
 const env = process.env;
 const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model'] as const;
+/** Workloads that run only when named (not in the default set). */
+const EXTRA_WORKLOADS = ['w1m', 'replay'] as const;
 
 export class BenchArgumentError extends Error {
   override readonly name = 'BenchArgumentError';
@@ -89,7 +97,8 @@ function orExit<T>(f: () => T): T {
 const { quick, only, concurrency, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
   const args = parseArgs(process.argv.slice(2));
   const only = new Set((args.only ?? env.BENCH_ONLY ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
-  for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) throw new BenchArgumentError(`unknown workload ${JSON.stringify(w)} (known: ${WORKLOADS.join(', ')})`);
+  const known: readonly string[] = [...WORKLOADS, ...EXTRA_WORKLOADS];
+  for (const w of only) if (!known.includes(w)) throw new BenchArgumentError(`unknown workload ${JSON.stringify(w)} (known: ${known.join(', ')})`);
   if (only.has('model') && !only.has('w4')) throw new BenchArgumentError('the capacity model is built from W4\'s figures: run it with w4 (--only w4,model)');
   return {
     quick: args.quick ?? (env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true'),
@@ -285,6 +294,12 @@ async function main(): Promise<number> {
       else model.check = check;
       setW4();
       results.w4!.model = model;
+    });
+    await step('w1m', async () => {
+      results.w1Metrics = await runW1Metrics(bench, { instances: Number(env.BENCH_W1M_N ?? W1_INSTANCES), pairs: Number(env.BENCH_W1M_PAIRS ?? 6), timeoutMs: 120_000 });
+    });
+    await step('replay', async () => {
+      results.replayCheck = await runReplayCheck(bench, { instances: Number(env.BENCH_REPLAY_N ?? 10_000), batch: 500, timeoutMs: 300_000 });
     });
   } finally {
     // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).

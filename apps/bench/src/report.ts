@@ -7,6 +7,8 @@ import type { W1Result, CommandCounts } from './workloads/w1.js';
 import type { W2Point, W2Result } from './workloads/w2.js';
 import type { W3Result } from './workloads/w3.js';
 import { type W4Result, fleetBreakdown, modelSection, w4KeysSection, w4SummaryRows } from './report-w4.js';
+import type { W1MetricsResult } from './workloads/w1-metrics.js';
+import type { ReplayCheckResult } from './workloads/replay-check.js';
 
 export interface Machine {
   cpus: number;
@@ -57,6 +59,8 @@ export interface Results {
   w2?: W2Result;
   w3?: W3Result;
   w4?: W4Result;
+  w1Metrics?: W1MetricsResult;
+  replayCheck?: ReplayCheckResult;
   errors: Record<string, string>;
   targets: Target[];
   notes: string[];
@@ -121,6 +125,8 @@ export function evaluateTargets(r: Results): Target[] {
   }
   if (r.w4?.long) out.push(target('W4L', 'share of episodes that replay at k=4 (larger layout)', r.w4.replayShare4, '<=', 0.05));
   if (r.w4 && Number.isFinite(r.w4.sweepPickups)) out.push(target('W4', 'outbox entries picked up by a sweep', r.w4.sweepPickups, '<=', 0));
+  if (r.w1Metrics) out.push(target('W1 metrics', 'throughput with / without metrics (median of pairs)', r.w1Metrics.medianRatio, '>=', 0.95));
+  if (r.replayCheck) out.push(target('replay-check', `seconds for ${r.replayCheck.instances} running instances`, r.replayCheck.seconds, '<', 60));
   return out.sort((a, b) => (Number.isFinite(b.off) ? b.off : Infinity) - (Number.isFinite(a.off) ? a.off : Infinity));
 }
 
@@ -258,6 +264,37 @@ export function toMarkdown(r: Results): string {
     L.push('## Failures');
     L.push('');
     for (const f of failures) L.push(`- ${f}`);
+  }
+  if (r.w1Metrics) {
+    const w = r.w1Metrics;
+    L.push('');
+    L.push(`## W1 with and without metrics (${fmt(w.instances, 0)} chains per run, interleaved pairs)`);
+    L.push('');
+    L.push(row(['pair', 'off: instances/s (/ baseline)', 'on: instances/s (/ baseline)', 'on / off (of the ratios)', 'off: node µs CPU / activity', 'on: node µs CPU / activity', 'on / off']));
+    L.push(row(['---:', '---:', '---:', '---:', '---:', '---:', '---:']));
+    w.pairs.forEach((p, i) =>
+      L.push(
+        row([
+          String(i + 1),
+          `${fmt(p.off.instancesPerSec, 0)} (${fmt(p.off.ratio, 3)})`,
+          `${fmt(p.on.instancesPerSec, 0)} (${fmt(p.on.ratio, 3)})`,
+          fmt(p.ratio, 3),
+          fmt(p.off.nodeCpuUsPerActivity, 0),
+          fmt(p.on.nodeCpuUsPerActivity, 0),
+          fmt(p.cpuRatio, 3),
+        ]),
+      ),
+    );
+    L.push(row(['median', '', '', fmt(w.medianRatio, 3), '', '', fmt(w.medianCpuRatio, 3)]));
+    L.push('');
+    L.push(`The hooks themselves, called in a loop: ${fmt(w.hookUsPerStep.defaults, 2)} µs of CPU per chain step (an episode and an activity) with the defaults, ${fmt(w.hookUsPerStep.none, 2)} µs with none.`);
+  }
+  if (r.replayCheck) {
+    const c = r.replayCheck;
+    L.push('');
+    L.push(`## durabull replay-check`);
+    L.push('');
+    L.push(`${fmt(c.checked, 0)} running instances replayed in ${fmt(c.seconds, 1)} s (${fmt(c.wallSeconds, 1)} s for the whole command line), histories read ${c.batch} per pipelined round trip; ${c.divergences} divergences.`);
   }
   if (Object.keys(r.errors).length) {
     L.push('');

@@ -2,7 +2,8 @@
  * The orchestration view in a real browser (the Chromium that @sparticuz/chromium ships, or
  * CHROMIUM_PATH, through playwright-core; see test-chromium.ts): an
  * instance that ran three activities and waits for an event, its timeline and execution log, the
- * event raised from the page's form, the instance completing. Saves screenshots in test-results/.
+ * event raised from the page's form, the instance completing; and the overview's charts after a
+ * short run. Saves screenshots in test-results/.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -124,5 +125,53 @@ describe('orchestration view in Chromium', () => {
     expect(listed.queues.map((q) => q.name).sort()).toEqual(['activity', 'orchestrator']);
     await page.getByText(/\d+ Jobs?/).nth(1).waitFor({ timeout: 15_000 }); // both queue cards rendered
     await page.screenshot({ path: join(RESULTS, 'dashboard-queues.png') });
+  });
+
+  it('draws the overview charts with data after a short run', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await th.client.startNew('Quick', { input: i }));
+    const failing = await th.client.startNew('Failing');
+    for (const id of [...ids, failing]) await th.client.waitForCompletion(id, { timeoutMs: 15_000 });
+    // The worker writes its counters every 10 s; now, for the test.
+    await th.workers[0]!.flushStats();
+
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`${msg.text()} ${msg.location().url}`);
+    });
+    // The token in the address sets the cookie, unless the first test set it already.
+    await page.goto(`${base}/ui/overview?token=${TOKEN}`);
+    await expect(page.locator('h1').textContent()).resolves.toContain('Overview');
+
+    /** The values of one series of a chart, as drawn. */
+    const values = async (chart: string, series: string) =>
+      JSON.parse((await page.locator(`#${chart} g.series[data-series="${series}"]`).getAttribute('data-values')) ?? '[]') as (number | null)[];
+    const drawn = (xs: (number | null)[]) => xs.filter((v): v is number => v !== null);
+    expect(Math.max(...drawn(await values('chart-throughput', 'activities/s')))).toBeGreaterThan(0);
+    expect(Math.max(...drawn(await values('chart-throughput', 'episodes/s')))).toBeGreaterThan(0);
+    expect(Math.max(...drawn(await values('chart-throughput', 'failed activities/s')))).toBeGreaterThan(0);
+    for (const p of ['p50', 'p95', 'p99']) expect(drawn(await values('chart-latency-activity', p)).length).toBeGreaterThan(0);
+    expect(Math.max(...drawn(await values('chart-latency-instance', 'p95')))).toBeGreaterThan(0);
+    expect(Math.max(...drawn(await values('chart-statuses', 'Completed')))).toBeGreaterThanOrEqual(ids.length);
+    expect(Math.max(...drawn(await values('chart-statuses', 'Failed')))).toBeGreaterThanOrEqual(1);
+    expect(drawn(await values('chart-queues', 'activity waiting')).length).toBeGreaterThan(0);
+    // Each chart is on screen with a size, and its points are drawn inside its plot.
+    for (const chart of ['chart-throughput', 'chart-latency-activity', 'chart-latency-scheduleToStart', 'chart-latency-episode', 'chart-latency-instance', 'chart-queues', 'chart-statuses']) {
+      const box = await page.locator(`#${chart} svg.plot`).boundingBox();
+      expect(box?.width, chart).toBeGreaterThan(300);
+      expect(box?.height, chart).toBeGreaterThan(80);
+    }
+    const dots = page.locator('#chart-throughput g.series[data-series="activities/s"] circle');
+    expect(await dots.count()).toBeGreaterThan(0);
+    const dot = await dots.last().boundingBox();
+    const plot = await page.locator('#chart-throughput svg.plot').boundingBox();
+    expect(dot!.y).toBeGreaterThanOrEqual(plot!.y);
+    expect(dot!.y + dot!.height).toBeLessThanOrEqual(plot!.y + plot!.height);
+    expect(await page.locator('#now td[data-status="Completed"]').innerText()).toMatch(/Completed\s+\d+/);
+    await mkdir(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-overview.png'), fullPage: true });
+    expect(problems).toEqual([]);
   });
 });

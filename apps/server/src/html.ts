@@ -5,6 +5,7 @@
  */
 import type { OrchestrationStatus, WorkerInfo } from '@durabull/client';
 import { type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
+import { type HubGauges, type HubStatsSeries, type LatencyKind, QUEUE_NAMES, QUEUE_STATES, STATUSES as STATUS_ORDER } from '@durabull/redis';
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function esc(value: unknown): string {
@@ -58,6 +59,9 @@ input,select,textarea,button{font:inherit}button{cursor:pointer}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 #msg{min-height:1.4em}
 svg text{font:12px system-ui,sans-serif}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+.chart{background:#fff;border:1px solid #e3e6eb;padding:8px 10px}.chart h3{margin:0 0 4px;font-size:14px}
+.legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#4a5262}
 `;
 
 /** The page frame: header with navigation, a CSP nonce for style and script. */
@@ -66,7 +70,7 @@ export function layout(ctx: PageContext, title: string, body: string, script = '
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
 <style nonce="${ctx.nonce}">${STYLE}</style></head>
-<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
+<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/overview">Overview</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
 <main>${body}</main>
 ${script ? `<script nonce="${ctx.nonce}">${script}</script>` : ''}
 </body></html>`;
@@ -406,4 +410,132 @@ export function workersPage(ctx: PageContext, hub: string, workers: readonly Wor
 <table id="workers"><thead><tr><th>Worker</th><th>Host / pid</th><th>Version</th><th>Kinds</th><th>Orchestrators</th><th>Activities</th><th>Started (UTC)</th><th>Last heartbeat</th><th>Jobs running</th><th>Episodes done</th><th>Activities done</th></tr></thead>
 <tbody>${rows || '<tr><td colspan="11" class="muted">No live worker: starts are accepted and wait, Pending, for one.</td></tr>'}</tbody></table>`;
   return layout(ctx, 'Workers', body);
+}
+
+/** One line of a chart: a value per minute (null: nothing that minute, the line breaks). */
+export interface ChartSeries {
+  name: string;
+  values: (number | null)[];
+}
+
+const PALETTE = ['#3b6fd8', '#3b8c5a', '#c2413a', '#d08a1c', '#7b4fc4', '#2a9cab', '#8a8f99', '#c24f8f'];
+
+/** A round number at or above `v` (1, 2 or 5 times a power of ten). */
+function niceMax(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function short(v: number): string {
+  if (v === 0) return '0';
+  if (v >= 1_000_000) return `${+(v / 1_000_000).toFixed(1)}M`;
+  if (v >= 1000) return `${+(v / 1000).toFixed(1)}k`;
+  if (v >= 10) return String(Math.round(v));
+  return String(+v.toFixed(v >= 1 ? 1 : 2));
+}
+
+/**
+ * A line chart as an SVG, drawn here (no script): one polyline per series over the minutes, a
+ * dot per value (so a single minute shows), the y axis from 0 to a round maximum, and a legend
+ * with each series' last value. `data-values` carries the numbers for tools and tests.
+ */
+export function lineChart(id: string, title: string, unit: string, minutes: readonly number[], series: readonly ChartSeries[], now: number): string {
+  const W = 560;
+  const H = 190;
+  const left = 48;
+  const right = 10;
+  const top = 10;
+  const bottom = 22;
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const n = minutes.length;
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null));
+  const max = niceMax(Math.max(0, ...all));
+  const x = (i: number) => left + (n <= 1 ? plotW : (i / (n - 1)) * plotW);
+  const y = (v: number) => top + plotH - (v / max) * plotH;
+  const grid = [0, 0.5, 1]
+    .map((f) => `<line x1="${left}" y1="${y(max * f).toFixed(1)}" x2="${W - right}" y2="${y(max * f).toFixed(1)}" stroke="#e3e6eb"/><text x="${left - 6}" y="${(y(max * f) + 4).toFixed(1)}" text-anchor="end" fill="#7a8394">${esc(short(max * f))}</text>`)
+    .join('');
+  const ago = (i: number) => Math.round((now - minutes[i]!) / 60_000);
+  const xLabels = [0, Math.floor((n - 1) / 2), n - 1]
+    .filter((i, k, a) => i >= 0 && a.indexOf(i) === k)
+    .map((i) => `<text x="${x(i).toFixed(1)}" y="${H - 6}" text-anchor="${i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle'}" fill="#7a8394">${ago(i) <= 0 ? 'now' : `-${ago(i)} min`}</text>`)
+    .join('');
+  const lines = series
+    .map((s, k) => {
+      const color = PALETTE[k % PALETTE.length]!;
+      const segments: string[][] = [];
+      let cur: string[] = [];
+      const dots: string[] = [];
+      s.values.forEach((v, i) => {
+        if (v === null) {
+          if (cur.length) segments.push(cur);
+          cur = [];
+          return;
+        }
+        const p = `${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+        cur.push(p);
+        dots.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${esc(`${s.name}: ${short(v)} ${unit}, ${ago(i) <= 0 ? 'this minute' : `${ago(i)} min ago`}`)}</title></circle>`);
+      });
+      if (cur.length) segments.push(cur);
+      const paths = segments.filter((g) => g.length > 1).map((g) => `<polyline points="${g.join(' ')}" fill="none" stroke="${color}" stroke-width="1.6"/>`).join('');
+      return `<g class="series" data-series="${esc(s.name)}" data-values="${esc(JSON.stringify(s.values.map((v) => (v === null ? null : +v.toFixed(3)))))}">${paths}${dots.join('')}</g>`;
+    })
+    .join('');
+  const legend = series
+    .map((s, k) => {
+      const last = [...s.values].reverse().find((v) => v !== null);
+      // A swatch drawn in SVG: the pages' CSP allows no inline style attribute.
+      return `<span><svg width="10" height="10" aria-hidden="true"><rect width="10" height="10" rx="2" fill="${PALETTE[k % PALETTE.length]}"/></svg> ${esc(s.name)}${last === undefined ? '' : ` <b>${esc(short(last))}</b>`}</span>`;
+    })
+    .join('');
+  return `<div class="chart" id="${esc(id)}"><h3>${esc(title)} <small class="muted">${esc(unit)}</small></h3>
+<svg class="plot" role="img" aria-label="${esc(title)}" width="100%" viewBox="0 0 ${W} ${H}" preserveAspectRatio="xMidYMid meet">${grid}${xLabels}${lines}</svg>
+<div class="legend">${legend}</div></div>`;
+}
+
+const LATENCY_TITLES: Record<LatencyKind, string> = {
+  activity: 'Activity run time',
+  scheduleToStart: 'Activity schedule to start',
+  episode: 'Episode time',
+  instance: 'Instance end to end',
+};
+
+/**
+ * The overview: throughput, latency percentiles, queue depths and instances by status over the last
+ * hour, from the per-minute counters the workers keep in Redis (no Prometheus needed); and the
+ * hub's gauges as of now.
+ */
+export function overviewPage(ctx: PageContext, hub: string, stats: HubStatsSeries, g: HubGauges, now: number): string {
+  const perSecond = (xs: number[]) => xs.map((v, i) => v / stats.seconds[i]!);
+  const charts = [
+    lineChart('chart-throughput', 'Throughput', 'per second', stats.minutes, [
+      { name: 'episodes/s', values: perSecond(stats.counters.episodes) },
+      { name: 'activities/s', values: perSecond(stats.counters.activities) },
+      { name: 'failed activities/s', values: perSecond(stats.counters.activitiesFailed) },
+      { name: 'instances completed/s', values: perSecond(stats.counters.instancesCompleted) },
+    ], now),
+    ...(['activity', 'scheduleToStart', 'episode', 'instance'] as const).map((kind) =>
+      lineChart(`chart-latency-${kind}`, LATENCY_TITLES[kind], 'ms (p50, p95, p99)', stats.minutes, [
+        { name: 'p50', values: stats.latency[kind].p50 },
+        { name: 'p95', values: stats.latency[kind].p95 },
+        { name: 'p99', values: stats.latency[kind].p99 },
+      ], now),
+    ),
+    lineChart('chart-queues', 'Queue depths', 'jobs, sampled once a minute', stats.minutes, QUEUE_NAMES.flatMap((q) => QUEUE_STATES.map((st) => ({ name: `${q} ${st}`, values: stats.queues[q][st] }))), now),
+    lineChart('chart-statuses', 'Instances by status', 'sampled once a minute', stats.minutes, STATUS_ORDER.map((st) => ({ name: st, values: stats.statuses[st] })), now),
+  ].join('\n');
+  const statusCells = STATUS_ORDER.map((st) => `<td data-status="${st}">${badge(st)} ${esc(g.statuses[st])}</td>`).join('');
+  const queueRows = QUEUE_NAMES.map((q) => `<tr><th>${q}</th>${QUEUE_STATES.map((st) => `<td data-queue="${q}" data-state="${st}">${esc(g.queues[q][st])}</td>`).join('')}</tr>`).join('');
+  const body = `<h1>Overview <small class="muted">task hub ${esc(hub)}</small></h1>
+<p class="muted">The last hour, per minute, from the counters the workers keep in Redis (written every few seconds; queue depths and statuses sampled once a minute). For Prometheus, scrape <code>/metrics</code> here and on the workers.</p>
+<h2>Now</h2>
+<table id="now"><tbody><tr>${statusCells}</tr></tbody></table>
+<table id="queues-now"><thead><tr><th>Queue</th>${QUEUE_STATES.map((s) => `<th>${s}</th>`).join('')}</tr></thead><tbody>${queueRows}</tbody></table>
+<p>Outbox: <span id="outbox-size">${esc(g.outbox.size)}</span> entries, the oldest waiting <span id="outbox-age">${esc(duration(g.outbox.oldestAgeMs))}</span>. Redis round trip ${esc(g.roundTripMs.toFixed(1))} ms.</p>
+<h2>Last hour</h2>
+<div class="charts">${charts}</div>`;
+  return layout(ctx, 'Overview', body);
 }

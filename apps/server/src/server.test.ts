@@ -319,6 +319,44 @@ describe('management API', () => {
     }
   });
 
+  it('serves the hub gauges at /metrics, the charts’ data at /stats, and the overview page', async () => {
+    await th.workers[0]!.flushStats();
+    const metrics = await req('GET', '/metrics');
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers['content-type']).toContain('text/plain; version=0.0.4');
+    const completed = /^durabull_instances\{hub="([^"]+)",status="Completed"\} (\d+)$/m.exec(metrics.body);
+    expect(completed?.[1]).toBe(th.hub);
+    expect(Number(completed?.[2])).toBeGreaterThan(0);
+    for (const line of [
+      `durabull_queue_jobs{hub="${th.hub}",queue="activity",state="failed"} 0`,
+      `durabull_outbox_entries{hub="${th.hub}"} 0`,
+      '# TYPE durabull_redis_roundtrip_seconds histogram',
+      '# TYPE durabull_outbox_oldest_age_seconds gauge',
+    ]) expect(metrics.body).toContain(line);
+
+    const stats = await req('GET', '/stats?minutes=5');
+    expect(stats.statusCode).toBe(200);
+    const body = stats.json<{ minutes: number[]; counters: { episodes: number[] }; statuses: { Completed: (number | null)[] } }>();
+    expect(body.minutes).toHaveLength(5);
+    expect(body.counters.episodes.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(body.statuses.Completed.some((v) => v !== null && v > 0)).toBe(true);
+    for (const bad of ['0', '121', 'x']) {
+      const r = await req('GET', `/stats?minutes=${bad}`);
+      expect(r.statusCode, bad).toBe(400);
+      expect(r.json().message).toMatch(/^Invalid request: query\.minutes: /);
+    }
+
+    const page = await req('GET', '/ui/overview');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("script-src 'nonce-");
+    for (const id of ['chart-throughput', 'chart-latency-activity', 'chart-latency-scheduleToStart', 'chart-latency-episode', 'chart-latency-instance', 'chart-queues', 'chart-statuses']) {
+      expect(page.body).toContain(`id="${id}"`);
+    }
+    expect(page.body).toContain('<a href="/ui/overview">Overview</a>');
+    // No inline style attribute (the CSP would refuse it): colours are SVG attributes.
+    expect(page.body).not.toMatch(/ style="/);
+  });
+
   it("mounts Bull Board at /queues with the hub's orchestrator and activity queues", async () => {
     const ui = await req('GET', '/queues');
     expect(ui.statusCode).toBe(200);
@@ -486,6 +524,9 @@ describe('security', () => {
       ['GET', '/ui/instances/sec-1'],
       ['GET', '/queues'],
       ['GET', '/queues/api/queues'],
+      ['GET', '/metrics'],
+      ['GET', '/stats'],
+      ['GET', '/ui/overview'],
       ['GET', '/no-such-route'],
     ] as const) {
       for (const authorization of [undefined, 'Bearer wrong', `Basic ${TOKEN}`, TOKEN]) {
@@ -499,9 +540,13 @@ describe('security', () => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     expect((await app.inject({ method: 'GET', url: '/instances', headers: auth })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/queues/api/queues', headers: auth })).statusCode).toBe(200);
+    // Prometheus scrapes with the bearer token (its `authorization` / `bearer_token` setting).
+    const scraped = await app.inject({ method: 'GET', url: '/metrics', headers: auth });
+    expect(scraped.statusCode).toBe(200);
+    expect(scraped.body).toContain(`durabull_instances{hub="${th.hub}",status="Running"}`);
     // No page carries the token: not in a meta tag, not in a script (the cookie authenticates the pages' scripts).
     await th.client.startNew('Anything', { instanceId: 'sec-page' });
-    for (const url of ['/', '/ui/instances/sec-page', '/ui/instances/nobody', '/queues']) {
+    for (const url of ['/', '/ui/instances/sec-page', '/ui/instances/nobody', '/ui/overview', '/queues']) {
       const page = await app.inject({ method: 'GET', url, headers: auth });
       expect(page.statusCode, url).toBeLessThan(500);
       expect(page.headers['content-type'], url).toContain('text/html');
@@ -526,6 +571,8 @@ describe('security', () => {
     // a SameSite=Strict cookie, a same-site one still could). The pages' scripts add a header that
     // neither can send.
     expect((await app.inject({ method: 'GET', url: '/instances', headers: jar })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/metrics', headers: jar })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: '/ui/overview', headers: jar })).statusCode).toBe(200);
     const start = (headers: Record<string, string>) =>
       app.inject({ method: 'POST', url: '/orchestrations/Anything?instanceId=sec-cookie', headers: { ...headers, 'content-type': 'application/json' }, payload: '1' });
     expect((await start(jar)).statusCode).toBe(401);

@@ -15,11 +15,12 @@ import {
   ValidationError,
   isTerminalStatus,
 } from '@durabull/core';
-import { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError } from '@durabull/redis';
+import { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, STATS_RETENTION_MINUTES, readHubGauges, readHubStats } from '@durabull/redis';
+import { DurabullMetrics } from '@durabull/worker';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis, RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, workersPage } from './html.js';
+import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, workersPage } from './html.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -222,7 +223,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     ...(opts.hub ? { hub: opts.hub } : {}),
     ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
   });
+  // The hub's gauges (instances by status, queue depths, outbox) and the Redis round trip, read when scraped.
+  const metrics = new DurabullMetrics().watchHub(client.backend);
   app.addHook('onClose', async () => {
+    metrics.unwatchHub(client.backend);
     await client.close();
   });
   // JSON only: the text/plain parser would turn a mislabelled body into a string input.
@@ -338,6 +342,15 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   // The live workers of the hub (the worker registry).
   app.get('/workers', async () => ({ workers: await client.listWorkers() }));
 
+  // Prometheus: the hub gauges, read from Redis at each scrape (behind the token like every route).
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.metrics()));
+
+  // What the overview page draws: per-minute counters and samples of the last `minutes` minutes.
+  app.get('/stats', async (req) => {
+    const { minutes } = parse(z.object({ minutes: z.coerce.number().int().min(1).max(STATS_RETENTION_MINUTES).default(60) }), req.query, 'query');
+    return readHubStats(client.backend, { minutes });
+  });
+
   app.get('/instances', async (req) => {
     const q = parse(LIST_QUERY, req.query, 'query');
     return client.list(q);
@@ -436,6 +449,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const status = await client.getStatus(id, { showHistory: true });
     if (!status) return page(reply, 404, (ctx) => notFoundPage(ctx, id));
     return page(reply, 200, (ctx) => instancePage(ctx, status, Date.now()));
+  });
+
+  app.get('/ui/overview', async (_req, reply) => {
+    const now = Date.now();
+    const [stats, gauges] = await Promise.all([readHubStats(client.backend, { minutes: 60, now }), readHubGauges(client.backend, now)]);
+    return page(reply, 200, (ctx) => overviewPage(ctx, client.backend.keys.hub, stats, gauges, now));
   });
 
   app.get('/ui/workers', async (_req, reply) => {

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DurabullClient, type OrchestrationStatus, type PurgeFilter } from '@durabull/client';
-import { InstanceNotFoundError, ValidationError, assertFunctionName, assertInstanceId } from '@durabull/core';
-import { type Finding, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
+import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ValidationError, assertFunctionName, assertInstanceId } from '@durabull/core';
+import { type Finding, type ListPage, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
 import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { Command, CommanderError, Option } from 'commander';
@@ -179,8 +179,8 @@ function buildProgram(run: Run): Command {
       'after',
       `
 Exit codes: 0 done; 1 failed (missing instance, wrong status, timeout, Redis unreachable, the
-orchestration failed with --wait, check findings); 2 usage error (bad option, invalid JSON, id or
-name; nothing done).
+orchestration failed with --wait, check findings, replay-check divergences); 2 usage error (bad
+option, invalid JSON, id or name; nothing done).
 
 Examples:
   durabull start Chaining --input '"Tokyo"' --id order-1 --wait
@@ -193,6 +193,7 @@ Examples:
   durabull worker --module ./src/functions.ts
   durabull dev --module ./src/functions.ts
   durabull check --repair
+  durabull replay-check --module ./dist/functions.js
   DURABULL_TOKEN=secret durabull dashboard --port 8080`,
     );
 
@@ -412,21 +413,26 @@ Examples:
     .addOption(new Option('--orchestrators-only', 'run only the orchestrator worker').conflicts('activitiesOnly'))
     .addOption(new Option('--activities-only', 'run only the activity worker'))
     .option('--concurrency <n>', 'episodes and activities run at once, each (default 20)')
-    .action(async (opts: { module: string; orchestratorsOnly?: boolean; activitiesOnly?: boolean; concurrency?: string }, cmd: Command) => {
+    .option('--metrics-port <port>', 'serve Prometheus metrics at GET /metrics on this port (default: not served)')
+    .action(async (opts: { module: string; orchestratorsOnly?: boolean; activitiesOnly?: boolean; concurrency?: string; metricsPort?: string }, cmd: Command) => {
       const g = run.options(cmd);
       const concurrency = opts.concurrency === undefined ? undefined : parseIntOption('--concurrency', opts.concurrency, 1, 10_000);
+      const metricsPort = opts.metricsPort === undefined ? undefined : parseIntOption('--metrics-port', opts.metricsPort, 0, 65535);
       const kinds = { orchestrators: opts.activitiesOnly !== true, activities: opts.orchestratorsOnly !== true };
       const loaded = await loadModule(opts.module, io.cwd);
       await requireRedis(g.redis);
       const workerOpts: DurabullWorkerOptions = { connection: g.redis, hub: g.hub, registry: loaded.registry, ...kinds };
       if (concurrency !== undefined) Object.assign(workerOpts, { orchestratorConcurrency: concurrency, activityConcurrency: concurrency });
+      if (metricsPort !== undefined) workerOpts.metricsPort = metricsPort;
       const worker = await new DurabullWorker(workerOpts).start();
       if (io.handleSignals) worker.closeOnSignals();
-      const info = { event: 'worker-started', redis: redactUrl(g.redis), hub: g.hub, module: loaded.path, ...kinds, concurrency: concurrency ?? 20, pid: process.pid };
+      const metricsAt = worker.metricsAddress;
+      const info = { event: 'worker-started', redis: redactUrl(g.redis), hub: g.hub, module: loaded.path, ...kinds, concurrency: concurrency ?? 20, pid: process.pid, ...(metricsAt ? { metricsPort: metricsAt.port } : {}) };
       if (g.json) run.line(toJson({ ...info, orchestratorNames: loaded.registry.orchestratorNames(), activityNames: loaded.registry.activityNames() }));
       else {
         run.line(`Worker started on ${redactUrl(g.redis)}, task hub '${g.hub}', module ${loaded.path} (${loaded.source}):`);
         for (const l of describeFunctions(loaded, kinds)) run.line(l);
+        if (metricsAt) run.line(`Metrics: http://${metricsAt.address}:${metricsAt.port}/metrics`);
         run.line('Stop with Ctrl-C or SIGTERM (running jobs finish first).');
       }
       await stopRequested({ ...io, handleSignals: false });
@@ -522,6 +528,52 @@ Examples:
     });
 
   program
+    .command('replay-check')
+    .description("replay the history of every running instance against a module's orchestrators, writing nothing (exit code 1 on any divergence)")
+    .requiredOption('--module <file>', 'the new code: a .ts or .js module exporting `registry` (a Registry), a default Registry, or definitions')
+    .option('--status <statuses>', 'the instances to check, by status (comma-separated, repeatable; default Running,Pending,Suspended)', collect)
+    .option('--limit <n>', 'check at most this many instances')
+    .option('--batch <n>', 'histories read per pipelined round trip, 1 to 1000 (default 500)')
+    .addHelpText(
+      'after',
+      '\nReports each instance whose history the new code does not replay as recorded (the step, what the history has, what the code\n' +
+        'does), instances of orchestrators the module no longer has, and the ctx.patched ids no checked instance needs any more.\n' +
+        'Run it before a deploy: it exits 1 when the new code would break a running instance.',
+    )
+    .action(async (opts: { module: string; status?: string[]; limit?: string; batch?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const statuses: RuntimeStatus[] = opts.status ? parseStatuses('--status', opts.status) : ['Running', 'Pending', 'Suspended'];
+      const limit = opts.limit === undefined ? undefined : parseIntOption('--limit', opts.limit, 1);
+      const batch = opts.batch === undefined ? 500 : parseIntOption('--batch', opts.batch, 1, 1000);
+      const loaded = await loadModule(opts.module, io.cwd);
+      const checker = new ReplayChecker(loaded.registry);
+      const { backend } = await run.connect(g);
+      const started = performance.now();
+      let count = 0;
+      // The next page (ids and names from the status index) is read while this one replays.
+      let page: Promise<ListPage> | undefined = backend.list({ status: statuses, pageSize: batch });
+      while (page) {
+        const { instances, nextCursor }: ListPage = await page;
+        const take = limit === undefined ? instances : instances.slice(0, Math.max(0, limit - count));
+        const histories = backend.getHistories(take.map((s) => s.instanceId));
+        count += take.length;
+        page = nextCursor && (limit === undefined || count < limit) ? backend.list({ status: statuses, pageSize: batch, cursor: nextCursor }) : undefined;
+        const events = await histories;
+        for (const [i, s] of take.entries()) await checker.add({ instanceId: s.instanceId, name: s.name, events: events[i]! });
+      }
+      const report: ReplayReport = checker.report();
+      // A partial check cannot tell that no instance needs a patch.
+      const partial = limit !== undefined && count >= limit;
+      if (partial) for (const p of report.patches) p.removable = false;
+      const seconds = (performance.now() - started) / 1000;
+      run.emit(g, { hub: g.hub, module: loaded.path, statuses, instances: count, partial, seconds: Number(seconds.toFixed(3)), ...report }, () => replayCheckLines(report, { hub: g.hub, module: opts.module, instances: count, partial, seconds }));
+      if (!report.ok) {
+        io.stderr.write(`error: ${report.divergences.length} instance${report.divergences.length === 1 ? '' : 's'} would not replay on the new code\n`);
+        run.exitCode = ExitCode.Failure;
+      }
+    });
+
+  program
     .command('dashboard')
     .description('serve the management HTTP API, Bull Board (/queues) and the orchestration view until SIGINT/SIGTERM')
     .addOption(new Option('--port <port>', 'port (env PORT)').default(io.env.PORT || '8080'))
@@ -603,6 +655,31 @@ async function loadDashboard(): Promise<DashboardModule> {
   }
   if (typeof mod.createServer !== 'function') throw new CliError('@durabull/server does not export createServer');
   return mod as DashboardModule;
+}
+
+/** The lines of a replay check: divergences, missing orchestrators, patches, then a summary. */
+function replayCheckLines(report: ReplayReport, run: { hub: string; module: string; instances: number; partial: boolean; seconds: number }): string[] {
+  const lines: string[] = [];
+  const step = (d: ReplayDivergence) =>
+    d.step?.sequenceNumber !== undefined ? ` at step #${d.step.sequenceNumber}${d.step.historyIndex !== undefined ? ` (history[${d.step.historyIndex}])` : ''}` : '';
+  for (const d of report.divergences) {
+    lines.push(`${d.instanceId}  ${d.orchestrator}  ${d.kind}${step(d)}`, `    history: ${d.history}`, `    code:    ${d.code}`);
+  }
+  const missing = new Map<string, number>();
+  for (const d of report.divergences) if (d.kind === 'missing-orchestrator') missing.set(d.orchestrator, (missing.get(d.orchestrator) ?? 0) + 1);
+  for (const [name, n] of missing) lines.push(`Orchestrator '${name}' is not in the new code, and ${n} instance${n === 1 ? '' : 's'} of it would fail.`);
+  for (const p of report.patches) {
+    if (p.predating > 0) lines.push(`Patch '${p.patchId}': ${p.predating} instance${p.predating === 1 ? '' : 's'} still take the old path; keep it.`);
+    else if (p.removable) lines.push(`Patch '${p.patchId}': no instance takes the old path any more (${p.applied} applied it); ctx.patched('${p.patchId}') can give way to the new path.`);
+    else lines.push(`Patch '${p.patchId}': no instance checked takes the old path (${p.applied} applied it), but --limit stopped the check early.`);
+  }
+  const n = report.divergences.length;
+  const notStarted = report.notStarted.length ? ` (${report.notStarted.length} not started yet: they run the new code from the start)` : '';
+  lines.push(
+    `Replayed ${report.checked} of ${run.instances} instance${run.instances === 1 ? '' : 's'} of task hub '${run.hub}'${notStarted} against ${run.module} in ${run.seconds.toFixed(1)} s: ` +
+      (n === 0 ? 'no divergence.' : `${n} divergence${n === 1 ? '' : 's'}.`),
+  );
+  return lines;
 }
 
 /** One line per finding: instance, code, message, and what the repair did. */

@@ -39,6 +39,7 @@ import {
   ignoreGone,
   newEventId,
 } from '@durabull/redis';
+import { SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 
@@ -178,8 +179,34 @@ export class DurabullClient {
     if (options.instanceId !== undefined) assertInstanceId(options.instanceId, 'startNew', 'options.instanceId');
     assertOptionalBoolean('startNew', 'options.allowUnknownName', options.allowUnknownName);
     const instanceId = options.instanceId ?? randomUUID();
-    await this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true }));
+    await this.traced('startNew', name, instanceId, (t) =>
+      this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true, ...t })),
+    );
     return instanceId;
+  }
+
+  /**
+   * Runs a start inside a span (`startNew <name>`, a child of the caller's active span), whose
+   * context goes into the new execution's ExecutionStarted event: every episode of it is a child
+   * of this span, in whichever worker it runs. A no-op without an OpenTelemetry SDK.
+   */
+  private async traced<T>(op: string, name: string, instanceId: string, fn: (t: { trace?: Record<string, string> }) => Promise<T>): Promise<T> {
+    const span = trace.getTracer('@durabull/client').startSpan(
+      `${op} ${name}`,
+      { kind: SpanKind.PRODUCER, attributes: { 'durabull.hub': this.backend.keys.hub, 'durabull.orchestrator': name, 'durabull.instance_id': instanceId } },
+      context.active(),
+    );
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    try {
+      return await fn(Object.keys(carrier).length > 0 ? { trace: carrier } : {});
+    } catch (err) {
+      if (err instanceof Error) span.recordException(err);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 
   /**
@@ -311,7 +338,7 @@ export class DurabullClient {
       if (target === instanceId && !isTerminalStatus(state.runtimeStatus)) {
         throw new InvalidInstanceStateError(instanceId, state.runtimeStatus, 'restart');
       }
-      await this.backend.startInstance(state.name, target, state.input, { checkServed: options.allowUnknownName !== true });
+      await this.traced('restart', state.name, target, (t) => this.backend.startInstance(state.name, target, state.input, { checkServed: options.allowUnknownName !== true, ...t }));
       return target;
     });
   }

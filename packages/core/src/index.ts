@@ -56,6 +56,18 @@ export {
 } from './executor/orchestration-executor.js';
 export type { PayloadCheck, CheckedPayloads } from './context/runtime-orchestration-context.js';
 
+// Replay check (before a deploy: do the running instances replay on the new code?)
+export {
+  replayHistories,
+  ReplayChecker,
+  type ReplayHistory,
+  type ReplayReport,
+  type ReplayDivergence,
+  type ReplayDivergenceKind,
+  type PatchUsage,
+  type ReplayRegistry,
+} from './replay-check.js';
+
 // Argument checks
 export {
   describeValue,

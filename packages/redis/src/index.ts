@@ -87,3 +87,24 @@ export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnecti
 
 // Scripts (exported for tests and tools)
 export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';
+
+// The dashboard's charts: per-minute counters and gauge samples kept in Redis
+export {
+  HubStatsRecorder,
+  readHubGauges,
+  readHubStats,
+  bucketQuantile,
+  STATS_RETENTION_MINUTES,
+  LATENCY_BUCKETS_MS,
+  LATENCY_KINDS,
+  STATUSES,
+  QUEUE_NAMES,
+  QUEUE_STATES,
+  type HubGauges,
+  type HubStatsSeries,
+  type LatencySeries,
+  type LatencyKind,
+  type StatsCounter,
+  type QueueName,
+  type QueueState,
+} from './hub-stats.js';

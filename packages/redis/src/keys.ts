@@ -104,6 +104,18 @@ export class HubKeys {
   worker(workerId: string): string {
     return `${this.workers}:${workerId}`;
   }
+  /**
+   * Per-minute counters of the dashboard's charts (a hash per minute, `minute` = epoch ms / 60,000):
+   * episodes, activities, latency histograms, and samples of queue depths and instances by status.
+   * Each expires after the retention bound (`STATS_RETENTION_MINUTES`).
+   */
+  stats(minute: number): string {
+    return `${this.statsPrefix}${minute}`;
+  }
+  /** What every `stats` key starts with (tools that compare a hub's keys leave them out: running workers write them). */
+  get statsPrefix(): string {
+    return `${this.base}:stats:`;
+  }
   /** Pub/sub channel on which the ids of instances that reach a final status are published. */
   get doneChannel(): string {
     return `${this.base}:done`;

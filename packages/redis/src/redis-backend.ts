@@ -180,6 +180,11 @@ export interface CommitOptions {
   /** Outbox entry written leased until `until` (ms): an activity the caller will run itself. */
   lease?: { jobId: string; until: number };
   /**
+   * The episode's trace context (W3C entries), carried in the jobs this commit writes (activities,
+   * timers, sub-orchestration starts) so that their spans are children of the episode's.
+   */
+  trace?: Record<string, string>;
+  /**
    * The session that ran this episode (the code's live state): accepted and kept with the cached
    * history when the commit is remembered, so that the next episode resumes it instead of replaying.
    */
@@ -270,6 +275,8 @@ export interface TimerJobData {
   x: string;
   s: number;
   f: number;
+  /** The trace context of the episode that created the timer, when it was traced. */
+  t?: Record<string, string>;
 }
 /** Activity queue job: run activity `n` (task `s`) of instance `i`, execution `x`, input `p` (base64 msgpack). */
 export interface ActivityJobData {
@@ -278,6 +285,8 @@ export interface ActivityJobData {
   s: number;
   n: string;
   p: string;
+  /** The trace context of the episode that scheduled the activity, when it was traced. */
+  t?: Record<string, string>;
 }
 
 /** Outbox payload of a sub-orchestration start. */
@@ -288,6 +297,8 @@ interface SubOrchestrationStart {
   pi: string;
   px: string;
   ps: number;
+  /** The trace context of the parent's episode that asked for the child, when it was traced. */
+  t?: Record<string, string>;
 }
 
 export interface InstanceState {
@@ -451,8 +462,9 @@ export async function closeConnection(redis: Redis): Promise<void> {
 }
 
 /** The outbox entry of an activity job; `input` is the payload or its reference (claim check). */
-function activityEntry(instanceId: string, executionId: string, seq: number, name: string, input: unknown): [string, string] {
+function activityEntry(instanceId: string, executionId: string, seq: number, name: string, input: unknown, trace?: Record<string, string>): [string, string] {
   const data: ActivityJobData = { i: instanceId, x: executionId, s: seq, n: name, p: encode(input).toString('base64') };
+  if (trace) data.t = trace;
   return [activityJobId(instanceId, executionId, seq), `A${JSON.stringify(data)}`];
 }
 
@@ -652,6 +664,8 @@ export class RedisBackend {
        * orchestrators and none runs `name`. Checked after the arguments, before the write.
        */
       checkServed?: boolean;
+      /** The trace context of the span that starts it (W3C entries), stored in ExecutionStarted. */
+      trace?: Record<string, string>;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
@@ -663,6 +677,7 @@ export class RedisBackend {
     const executionId = opts.executionId ?? newExecutionId();
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
+    if (opts.trace && Object.keys(opts.trace).length > 0) started.trace = opts.trace;
     const startedBuf = encodeEvent(started);
     if (opts.checkServed) await this.workerRegistry.assertServed(name);
     const k = this.keys;
@@ -934,7 +949,7 @@ export class RedisBackend {
     let outbox: [string, string][] = [];
     const newSeqs: number[] = [];
     for (const a of result.actions) {
-      const entry = this.outboxEntryFor(id, state.executionId, a, inputRefs);
+      const entry = this.outboxEntryFor(id, state.executionId, a, inputRefs, opts.trace);
       if (entry) outbox.push(entry);
       if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
     }
@@ -1095,6 +1110,8 @@ export class RedisBackend {
     const want = new Set(seqs);
     const entries: [string, string][] = [];
     const none = new Map<number, PayloadRef>();
+    // The tasks' spans go under the execution's root (the episode that scheduled them is not known here).
+    const trace = (history.find((e) => e.type === 'ExecutionStarted') as { trace?: Record<string, string> } | undefined)?.trace;
     for (const e of history) {
       let action: OrchestratorAction | undefined;
       if (e.type === 'TaskScheduled' && want.has(e.taskId)) action = { type: 'ScheduleTask', id: e.taskId, name: e.name, input: e.input };
@@ -1102,7 +1119,7 @@ export class RedisBackend {
       else if (e.type === 'SubOrchestrationInstanceCreated' && want.has(e.taskId)) {
         action = { type: 'CreateSubOrchestration', id: e.taskId, name: e.name, instanceId: e.instanceId, input: e.input };
       }
-      const entry = action && this.outboxEntryFor(instanceId, executionId, action, none);
+      const entry = action && this.outboxEntryFor(instanceId, executionId, action, none, trace);
       if (entry) entries.push(entry);
     }
     await this.dispatch(entries);
@@ -1120,10 +1137,13 @@ export class RedisBackend {
     executionId: string,
     a: OrchestratorAction,
     inputRefs: ReadonlyMap<number, PayloadRef>,
+    trace?: Record<string, string>,
   ): [string, string] | undefined {
-    if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input);
+    if (trace && Object.keys(trace).length === 0) trace = undefined;
+    if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input, trace);
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
+      if (trace) data.t = trace;
       return [timerJobId(instanceId, executionId, a.id), `T${JSON.stringify(data)}`];
     }
     if (a.type === 'CancelTimer') {
@@ -1131,6 +1151,7 @@ export class RedisBackend {
     }
     if (a.type === 'CreateSubOrchestration') {
       const data: SubOrchestrationStart = { i: a.instanceId, n: a.name, p: encode(inputRefs.get(a.id) ?? a.input).toString('base64'), pi: instanceId, px: executionId, ps: a.id };
+      if (trace) data.t = trace;
       return [subStartJobId(instanceId, executionId, a.id), `S${JSON.stringify(data)}`];
     }
     return undefined;
@@ -1391,7 +1412,7 @@ export class RedisBackend {
         if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
         inputBuf = blob;
       }
-      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true });
+      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true, ...(d.t ? { trace: d.t } : {}) });
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
       // A start dispatched again (the sweep) after it created the child, once no live worker runs
@@ -1692,6 +1713,32 @@ export class RedisBackend {
         if ((await this.redis.hget(this.keys.state(instanceId), 'exec')) === exec) throw err;
       }
     }
+  }
+
+  /**
+   * The current execution's histories of many instances, in one pipelined round trip (an instance
+   * that is gone has an empty history). Payloads stored apart are read back as `getHistory` does:
+   * one more round trip per instance that has any.
+   */
+  async getHistories(ids: readonly string[]): Promise<HistoryEvent[][]> {
+    if (ids.length === 0) return [];
+    for (const id of ids) assertInstanceId(id);
+    const p = this.redis.pipeline();
+    for (const id of ids) p.xrangeBuffer(this.keys.history(id), '-', '+');
+    const res = (await p.exec()) ?? [];
+    const out: HistoryEvent[][] = [];
+    const unresolved: number[] = [];
+    for (const [i, [err, stream]] of res.entries()) {
+      if (err) throw err;
+      const refsBefore = payloadRefsDecoded();
+      const events: HistoryEvent[] = [];
+      for (const [, fields] of stream as [Buffer, Buffer[]][]) decodeStreamEntry(fields, events);
+      if (payloadRefsDecoded() !== refsBefore) unresolved.push(i);
+      out.push(events);
+    }
+    // Rare (payloads over the claim-check threshold): read those again the careful way.
+    for (const i of unresolved) out[i] = await this.getHistory(ids[i]!);
+    return out;
   }
 
   /** The current execution's history as stored: references stay references. */

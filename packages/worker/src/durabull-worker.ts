@@ -38,6 +38,7 @@ function failedResult(result: ExecutionResult, err: unknown, now: number): Execu
 import {
   ACTIVITY_QUEUE,
   type ActivityJobData,
+  HubStatsRecorder,
   type CommitOptions,
   type ConnectionLike,
   activityJobId,
@@ -58,10 +59,15 @@ import {
   wakeJobId,
 } from '@durabull/redis';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { LogMessages as M } from './execution-log.js';
+import { type EpisodeObserver, type WorkerInstrumentation, combineInstrumentations } from './instrumentation.js';
+import { DurabullMetrics } from './metrics.js';
 import { assertWorkerOptions } from './options.js';
+import { TracingInstrumentation } from './tracing.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -179,9 +185,33 @@ export interface DurabullWorkerOptions {
    * More than `heartbeatIntervalMs`. Default 15 s.
    */
   heartbeatExpiryMs?: number;
+  /**
+   * Prometheus metrics (prom-client): episodes, activities, latencies, sweep repairs, the Redis
+   * round trip, and the hub's gauges read when scraped. true: in a registry of this worker's own
+   * (`worker.metrics`); a {@link DurabullMetrics}: into that one (workers of a process can share
+   * one); false: none. Default true.
+   */
+  metrics?: boolean | DurabullMetrics;
+  /** Serve the metrics at `GET /metrics` on this port (0: any free one; `worker.metricsAddress`). Default: not served. */
+  metricsPort?: number;
+  /** The address the metrics port listens on. Default `0.0.0.0`. */
+  metricsHost?: string;
+  /**
+   * OpenTelemetry spans through `@opentelemetry/api` (no-ops unless the application registered an
+   * SDK): one per episode and per activity attempt, timers, one trace per execution. Default true.
+   */
+  tracing?: boolean;
+  /**
+   * How often the counters of the dashboard's charts (kept in Redis per minute) are written, with a
+   * sample of the hub's gauges once a minute. 0 turns them off. Default 10 s.
+   */
+  statsIntervalMs?: number;
+  /** More hooks of your own, called with the built-in ones ({@link WorkerInstrumentation}). */
+  instrumentation?: WorkerInstrumentation;
 }
 
 const DEFAULT_MAX_HISTORY_EVENTS = 1_000_000;
+const DEFAULT_STATS_INTERVAL_MS = 10_000;
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 5000;
 const DEFAULT_HEARTBEAT_EXPIRY_MS = 15_000;
 
@@ -306,6 +336,15 @@ export class DurabullWorker {
   /** The last entry of the sticky stream read. */
   private stickyLast = '0-0';
 
+  /** The worker's Prometheus metrics (unless `metrics: false`). */
+  readonly metrics: DurabullMetrics | undefined;
+  /** Where the worker hears of episodes, activities, timers and repairs: metrics, spans, the charts' counters. */
+  private readonly instr: WorkerInstrumentation;
+  private readonly statsRecorder: HubStatsRecorder | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private metricsServer: Server | undefined;
+  private statsFlushing: Promise<void> | undefined;
+
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
   private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
 
@@ -329,6 +368,38 @@ export class DurabullWorker {
     this.backend.workerId = this.id;
     this.sticky =
       opts.orchestrators !== false && opts.stickyEpisodes !== false && opts.extendedSessions !== false && (opts.cachedInstances ?? 1) > 0;
+    const hub = this.backend.keys.hub;
+    this.metrics = opts.metrics === false ? undefined : opts.metrics instanceof DurabullMetrics ? opts.metrics : new DurabullMetrics();
+    this.metrics?.watchHub(this.backend);
+    if ((opts.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS) > 0) this.statsRecorder = new HubStatsRecorder(this.backend);
+    const list: WorkerInstrumentation[] = [];
+    if (this.metrics) list.push(this.metrics.instrument(hub, this.statsRecorder));
+    else if (this.statsRecorder) list.push(new DurabullMetrics().instrument(hub, this.statsRecorder));
+    if (opts.tracing !== false) list.push(new TracingInstrumentation(hub));
+    if (opts.instrumentation) list.push(opts.instrumentation);
+    this.instr = combineInstrumentations(list);
+  }
+
+  /** Where `metricsPort` serves the metrics, once started. */
+  get metricsAddress(): AddressInfo | undefined {
+    return this.metricsServer ? (this.metricsServer.address() as AddressInfo) : undefined;
+  }
+
+  /**
+   * Writes the charts' counters counted so far to Redis now (they are written every
+   * `statsIntervalMs` anyway), and measures the Redis round trip.
+   */
+  flushStats(): Promise<void> {
+    // One at a time: while Redis is away, the timer does not queue a PING per interval.
+    this.statsFlushing ??= (async () => {
+      if (this.metrics) {
+        const t = performance.now();
+        await this.backend.redis.ping();
+        this.metrics.redisRoundTrip.labels({ hub: this.backend.keys.hub }).observe((performance.now() - t) / 1000);
+      }
+      await this.statsRecorder?.flush();
+    })().finally(() => (this.statsFlushing = undefined));
+    return this.statsFlushing;
   }
 
   /** Starts consuming. Resolves once the workers are connected. */
@@ -371,6 +442,13 @@ export class DurabullWorker {
       this.sweepTimer = setInterval(() => void this.sweep(), every);
       this.sweepTimer.unref();
     }
+    const statsEvery = this.opts.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS;
+    if (statsEvery > 0) {
+      this.statsTimer = setInterval(() => void this.flushStats().catch((err: unknown) => this.log.debug({ err }, 'Writing the charts\' counters failed; retrying at the next interval')), statsEvery);
+      this.statsTimer.unref();
+    }
+    if (this.metrics && this.opts.metricsPort !== undefined) this.metricsServer = await this.metrics.listen(this.opts.metricsPort, this.opts.metricsHost);
+    await this.instr.start?.();
     return this;
   }
 
@@ -495,6 +573,7 @@ export class DurabullWorker {
     try {
       const n = await this.backend.sweepOutbox(this.opts.sweepIntervalMs ?? 5000);
       this.stats.swept += n;
+      this.instr.repaired('outbox', n);
       if (n > 0) this.log.warn({ entries: n }, 'Recovered undispatched outbox entries');
       await this.sweepStuckInstances();
       return n;
@@ -515,6 +594,16 @@ export class DurabullWorker {
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
       await this.stopStickyLoop();
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
+      if (this.statsTimer) clearInterval(this.statsTimer);
+      // The last counts: skipped while Redis is away, and given up after a second (they would wait for it).
+      if (this.startedAt && this.backend.redis.status === 'ready') {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.flushStats().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+        clearTimeout(timer);
+      }
+      await this.instr.close?.();
+      this.metrics?.unwatchHub(this.backend);
+      if (this.metricsServer) await new Promise((resolve) => this.metricsServer!.close(resolve));
       await this.leaveRegistry();
       // Wake-ups handed to this worker that it did not take go to the orchestrator queue now
       // (registered no more, it is handed nothing new).
@@ -568,6 +657,7 @@ export class DurabullWorker {
       const bad = timerJobProblem(job.data);
       if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
       const d = job.data as TimerJobData;
+      this.instr.timerFired({ hub: this.backend.keys.hub, instanceId: d.i, executionId: d.x, taskId: d.s, fireAt: d.f, createdAt: job.timestamp, trace: d.t });
       const fired: HistoryEvent = { type: 'TimerFired', timerId: d.s, fireAt: d.f, timestamp: Date.now() };
       await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch(ignoreGone);
       return;
@@ -654,6 +744,7 @@ export class DurabullWorker {
    * on), having written nothing.
    */
   async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string): Promise<boolean> {
+    const startedAt = performance.now();
     const { i: instanceId, x: executionId, v: version } = data;
     const cached = preloaded ? undefined : (this.backend.firstEpisodeFrom(data) ?? this.backend.wakeEpisodeFrom(data));
     if (!preloaded && !cached) this.stats.loads++;
@@ -666,12 +757,48 @@ export class DurabullWorker {
     }
     // A session kept from this worker's last commit goes on from there; otherwise the code replays.
     const kept = loaded.session;
-    const pastLength = kept ? kept.historyLength : loaded.history.length;
     const last = kept ? kept.time : (loaded.history.findLast((e) => e.type === 'OrchestratorStarted')?.timestamp ?? 0);
     const now = Math.max(Date.now(), last);
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: now }];
     const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
     const session = kept ?? new OrchestrationSession(this.registry, this.sessionOptions);
+    const obs = this.instr.episode({
+      hub: this.backend.keys.hub,
+      instanceId,
+      executionId,
+      orchestrator: st.name,
+      episode: st.episodes + 1,
+      mode: kept ? 'resumed' : loaded.history.length === 0 ? 'started' : 'replayed',
+      startedAt,
+      state: st,
+      loaded,
+      session,
+      prefix,
+    });
+    try {
+      return await this.runLoadedEpisode(data, loaded, direct, session, kept, prefix, newEvents, now, obs, handedWake);
+    } catch (err) {
+      obs.dropped('error', err);
+      throw err;
+    }
+  }
+
+  /** The rest of an episode, once its input is loaded: run the code, commit, dispatch. */
+  private async runLoadedEpisode(
+    data: EpisodeJobData,
+    loaded: LoadedEpisode,
+    direct: DirectResult | undefined,
+    session: OrchestrationSession,
+    kept: OrchestrationSession | undefined,
+    prefix: HistoryEvent[],
+    newEvents: HistoryEvent[],
+    now: number,
+    obs: EpisodeObserver,
+    handedWake: string | undefined,
+  ): Promise<boolean> {
+    const { i: instanceId, x: executionId, v: version } = data;
+    const st = loaded.state;
+    const pastLength = kept ? kept.historyLength : loaded.history.length;
     let result = kept ? await session.resume(newEvents) : await session.run(loaded.history, newEvents);
     const maxEvents = this.opts.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
     if (maxEvents > 0 && (result.status === 'Running' || result.status === 'Completed')) {
@@ -685,6 +812,7 @@ export class DurabullWorker {
     // The one activity a chain step schedules is written leased when this worker will run it.
     const eager = this.eagerCandidate(result);
     const opts: CommitOptions = {};
+    if (obs.trace) opts.trace = obs.trace;
     if (this.opts.extendedSessions !== false) opts.session = session;
     if (direct) {
       opts.direct = { seq: direct.seq, encoded: direct.encoded, event: direct.event };
@@ -700,6 +828,7 @@ export class DurabullWorker {
       commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
     } catch (err) {
       if (err instanceof StaleEpisodeError) {
+        obs.dropped('stale');
         if (direct) return false;
         this.stats.staleEpisodes++;
         log.debug('Episode dropped: another worker committed first');
@@ -713,12 +842,14 @@ export class DurabullWorker {
       commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
     }
     if (commit.refused) {
+      obs.dropped('refused');
       if (!loaded.fromCache || direct) return false;
       // The cache was behind (another worker's commit, an event raised meanwhile): load and run again.
       this.stats.cachedRefused++;
       this.backend.forgetCommitted(instanceId);
       return this.runEpisode({ i: instanceId, x: executionId, v: version }, undefined, undefined, handedWake);
     }
+    obs.committed(result);
     this.stats.episodes++;
     if (loaded.fromCache) this.stats.cachedEpisodes++;
     if (kept) this.stats.resumedEpisodes++;
@@ -793,7 +924,7 @@ export class DurabullWorker {
       }
       this.deadLetter(job, ACTIVITY_QUEUE, bad);
     }
-    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0));
+    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, job.timestamp);
     // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
     if (next) await this.runEagerChain(next);
   }
@@ -803,20 +934,23 @@ export class DurabullWorker {
    * needed. `ackJobId`: the outbox entry of an eagerly run activity; `acked` says the result's
    * commit removed it already. `next`: the activity the result's episode scheduled, for this slot.
    */
-  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string): Promise<{ acked: boolean; next?: OutboxEntry }> {
+  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string, scheduledAt?: number): Promise<{ acked: boolean; next?: OutboxEntry }> {
     const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
     let event: HistoryEvent;
     let kind: 'c' | 'f';
     let encoded: StoredEvent;
+    const obs = this.instr.activity({ hub: this.backend.keys.hub, instanceId: d.i, executionId: d.x, taskId: d.s, activity: d.n, attempt, scheduledAt, eager: ackJobId !== undefined, trace: d.t });
     try {
       const fn = this.registry.getActivity(d.n);
       // A large input was stored apart (claim check): the job holds a reference, read back here.
       const input = await this.backend.resolvePayload(d.i, decode(Buffer.from(d.p, 'base64')));
-      const result = await fn(input, ctx);
+      const result = await obs.run(() => fn(input, ctx));
       event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
       encoded = this.backend.encodeForStorage(event, `Result of activity '${d.n}'`);
       kind = 'c';
+      obs.done('completed');
     } catch (err) {
+      obs.done('failed', err);
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
       encoded = { bytes: encodeEvent(event), claims: [] };
       kind = 'f';
@@ -976,6 +1110,7 @@ export class DurabullWorker {
     try {
       const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000, limit: this.opts.sweepInstancesPerPass ?? 100 });
       for (const r of repairs) {
+        this.instr.repaired(r.reason, r.reason === 'lost-task' ? r.tasks?.length ?? 1 : 1);
         if (r.reason === 'lost-task') {
           this.log.warn({ instanceId: r.instanceId, executionId: r.executionId, version: r.version, tasks: r.tasks }, 'Re-queued lost tasks');
         } else {

@@ -11,3 +11,20 @@
  */
 export { DurabullWorker, type DurabullWorkerOptions, type WorkerStats } from './durabull-worker.js';
 export { LogMessages } from './execution-log.js';
+export { DurabullMetrics } from './metrics.js';
+export { TracingInstrumentation, TRACER_NAME, ATTR as SPAN_ATTRIBUTES } from './tracing.js';
+export {
+  type WorkerInstrumentation,
+  type EpisodeObserver,
+  type ActivityObserver,
+  type EpisodeStart,
+  type ActivityStart,
+  type TimerFired,
+  type RepairKind,
+  type EpisodeMode,
+  type EpisodeOutcome,
+  noopInstrumentation,
+  noopEpisode,
+  noopActivity,
+  combineInstrumentations,
+} from './instrumentation.js';

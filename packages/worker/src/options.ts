@@ -31,13 +31,26 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
   assertOptionalString(WHERE, 'options.hub', o.hub);
   assertOptionalNumber(WHERE, 'options.maxPayloadBytes', o.maxPayloadBytes, 0);
   assertOptionalNumber(WHERE, 'options.claimCheckThresholdBytes', o.claimCheckThresholdBytes, 0, true);
-  for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions']) {
+  for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions', 'stickyEpisodes', 'tracing']) {
     assertOptionalBoolean(WHERE, `options.${k}`, o[k]);
   }
   for (const k of ['orchestratorConcurrency', 'activityConcurrency', 'maxEpisodeAttempts', 'sweepInstancesPerPass']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 1);
   for (const k of ['maxStalledCount', 'maxHistoryEvents']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 0);
   for (const k of ['lockDurationMs', 'stalledIntervalMs', 'eagerLeaseMs']) assertOptionalNumber(WHERE, `options.${k}`, o[k], 0);
   assertOptionalNumber(WHERE, 'options.sweepIntervalMs', o.sweepIntervalMs, 0, true);
+  assertOptionalNumber(WHERE, 'options.statsIntervalMs', o.statsIntervalMs, 0, true);
+  assertOptionalInteger(WHERE, 'options.metricsPort', o.metricsPort, 0);
+  if (typeof o.metricsPort === 'number' && o.metricsPort > 65535) throw invalidArgument(WHERE, 'options.metricsPort', 'a port from 0 to 65535', o.metricsPort);
+  assertOptionalString(WHERE, 'options.metricsHost', o.metricsHost);
+  const metrics = o.metrics as Record<string, unknown> | boolean | undefined;
+  if (metrics !== undefined && typeof metrics !== 'boolean' && (typeof metrics !== 'object' || metrics === null || typeof metrics.instrument !== 'function')) {
+    throw invalidArgument(WHERE, 'options.metrics', 'a boolean or a DurabullMetrics', metrics);
+  }
+  if (metrics === false && o.metricsPort !== undefined) throw invalidArgument(WHERE, 'options.metricsPort', 'left out when options.metrics is false (there is nothing to serve)', o.metricsPort);
+  const instr = o.instrumentation as Record<string, unknown> | undefined;
+  if (instr !== undefined && (typeof instr !== 'object' || instr === null || ['episode', 'activity', 'timerFired', 'repaired'].some((m) => typeof instr[m] !== 'function'))) {
+    throw invalidArgument(WHERE, 'options.instrumentation', 'an object with episode, activity, timerFired and repaired methods (a WorkerInstrumentation)', instr);
+  }
   const logger = o.logger as Record<string, unknown> | false | undefined;
   if (logger !== undefined && logger !== false && (typeof logger !== 'object' || logger === null || typeof logger.child !== 'function' || typeof logger.info !== 'function')) {
     throw invalidArgument(WHERE, 'options.logger', 'a pino logger or false', logger);

@@ -4,6 +4,7 @@
  * each step's handler adds the next step's job. Also counts Redis commands per activity (INFO
  * deltas over the timed run, and a MONITOR census of a smaller untimed run).
  */
+import type { DurabullWorkerOptions } from '@durabull/worker';
 import { BaselineChains } from '../baseline.js';
 import { CHAIN, CHAIN_STEPS } from '../functions.js';
 import { type Bench, type DurabullRig, cpuMsSince, errorMessage, startDurabull, ticker } from '../harness.js';
@@ -69,14 +70,17 @@ export interface W1Result {
 const WARMUP = 1000;
 const CENSUS = 100;
 
-export async function runW1(b: Bench, opts: { instances: number; timeoutMs: number; census: boolean }): Promise<W1Result> {
+export async function runW1(
+  b: Bench,
+  opts: { instances: number; timeoutMs: number; census: boolean; hub?: string; workerOptions?: Partial<DurabullWorkerOptions> },
+): Promise<W1Result> {
   const n = opts.instances;
   const activities = n * CHAIN_STEPS;
   // durabull's and BullMQ's scripts by sha1, for both sides' censuses.
   const names = opts.census ? await allScriptNames(b.url, b.baselinePrefix) : undefined;
 
   // ---- durabull ----
-  const rig = await startDurabull(b, b.hub('w1'));
+  const rig = await startDurabull(b, b.hub(opts.hub ?? 'w1'), opts.workerOptions);
   let durabull: ThroughputRun;
   let dCensus: CensusPerActivity | undefined;
   let workerStats: Record<string, number> = {};

@@ -72,6 +72,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     readonly executionId: string,
     readonly name: string,
     private readonly checkPayload?: PayloadCheck,
+    private readonly onPatched?: (patchId: string, applied: boolean) => void,
   ) {}
 
   private track<T extends Task<unknown>>(task: T): T {
@@ -170,11 +171,18 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
 
   patched(patchId: string): boolean {
     if (typeof patchId !== 'string' || patchId.length === 0) throw invalidArgument('ctx.patched', 'patchId', 'a non-empty string', patchId);
-    if (this.historyPatches.has(patchId)) return true;
+    if (this.historyPatches.has(patchId)) {
+      this.onPatched?.(patchId, true);
+      return true;
+    }
     // Replaying a part of history that was written without the patch: keep the old path.
-    if (this.isReplaying) return false;
+    if (this.isReplaying) {
+      this.onPatched?.(patchId, false);
+      return false;
+    }
     this.historyPatches.add(patchId);
     this.newPatches.push(patchId);
+    this.onPatched?.(patchId, true);
     return true;
   }
 

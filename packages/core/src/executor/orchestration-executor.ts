@@ -37,6 +37,11 @@ export interface ExecutionResult {
    * the new activities and sub-orchestrations and for the continue-as-new input.
    */
   checkedPayloads?: CheckedPayloads;
+  /**
+   * Status Failed: the error behind `failure` as it was thrown (a NonDeterminismError keeps its
+   * details: the history's step and the code's), for tools that look at a replay (the replay check).
+   */
+  error?: unknown;
 }
 
 export interface SessionOptions {
@@ -46,6 +51,12 @@ export interface SessionOptions {
    * try/catch. Without it payloads are checked only when the episode is stored.
    */
   checkPayload?: PayloadCheck;
+  /**
+   * Called at every `ctx.patched(patchId)` with what it returned: false while replaying history
+   * written before the patch (the instance takes the old path). For the replay check, which reports
+   * the patches no instance needs any more.
+   */
+  onPatched?: (patchId: string, applied: boolean) => void;
 }
 
 export class HistoryError extends DurabullError {}
@@ -99,13 +110,18 @@ export class OrchestrationSession {
     return this.length;
   }
 
+  /** The ExecutionStarted event the code started from (once `run` has been called). */
+  get startedEvent(): ExecutionStartedEvent | undefined {
+    return this.replay?.startedEvent;
+  }
+
   /** A fresh replay of `pastEvents`, then `newEvents`. */
   async run(pastEvents: readonly HistoryEvent[], newEvents: readonly HistoryEvent[]): Promise<ExecutionResult> {
     const all = [...pastEvents, ...newEvents];
     const startedIdx = all.findIndex((e) => e.type === 'ExecutionStarted');
     if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
     const startedEvent = all[startedIdx] as ExecutionStartedEvent;
-    this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name, this.options.checkPayload);
+    this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name, this.options.checkPayload, this.options.onPatched);
     this.replay = new Replay(this.ctx, this.registry, startedEvent);
     this.length = 0;
     return this.advance(all, pastEvents.length, startedIdx >= pastEvents.length);
@@ -181,6 +197,7 @@ export class OrchestrationSession {
     if (run.failure) {
       result.status = 'Failed';
       result.failure = run.failure;
+      if (run.error !== undefined) result.error = run.error;
       result.actions.push({ type: 'CompleteOrchestration', status: 'Failed', failure: run.failure });
       result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
       return result;
@@ -243,13 +260,15 @@ export class OrchestrationSession {
 class Replay {
   driver: Driver | undefined;
   failure: FailureDetails | undefined;
+  /** The error behind `failure`, as thrown. */
+  error: unknown;
   terminated = false;
   terminateReason: unknown;
 
   constructor(
     private readonly ctx: RuntimeOrchestrationContext,
     private readonly registry: Pick<Registry, 'getOrchestrator'>,
-    private readonly startedEvent: ExecutionStartedEvent,
+    readonly startedEvent: ExecutionStartedEvent,
   ) {}
 
   get finished(): boolean {
@@ -258,6 +277,7 @@ class Replay {
 
   failWith(err: unknown): void {
     this.failure = toFailureDetails(err, this.ctx.name);
+    this.error = err;
   }
 
   /** `index`: the event's position in the execution's history (past events, then new ones). */
@@ -347,7 +367,7 @@ class Replay {
   }
 
   private afterSettle(): void {
-    if (this.driver?.done && this.driver.failed) this.failure = toFailureDetails(this.driver.error, this.ctx.name);
+    if (this.driver?.done && this.driver.failed) this.failWith(this.driver.error);
     else if (!this.finished) this.checkBlockedOnDurableTask();
   }
 
@@ -366,7 +386,7 @@ class Replay {
     const d = this.driver;
     if (!d) return;
     if (d.done) {
-      if (d.failed) this.failure = toFailureDetails(d.error, this.ctx.name);
+      if (d.failed) this.failWith(d.error);
       return;
     }
     for (const t of this.ctx.roots) if (!t.isCompleted) return;

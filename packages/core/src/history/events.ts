@@ -64,6 +64,12 @@ export interface ExecutionStartedEvent extends EventBase {
   input?: unknown;
   /** Set for a sub-orchestration. */
   parent?: ParentInstance;
+  /**
+   * The trace context of the span that started the execution (`startNew`, or the parent's episode
+   * for a sub-orchestration), as W3C `traceparent` / `tracestate` entries: every episode of the
+   * execution is a child of it, whichever process runs it. Absent when nothing was traced.
+   */
+  trace?: Record<string, string>;
 }
 export interface ExecutionCompletedEvent extends EventBase {
   type: 'ExecutionCompleted';
@@ -78,6 +84,11 @@ export interface ExecutionTerminatedEvent extends EventBase {
 }
 export interface OrchestratorStartedEvent extends EventBase {
   type: 'OrchestratorStarted';
+  /**
+   * On the first episode of an execution whose start was not traced, when its worker traces: that
+   * episode's span, which the execution's later episodes are children of.
+   */
+  trace?: Record<string, string>;
 }
 export interface OrchestratorCompletedEvent extends EventBase {
   type: 'OrchestratorCompleted';
