@@ -23,7 +23,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DurabullClient } from '@durabull/client';
+import { DurabullClient, InstanceAlreadyExistsError, RedisUnavailableError } from '@durabull/client';
 import type { HistoryEvent } from '@durabull/core';
 import { type HubReport, checkHub, checkInstance } from '@durabull/redis';
 import { type AppendFsync, type RedisServer, startRedisServer } from '@durabull/testing';
@@ -117,8 +117,10 @@ export interface FaultRunFigures {
    * in `lost` only.
    */
   startsLost: number;
-  /** startNew calls that threw (the instance may exist all the same: a start resent after a reconnect). */
+  /** startNew calls that threw something else than RedisUnavailableError, or that on their tenth try. */
   startErrors: number;
+  /** startNew calls tried again with the same id after RedisUnavailableError (outcome unknown). */
+  startRetries: number;
   /** Instances seen finished (or gone) during the run that were running again afterwards (a completion lost with an AOF tail). */
   completionsRolledBack: number;
   /** Instances that finished but with a wrong output or status. */
@@ -312,13 +314,24 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     /** When each instance's startNew returned (or threw). */
     const startedAt = new Map<string, number>();
     let startErrors = 0;
+    let startRetries = 0;
     const startOne = async (r: Run) => {
-      try {
-        await client!.startNew(r.name, { instanceId: r.id, input: r.input });
-      } catch (err) {
-        // The instance may well exist (a start resent after a reconnect): the checks below tell.
-        startErrors++;
-        problem(`${r.id}: startNew threw ${(err as Error).name}: ${(err as Error).message}`);
+      // As a caller should (docs/api.md, "When Redis does not answer"): a start whose outcome is unknown is
+      // retried with the same id; InstanceAlreadyExistsError then means the first one took effect.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client!.startNew(r.name, { instanceId: r.id, input: r.input });
+        } catch (err) {
+          if (err instanceof RedisUnavailableError && attempt < 10 && Date.now() < tStart + timeoutMs) {
+            startRetries++;
+            continue;
+          }
+          if (!(err instanceof InstanceAlreadyExistsError && attempt > 1)) {
+            startErrors++;
+            problem(`${r.id}: startNew threw ${(err as Error).name}: ${(err as Error).message}`);
+          }
+        }
+        break;
       }
       startedAt.set(r.id, Date.now());
     };
@@ -630,6 +643,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       lost,
       startsLost,
       startErrors,
+      startRetries,
       completionsRolledBack,
       wrong,
       sideEffectsMissing,
@@ -801,7 +815,7 @@ export function formatFigures(f: FaultRunFigures): string {
   return [
     `[${f.label}] appendfsync ${f.appendfsync}: ${f.instances} instances, ${f.activities} activities, done in ${(f.durationMs / 1000).toFixed(1)} s`,
     `  worker kills ${f.kills} (unexpected exits ${f.unexpectedExits}), Redis restarts ${f.redisRestarts}`,
-    `  lost ${f.lost} (starts lost ${f.startsLost}; startNew errors ${f.startErrors}; completions rolled back and redone ${f.completionsRolledBack}), wrong ${f.wrong}, side effects missing ${f.sideEffectsMissing}, results missing ${f.missingResults}`,
+    `  lost ${f.lost} (starts lost ${f.startsLost}; startNew errors ${f.startErrors}, retried ${f.startRetries}; completions rolled back and redone ${f.completionsRolledBack}), wrong ${f.wrong}, side effects missing ${f.sideEffectsMissing}, results missing ${f.missingResults}`,
     `  duplicated history events ${f.duplicatedHistoryEvents}; activities run twice ${f.activitiesRunTwice} (${f.extraRuns} extra runs)`,
     `  checkHub findings at the end ${f.checkerFindings} ${JSON.stringify(f.checkerCounts)}; ` +
       `instances flagged right after a restart ${f.stuckAfterRestart}, of which completed ${f.stuckAfterRestartCompleted}`,
