@@ -154,7 +154,10 @@ export class ActivityAttempt implements ActivityContext {
   settleRecords(succeeded: boolean): void {
     const quiet = (p: Promise<unknown>) => void p.catch((err: unknown) => this.log.debug({ err, instanceId: this.instanceId, taskId: this.taskId }, 'Activity attempt record not updated'));
     if (!succeeded && this.unsent) quiet(this.send(false));
-    else if (succeeded && this.wroteDetails) quiet(this.backend.redis.hdel(this.backend.keys.heartbeats(this.instanceId), this.detailsField));
+    // The task is done: its details (this attempt's, or an earlier one's) are no longer needed.
+    else if (succeeded && (this.wroteDetails || this.lastHeartbeatDetails !== undefined)) {
+      quiet(this.backend.redis.hdel(this.backend.keys.heartbeats(this.instanceId), this.detailsField));
+    }
     if (this.recorded) quiet(this.backend.endActivityAttempt(this.instanceId, this.executionId, this.taskId, this.recorded));
   }
 
@@ -210,8 +213,9 @@ export class ActivityAttempt implements ActivityContext {
     if (this.heartbeatTimeoutMs !== undefined && now >= this.lastBeat + this.heartbeatTimeoutMs) return this.timeout('heartbeat', now);
     if (now >= this.recordAt) {
       this.recordAt = Number.POSITIVE_INFINITY;
-      this.dirty = true;
-      this.sendSoon();
+      // The deadline alone: it does not count against the heartbeats' throttle.
+      if (this.sending || this.flushTimer) this.dirty = true;
+      else this.sending = this.send(true, false).finally(() => this.afterSend());
     }
     this.arm();
   }
@@ -232,16 +236,23 @@ export class ActivityAttempt implements ActivityContext {
       this.flushTimer.unref();
       return;
     }
-    this.sending = this.send(true).finally(() => {
-      this.sending = undefined;
-      if (this.dirty && !this.done) this.sendSoon();
-    });
+    this.sending = this.send(true).finally(() => this.afterSend());
   }
 
-  /** One heartbeat script: the details not yet sent, and the deadline (while the attempt runs). */
-  private async send(withDeadline: boolean): Promise<void> {
-    this.dirty = false;
-    this.lastSent = Date.now();
+  private afterSend(): void {
+    this.sending = undefined;
+    if (this.dirty && !this.done) this.sendSoon();
+  }
+
+  /**
+   * One heartbeat script: the details not yet sent, and the deadline (while the attempt runs).
+   * `beat`: it carries a heartbeat call (throttled), not only the deadline.
+   */
+  private async send(withDeadline: boolean, beat = true): Promise<void> {
+    if (beat) {
+      this.dirty = false;
+      this.lastSent = Date.now();
+    }
     const details = this.unsent;
     this.unsent = undefined;
     // The attempt's record carries what the sweep needs to name the timeout.
@@ -258,13 +269,14 @@ export class ActivityAttempt implements ActivityContext {
             }),
           }
         : undefined;
+    // Set before the reply: a success that ends the attempt meanwhile removes them after this write.
+    if (details) this.wroteDetails = true;
     try {
       const reply = await this.backend.heartbeatActivity(this.instanceId, this.executionId, this.taskId, {
         ...(details ? { details: { field: this.detailsField, bytes: details } } : {}),
         ...(record ? { deadline: record } : {}),
       });
       if (reply === 'ok') {
-        if (details) this.wroteDetails = true;
         if (record) {
           this.recorded = record.info;
           // Ended meanwhile: the record goes at once.
