@@ -591,6 +591,7 @@ export class ScheduleStore {
       );
       return { code, result: { outcome: 'buffered', instanceId } };
     }
+    if (code === 4) return { code, result: { outcome: 'started', instanceId } };
     return { code, result: { outcome: 'skipped' } };
   }
 }

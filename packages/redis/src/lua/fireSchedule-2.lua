@@ -19,6 +19,7 @@
            handled again after its worker died)
     {2}    buffered: start it once the last instance has finished (the caller queues the check)
     {3}    (buffer) still buffered: the last instance is still running
+    {4}    its instance exists already (started by the tick's own job, or by a catch-up): nothing to do
     {0}    skipped (overlap policy, or the buffer is taken)
     {-1}   no such schedule
     {-2}   paused: skipped
@@ -32,6 +33,10 @@ local s = rcall("HMGET", key, "name", "paused", "overlap", "last", "buf")
 if not s[1] then return {-1} end
 if s[4] == id then return {1} end
 local buffered = s[5]
+if rcall("EXISTS", KEYS[2] .. id) == 1 then
+  if buffered == tick then rcall("HDEL", key, "buf") end
+  return {4}
+end
 if mode == "buffer" and buffered ~= tick then return {-3} end
 if mode ~= "trigger" and s[2] == "1" then
   if mode == "buffer" then rcall("HDEL", key, "buf") end
