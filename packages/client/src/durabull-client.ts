@@ -267,7 +267,7 @@ export class DurabullClient {
       }
     };
     return {
-      create: (options) => {
+      create: async (options) => {
         assertOptions('schedules.create', 'options', options);
         if (options === undefined) throw invalidArgument('schedules.create', 'options', 'an object with a scheduleId, an orchestrator and a cron or intervalMs', options);
         const { scheduleId, orchestrator, paused, allowUnknownName, ...rest } = options as CreateScheduleOptions & Record<string, unknown>;
@@ -280,7 +280,7 @@ export class DurabullClient {
           store().create(scheduleId, spec as unknown as ScheduleSpec, { ...(paused !== undefined ? { paused } : {}), ...(allowUnknownName !== undefined ? { allowUnknownName } : {}) }),
         );
       },
-      update: (scheduleId, changes) => {
+      update: async (scheduleId, changes) => {
         assertScheduleId(scheduleId, 'schedules.update');
         assertOptions('schedules.update', 'changes', changes);
         const c: Record<string, unknown> = { ...(changes ?? {}) };
@@ -288,12 +288,12 @@ export class DurabullClient {
         times('schedules.update', { ...(changes ?? {}) }, c);
         return this.io('schedules.update', () => store().update(scheduleId, c as Parameters<ReturnType<typeof store>['update']>[1]));
       },
-      pause: (scheduleId) => this.io('schedules.pause', () => store().pause(scheduleId)),
-      resume: (scheduleId) => this.io('schedules.resume', () => store().resume(scheduleId)),
-      trigger: (scheduleId, options = {}) => this.io('schedules.trigger', () => store().trigger(scheduleId, options)),
-      delete: (scheduleId) => this.io('schedules.delete', () => store().delete(scheduleId)),
-      get: (scheduleId) => this.io('schedules.get', () => store().get(scheduleId)),
-      list: (query = {}) => this.io('schedules.list', () => store().list(query)),
+      pause: async (scheduleId) => this.io('schedules.pause', () => store().pause(scheduleId)),
+      resume: async (scheduleId) => this.io('schedules.resume', () => store().resume(scheduleId)),
+      trigger: async (scheduleId, options = {}) => this.io('schedules.trigger', () => store().trigger(scheduleId, options)),
+      delete: async (scheduleId) => this.io('schedules.delete', () => store().delete(scheduleId)),
+      get: async (scheduleId) => this.io('schedules.get', () => store().get(scheduleId)),
+      list: async (query = {}) => this.io('schedules.list', () => store().list(query)),
     };
   }
 
