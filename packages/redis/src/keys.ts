@@ -145,10 +145,6 @@ export class HubKeys {
   get pendingPrefix(): string {
     return `${this.base}:p:`;
   }
-  /** `schedule(id)` is `schedulePrefix + id`. */
-  get schedulePrefix(): string {
-    return `${this.base}:sch:`;
-  }
   jobPrefix(queue: string): string {
     return `${this.queuePrefix}:${queue}:`;
   }

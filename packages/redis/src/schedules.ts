@@ -210,29 +210,40 @@ function checkCron(where: string, arg: string, cron: unknown, tz: string, now: n
 
 /** The ticks of `spec` after `after` (exclusive) and at or before `until`, the latest `max` of them, oldest first. */
 export function ticksBetween(spec: ScheduleSpec, after: number, until: number, max = MAX_CATCHUP_TICKS): number[] {
-  if (until <= after) return [];
-  const out: number[] = [];
+  return countTicks(spec, after, until, max).latest;
+}
+
+/**
+ * How many ticks of `spec` fall after `after` and at or before `until` (for a cron expression,
+ * counted up to `max`: a long outage is not walked tick by tick), and the latest `max` of them,
+ * oldest first.
+ */
+function countTicks(spec: ScheduleSpec, after: number, until: number, max: number): { count: number; latest: number[] } {
+  if (until <= after) return { count: 0, latest: [] };
   if (spec.intervalMs !== undefined) {
     const every = spec.intervalMs;
     const anchor = spec.startAt?.getTime() ?? 0;
     const last = anchor + Math.floor((until - anchor) / every) * every;
-    for (let t = last; t > after && out.length < max; t -= every) out.push(t);
-    return out.reverse();
+    const first = anchor + (Math.floor((after - anchor) / every) + 1) * every;
+    const count = last < first ? 0 : (last - first) / every + 1;
+    const latest: number[] = [];
+    for (let t = last; t >= first && latest.length < max; t -= every) latest.push(t);
+    return { count, latest: latest.reverse() };
   }
-  // Cron: start far enough back for the latest `max` ticks only (a year of missed seconds is not walked).
-  const it = CronExpressionParser.parse(spec.cron!, { tz: spec.timeZone ?? 'UTC', currentDate: new Date(after) });
-  for (;;) {
+  // Backwards from `until`: the latest ticks, however long ago `after` is.
+  const it = CronExpressionParser.parse(spec.cron!, { tz: spec.timeZone ?? 'UTC', currentDate: new Date(until + 1) });
+  const latest: number[] = [];
+  while (latest.length < max) {
     let t: number;
     try {
-      t = it.next().getTime();
+      t = it.prev().getTime();
     } catch {
-      break; // no further occurrence
+      break; // no earlier occurrence
     }
-    if (t > until) break;
-    out.push(t);
-    if (out.length > max) out.shift();
+    if (t <= after) break;
+    latest.push(t);
   }
-  return out;
+  return { count: latest.length, latest: latest.reverse() };
 }
 
 /** The first tick of `spec` after `now` (undefined when there is none before `endAt`). */
@@ -477,10 +488,17 @@ export class ScheduleStore {
     if (s.paused) await this.backend.orchestratorQueue.removeJobScheduler(scheduleId);
     // The spec changed and the job scheduler was not rewritten (its writer died): rewrite it now.
     else if (d?.r !== s.revision) await this.upsertScheduler(scheduleId, s, s.revision, now);
-    const ticks = [tick, ...ticksBetween(s, tick, now)].filter((t) => (!s.startAt || t >= s.startAt.getTime()) && (!s.endAt || t <= s.endAt.getTime()));
-    const due = ticks.filter((t) => now - t <= s.catchupWindowMs);
-    if (due.length < ticks.length) await this.backend.redis.hincrby(this.backend.keys.schedule(scheduleId), 'skipped', ticks.length - due.length);
-    for (const t of due) await this.fire(s, t, 'tick');
+    // The job's tick, and the ticks BullMQ skipped since because the job ran late, within the
+    // catch-up window (only those are walked: a long outage of a per-second cron is not).
+    const windowStart = Math.max(tick, now - s.catchupWindowMs - 1);
+    const before = countTicks(s, tick, windowStart, MAX_CATCHUP_TICKS).count;
+    const inWindow = ticksBetween(s, windowStart, now);
+    const ticks = (tick >= now - s.catchupWindowMs ? [tick, ...inWindow] : inWindow).filter(
+      (t) => (!s.startAt || t >= s.startAt.getTime()) && (!s.endAt || t <= s.endAt.getTime()),
+    );
+    const missed = before + (tick >= now - s.catchupWindowMs ? 0 : 1);
+    if (missed > 0) await this.backend.redis.hincrby(this.backend.keys.schedule(scheduleId), 'skipped', missed);
+    for (const t of ticks) await this.fire(s, t, 'tick');
   }
 
   /**
