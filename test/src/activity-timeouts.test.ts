@@ -198,8 +198,9 @@ describe('cancellation', () => {
           },
         },
       },
-      // One activity at a time: the other two wait in the queue.
-      { activityConcurrency: 1 },
+      // One activity at a time: the other two wait in the queue. No timeout: the attempt sends
+      // nothing to Redis, so only the cancel channel can tell the worker.
+      { activityConcurrency: 1, defaultStartToCloseTimeoutMs: 0 },
     );
     const id = await th.client.startNew('FanAndTimer');
     await running;
@@ -221,6 +222,38 @@ describe('cancellation', () => {
     expect(eventsOf(done.history, 'TaskCompleted')).toHaveLength(0);
     expect(eventsOf(done.history, 'TaskFailed')).toHaveLength(0);
     expect(done.history!.at(-1)!.type).toBe('ExecutionTerminated');
+  });
+
+  it('a worker that missed the cancel message learns of the terminate from its next heartbeat reply', async () => {
+    let entered!: () => void;
+    const running = new Promise<void>((r) => (entered = r));
+    let signal: AbortSignal | undefined;
+    th = await createTestHub({
+      orchestrators: {
+        Beating: function* (ctx: OrchestrationContext) {
+          return yield ctx.callActivity('Beats', null, { heartbeatTimeoutMs: 500 });
+        },
+      },
+      activities: {
+        Beats: async (_x: unknown, ctx) => {
+          signal = ctx.signal;
+          entered();
+          while (!ctx.signal.aborted) {
+            ctx.heartbeat();
+            await sleep(50);
+          }
+          throw ctx.signal.reason;
+        },
+      },
+    });
+    // The worker's cancel channel goes deaf (as a connection that was down when the message went out).
+    const subscriber = (th.workers[0] as unknown as { cancelSubscriber: { unsubscribe(): Promise<unknown> } }).cancelSubscriber;
+    await subscriber.unsubscribe();
+    const id = await th.client.startNew('Beating');
+    await running;
+    await th.client.terminate(id, 'stop');
+    await waitUntil('the heartbeat reply to abort the signal', () => signal?.aborted === true);
+    expect((signal!.reason as ActivityCancelledError).reason).toBe('terminated');
   });
 
   it('a cancelled timer has its delayed job removed', async () => {
