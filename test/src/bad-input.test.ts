@@ -7,6 +7,7 @@
 import {
   type OrchestrationContext,
   PayloadError,
+  defineActivity,
   Registry,
   type TaskFailedError,
   ValidationError,
@@ -332,3 +333,116 @@ describe('payloads the orchestrator hands out', () => {
     expect(sb.episodes).toBe(1);
   });
 });
+
+describe('time: timeouts, delayed starts and schedules', () => {
+  it('negative or non-integer timeouts are refused where they are given, naming the field', async () => {
+    const fn = async () => 1;
+    const cases: [() => unknown, string][] = [
+      [() => new Registry().addActivity('A', fn, { startToCloseTimeoutMs: -5 }), "addActivity('A'): options.startToCloseTimeoutMs must be an integer >= 1, got number -5"],
+      [() => new Registry().addActivity('A', fn, { heartbeatTimeoutMs: 1.5 }), "addActivity('A'): options.heartbeatTimeoutMs must be an integer >= 1, got number 1.5"],
+      [() => new Registry().addActivity('A', fn, 'fast' as never), "addActivity('A'): options must be an object, got string \"fast\""],
+      [() => defineActivityWith({ heartbeatTimeoutMs: 0 }), "defineActivity('A'): options.heartbeatTimeoutMs must be an integer >= 1, got number 0"],
+      [
+        () => new DurabullWorker({ registry: new Registry(), defaultStartToCloseTimeoutMs: -1 }),
+        'DurabullWorker: options.defaultStartToCloseTimeoutMs must be an integer >= 0, got number -1',
+      ],
+      [() => new DurabullWorker({ registry: new Registry(), shutdownGraceMs: 2.5 }), 'DurabullWorker: options.shutdownGraceMs must be an integer >= 0, got number 2.5'],
+    ];
+    for (const [call, message] of cases) {
+      const err = await errorOf(call);
+      expect(err, message).toBeInstanceOf(ValidationError);
+      expect(err.message).toBe(message);
+    }
+  });
+
+  it('a timeout the orchestrator passes that is not valid throws at the call, which the code can catch, and schedules nothing', async () => {
+    th = await createTestHub({
+      orchestrators: {
+        BadTimeout: function* (ctx: OrchestrationContext) {
+          const out: string[] = [];
+          for (const options of [{ startToCloseTimeoutMs: -1 }, { heartbeatTimeoutMs: 2.5 }, 'soon']) {
+            try {
+              ctx.callActivity('Echo', 1, options as never);
+            } catch (err) {
+              out.push(`${(err as Error).name}: ${(err as Error).message}`);
+            }
+          }
+          try {
+            ctx.callActivityWithRetry('Echo', { maxNumberOfAttempts: 2, firstRetryIntervalMs: 10 }, 1, { startToCloseTimeoutMs: 0 });
+          } catch (err) {
+            out.push(`${(err as Error).name}: ${(err as Error).message}`);
+          }
+          return out;
+        },
+      },
+      activities: echo,
+    });
+    const id = await th.client.startNew('BadTimeout');
+    const st = await th.client.waitForCompletion(id, { showHistory: true });
+    expect(st.output).toEqual([
+      'ValidationError: ctx.callActivity: options.startToCloseTimeoutMs must be an integer >= 1, got number -1',
+      'ValidationError: ctx.callActivity: options.heartbeatTimeoutMs must be an integer >= 1, got number 2.5',
+      'ValidationError: ctx.callActivity: options must be an object, got string "soon"',
+      'ValidationError: ctx.callActivityWithRetry: options.startToCloseTimeoutMs must be an integer >= 1, got number 0',
+    ]);
+    expect(st.history!.filter((e) => e.type === 'TaskScheduled')).toHaveLength(0);
+  });
+
+  it('startAt in an unparseable form is refused and starts nothing', async () => {
+    th = await createTestHub({ orchestrators: { Quick: function* () { return 1; } } });
+    const before = await keysOf(th);
+    const cases: [unknown, string][] = [
+      ['tomorrow', 'startNew: options.startAt must be a valid Date, an ISO 8601 time with an offset (2024-06-01T09:00:00Z) or epoch milliseconds, got string "tomorrow"'],
+      ['2024-06-01T09:00:00', 'startNew: options.startAt must be a valid Date, an ISO 8601 time with an offset (2024-06-01T09:00:00Z) or epoch milliseconds, got string "2024-06-01T09:00:00"'],
+      [new Date('nope'), 'startNew: options.startAt must be a valid Date, an ISO 8601 time with an offset (2024-06-01T09:00:00Z) or epoch milliseconds, got Date Invalid Date'],
+      [Number.NaN, 'startNew: options.startAt must be a valid Date, an ISO 8601 time with an offset (2024-06-01T09:00:00Z) or epoch milliseconds, got number NaN'],
+    ];
+    for (const [startAt, message] of cases) {
+      const err = await errorOf(th.client.startNew('Quick', { instanceId: 'later', startAt: startAt as never }));
+      expect(err, message).toBeInstanceOf(ValidationError);
+      expect(err.message).toBe(message);
+    }
+    expect(await th.client.getStatus('later')).toBeUndefined();
+    expect(await keysOf(th)).toEqual(before);
+  });
+
+  it('an invalid cron expression, unknown time zone, interval under one second and the like are refused, naming the field, and write nothing', async () => {
+    th = await createTestHub({ orchestrators: { Quick: function* () { return 1; } } });
+    const before = await keysOf(th);
+    const base = { scheduleId: 'nightly', orchestrator: 'Quick' };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...base, cron: '61 * * * *' }, /^schedules\.create: options\.cron "61 \* \* \* \*" is not a valid cron expression: /],
+      [{ ...base, cron: 'every night' }, /^schedules\.create: options\.cron "every night" is not a valid cron expression/],
+      [{ ...base, cron: '0 3 * * *', timeZone: 'Mars/Olympus_Mons' }, /^schedules\.create: options\.timeZone "Mars\/Olympus_Mons" is not a time zone this runtime knows/],
+      [{ ...base, intervalMs: 999 }, /^schedules\.create: options\.intervalMs must be an integer number of ms >= 1000 \(one second\), got number 999$/],
+      [{ ...base, intervalMs: 1500.5 }, /^schedules\.create: options\.intervalMs must be an integer number of ms >= 1000 \(one second\), got number 1500\.5$/],
+      [{ ...base }, /^schedules\.create: options needs a cron expression \(options\.cron\) or an interval \(options\.intervalMs\)$/],
+      [{ ...base, cron: '0 3 * * *', intervalMs: 60_000 }, /^schedules\.create: give options\.cron or options\.intervalMs, not both$/],
+      [{ ...base, intervalMs: 60_000, timeZone: 'Europe/Paris' }, /^schedules\.create: options\.timeZone applies to a cron expression only/],
+      [{ ...base, cron: '0 3 * * *', startAt: 'next monday' }, /^schedules\.create: options\.startAt must be a valid Date, an ISO 8601 time with an offset .*, got string "next monday"$/],
+      [{ ...base, cron: '0 3 * * *', startAt: '2030-01-02T00:00:00Z', endAt: '2030-01-01T00:00:00Z' }, /^schedules\.create: options\.endAt \(2030-01-01T00:00:00\.000Z\) must be after options\.startAt/],
+      [{ ...base, cron: '0 3 * * *', overlap: 'queue' }, /^schedules\.create: options\.overlap must be one of 'skip', 'bufferOne', 'allowAll', got string "queue"$/],
+      [{ ...base, cron: '0 3 * * *', catchupWindowMs: -1 }, /^schedules\.create: options\.catchupWindowMs must be an integer >= 1000, got number -1$/],
+      [{ ...base, scheduleId: 'a:b', cron: '0 3 * * *' }, /^schedules\.create: Invalid schedule id "a:b"/],
+      [{ ...base, orchestrator: 42, cron: '0 3 * * *' }, /^schedules\.create: options\.orchestrator must be a string \(the orchestrator name\) or a definition from defineOrchestrator\(\), got number 42$/],
+    ];
+    for (const [options, message] of cases) {
+      const err = await errorOf(th.client.schedules.create(options as never));
+      expect(err, String(message)).toBeInstanceOf(ValidationError);
+      expect(err.message).toMatch(message);
+    }
+    // An update is checked the same way and changes nothing.
+    await th.client.schedules.create({ ...base, cron: '0 3 * * *', paused: true });
+    const created = await th.client.schedules.get('nightly');
+    const err = await errorOf(th.client.schedules.update('nightly', { intervalMs: 10 }));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.message).toBe('schedules.update: changes.intervalMs must be an integer number of ms >= 1000 (one second), got number 10');
+    expect(await th.client.schedules.get('nightly')).toEqual(created);
+    await th.client.schedules.delete('nightly');
+    expect(await keysOf(th)).toEqual(before);
+  });
+});
+
+function defineActivityWith(options: Record<string, unknown>): unknown {
+  return defineActivity('A', async () => 1, options as never);
+}

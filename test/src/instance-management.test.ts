@@ -590,7 +590,7 @@ describe('purge', () => {
     const remaining = async () => ids((await c.list()).instances).sort();
 
     const empty: [string, unknown, RegExp][] = [
-      ['{}', {}, /^purgeInstances needs a filter: one of status, name, createdFrom, createdTo, or \{ all: true \}/],
+      ['{}', {}, /^purgeInstances needs a filter: one of status, name, scheduleId, createdFrom, createdTo, or \{ all: true \}/],
       ['all undefined', { status: undefined, name: undefined }, /^purgeInstances needs a filter/],
       ['{ all: false }', { all: false }, /^purgeInstances needs a filter/],
       ['status: []', { status: [] }, /^purgeInstances: filter\.status is an empty list/],

@@ -11,6 +11,7 @@ import { run as runFanOutFanIn } from './fan-out-fan-in.js';
 import { compactHistory, countEvents } from './harness.js';
 import { run as runHumanInteraction } from './human-interaction.js';
 import { run as runMonitor } from './monitor.js';
+import { run as runSchedule } from './schedule.js';
 import { samples } from './samples.js';
 import { run as runSubOrchestrations } from './sub-orchestrations.js';
 
@@ -70,7 +71,7 @@ const log = (line: string) => void lines.push(line);
 
 describe('samples', () => {
   it('lists one sample per pattern', () => {
-    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations']);
+    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations', 'schedule']);
   });
 
   it('chaining: F1 -> F2 -> F3 -> F4, and compensation in reverse order when F3 fails', async () => {
@@ -223,5 +224,35 @@ describe('samples', () => {
       ['us-east', 'Completed', undefined],
     ]);
     expect(new Set(r.children.map((c) => c.instanceId)).size).toBe(5);
+  });
+
+  it('schedule: one report per tick, each export timing out once and resuming from its last heartbeat; trigger, pause and a delayed start', { timeout: 60_000 }, async () => {
+    const r = await runSchedule({ redisUrl, hub: newHub('schedule'), log, intervalMs: 1000, ticks: 3 });
+    expect(r.ticked.length).toBeGreaterThanOrEqual(3);
+    // Ticks on the interval's grid, one report each.
+    const ticks = r.ticked.map((t) => Date.parse(t.tick));
+    for (const t of ticks) expect(t % 1000).toBe(0);
+    expect(new Set(ticks).size).toBe(ticks.length);
+    for (const report of [...r.ticked, r.triggered]) {
+      expect(report.instanceId.startsWith(`${r.scheduleId}@`)).toBe(true);
+      expect(report.output).toBe('report 2024-06-01: 10 batches (resumed at 4)');
+      // The first attempt timed out on its heartbeat; the retry finished from batch 4.
+      expect(report.history).toEqual([
+        'ExecutionStarted:NightlyReport',
+        'TaskScheduled:ExportRows',
+        'TaskFailed',
+        'TimerCreated',
+        'TimerFired',
+        'TaskScheduled:ExportRows',
+        'TaskCompleted',
+        'TaskScheduled:Publish',
+        'TaskCompleted',
+        'ExecutionCompleted:Completed',
+      ]);
+    }
+    expect(r.paused).toBe(true);
+    expect(r.started).toBeGreaterThanOrEqual(r.ticked.length + 1);
+    expect(r.delayed.report.output).toBe('report 2024-06-02: 10 batches (resumed at 4)');
+    expect(r.delayed.firstEpisodeAt).toBeGreaterThanOrEqual(r.delayed.startAt);
   });
 });

@@ -4,6 +4,7 @@ import * as fanOutFanIn from './fan-out-fan-in.js';
 import type { SampleOptions } from './harness.js';
 import * as humanInteraction from './human-interaction.js';
 import * as monitor from './monitor.js';
+import * as schedule from './schedule.js';
 import * as subOrchestrations from './sub-orchestrations.js';
 
 export interface Sample {
@@ -18,6 +19,7 @@ export const samples = {
   monitor: { description: 'polls a status activity on a durable timer, continuing as new each round, until done or expired', run: monitor.run },
   'human-interaction': { description: 'waits for an Approval event or a deadline (ctx.any); one approved, one escalated', run: humanInteraction.run },
   'sub-orchestrations': { description: 'a parent fans out to child orchestrations, retries a failing child, catches a hopeless one', run: subOrchestrations.run },
+  schedule: { description: 'a schedule starts a report every tick; its export heartbeats, times out once and resumes from its last heartbeat', run: schedule.run },
 } satisfies Record<string, Sample>;
 
 export type SampleName = keyof typeof samples;

@@ -174,4 +174,44 @@ describe('orchestration view in Chromium', () => {
     await page.screenshot({ path: join(RESULTS, 'dashboard-overview.png'), fullPage: true });
     expect(problems).toEqual([]);
   });
+
+  it('creates a schedule from the Schedules page, triggers and pauses it, and follows it to its instances', async () => {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`${msg.text()} ${msg.location().url}`);
+    });
+    await page.goto(`${base}/ui/schedules?token=${TOKEN}`);
+    await expect(page.locator('#schedules tbody').innerText()).resolves.toContain('No schedules.');
+
+    const form = page.locator('form[data-action="create"]');
+    await form.locator('input[name="scheduleId"]').fill('from-the-page');
+    await form.locator('input[name="orchestrator"]').fill('Quick');
+    await form.locator('input[name="cron"]').fill('0 3 * * *');
+    await form.locator('input[name="timeZone"]').fill('Europe/Paris');
+    await form.locator('textarea[name="input"]').fill('"nightly"');
+    await form.getByRole('button', { name: 'Create' }).click();
+    const row = page.locator('tr[data-schedule-id="from-the-page"]');
+    await row.waitFor({ timeout: 15_000 });
+    await expect(row.innerText()).resolves.toContain('cron 0 3 * * * (Europe/Paris)');
+    expect((await th.client.schedules.get('from-the-page'))?.input).toBe('nightly');
+
+    await row.getByRole('button', { name: 'Trigger now' }).click();
+    for (let i = 0; i < 200 && (await th.client.list({ scheduleId: 'from-the-page' })).instances.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const [started] = (await th.client.list({ scheduleId: 'from-the-page' })).instances;
+    expect(started?.instanceId).toMatch(/^from-the-page@/);
+
+    await page.locator('tr[data-schedule-id="from-the-page"]').getByRole('button', { name: 'Pause' }).click();
+    await page.locator('tr[data-schedule-id="from-the-page"]').getByRole('button', { name: 'Resume' }).waitFor({ timeout: 15_000 });
+    expect((await th.client.schedules.get('from-the-page'))?.paused).toBe(true);
+    await page.screenshot({ path: join(RESULTS, 'dashboard-schedules.png'), fullPage: true });
+
+    // The schedule's id lists its instances.
+    await page.getByRole('link', { name: 'from-the-page', exact: true }).click();
+    await page.waitForURL(`${base}/?scheduleId=from-the-page`);
+    await expect(page.getByRole('link', { name: started!.instanceId }).count()).resolves.toBe(1);
+    expect(problems).toEqual([]);
+    await th.client.schedules.delete('from-the-page');
+  });
 });

@@ -3,7 +3,7 @@
  * value that comes from a user, an instance or its history goes through `esc` (or `json`, which
  * escapes too) before it lands in the page.
  */
-import type { OrchestrationStatus, WorkerInfo } from '@durabull/client';
+import type { OrchestrationStatus, Schedule, WorkerInfo } from '@durabull/client';
 import { type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 import { type HubGauges, type HubStatsSeries, type LatencyKind, QUEUE_NAMES, QUEUE_STATES, STATUSES as STATUS_ORDER } from '@durabull/redis';
 
@@ -70,7 +70,7 @@ export function layout(ctx: PageContext, title: string, body: string, script = '
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
 <style nonce="${ctx.nonce}">${STYLE}</style></head>
-<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/overview">Overview</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
+<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/overview">Overview</a><a href="/ui/schedules">Schedules</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
 <main>${body}</main>
 ${script ? `<script nonce="${ctx.nonce}">${script}</script>` : ''}
 </body></html>`;
@@ -84,6 +84,7 @@ const badge = (s: string): string => `<span class="status s-${esc(s)}">${esc(s)}
 export interface ListFilters {
   status?: RuntimeStatus;
   name?: string;
+  scheduleId?: string;
   pageSize: number;
   cursor?: string;
 }
@@ -92,6 +93,7 @@ function listHref(f: ListFilters, cursor?: string): string {
   const q = new URLSearchParams();
   if (f.status) q.set('status', f.status);
   if (f.name) q.set('name', f.name);
+  if (f.scheduleId) q.set('scheduleId', f.scheduleId);
   if (f.pageSize !== 25) q.set('pageSize', String(f.pageSize));
   if (cursor) q.set('cursor', cursor);
   const s = q.toString();
@@ -116,6 +118,7 @@ export function listPage(ctx: PageContext, f: ListFilters, instances: Orchestrat
 <form method="get" action="/">
 <label>Status <select name="status">${options}</select></label>
 <label>Name <input name="name" value="${esc(f.name ?? '')}" placeholder="orchestrator name" size="24"></label>
+<label>Schedule <input name="scheduleId" value="${esc(f.scheduleId ?? '')}" placeholder="schedule id" size="16"></label>
 <label>Page size <input name="pageSize" type="number" min="1" max="1000" value="${f.pageSize}" size="5"></label>
 <button type="submit">Filter</button></form>
 <table><thead><tr><th>Instance</th><th>Name</th><th>Status</th><th>Created (UTC)</th><th>Last updated (UTC)</th><th>Custom status</th></tr></thead>
@@ -297,6 +300,11 @@ export function instancePage(ctx: PageContext, s: OrchestrationStatus, now: numb
 <tr><th>Created (UTC)</th><td>${esc(time(s.createdAt))}</td><th>Last updated (UTC)</th><td>${esc(time(s.lastUpdatedAt))}</td></tr>
 <tr><th>Completed (UTC)</th><td>${esc(time(s.completedAt))}</td><th>Episodes</th><td>${s.episodes}</td></tr>
 <tr><th>Custom status</th><td id="custom-status">${s.customStatus === undefined ? '' : esc(brief(s.customStatus))}</td><th>Parent</th><td>${parent}</td></tr>
+${
+  s.schedule || s.scheduledStartTime
+    ? `<tr><th>Schedule</th><td id="schedule">${s.schedule ? `<a href="/?scheduleId=${esc(encodeURIComponent(s.schedule.scheduleId))}">${esc(s.schedule.scheduleId)}</a>, tick ${esc(time(s.schedule.tick))}` : ''}</td><th>Scheduled start (UTC)</th><td>${esc(time(s.scheduledStartTime))}</td></tr>`
+    : ''
+}
 </tbody></table>
 <div class="grid"><div><h2>Input</h2><pre id="input">${json(s.input)}</pre></div>
 <div><h2>Output</h2><pre id="output">${json(s.output)}</pre></div></div>
@@ -539,3 +547,96 @@ export function overviewPage(ctx: PageContext, hub: string, stats: HubStatsSerie
 <div class="charts">${charts}</div>`;
   return layout(ctx, 'Overview', body);
 }
+
+/** When a schedule ticks, in words: `cron 0 3 * * * (Europe/Paris)`, `every 1.5 min`. */
+function scheduleWhen(s: Schedule): string {
+  if (s.cron !== undefined) return `cron ${s.cron}${s.timeZone ? ` (${s.timeZone})` : ' (UTC)'}`;
+  return `every ${duration(s.intervalMs ?? 0)}`;
+}
+
+/**
+ * The Schedules page: the hub's schedules with their spec, state and counters, buttons to pause,
+ * resume, trigger and delete each, and a form to create one (the same API calls as the HTTP API).
+ */
+export function schedulesPage(ctx: PageContext, hub: string, schedules: readonly Schedule[], nextCursor: string | undefined, cursor: string | undefined, now: number): string {
+  const rows = schedules
+    .map((s) => {
+      const last = s.lastInstanceId
+        ? `<a href="/ui/instances/${esc(encodeURIComponent(s.lastInstanceId))}">${esc(time(s.lastTick))}</a>`
+        : '<span class="muted">(none)</span>';
+      const window = s.startAt || s.endAt ? `<br><span class="muted">${esc(s.startAt ? `from ${time(s.startAt)}` : '')} ${esc(s.endAt ? `until ${time(s.endAt)}` : '')}</span>` : '';
+      return `<tr data-schedule-id="${esc(s.scheduleId)}">
+<td><a href="/?scheduleId=${esc(encodeURIComponent(s.scheduleId))}">${esc(s.scheduleId)}</a></td>
+<td>${esc(s.orchestrator)}</td><td>${esc(scheduleWhen(s))}${window}</td><td>${esc(s.overlap)}</td>
+<td>${s.paused ? badge('Suspended').replace('>Suspended<', '>paused<') : badge('Running').replace('>Running<', '>active<')}</td>
+<td>${s.nextRunAt ? `${esc(time(s.nextRunAt))} <span class="muted">(in ${esc(duration(Math.max(0, s.nextRunAt.getTime() - now)))})</span>` : '<span class="muted">(none)</span>'}</td>
+<td>${last}${s.bufferedTick ? `<br><span class="muted">buffered: ${esc(time(s.bufferedTick))}</span>` : ''}</td>
+<td>${esc(s.started)} / ${esc(s.skipped)}</td>
+<td><form data-action="${s.paused ? 'resume' : 'pause'}" data-id="${esc(s.scheduleId)}"><button type="submit">${s.paused ? 'Resume' : 'Pause'}</button></form>
+<form data-action="trigger" data-id="${esc(s.scheduleId)}"><button type="submit">Trigger now</button></form>
+<form data-action="delete" data-id="${esc(s.scheduleId)}"><button type="submit">Delete</button></form></td></tr>`;
+    })
+    .join('\n');
+  const body = `<h1>Schedules <small class="muted">task hub ${esc(hub)}</small></h1>
+<p class="muted">Each tick starts one instance, named <code>&lt;schedule id&gt;@&lt;tick&gt;</code>; the schedule's id links to the instances it started.</p>
+<p id="msg" role="status"></p>
+<table id="schedules"><thead><tr><th>Schedule</th><th>Orchestrator</th><th>When</th><th>Overlap</th><th>State</th><th>Next run (UTC)</th><th>Last run (UTC)</th><th>Started / skipped</th><th>Actions</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="9" class="muted">No schedules.</td></tr>'}</tbody></table>
+<p>${cursor ? '<a href="/ui/schedules">First page</a> ' : ''}${nextCursor ? `<a id="next" href="/ui/schedules?cursor=${esc(encodeURIComponent(nextCursor))}">Next page</a>` : ''}</p>
+<h2>New schedule</h2>
+<fieldset><form data-action="create">
+<label>Id <input name="scheduleId" required size="16"></label>
+<label>Orchestrator <input name="orchestrator" required size="16"></label>
+<label>Cron <input name="cron" placeholder="0 3 * * *" size="12"></label>
+<label>Time zone <input name="timeZone" placeholder="UTC" size="12"></label>
+<label>or every (ms) <input name="intervalMs" type="number" min="1000" size="8"></label>
+<label>Overlap <select name="overlap"><option value="skip">skip</option><option value="bufferOne">bufferOne</option><option value="allowAll">allowAll</option></select></label>
+<label>Input (JSON) <textarea name="input" rows="1" cols="20"></textarea></label>
+<button type="submit">Create</button></form></fieldset>`;
+  return layout(ctx, 'Schedules', body, SCHEDULES_SCRIPT);
+}
+
+/** The Schedules page's script: its forms call the HTTP API (cookie and CSRF header, as the instance page does). */
+const SCHEDULES_SCRIPT = `
+(() => {
+  const msg = document.getElementById('msg');
+  async function call(method, path, body) {
+    const headers = { 'x-durabull-csrf': '1' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw new Error((data && data.message) || res.statusText);
+    return data;
+  }
+  const one = (f) => '/schedules/' + encodeURIComponent(f.dataset.id);
+  const actions = {
+    pause: (f) => call('POST', one(f) + '/pause', {}),
+    resume: (f) => call('POST', one(f) + '/resume', {}),
+    trigger: (f) => call('POST', one(f) + '/trigger', {}),
+    delete: async (f) => { if (!confirm('Delete schedule ' + f.dataset.id + '? Its instances stay.')) return 'cancelled'; return call('DELETE', one(f)); },
+    create: (f) => {
+      const e = f.elements;
+      const body = { scheduleId: e.scheduleId.value.trim(), orchestrator: e.orchestrator.value.trim(), overlap: e.overlap.value };
+      if (e.cron.value.trim()) body.cron = e.cron.value.trim();
+      if (e.timeZone.value.trim()) body.timeZone = e.timeZone.value.trim();
+      if (e.intervalMs.value) body.intervalMs = Number(e.intervalMs.value);
+      const raw = e.input.value.trim();
+      if (raw) { try { body.input = JSON.parse(raw); } catch { throw new Error('Input is not valid JSON'); } }
+      return call('POST', '/schedules', body);
+    },
+  };
+  for (const form of document.querySelectorAll('form[data-action]')) {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const action = form.dataset.action;
+      msg.className = ''; msg.textContent = action + '...';
+      try {
+        const r = await actions[action](form);
+        if (r === 'cancelled') { msg.textContent = ''; return; }
+        msg.textContent = action + ': done'; location.reload();
+      } catch (err) { msg.className = 'error'; msg.textContent = action + ' failed: ' + err.message; }
+    });
+  }
+})();
+`;

@@ -604,3 +604,89 @@ describe('security', () => {
     }
   });
 });
+
+describe('schedules and delayed starts', () => {
+  let th: TestHub;
+  let app: FastifyInstance;
+  const req = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown) =>
+    app.inject({
+      method,
+      url,
+      headers: { host: HOST, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+    });
+
+  beforeAll(async () => {
+    th = await createTestHub({ orchestrators, activities });
+    app = createServer({ connection: th.url, hub: th.hub });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await th?.cleanup();
+  });
+
+  it('creates, reads, lists, changes, pauses, resumes, triggers and deletes a schedule', async () => {
+    const created = await req('POST', '/schedules', { scheduleId: 'nightly', orchestrator: 'Quick', input: 'n', cron: '0 3 * * *', timeZone: 'Europe/Paris', paused: true });
+    expect(created.statusCode).toBe(201);
+    expect(created.headers.location).toBe(`http://${HOST}/schedules/nightly`);
+    expect(created.json()).toMatchObject({ scheduleId: 'nightly', orchestrator: 'Quick', cron: '0 3 * * *', timeZone: 'Europe/Paris', paused: true, overlap: 'skip' });
+    expect((await req('POST', '/schedules', { scheduleId: 'nightly', orchestrator: 'Quick', cron: '0 3 * * *' })).statusCode).toBe(409);
+    expect((await req('GET', '/schedules/nightly')).json()).toMatchObject({ scheduleId: 'nightly', input: 'n' });
+    expect((await req('GET', '/schedules')).json().schedules.map((s: { scheduleId: string }) => s.scheduleId)).toEqual(['nightly']);
+    const changed = await req('PATCH', '/schedules/nightly', { overlap: 'bufferOne', input: 'm' });
+    expect(changed.statusCode).toBe(200);
+    expect(changed.json()).toMatchObject({ overlap: 'bufferOne', input: 'm', revision: 2 });
+    expect((await req('POST', '/schedules/nightly/resume')).statusCode).toBe(202);
+    expect((await req('GET', '/schedules/nightly')).json().paused).toBe(false);
+    expect((await req('POST', '/schedules/nightly/pause')).statusCode).toBe(202);
+    const fired = await req('POST', '/schedules/nightly/trigger?overlap=allowAll');
+    expect(fired.statusCode).toBe(200);
+    expect(fired.json()).toMatchObject({ outcome: 'started', instanceId: expect.stringMatching(/^nightly@/) });
+    const listed = await req('GET', '/instances?scheduleId=nightly');
+    expect(listed.json().instances.map((s: { instanceId: string }) => s.instanceId)).toEqual([fired.json().instanceId]);
+    expect(listed.json().instances[0].schedule.scheduleId).toBe('nightly');
+    expect((await req('DELETE', '/schedules/nightly')).json()).toEqual({ schedulesDeleted: 1 });
+    expect((await req('GET', '/schedules/nightly')).statusCode).toBe(404);
+    expect((await req('POST', '/schedules/nightly/pause')).statusCode).toBe(404);
+  });
+
+  it('refuses a bad schedule with 400 naming the field, and writes nothing', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ scheduleId: 'bad', orchestrator: 'Quick', cron: '99 * * * *' }, /options\.cron "99 \* \* \* \*" is not a valid cron expression/],
+      [{ scheduleId: 'bad', orchestrator: 'Quick', cron: '0 3 * * *', timeZone: 'Nowhere/Land' }, /options\.timeZone "Nowhere\/Land" is not a time zone/],
+      [{ scheduleId: 'bad', orchestrator: 'Quick', intervalMs: 10 }, /options\.intervalMs must be an integer number of ms >= 1000/],
+      [[1, 2], /^Invalid request: body: /],
+    ];
+    for (const [body, message] of cases) {
+      const r = await req('POST', '/schedules', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(400);
+      expect(r.json().message).toMatch(message);
+    }
+    expect((await req('GET', '/schedules/a:b')).statusCode).toBe(400);
+    expect((await req('GET', '/schedules')).json().schedules).toEqual([]);
+  });
+
+  it('serves the Schedules page, linked from the navigation, its schedules linked to their instances', async () => {
+    await th.client.schedules.create({ scheduleId: 'page-1', orchestrator: 'Quick', intervalMs: 60_000, paused: true });
+    const page = await req('GET', '/ui/schedules');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('data-schedule-id="page-1"');
+    expect(page.body).toContain('every 1.0 min');
+    expect(page.body).toContain('<a href="/?scheduleId=page-1">page-1</a>');
+    expect((await req('GET', '/')).body).toContain('<a href="/ui/schedules">Schedules</a>');
+    await th.client.schedules.delete('page-1');
+  });
+
+  it('starts an instance at a later time with ?startAt=', async () => {
+    const startAt = new Date(Date.now() + 60_000).toISOString();
+    const r = await req('POST', `/orchestrations/Quick?instanceId=later-1&startAt=${encodeURIComponent(startAt)}`, 'x');
+    expect(r.statusCode).toBe(202);
+    const st = await th.client.getStatus('later-1');
+    expect(st).toMatchObject({ runtimeStatus: 'Pending', scheduledStartTime: new Date(startAt) });
+    const bad = await req('POST', '/orchestrations/Quick?instanceId=later-2&startAt=soon', 'x');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/options\.startAt must be a valid Date/);
+    expect(await th.client.getStatus('later-2')).toBeUndefined();
+    await th.client.terminate('later-1', 'done');
+  });
+});

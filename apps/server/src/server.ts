@@ -12,6 +12,8 @@ import {
   InstanceNotFoundError,
   OrchestratorNotServedError,
   type RuntimeStatus,
+  ScheduleAlreadyExistsError,
+  ScheduleNotFoundError,
   ValidationError,
   isTerminalStatus,
 } from '@durabull/core';
@@ -20,7 +22,7 @@ import { DurabullMetrics } from '@durabull/worker';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis, RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, workersPage } from './html.js';
+import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, schedulesPage, workersPage } from './html.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -83,8 +85,23 @@ const DATE = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).transform
 const CURSOR = z.string().regex(/^[A-Za-z0-9_-]{1,2048}$/, 'pass the nextCursor of the previous page');
 const BOOL = z.stringbool();
 
+/** Schedule ids as the backend accepts them. */
+const SCHEDULE_ID = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,200}$/, "a schedule id is 1 to 200 letters, digits, '_', '.' or '-'")
+  .refine((id) => id !== '.' && id !== '..', "'.' and '..' are not schedule ids (no URL can address them)");
+const OVERLAP = z.enum(['skip', 'bufferOne', 'allowAll']);
 const ID_PARAMS = z.object({ id: INSTANCE_ID });
-const FILTERS = z.object({ status: STATUSES.optional(), name: NAME.optional(), createdFrom: DATE.optional(), createdTo: DATE.optional() });
+const SCHEDULE_PARAMS = z.object({ id: SCHEDULE_ID });
+/** A JSON object body (its fields are checked by the client, which names each bad one). */
+const OBJECT_BODY = z.record(z.string(), z.unknown());
+const FILTERS = z.object({
+  status: STATUSES.optional(),
+  name: NAME.optional(),
+  scheduleId: SCHEDULE_ID.optional(),
+  createdFrom: DATE.optional(),
+  createdTo: DATE.optional(),
+});
 const LIST_QUERY = FILTERS.extend({ pageSize: z.coerce.number().int().min(1).max(1000).optional(), cursor: CURSOR.optional() });
 /** Body of terminate, suspend and resume: optional, with an optional reason. */
 const REASON_BODY = z.object({ reason: z.unknown() }).optional();
@@ -114,10 +131,12 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
   const e = err as { name?: string; message?: string; statusCode?: number; code?: string };
   const named = (status: number) => ({ status, body: { error: e.name ?? 'Error', message: e.message ?? '' } });
   if (err instanceof HttpError) return { status: err.statusCode, body: { error: err.error, message: err.message, ...err.extra } };
-  if (err instanceof InstanceNotFoundError) return named(404);
+  if (err instanceof InstanceNotFoundError || err instanceof ScheduleNotFoundError) return named(404);
   // No live worker of the hub runs that orchestrator: the names they run come with it.
   if (err instanceof OrchestratorNotServedError) return { status: 404, body: { error: err.name, message: err.message, served: err.served } };
-  if (err instanceof InstanceAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) return named(409);
+  if (err instanceof InstanceAlreadyExistsError || err instanceof ScheduleAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) {
+    return named(409);
+  }
   if (err instanceof ValidationError) return named(400); // PayloadError included
   // Redis did not answer in time: the request may or may not have taken effect.
   if (err instanceof RedisUnavailableError) return { status: 503, body: { error: 'ServiceUnavailable', message: err.message } };
@@ -326,7 +345,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   app.post('/orchestrations/:name', async (req, reply) => {
     const { name } = parse(z.object({ name: NAME }), req.params, 'path');
-    const { instanceId, allowUnknownName } = parse(z.object({ instanceId: INSTANCE_ID.optional(), allowUnknownName: BOOL.default(false) }), req.query, 'query');
+    const { instanceId, allowUnknownName, startAt } = parse(
+      z.object({ instanceId: INSTANCE_ID.optional(), allowUnknownName: BOOL.default(false), startAt: z.string().min(1).optional() }),
+      req.query,
+      'query',
+    );
     if (registered && !registered.includes(name)) {
       throw new HttpError(
         404,
@@ -335,8 +358,57 @@ export function createServer(opts: ServerOptions): FastifyInstance {
         { registered },
       );
     }
-    const id = await client.startNew(name, { input: req.body, allowUnknownName, ...(instanceId ? { instanceId } : {}) });
+    // startAt: an ISO 8601 time with an offset, or epoch ms (the client checks it).
+    const when = startAt === undefined ? undefined : /^\d+$/.test(startAt) ? Number(startAt) : startAt;
+    const id = await client.startNew(name, { input: req.body, allowUnknownName, ...(instanceId ? { instanceId } : {}), ...(when !== undefined ? { startAt: when } : {}) });
     return accepted(req, reply, id);
+  });
+
+  // ---- schedules ----
+
+  app.get('/schedules', async (req) => {
+    const q = parse(z.object({ pageSize: z.coerce.number().int().min(1).max(1000).optional(), cursor: SCHEDULE_ID.optional() }), req.query, 'query');
+    return client.schedules.list(q);
+  });
+
+  app.post('/schedules', async (req, reply) => {
+    const { allowUnknownName } = parse(z.object({ allowUnknownName: BOOL.default(false) }), req.query, 'query');
+    const body = parse(OBJECT_BODY, req.body, 'body');
+    const schedule = await client.schedules.create({ ...(body as Record<string, unknown>), ...(allowUnknownName ? { allowUnknownName } : {}) } as never);
+    return reply.code(201).header('location', `${baseUrl(req)}/schedules/${encodeURIComponent(schedule.scheduleId)}`).send(schedule);
+  });
+
+  app.get('/schedules/:id', async (req) => {
+    const { id } = parse(SCHEDULE_PARAMS, req.params, 'path');
+    const schedule = await client.schedules.get(id);
+    if (!schedule) throw new ScheduleNotFoundError(id);
+    return schedule;
+  });
+
+  app.patch('/schedules/:id', async (req) => {
+    const { id } = parse(SCHEDULE_PARAMS, req.params, 'path');
+    const body = parse(OBJECT_BODY, req.body, 'body');
+    return client.schedules.update(id, body as never);
+  });
+
+  for (const op of ['pause', 'resume'] as const) {
+    app.post(`/schedules/:id/${op}`, async (req, reply) => {
+      const { id } = parse(SCHEDULE_PARAMS, req.params, 'path');
+      await client.schedules[op](id);
+      return reply.code(202).send();
+    });
+  }
+
+  app.post('/schedules/:id/trigger', async (req) => {
+    const { id } = parse(SCHEDULE_PARAMS, req.params, 'path');
+    const { overlap } = parse(z.object({ overlap: OVERLAP.optional() }), req.query, 'query');
+    return client.schedules.trigger(id, overlap ? { overlap } : {});
+  });
+
+  app.delete('/schedules/:id', async (req) => {
+    const { id } = parse(SCHEDULE_PARAMS, req.params, 'path');
+    await client.schedules.delete(id);
+    return { schedulesDeleted: 1 };
   });
 
   // The live workers of the hub (the worker registry).
@@ -359,7 +431,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   app.delete('/instances', async (req) => {
     const filter = parse(FILTERS, req.query, 'query');
     if (Object.values(filter).every((v) => v === undefined)) {
-      throw new HttpError(400, 'BadRequest', 'Purging by filter needs at least one of status, name, createdFrom, createdTo.');
+      throw new HttpError(400, 'BadRequest', 'Purging by filter needs at least one of status, name, scheduleId, createdFrom, createdTo.');
     }
     return { instancesDeleted: await client.purgeInstances(filter) };
   });
@@ -433,13 +505,20 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       z.object({
         status: z.union([z.literal('').transform(() => undefined), STATUS]).optional(),
         name: z.union([z.literal('').transform(() => undefined), NAME]).optional(),
+        scheduleId: z.union([z.literal('').transform(() => undefined), SCHEDULE_ID]).optional(),
         pageSize: z.coerce.number().int().min(1).max(1000).default(25),
         cursor: CURSOR.optional(),
       }),
       req.query,
       'query',
     );
-    const filters = { pageSize: q.pageSize, ...(q.status ? { status: q.status as RuntimeStatus } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) };
+    const filters = {
+      pageSize: q.pageSize,
+      ...(q.status ? { status: q.status as RuntimeStatus } : {}),
+      ...(q.name ? { name: q.name } : {}),
+      ...(q.scheduleId ? { scheduleId: q.scheduleId } : {}),
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+    };
     const result = await client.list(filters);
     return page(reply, 200, (ctx) => listPage(ctx, filters, result.instances, result.nextCursor));
   });
@@ -455,6 +534,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const now = Date.now();
     const [stats, gauges] = await Promise.all([readHubStats(client.backend, { minutes: 60, now }), readHubGauges(client.backend, now)]);
     return page(reply, 200, (ctx) => overviewPage(ctx, client.backend.keys.hub, stats, gauges, now));
+  });
+
+  app.get('/ui/schedules', async (req, reply) => {
+    const q = parse(z.object({ cursor: SCHEDULE_ID.optional() }), req.query, 'query');
+    const found = await client.schedules.list({ pageSize: 100, ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return page(reply, 200, (ctx) => schedulesPage(ctx, client.backend.keys.hub, found.schedules, found.nextCursor, q.cursor, Date.now()));
   });
 
   app.get('/ui/workers', async (_req, reply) => {

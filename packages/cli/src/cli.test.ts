@@ -274,6 +274,61 @@ describe('workers and the start check', () => {
   });
 });
 
+describe('schedules and delayed starts', () => {
+  it('schedule create / get / list / update / trigger / pause / resume / delete, and list --schedule', async () => {
+    await startWorker();
+    const created = await cli(['schedule', 'create', 'nightly', '--orchestrator', 'Approve', '--cron', '0 3 * * *', '--tz', 'Europe/Paris', '--paused']);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^Created schedule 'nightly'\.\nSchedule +nightly\nOrchestrator +Approve\nWhen +cron 0 3 \* \* \* \(Europe\/Paris\)\n/);
+    const listed = await cli(['schedule', 'list']);
+    const [header, row] = listed.stdout.trimEnd().split('\n');
+    expect(header!.split(/ {2,}/)).toEqual(['SCHEDULE', 'ORCHESTRATOR', 'WHEN', 'OVERLAP', 'STATE', 'NEXT RUN', 'STARTED', 'SKIPPED']);
+    expect(row!.split(/ {2,}/)).toEqual(['nightly', 'Approve', 'cron 0 3 * * * (Europe/Paris)', 'skip', 'paused', '-', '0', '0']);
+    const updated = await cli(['--json', 'schedule', 'update', 'nightly', '--every', '60000', '--overlap', 'allowAll']);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ scheduleId: 'nightly', intervalMs: 60000, overlap: 'allowAll', revision: 2 });
+    const fired = await cli(['--json', 'schedule', 'trigger', 'nightly']);
+    const { instanceId } = JSON.parse(fired.stdout) as { instanceId: string };
+    expect(instanceId).toMatch(/^nightly@\d{8}T\d{6}\.\d{3}Z$/);
+    const byList = await cli(['list', '--schedule', 'nightly']);
+    expect(byList.stdout.split('\n')[1]).toMatch(new RegExp(`^${instanceId.replace(/\./g, '\\.')} +Approve`));
+    expect((await cli(['status', instanceId])).stdout).toMatch(/\nSchedule +'nightly', tick \d{4}-/);
+    expect((await cli(['schedule', 'resume', 'nightly'])).stdout).toBe("Resumed schedule 'nightly'.\n");
+    expect((await cli(['--json', 'schedule', 'get', 'nightly'])).stdout).toContain('"paused": false');
+    expect((await cli(['schedule', 'pause', 'nightly'])).stdout).toBe("Paused schedule 'nightly'.\n");
+    expect((await cli(['schedule', 'delete', 'nightly'])).stdout).toBe("Deleted schedule 'nightly'.\n");
+    const gone = await cli(['schedule', 'get', 'nightly']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toBe("error: No schedule 'nightly' exists in this task hub.\n");
+  });
+
+  it('refuses a bad cron, time zone, interval or start time as a usage error, and writes nothing', async () => {
+    const before = await snapshot();
+    const cases: [string[], RegExp][] = [
+      [['schedule', 'create', 's1', '--orchestrator', 'Hello', '--cron', '0 25 * * *', '--allow-unknown-name'], /^error: schedules\.create: options\.cron "0 25 \* \* \*" is not a valid cron expression/],
+      [['schedule', 'create', 's1', '--orchestrator', 'Hello', '--cron', '0 3 * * *', '--tz', 'Atlantis/Capital', '--allow-unknown-name'], /^error: schedules\.create: options\.timeZone "Atlantis\/Capital" is not a time zone/],
+      [['schedule', 'create', 's1', '--orchestrator', 'Hello', '--every', '500'], /^error: --every must be a whole number at least 1000, got "500"/],
+      [['schedule', 'create', 's1', '--orchestrator', 'Hello', '--every', '5000', '--overlap', 'queue'], /^error: --overlap must be one of skip, bufferOne, allowAll, got "queue"/],
+      [['start', 'Hello', '--start-at', 'tomorrow'], /^error: --start-at must be an ISO 8601 time with an offset/],
+      [['schedule', 'update', 's1'], /^error: schedule update needs at least one option to change/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('start --start-at keeps the instance Pending until then', async () => {
+    await startWorker();
+    const at = new Date(Date.now() + 60_000).toISOString();
+    const r = await cli(['start', 'Hello', '--input', '"later"', '--id', 'later-1', '--start-at', at]);
+    expect(r.code).toBe(0);
+    expect(await client.getStatus('later-1')).toMatchObject({ runtimeStatus: 'Pending', scheduledStartTime: new Date(at) });
+    expect((await cli(['status', 'later-1'])).stdout).toContain(`Scheduled start  ${at}`);
+  });
+});
+
 describe('status and history', () => {
   it('status prints the status; --json prints it as JSON', async () => {
     await startWorker();

@@ -5,14 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DurabullClient, type OrchestrationStatus, type PurgeFilter } from '@durabull/client';
-import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ValidationError, assertFunctionName, assertInstanceId } from '@durabull/core';
+import { DurabullClient, type OrchestrationStatus, type OverlapPolicy, type PurgeFilter } from '@durabull/client';
+import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ScheduleNotFoundError, ValidationError, assertFunctionName, assertInstanceId, assertScheduleId } from '@durabull/core';
 import { type Finding, type ListPage, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
 import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, ExitCode, UsageError, reportError } from './errors.js';
-import { historyLines, listLines, showFailure, statusLines, toJson, workerLines } from './format.js';
+import { historyLines, listLines, scheduleDetailLines, scheduleLines, showFailure, statusLines, toJson, workerLines } from './format.js';
 import { parseDateOption, parseIntOption, parseJsonOption, parseStatuses } from './input.js';
 import { type LoadedModule, loadModule } from './module-loader.js';
 import { waitWithProgress } from './progress.js';
@@ -188,6 +188,9 @@ Examples:
   durabull history order-1
   durabull list --status Running,Pending --json
   durabull workers
+  durabull start Report --start-at 2030-01-01T06:00:00Z
+  durabull schedule create nightly --orchestrator Report --cron '0 3 * * *' --tz Europe/Paris
+  durabull schedule list
   durabull raise order-1 Approval --data '{"ok":true}'
   durabull purge --status Completed,Failed --to 2025-01-31
   durabull worker --module ./src/functions.ts
@@ -206,15 +209,22 @@ Examples:
     .option('--wait', 'wait until it finishes; exit code 1 unless it Completed')
     .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (the instance goes on)')
     .option('--allow-unknown-name', 'start it even if no live worker of the hub runs this orchestrator (it waits, Pending, for one)')
-    .action(async (name: string, opts: { input?: string; id?: string; wait?: boolean; timeout?: string; allowUnknownName?: boolean }, cmd: Command) => {
+    .option('--start-at <time>', 'a delayed start: Pending until then (ISO time with an offset, or epoch ms)')
+    .action(async (name: string, opts: { input?: string; id?: string; wait?: boolean; timeout?: string; allowUnknownName?: boolean; startAt?: string }, cmd: Command) => {
       const g = run.options(cmd);
       assertFunctionName('orchestrator', name);
       const input = opts.input === undefined ? undefined : parseJsonOption('--input', opts.input, io.cwd);
       if (opts.id !== undefined) checkId(opts.id);
       if (opts.timeout !== undefined && !opts.wait) throw new UsageError('--timeout needs --wait');
       const timeoutMs = opts.timeout === undefined ? WAIT_FOREVER_MS : parseIntOption('--timeout', opts.timeout, 1);
+      const startAt = opts.startAt === undefined ? undefined : parseTimeOption('--start-at', opts.startAt);
       const client = await run.connect(g);
-      const instanceId = await client.startNew(name, { input, allowUnknownName: opts.allowUnknownName === true, ...(opts.id !== undefined ? { instanceId: opts.id } : {}) });
+      const instanceId = await client.startNew(name, {
+        input,
+        allowUnknownName: opts.allowUnknownName === true,
+        ...(opts.id !== undefined ? { instanceId: opts.id } : {}),
+        ...(startAt !== undefined ? { startAt } : {}),
+      });
       if (!opts.wait) {
         run.emit(g, { instanceId, name }, () => `Started ${name} as instance '${instanceId}'.`);
         return;
@@ -269,13 +279,14 @@ Examples:
     .description('list instances in creation order, a page at a time')
     .option('--status <statuses>', 'only these statuses (comma-separated, repeatable)', collect)
     .option('--name <orchestrator>', 'only instances of this orchestrator')
+    .option('--schedule <id>', 'only instances this schedule started')
     .option('--from <time>', 'created at or after (ISO date/time or epoch ms)')
     .option('--to <time>', 'created at or before (ISO date/time or epoch ms)')
     .option('--page-size <n>', 'instances per page, 1 to 1000 (default 100)')
     .option('--cursor <cursor>', 'the next page, from the previous page')
     .action(
       async (
-        opts: { status?: string[]; name?: string; from?: string; to?: string; pageSize?: string; cursor?: string },
+        opts: { status?: string[]; name?: string; schedule?: string; from?: string; to?: string; pageSize?: string; cursor?: string },
         cmd: Command,
       ) => {
         const g = run.options(cmd);
@@ -284,6 +295,10 @@ Examples:
         if (opts.name !== undefined) {
           assertFunctionName('orchestrator', opts.name);
           query.name = opts.name;
+        }
+        if (opts.schedule !== undefined) {
+          assertScheduleId(opts.schedule, '--schedule');
+          query.scheduleId = opts.schedule;
         }
         if (opts.from !== undefined) query.createdFrom = parseDateOption('--from', opts.from);
         if (opts.to !== undefined) query.createdTo = parseDateOption('--to', opts.to);
@@ -308,6 +323,8 @@ Examples:
       const workers = await client.listWorkers();
       run.emit(g, { hub: g.hub, workers }, () => (workers.length ? workerLines(workers, Date.now()) : `No live worker in task hub '${g.hub}'.`));
     });
+
+  addScheduleCommands(program, run);
 
   program
     .command('raise')
@@ -627,6 +644,170 @@ Examples:
     });
 
   return program;
+}
+
+/** The options of `schedule create` and `schedule update`, as commander gives them. */
+interface ScheduleOptions {
+  orchestrator?: string;
+  input?: string;
+  cron?: string;
+  tz?: string;
+  every?: string;
+  overlap?: string;
+  catchupWindow?: string;
+  startAt?: string;
+  endAt?: string;
+}
+
+const OVERLAPS: readonly OverlapPolicy[] = ['skip', 'bufferOne', 'allowAll'];
+
+/** The spec fields `schedule create` / `update` were given, parsed (UsageError naming the option). */
+function scheduleSpecOf(o: ScheduleOptions, cwd: string): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  if (o.orchestrator !== undefined) {
+    assertFunctionName('orchestrator', o.orchestrator, '--orchestrator');
+    spec.orchestrator = o.orchestrator;
+  }
+  if (o.input !== undefined) spec.input = parseJsonOption('--input', o.input, cwd);
+  if (o.cron !== undefined) spec.cron = o.cron;
+  if (o.tz !== undefined) spec.timeZone = o.tz;
+  if (o.every !== undefined) spec.intervalMs = parseIntOption('--every', o.every, 1000);
+  if (o.overlap !== undefined) {
+    if (!OVERLAPS.includes(o.overlap as OverlapPolicy)) throw new UsageError(`--overlap must be one of ${OVERLAPS.join(', ')}, got ${JSON.stringify(o.overlap)}`);
+    spec.overlap = o.overlap;
+  }
+  if (o.catchupWindow !== undefined) spec.catchupWindowMs = parseIntOption('--catchup-window', o.catchupWindow, 1000);
+  if (o.startAt !== undefined) spec.startAt = parseTimeOption('--start-at', o.startAt);
+  if (o.endAt !== undefined) spec.endAt = parseTimeOption('--end-at', o.endAt);
+  return spec;
+}
+
+/** `--start-at` / `--end-at`: epoch ms, or an ISO time with an offset (checked again by the client). */
+function parseTimeOption(option: string, value: string): Date | string | number {
+  if (/^\d+$/.test(value)) return Number(value);
+  if (Number.isNaN(Date.parse(value))) throw new UsageError(`${option} must be an ISO 8601 time with an offset (2030-01-01T06:00:00Z) or epoch milliseconds, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** `durabull schedule ...`: create, update, pause, resume, trigger, delete, get and list schedules. */
+function addScheduleCommands(program: Command, run: Run): void {
+  const { io } = run;
+  const schedule = program.command('schedule').description('manage schedules: start an orchestration on a cron expression or at an interval');
+  const specOptions = (c: Command) =>
+    c
+      .option('--input <json|@file>', 'the input every tick starts it with (JSON, or @file)')
+      .option('--cron <expression>', 'a cron expression (5 fields, or 6 with seconds first)')
+      .option('--tz <zone>', 'the IANA time zone of --cron (default UTC)')
+      .option('--every <ms>', 'a fixed interval in milliseconds (>= 1000), instead of --cron')
+      .option('--overlap <policy>', 'while the last instance runs: skip (default), bufferOne or allowAll')
+      .option('--catchup-window <ms>', 'ticks missed while no worker ran are started when at most this late (default 3600000)')
+      .option('--start-at <time>', 'no tick before this time (ISO time with an offset, or epoch ms)')
+      .option('--end-at <time>', 'no tick after this time');
+
+  specOptions(
+    schedule
+      .command('create')
+      .description('create a schedule')
+      .argument('<id>', 'schedule id')
+      .requiredOption('--orchestrator <name>', 'the orchestrator each tick starts'),
+  )
+    .option('--paused', 'create it paused (no tick until resumed)')
+    .option('--allow-unknown-name', 'create it even if no live worker of the hub runs the orchestrator')
+    .action(async (id: string, opts: ScheduleOptions & { paused?: boolean; allowUnknownName?: boolean }, cmd: Command) => {
+      const g = run.options(cmd);
+      assertScheduleId(id);
+      const spec = scheduleSpecOf(opts, io.cwd);
+      const client = await run.connect(g);
+      const s = await client.schedules.create({
+        ...(spec as { orchestrator: string }),
+        scheduleId: id,
+        ...(opts.paused ? { paused: true } : {}),
+        ...(opts.allowUnknownName ? { allowUnknownName: true } : {}),
+      });
+      run.emit(g, s, () => [`Created schedule '${id}'.`, ...scheduleDetailLines(s)]);
+    });
+
+  specOptions(schedule.command('update').description("change a schedule's spec (the options given)").argument('<id>', 'schedule id').option('--orchestrator <name>', 'the orchestrator each tick starts')).action(
+    async (id: string, opts: ScheduleOptions, cmd: Command) => {
+      const g = run.options(cmd);
+      assertScheduleId(id);
+      const changes = scheduleSpecOf(opts, io.cwd);
+      if (Object.keys(changes).length === 0) throw new UsageError('schedule update needs at least one option to change (--cron, --every, --input, ...)');
+      const client = await run.connect(g);
+      const s = await client.schedules.update(id, changes);
+      run.emit(g, s, () => [`Updated schedule '${id}'.`, ...scheduleDetailLines(s)]);
+    },
+  );
+
+  for (const op of ['pause', 'resume', 'delete'] as const) {
+    schedule
+      .command(op)
+      .description(op === 'pause' ? 'pause a schedule: no tick until resumed' : op === 'resume' ? 'resume a paused schedule from its next tick' : 'delete a schedule (its instances stay)')
+      .argument('<id>', 'schedule id')
+      .action(async (id: string, _opts: unknown, cmd: Command) => {
+        const g = run.options(cmd);
+        assertScheduleId(id);
+        const client = await run.connect(g);
+        await client.schedules[op](id);
+        const done = op === 'pause' ? 'Paused' : op === 'resume' ? 'Resumed' : 'Deleted';
+        run.emit(g, { scheduleId: id, [op === 'delete' ? 'deleted' : 'paused']: op !== 'resume' }, () => `${done} schedule '${id}'.`);
+      });
+  }
+
+  schedule
+    .command('trigger')
+    .description('start the orchestrator now (also while paused), under the overlap policy')
+    .argument('<id>', 'schedule id')
+    .option('--overlap <policy>', 'this once: skip, bufferOne or allowAll')
+    .action(async (id: string, opts: { overlap?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      assertScheduleId(id);
+      const { overlap } = scheduleSpecOf({ ...(opts.overlap !== undefined ? { overlap: opts.overlap } : {}) }, io.cwd) as { overlap?: OverlapPolicy };
+      const client = await run.connect(g);
+      const r = await client.schedules.trigger(id, overlap ? { overlap } : {});
+      run.emit(g, { scheduleId: id, ...r }, () =>
+        r.outcome === 'started'
+          ? `Started instance '${r.instanceId}'.`
+          : r.outcome === 'buffered'
+            ? `Buffered: instance '${r.instanceId}' starts once the last one has finished.`
+            : `Skipped: the last instance of schedule '${id}' is still running (try --overlap allowAll).`,
+      );
+    });
+
+  schedule
+    .command('get')
+    .description('show a schedule')
+    .argument('<id>', 'schedule id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      assertScheduleId(id);
+      const client = await run.connect(g);
+      const s = await client.schedules.get(id);
+      if (!s) throw new ScheduleNotFoundError(id);
+      run.emit(g, s, () => scheduleDetailLines(s));
+    });
+
+  schedule
+    .command('list')
+    .description('list schedules in id order, a page at a time')
+    .option('--page-size <n>', 'schedules per page, 1 to 1000 (default 100)')
+    .option('--cursor <id>', 'the next page, from the previous page')
+    .action(async (opts: { pageSize?: string; cursor?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const query: { pageSize?: number; cursor?: string } = {};
+      if (opts.pageSize !== undefined) query.pageSize = parseIntOption('--page-size', opts.pageSize, 1, 1000);
+      if (opts.cursor !== undefined) {
+        assertScheduleId(opts.cursor, '--cursor');
+        query.cursor = opts.cursor;
+      }
+      const client = await run.connect(g);
+      const page = await client.schedules.list(query);
+      run.emit(g, page, () => {
+        const lines = page.schedules.length ? scheduleLines(page.schedules) : [`No schedules in task hub '${g.hub}'.`];
+        if (page.nextCursor) lines.push('', `More: add --cursor ${page.nextCursor}`);
+        return lines;
+      });
+    });
 }
 
 /** What `dashboard` uses of @durabull/server's `createServer` (a Fastify instance). */

@@ -3,7 +3,7 @@
  * the wording of Durable Functions' execution log (see @durabull/worker's LogMessages).
  */
 import type { FailureDetails, HistoryEvent } from '@durabull/core';
-import type { OrchestrationStatus, WorkerInfo } from '@durabull/client';
+import type { OrchestrationStatus, Schedule, WorkerInfo } from '@durabull/client';
 
 /**
  * JSON for machine output: `Date`s as ISO strings, `BigInt`s as decimal strings, `undefined` left
@@ -169,6 +169,8 @@ export function statusLines(s: OrchestrationStatus): string[] {
   if (s.completedAt) rows.push(['Completed', `${s.completedAt.toISOString()} (after ${formatOffset(s.completedAt.getTime() - s.createdAt.getTime()).slice(1)})`]);
   rows.push(['Episodes', String(s.episodes)]);
   if (s.parent) rows.push(['Parent', `'${s.parent.instanceId}' (execution ${s.parent.executionId}, task ${s.parent.taskId})`]);
+  if (s.schedule) rows.push(['Schedule', `'${s.schedule.scheduleId}', tick ${s.schedule.tick.toISOString()}`]);
+  if (s.scheduledStartTime) rows.push(['Scheduled start', s.scheduledStartTime.toISOString()]);
   if (s.input !== undefined) rows.push(['Input', showValue(s.input, 500)]);
   if (s.runtimeStatus === 'Terminated') rows.push(['Reason', showValue(s.output, 500)]);
   else if (s.runtimeStatus === 'Completed') rows.push(['Output', showValue(s.output, 500)]);
@@ -210,4 +212,49 @@ export function workerLines(workers: readonly WorkerInfo[], now: number): string
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  '));
+}
+
+/** When a schedule ticks: `cron 0 3 * * * (Europe/Paris)`, `every 60000 ms`. */
+function when(s: Schedule): string {
+  return s.cron !== undefined ? `cron ${s.cron} (${s.timeZone ?? 'UTC'})` : `every ${s.intervalMs} ms`;
+}
+
+/** Schedules as a table with a header row. */
+export function scheduleLines(schedules: readonly Schedule[]): string[] {
+  const rows = [
+    ['SCHEDULE', 'ORCHESTRATOR', 'WHEN', 'OVERLAP', 'STATE', 'NEXT RUN', 'STARTED', 'SKIPPED'],
+    ...schedules.map((s) => [
+      s.scheduleId,
+      s.orchestrator,
+      when(s),
+      s.overlap,
+      s.paused ? 'paused' : 'active',
+      s.nextRunAt?.toISOString() ?? '-',
+      String(s.started),
+      String(s.skipped),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  '));
+}
+
+/** One schedule, field by field. */
+export function scheduleDetailLines(s: Schedule): string[] {
+  const rows: [string, string][] = [
+    ['Schedule', s.scheduleId],
+    ['Orchestrator', s.orchestrator],
+    ['When', when(s)],
+    ['Overlap', s.overlap],
+    ['Catch-up window', `${s.catchupWindowMs} ms`],
+    ['State', s.paused ? 'paused' : 'active'],
+  ];
+  if (s.input !== undefined) rows.push(['Input', showValue(s.input, 500)]);
+  if (s.startAt) rows.push(['Start at', s.startAt.toISOString()]);
+  if (s.endAt) rows.push(['End at', s.endAt.toISOString()]);
+  rows.push(['Next run', s.nextRunAt?.toISOString() ?? '-']);
+  if (s.lastInstanceId) rows.push(['Last run', `${s.lastTick?.toISOString()} (instance '${s.lastInstanceId}')`]);
+  if (s.bufferedTick) rows.push(['Buffered tick', s.bufferedTick.toISOString()]);
+  rows.push(['Started / skipped', `${s.started} / ${s.skipped}`], ['Revision', String(s.revision)]);
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => `${k.padEnd(width)}${v}`);
 }

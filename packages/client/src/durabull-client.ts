@@ -22,6 +22,8 @@ import {
   functionNameOf,
   invalidArgument,
   isTerminalStatus,
+  parseTimeArgument,
+  assertScheduleId,
 } from '@durabull/core';
 import {
   type ConnectionLike,
@@ -30,7 +32,13 @@ import {
   InvalidInstanceStateError,
   type ListQuery,
   type ParentLink,
+  type FireResult,
+  type OverlapPolicy,
   RedisBackend,
+  type Schedule,
+  type ScheduleLink,
+  type SchedulePage,
+  type ScheduleSpec,
   RedisUnavailableError,
   type WorkerInfo,
   assertInstanceId,
@@ -98,6 +106,12 @@ export interface StartOptions<TIn = unknown> {
    * OrchestratorNotServedError and writes nothing.
    */
   allowUnknownName?: boolean;
+  /**
+   * A delayed start (Durable Functions' scheduled start time): the instance is created now and
+   * stays Pending until then; its first episode is a delayed job. A `Date`, an ISO 8601 time with
+   * an offset (`2024-06-01T09:00:00Z`) or epoch ms; a time in the past starts it at once.
+   */
+  startAt?: Date | string | number;
 }
 
 export interface OrchestrationStatus<TOut = unknown> {
@@ -118,8 +132,58 @@ export interface OrchestrationStatus<TOut = unknown> {
   episodes: number;
   /** Set for a sub-orchestration. */
   parent?: ParentLink;
+  /** A delayed start (`startAt`): when it was to start. */
+  scheduledStartTime?: Date;
+  /** Set for an instance a schedule started: the schedule's id and the tick. */
+  schedule?: ScheduleLink;
   /** The execution's history, with `showHistory`. */
   history?: HistoryEvent[];
+}
+
+/** {@link DurabullClient.schedules}'s `create`: a schedule's id and spec, and whether it starts paused. */
+export interface CreateScheduleOptions<TIn = unknown> extends Omit<ScheduleSpec, 'orchestrator' | 'input' | 'startAt' | 'endAt'> {
+  scheduleId: string;
+  /** The orchestrator each tick starts, by name or definition. */
+  orchestrator: string | OrchestratorDefinition<TIn>;
+  input?: TIn;
+  /** No tick before this time (a Date, an ISO 8601 time with an offset, or epoch ms). */
+  startAt?: Date | string | number;
+  /** No tick after this time. */
+  endAt?: Date | string | number;
+  /** Create it paused (no tick until `resume`). Default false. */
+  paused?: boolean;
+  /** Create it even when no live worker of the hub runs the orchestrator. Default false. */
+  allowUnknownName?: boolean;
+}
+
+/** {@link DurabullClient.schedules}'s `update`: the fields to change (`startAt` / `endAt` null removes them). */
+export interface UpdateScheduleOptions extends Partial<Omit<ScheduleSpec, 'orchestrator' | 'startAt' | 'endAt'>> {
+  orchestrator?: string | OrchestratorDefinition;
+  startAt?: Date | string | number | null;
+  endAt?: Date | string | number | null;
+}
+
+/**
+ * Schedules of a task hub (`client.schedules`): start an orchestration on a cron expression or at
+ * a fixed interval, one instance per tick (`<schedule id>@<tick>`) whatever the number of workers.
+ * Temporal's Schedules; in Durable Functions, an orchestration started from a timer trigger.
+ */
+export interface ScheduleClient {
+  /** Creates a schedule. Throws ScheduleAlreadyExistsError, ValidationError (naming the field), OrchestratorNotServedError; nothing is written then. */
+  create<TIn>(options: CreateScheduleOptions<TIn>): Promise<Schedule>;
+  /** Changes a schedule's spec; ticks to come follow the new one. Throws ScheduleNotFoundError. */
+  update(scheduleId: string, changes: UpdateScheduleOptions): Promise<Schedule>;
+  /** No tick until `resume` (the ticks in between are not caught up). */
+  pause(scheduleId: string): Promise<void>;
+  resume(scheduleId: string): Promise<void>;
+  /** Starts the orchestrator now (also while paused), under the overlap policy (or `overlap` for this once). */
+  trigger(scheduleId: string, options?: { overlap?: OverlapPolicy }): Promise<FireResult>;
+  /** Deletes the schedule; the instances it started stay. */
+  delete(scheduleId: string): Promise<void>;
+  /** The schedule, or undefined. */
+  get(scheduleId: string): Promise<Schedule | undefined>;
+  /** Schedules in id order, a page at a time. */
+  list(query?: { pageSize?: number; cursor?: string }): Promise<SchedulePage>;
 }
 
 export class DurabullClient {
@@ -178,11 +242,62 @@ export class DurabullClient {
     assertOptions('startNew', 'options', options);
     if (options.instanceId !== undefined) assertInstanceId(options.instanceId, 'startNew', 'options.instanceId');
     assertOptionalBoolean('startNew', 'options.allowUnknownName', options.allowUnknownName);
+    const startAt = options.startAt === undefined ? undefined : parseTimeArgument('startNew', 'options.startAt', options.startAt).getTime();
     const instanceId = options.instanceId ?? randomUUID();
     await this.traced('startNew', name, instanceId, (t) =>
-      this.io('startNew', () => this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true, ...t })),
+      this.io('startNew', () =>
+        this.backend.startInstance(name, instanceId, options.input, { checkServed: options.allowUnknownName !== true, ...(startAt !== undefined ? { startAt } : {}), ...t }),
+      ),
     );
     return instanceId;
+  }
+
+  /** The task hub's schedules: create, update, pause, resume, trigger, delete, get, list. */
+  get schedules(): ScheduleClient {
+    this._schedules ??= this.scheduleClient();
+    return this._schedules;
+  }
+
+  private _schedules: ScheduleClient | undefined;
+
+  private scheduleClient(): ScheduleClient {
+    const store = () => this.backend.schedules;
+    const times = (where: string, o: Record<string, unknown>, out: Record<string, unknown>) => {
+      for (const k of ['startAt', 'endAt'] as const) {
+        const v = o[k];
+        if (v === null) out[k] = null;
+        else if (v !== undefined) out[k] = parseTimeArgument(where, `${where === 'schedules.create' ? 'options' : 'changes'}.${k}`, v);
+      }
+    };
+    return {
+      create: async (options) => {
+        assertOptions('schedules.create', 'options', options);
+        if (options === undefined) throw invalidArgument('schedules.create', 'options', 'an object with a scheduleId, an orchestrator and a cron or intervalMs', options);
+        const { scheduleId, orchestrator, paused, allowUnknownName, ...rest } = options as CreateScheduleOptions & Record<string, unknown>;
+        assertScheduleId(scheduleId, 'schedules.create', 'options.scheduleId');
+        const spec: Record<string, unknown> = { ...rest, orchestrator: functionNameOf('orchestrator', orchestrator, 'schedules.create', 'options.orchestrator') };
+        times('schedules.create', rest, spec);
+        assertOptionalBoolean('schedules.create', 'options.allowUnknownName', allowUnknownName);
+        assertOptionalBoolean('schedules.create', 'options.paused', paused);
+        return this.io('schedules.create', () =>
+          store().create(scheduleId, spec as unknown as ScheduleSpec, { ...(paused !== undefined ? { paused } : {}), ...(allowUnknownName !== undefined ? { allowUnknownName } : {}) }),
+        );
+      },
+      update: async (scheduleId, changes) => {
+        assertScheduleId(scheduleId, 'schedules.update');
+        assertOptions('schedules.update', 'changes', changes);
+        const c: Record<string, unknown> = { ...(changes ?? {}) };
+        if (c.orchestrator !== undefined) c.orchestrator = functionNameOf('orchestrator', c.orchestrator, 'schedules.update', 'changes.orchestrator');
+        times('schedules.update', { ...(changes ?? {}) }, c);
+        return this.io('schedules.update', () => store().update(scheduleId, c as Parameters<ReturnType<typeof store>['update']>[1]));
+      },
+      pause: async (scheduleId) => this.io('schedules.pause', () => store().pause(scheduleId)),
+      resume: async (scheduleId) => this.io('schedules.resume', () => store().resume(scheduleId)),
+      trigger: async (scheduleId, options = {}) => this.io('schedules.trigger', () => store().trigger(scheduleId, options)),
+      delete: async (scheduleId) => this.io('schedules.delete', () => store().delete(scheduleId)),
+      get: async (scheduleId) => this.io('schedules.get', () => store().get(scheduleId)),
+      list: async (query = {}) => this.io('schedules.list', () => store().list(query)),
+    };
   }
 
   /**
@@ -296,10 +411,10 @@ export class DurabullClient {
     if (Array.isArray(query.status) && query.status.length === 0) {
       throw new ValidationError('purgeInstances: filter.status is an empty list; give one or more statuses, or leave it out');
     }
-    const given = (['status', 'name', 'createdFrom', 'createdTo'] as const).filter((k) => query[k] !== undefined);
+    const given = (['status', 'name', 'scheduleId', 'createdFrom', 'createdTo'] as const).filter((k) => query[k] !== undefined);
     if (given.length === 0 && all !== true) {
       throw new ValidationError(
-        'purgeInstances needs a filter: one of status, name, createdFrom, createdTo, or { all: true } to purge every finished instance; nothing was purged',
+        'purgeInstances needs a filter: one of status, name, scheduleId, createdFrom, createdTo, or { all: true } to purge every finished instance; nothing was purged',
       );
     }
     assertListQuery('purgeInstances', 'filter', query);
@@ -457,11 +572,12 @@ export class DurabullClient {
 function assertListQuery(where: string, arg: string, q: unknown): void {
   assertOptions(where, arg, q);
   if (q === undefined) return;
-  const { status, name, createdFrom, createdTo, pageSize, cursor } = q as Record<string, unknown>;
+  const { status, name, scheduleId, createdFrom, createdTo, pageSize, cursor } = q as Record<string, unknown>;
   if (status !== undefined && typeof status !== 'string' && !(Array.isArray(status) && status.every((s) => typeof s === 'string'))) {
     throw invalidArgument(where, `${arg}.status`, 'a status or an array of statuses', status);
   }
   assertOptionalString(where, `${arg}.name`, name);
+  if (scheduleId !== undefined) assertScheduleId(scheduleId, where, `${arg}.scheduleId`);
   if (createdFrom !== undefined) assertDate(where, `${arg}.createdFrom`, createdFrom);
   if (createdTo !== undefined) assertDate(where, `${arg}.createdTo`, createdTo);
   assertOptionalInteger(where, `${arg}.pageSize`, pageSize, 1, 1000);
@@ -484,6 +600,8 @@ function toStatus(s: InstanceState): OrchestrationStatus {
   if (s.failure) status.failure = s.failure;
   if (s.completedAt) status.completedAt = s.completedAt;
   if (s.parent) status.parent = s.parent;
+  if (s.scheduledStartTime) status.scheduledStartTime = s.scheduledStartTime;
+  if (s.schedule) status.schedule = s.schedule;
   return status;
 }
 

@@ -14,8 +14,24 @@ export {
   type PurgeFilter,
   type StartOptions,
   type OrchestrationStatus,
+  type ScheduleClient,
+  type CreateScheduleOptions,
+  type UpdateScheduleOptions,
 } from './durabull-client.js';
-export { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, type ListQuery, type WorkerInfo, type WorkerKind } from '@durabull/redis';
+export {
+  InstanceFinishedError,
+  InvalidInstanceStateError,
+  RedisUnavailableError,
+  type ListQuery,
+  type WorkerInfo,
+  type WorkerKind,
+  type Schedule,
+  type SchedulePage,
+  type ScheduleSpec,
+  type ScheduleLink,
+  type OverlapPolicy,
+  type FireResult,
+} from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
   InstanceNotFoundError,
@@ -24,5 +40,9 @@ export {
   PayloadError,
   OrchestratorNotServedError,
   FunctionNotFoundError,
+  ScheduleNotFoundError,
+  ScheduleAlreadyExistsError,
+  ActivityTimeoutError,
+  ActivityCancelledError,
   type RuntimeStatus,
 } from '@durabull/core';

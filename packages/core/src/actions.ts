@@ -9,6 +9,12 @@ export interface ScheduleTaskAction {
   id: number;
   name: string;
   input?: unknown;
+  /** The call's start-to-close timeout (ms), when it gave one. */
+  startToCloseTimeoutMs?: number;
+  /** The call's heartbeat timeout (ms), when it gave one. */
+  heartbeatTimeoutMs?: number;
+  /** A retry of a retry policy: the task id of its first attempt (heartbeat details are kept per first attempt). */
+  retryOf?: number;
 }
 export interface CreateTimerAction {
   type: 'CreateTimer';

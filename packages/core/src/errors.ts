@@ -250,3 +250,63 @@ export class OrchestratorNotServedError extends FunctionNotFoundError {
       '. To start it before a worker that runs it is deployed, pass { allowUnknownName: true }.';
   }
 }
+
+/** Which limit of an activity attempt ran out: its whole run, or the time between two heartbeats. */
+export type ActivityTimeoutType = 'start-to-close' | 'heartbeat';
+
+/**
+ * An activity attempt ran out of time: longer than its start-to-close timeout, or longer than its
+ * heartbeat timeout without a heartbeat. The attempt's task fails with it (the orchestrator sees a
+ * TaskFailedError whose `failure.errorName` is `ActivityTimeoutError`), and retry policies apply to
+ * it as to any failure. A result the attempt produces later is dropped.
+ */
+export class ActivityTimeoutError extends DurabullError {
+  constructor(
+    readonly activityName: string,
+    readonly timeoutType: ActivityTimeoutType,
+    /** The timeout that ran out, in ms. */
+    readonly timeoutMs: number,
+    /** How long the attempt had run when it was timed out, in ms. */
+    readonly elapsedMs: number,
+  ) {
+    super(
+      timeoutType === 'heartbeat'
+        ? `Activity '${activityName}' timed out: no heartbeat for ${timeoutMs} ms (heartbeat timeout), after running ${elapsedMs} ms`
+        : `Activity '${activityName}' timed out: still running after ${elapsedMs} ms (start-to-close timeout ${timeoutMs} ms)`,
+    );
+  }
+}
+
+/**
+ * Why an activity's `ctx.signal` was aborted without a timeout: its instance was terminated, the
+ * task no longer waits for this attempt (it timed out elsewhere, or its execution ended), or the
+ * worker is shutting down past its grace period. It is the signal's `reason`.
+ */
+export class ActivityCancelledError extends DurabullError {
+  constructor(
+    readonly activityName: string,
+    readonly reason: 'terminated' | 'task-done' | 'worker-shutdown',
+  ) {
+    super(
+      reason === 'terminated'
+        ? `Activity '${activityName}' was cancelled: its instance was terminated`
+        : reason === 'task-done'
+          ? `Activity '${activityName}' was cancelled: its task no longer waits for this attempt (it timed out, or its execution ended)`
+          : `Activity '${activityName}' was cancelled: the worker is shutting down (its grace period is over); the attempt runs again elsewhere`,
+    );
+  }
+}
+
+/** No schedule with that id exists in the task hub. */
+export class ScheduleNotFoundError extends DurabullError {
+  constructor(readonly scheduleId: string) {
+    super(`No schedule '${scheduleId}' exists in this task hub.`);
+  }
+}
+
+/** `schedules.create` with the id of a schedule that exists; nothing was changed. */
+export class ScheduleAlreadyExistsError extends DurabullError {
+  constructor(readonly scheduleId: string) {
+    super(`Schedule '${scheduleId}' already exists; change it with schedules.update, or delete it first.`);
+  }
+}

@@ -44,6 +44,7 @@ export {
   type OrchestratorFunction,
   type ActivityFunction,
   type ActivityContext,
+  type ActivityOptions,
 } from './registry.js';
 
 // Executor
@@ -81,6 +82,9 @@ export {
   assertFunction,
   assertDate,
   assertEventName,
+  assertActivityOptions,
+  assertScheduleId,
+  parseTimeArgument,
   isInstanceId,
   functionNameOf,
 } from './validation.js';
@@ -107,4 +111,9 @@ export {
   HistoryLimitError,
   RedisAuthError,
   OrchestratorNotServedError,
+  ActivityTimeoutError,
+  ActivityCancelledError,
+  type ActivityTimeoutType,
+  ScheduleNotFoundError,
+  ScheduleAlreadyExistsError,
 } from './errors.js';

@@ -1,6 +1,6 @@
 import type { OrchestrationContext } from './context/orchestration-context.js';
 import { FunctionNotFoundError, ValidationError } from './errors.js';
-import { assertFunction, assertFunctionName, describeValue } from './validation.js';
+import { assertActivityOptions, assertFunction, assertFunctionName, describeValue } from './validation.js';
 
 /**
  * An orchestrator: a generator function (`function* (ctx, input) { const x = yield ctx.callActivity(...) }`)
@@ -12,6 +12,26 @@ export type OrchestratorFunction<TIn = any, TOut = any> = (
   input: TIn,
 ) => Generator<unknown, TOut, any> | Promise<TOut>;
 
+/**
+ * Timeouts of an activity, at registration (`addActivity(name, fn, options)`, `defineActivity`) or
+ * per call (`ctx.callActivity(name, input, options)`); a call's options win over the registration's,
+ * which win over the worker's `defaultStartToCloseTimeoutMs`. Integers of ms >= 1.
+ */
+export interface ActivityOptions {
+  /**
+   * The longest one attempt may run, from its start to its result. When it runs out, the attempt's
+   * task fails with `ActivityTimeoutError` (retry policies apply), `ctx.signal` is aborted and a
+   * result that comes later is dropped. Default: the worker's `defaultStartToCloseTimeoutMs` (5 minutes).
+   */
+  startToCloseTimeoutMs?: number;
+  /**
+   * The longest an attempt may go without `ctx.heartbeat()`: past it, the attempt fails as above.
+   * Also how soon the attempt of a worker that died is given up on (plus a sweep), rather than
+   * when BullMQ finds its job stalled (`lockDurationMs`). Default: none.
+   */
+  heartbeatTimeoutMs?: number;
+}
+
 /** Context an activity receives beside its input. */
 export interface ActivityContext {
   readonly instanceId: string;
@@ -21,6 +41,30 @@ export interface ActivityContext {
   readonly name: string;
   /** 1 on the first delivery, more when the activity job is delivered again after a crash. */
   readonly attempt: number;
+  /**
+   * Aborted when this attempt should stop: its timeout ran out (the reason is an
+   * `ActivityTimeoutError`), its instance was terminated, its task no longer waits for it, or the
+   * worker is shutting down past its grace period (an `ActivityCancelledError`). Pass it to
+   * `fetch` and other APIs that take one. Code that ignores it keeps running, but its result is
+   * dropped.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Records progress: keeps a heartbeat timeout from running out and stores `details` (the last
+   * value given) for the next attempt of this task, which reads them as `lastHeartbeatDetails`.
+   * Cheap to call often: Redis is written at most once per 80% of the heartbeat timeout (30 s
+   * without one), the first call and the last value at once / at the end of each interval.
+   */
+  heartbeat(details?: unknown): void;
+  /**
+   * The details the previous attempt of this task (an earlier try of the same retry policy, or a
+   * run cut off by a crash) gave to its last heartbeat; undefined for a first attempt.
+   */
+  readonly lastHeartbeatDetails: unknown;
+  /** This attempt's start-to-close timeout in ms (Infinity when none). */
+  readonly startToCloseTimeoutMs: number;
+  /** This attempt's heartbeat timeout in ms, if it has one. */
+  readonly heartbeatTimeoutMs: number | undefined;
 }
 
 /** An activity: ordinary async code that does the real work. Runs at least once. */
@@ -33,6 +77,8 @@ export interface ActivityDefinition<TIn = any, TOut = any> {
   readonly kind: 'activity';
   readonly name: string;
   readonly fn: ActivityFunction<TIn, TOut>;
+  /** Its timeouts, as registered. */
+  readonly options?: ActivityOptions;
 }
 
 /** A named, typed orchestrator: `client.startNew(def, { input })` checks `input` against TIn. */
@@ -53,10 +99,18 @@ export type OutputOf<D> = D extends ActivityDefinition<any, infer O> ? O : D ext
 export function defineActivity<TIn, TOut>(
   name: string,
   fn: (input: TIn, ctx: ActivityContext) => TOut | Promise<TOut>,
+  options?: ActivityOptions,
 ): ActivityDefinition<TIn, Awaited<TOut>> {
   assertFunctionName('activity', name, 'defineActivity');
   assertFunction(`defineActivity('${name}')`, 'fn', fn);
-  return { kind: 'activity', name, fn: fn as ActivityFunction<TIn, Awaited<TOut>> };
+  assertActivityOptions(`defineActivity('${name}')`, 'options', options);
+  const def: { kind: 'activity'; name: string; fn: ActivityFunction<TIn, Awaited<TOut>>; options?: ActivityOptions } = {
+    kind: 'activity',
+    name,
+    fn: fn as ActivityFunction<TIn, Awaited<TOut>>,
+  };
+  if (options !== undefined) def.options = { ...options };
+  return def;
 }
 
 /**
@@ -76,6 +130,7 @@ export function defineOrchestrator<TIn, TOut>(
 export class Registry {
   private readonly orchestrators = new Map<string, OrchestratorFunction>();
   private readonly activities = new Map<string, ActivityFunction>();
+  private readonly activityOptions = new Map<string, ActivityOptions>();
 
   addOrchestrator(name: string, fn: OrchestratorFunction): this {
     assertFunctionName('orchestrator', name, 'addOrchestrator');
@@ -85,18 +140,21 @@ export class Registry {
     return this;
   }
 
-  addActivity(name: string, fn: ActivityFunction): this {
+  /** Registers an activity; `options` sets its timeouts (checked: ValidationError naming the field). */
+  addActivity(name: string, fn: ActivityFunction, options?: ActivityOptions): this {
     assertFunctionName('activity', name, 'addActivity');
     assertFunction(`addActivity('${name}')`, 'fn', fn);
+    assertActivityOptions(`addActivity('${name}')`, 'options', options);
     if (this.activities.has(name)) throw new ValidationError(`An activity named '${name}' is already registered`);
     this.activities.set(name, fn);
+    if (options !== undefined) this.activityOptions.set(name, { ...options });
     return this;
   }
 
   /** Registers definitions made with defineActivity / defineOrchestrator. */
   add(...defs: (ActivityDefinition | OrchestratorDefinition)[]): this {
     for (const d of defs) {
-      if (d?.kind === 'activity') this.addActivity(d.name, d.fn);
+      if (d?.kind === 'activity') this.addActivity(d.name, d.fn, d.options);
       else if (d?.kind === 'orchestrator') this.addOrchestrator(d.name, d.fn);
       else throw new ValidationError(`Registry.add: every argument must be a definition from defineActivity() or defineOrchestrator(), got ${describeValue(d)}`);
     }
@@ -113,6 +171,11 @@ export class Registry {
     const fn = this.activities.get(name);
     if (!fn) throw new FunctionNotFoundError('activity', name, this.activityNames());
     return fn;
+  }
+
+  /** The timeouts an activity was registered with (undefined when none). */
+  getActivityOptions(name: string): ActivityOptions | undefined {
+    return this.activityOptions.get(name);
   }
 
   orchestratorNames(): string[] {

@@ -159,3 +159,48 @@ export function functionNameOf(kind: 'orchestrator' | 'activity', f: unknown, wh
   const from = kind === 'activity' ? 'defineActivity()' : 'defineOrchestrator()';
   throw invalidArgument(where, arg, `a string (the ${kind} name) or a definition from ${from}`, f);
 }
+
+/**
+ * The timeouts of an activity (at registration, or per call): `startToCloseTimeoutMs` and
+ * `heartbeatTimeoutMs`, each undefined or an integer number of ms >= 1. `arg` names the options
+ * argument in errors (`ctx.callActivity: options.heartbeatTimeoutMs must be an integer >= 1, got number -5`).
+ */
+export function assertActivityOptions(where: string, arg: string, o: unknown): asserts o is { startToCloseTimeoutMs?: number; heartbeatTimeoutMs?: number } | undefined {
+  assertOptions(where, arg, o);
+  if (o === undefined) return;
+  const { startToCloseTimeoutMs, heartbeatTimeoutMs } = o as Record<string, unknown>;
+  assertOptionalInteger(where, `${arg}.startToCloseTimeoutMs`, startToCloseTimeoutMs, 1);
+  assertOptionalInteger(where, `${arg}.heartbeatTimeoutMs`, heartbeatTimeoutMs, 1);
+}
+
+const SCHEDULE_ID_RE = /^[A-Za-z0-9_.-]{1,200}$/;
+
+/**
+ * Schedule ids: 1 to 200 of letters, digits, `_`, `.`, `-` (not `.` or `..`). The id of an
+ * instance a schedule starts is `<schedule id>@<tick>`, so it stays a valid instance id.
+ */
+export function assertScheduleId(id: unknown, where = '', arg = 'scheduleId'): asserts id is string {
+  if (typeof id === 'string' && SCHEDULE_ID_RE.test(id) && id !== '.' && id !== '..') return;
+  if (typeof id !== 'string') throw invalidArgument(where, arg, 'a string (the schedule id)', id);
+  throw new ValidationError(
+    `${where ? `${where}: ` : ''}Invalid schedule id ${JSON.stringify(clip(id, 220))}: use 1 to 200 letters, digits, '_', '.' or '-' (not '.' or '..').`,
+  );
+}
+
+const ISO_TIME_RE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
+
+/**
+ * A point in time given as a `Date`, an ISO 8601 string with a time zone offset
+ * (`2024-06-01T09:00:00Z`, `2024-06-01T11:00:00+02:00`; a date alone is midnight UTC) or epoch
+ * milliseconds; anything else throws ValidationError naming `arg`.
+ */
+export function parseTimeArgument(where: string, arg: string, v: unknown): Date {
+  let t = Number.NaN;
+  if (v instanceof Date) t = v.getTime();
+  else if (typeof v === 'number') t = Number.isFinite(v) ? v : Number.NaN;
+  else if (typeof v === 'string' && ISO_TIME_RE.test(v)) t = Date.parse(v);
+  if (Number.isNaN(t) || Math.abs(t) > 8.64e15) {
+    throw invalidArgument(where, arg, 'a valid Date, an ISO 8601 time with an offset (2024-06-01T09:00:00Z) or epoch milliseconds', v);
+  }
+  return new Date(t);
+}

@@ -14,7 +14,15 @@ export {
   subStartJobId,
   timerJobId,
   parseWake,
+  wakeNotBefore,
   ignoreGone,
+  attemptMember,
+  formatAttemptInfo,
+  HEARTBEAT_DETAILS_TTL_MS,
+  type AttemptInfo,
+  type ExpiredAttempt,
+  type ActivityCallOptions,
+  type ScheduleLink,
   type BackendOptions,
   type ConnectionLike,
   type InstanceState,
@@ -31,6 +39,26 @@ export {
   type ListPage,
   type StoredEvent,
 } from './redis-backend.js';
+
+// Schedules
+export {
+  ScheduleStore,
+  checkScheduleSpec,
+  scheduleInstanceId,
+  ticksBetween,
+  nextTick,
+  DEFAULT_CATCHUP_WINDOW_MS,
+  MIN_SCHEDULE_INTERVAL_MS,
+  MAX_CATCHUP_TICKS,
+  BUFFER_CHECK_MS,
+  SCHEDULE_JOB,
+  SCHEDULE_BUFFER_JOB,
+  type OverlapPolicy,
+  type ScheduleSpec,
+  type Schedule,
+  type SchedulePage,
+  type FireResult,
+} from './schedules.js';
 
 // Worker registry
 export { WorkerRegistry, DEFAULT_SERVED_CACHE_MS, type WorkerEntry, type WorkerInfo, type WorkerKind } from './worker-registry.js';

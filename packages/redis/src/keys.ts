@@ -92,6 +92,41 @@ export class HubKeys {
   sticky(workerId: string): string {
     return `${this.stickyPrefix}${workerId}`;
   }
+  /**
+   * Heartbeat details of an instance's activities (a hash: `<execution>|<task id of the first
+   * attempt>` -> msgpack), read by the next attempt of a task; deleted with the instance.
+   */
+  heartbeats(id: string): string {
+    return `${this.base}:hb:${id}`;
+  }
+  /**
+   * Deadlines of running activity attempts that a worker recorded (a zset: `<instance>|<execution>|<task id>`
+   * by deadline, epoch ms): the sweep fails the task of an attempt whose deadline passed (its
+   * worker died, or hangs), whatever process ran it.
+   */
+  get activityDeadlines(): string {
+    return `${this.base}:adl`;
+  }
+  /** What each recorded attempt is (a hash, members of {@link activityDeadlines} -> `<attempt>|<start>|<start-to-close>|<heartbeat>|<name>`). */
+  get activityAttempts(): string {
+    return `${this.base}:adl:a`;
+  }
+  /** Pub/sub channel on which a terminated instance's id is published: workers abort its running activities. */
+  get cancelChannel(): string {
+    return `${this.base}:cancel`;
+  }
+  /** Schedules: a lex zset of the ids of the partition's schedules. */
+  get schedules(): string {
+    return `${this.base}:sch`;
+  }
+  /** One schedule (a hash: its spec, state and counters). */
+  schedule(scheduleId: string): string {
+    return `${this.base}:sch:${scheduleId}`;
+  }
+  /** Schedule index: lex zset of `<schedule id>|<createdAt:13>|<instance id>` for the instances schedules started. */
+  get scheduleIndex(): string {
+    return `${this.base}:idx:sched`;
+  }
   /** Worker registry: the set of the ids of the workers registered in this partition. */
   get workers(): string {
     return `${this.base}:workers`;

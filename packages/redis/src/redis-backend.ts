@@ -21,6 +21,7 @@ import {
   ValidationError,
   assertFunctionName,
   assertOptionalNumber,
+  assertScheduleId,
   isTerminalStatus,
   toFailureDetails,
 } from '@durabull/core';
@@ -48,6 +49,7 @@ import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from '.
 import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
 import { WorkerRegistry } from './worker-registry.js';
+import { ScheduleStore } from './schedules.js';
 
 /** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
 export type ConnectionLike = Redis | string | RedisOptions;
@@ -287,6 +289,19 @@ export interface ActivityJobData {
   p: string;
   /** The trace context of the episode that scheduled the activity, when it was traced. */
   t?: Record<string, string>;
+  /** The call's start-to-close timeout (ms), when it gave one. */
+  c?: number;
+  /** The call's heartbeat timeout (ms), when it gave one. */
+  h?: number;
+  /** A retry of a retry policy: the task id of its first attempt (whose heartbeat details it reads). */
+  r?: number;
+}
+
+/** What the caller of an activity gave besides its name and input (timeouts, the first attempt of a retry). */
+export interface ActivityCallOptions {
+  startToCloseTimeoutMs?: number;
+  heartbeatTimeoutMs?: number;
+  retryOf?: number;
 }
 
 /** Outbox payload of a sub-orchestration start. */
@@ -318,6 +333,16 @@ export interface InstanceState {
   completedAt?: Date;
   /** Set for a sub-orchestration. */
   parent?: ParentLink;
+  /** A delayed start: when its first episode was to run. */
+  scheduledStartTime?: Date;
+  /** Set for an instance a schedule started: the schedule and its tick. */
+  schedule?: ScheduleLink;
+}
+
+/** The schedule that started an instance, and the tick it started it for. */
+export interface ScheduleLink {
+  scheduleId: string;
+  tick: Date;
 }
 
 export interface InboxItem {
@@ -405,7 +430,10 @@ type ScriptClient = Redis & {
   deliverEvent(...args: Arg[]): Promise<unknown[]>;
   deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
   commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?, string?]>;
-  terminateInstance(...args: Arg[]): Promise<[number, string?, string?]>;
+  terminateInstance(...args: Arg[]): Promise<[number, string?, string?, string?, ...string[]]>;
+  heartbeatActivity(...args: Arg[]): Promise<[number, string?]>;
+  endActivityAttempt(...args: Arg[]): Promise<number>;
+  claimExpiredActivities(...args: Arg[]): Promise<string[]>;
   setSuspended(...args: Arg[]): Promise<[number, string?, string?]>;
   purgeInstance(...args: Arg[]): Promise<[number, string?]>;
   ackOutbox(...args: Arg[]): Promise<number | string[]>;
@@ -423,6 +451,8 @@ export interface ListQuery {
   status?: RuntimeStatus | RuntimeStatus[];
   /** Only instances of this orchestrator. */
   name?: string;
+  /** Only instances this schedule started. */
+  scheduleId?: string;
   createdFrom?: Date;
   createdTo?: Date;
   /** Default 100, at most 1000. */
@@ -462,9 +492,21 @@ export async function closeConnection(redis: Redis): Promise<void> {
 }
 
 /** The outbox entry of an activity job; `input` is the payload or its reference (claim check). */
-function activityEntry(instanceId: string, executionId: string, seq: number, name: string, input: unknown, trace?: Record<string, string>): [string, string] {
+function activityEntry(
+  instanceId: string,
+  executionId: string,
+  seq: number,
+  name: string,
+  input: unknown,
+  call?: ActivityCallOptions,
+  trace?: Record<string, string>,
+): [string, string] {
   const data: ActivityJobData = { i: instanceId, x: executionId, s: seq, n: name, p: encode(input).toString('base64') };
   if (trace) data.t = trace;
+  // Only what the call gave: a plain call's job is no larger than before.
+  if (call?.startToCloseTimeoutMs !== undefined) data.c = call.startToCloseTimeoutMs;
+  if (call?.heartbeatTimeoutMs !== undefined) data.h = call.heartbeatTimeoutMs;
+  if (call?.retryOf !== undefined) data.r = call.retryOf;
   return [activityJobId(instanceId, executionId, seq), `A${JSON.stringify(data)}`];
 }
 
@@ -481,6 +523,43 @@ export function timerJobId(instanceId: string, executionId: string, seq: number)
 /** The outbox entry id of the start of sub-orchestration task `seq` of an execution. */
 export function subStartJobId(instanceId: string, executionId: string, seq: number): string {
   return `s-${instanceId}-${executionId}-${seq}`;
+}
+
+/** The deadline record (and cancellation key) of an activity task: `<instance>|<execution>|<task id>`. */
+export function attemptMember(instanceId: string, executionId: string, taskId: number): string {
+  return `${instanceId}|${executionId}|${taskId}`;
+}
+
+/** How long an instance's heartbeat details are kept after the last heartbeat that wrote any (30 days); purge deletes them at once. */
+export const HEARTBEAT_DETAILS_TTL_MS = 30 * 24 * 3600 * 1000;
+
+/** What a worker recorded of a running attempt: `<attempt>|<start ms>|<start-to-close ms, 0: none>|<heartbeat ms, 0: none>|<name>`. */
+export interface AttemptInfo {
+  attempt: number;
+  startedAt: number;
+  startToCloseTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  name: string;
+}
+
+export function formatAttemptInfo(a: AttemptInfo): string {
+  return `${a.attempt}|${a.startedAt}|${a.startToCloseTimeoutMs}|${a.heartbeatTimeoutMs}|${a.name}`;
+}
+
+function parseAttemptInfo(info: string): AttemptInfo | undefined {
+  const [attempt, startedAt, stc, hb, name] = info.split('|');
+  if (name === undefined) return undefined;
+  return { attempt: Number(attempt), startedAt: Number(startedAt), startToCloseTimeoutMs: Number(stc), heartbeatTimeoutMs: Number(hb), name };
+}
+
+/** A recorded attempt whose deadline passed (`claimExpiredActivities`). */
+export interface ExpiredAttempt extends AttemptInfo {
+  instanceId: string;
+  executionId: string;
+  taskId: number;
+  deadline: number;
+  /** The record as written. */
+  info: string;
 }
 
 /** Random bytes for execution ids, drawn from the system's generator 6 KiB at a time (a call per id costs about 1.8 µs, a slice of the pool 0.1). */
@@ -666,11 +745,24 @@ export class RedisBackend {
       checkServed?: boolean;
       /** The trace context of the span that starts it (W3C entries), stored in ExecutionStarted. */
       trace?: Record<string, string>;
+      /**
+       * A delayed start (epoch ms): the instance is Pending, its first episode queued as a delayed
+       * job that runs no earlier than this. A time in the past starts it at once.
+       */
+      startAt?: number;
+      /** The schedule that starts it, and the tick: recorded in its state and in the schedule index. */
+      schedule?: { scheduleId: string; tick: number };
+      /**
+       * Refuse an id whose instance exists whatever its status (InstanceAlreadyExistsError), where a
+       * plain start replaces a finished one: a schedule's tick handled twice starts one instance.
+       */
+      refuseExisting?: boolean;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
     assertInstanceId(instanceId);
     const now = opts.now ?? Date.now();
+    const startAt = opts.startAt !== undefined && opts.startAt > now ? Math.floor(opts.startAt) : undefined;
     const claims: Claim[] = [];
     // The state's input and ExecutionStarted's share one payload key when the input is stored apart.
     const stored = claimPayload(opts.inputBuf ?? encodePayload(input, 'Orchestration input', this.maxPayloadBytes), input, this.claimThreshold, claims);
@@ -678,6 +770,7 @@ export class RedisBackend {
     const started: HistoryEvent = { type: 'ExecutionStarted', name, instanceId, executionId, input: stored.value, timestamp: now };
     if (opts.parent) started.parent = { ...opts.parent, name };
     if (opts.trace && Object.keys(opts.trace).length > 0) started.trace = opts.trace;
+    if (startAt !== undefined) started.scheduledStartTime = startAt;
     const startedBuf = encodeEvent(started);
     if (opts.checkServed) await this.workerRegistry.assertServed(name);
     const k = this.keys;
@@ -691,6 +784,8 @@ export class RedisBackend {
       k.claims(instanceId),
       // Read only for a sub-orchestration: a parent terminated recursively meanwhile refuses it.
       k.state(opts.parent ? opts.parent.instanceId : instanceId),
+      k.scheduleIndex,
+      k.heartbeats(instanceId),
       instanceId,
       name,
       executionId,
@@ -698,6 +793,9 @@ export class RedisBackend {
       stored.buf,
       Buffer.concat([Buffer.from('e|'), startedBuf]),
       opts.parent ? `${opts.parent.instanceId}|${opts.parent.executionId}|${opts.parent.taskId}` : '',
+      startAt === undefined ? '' : startAt,
+      opts.schedule ? `${opts.schedule.scheduleId}|${opts.schedule.tick}` : '',
+      opts.refuseExisting ? '1' : '0',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -713,7 +811,9 @@ export class RedisBackend {
       await this.dispatch([[jobId, payload]]);
     } else {
       // The first episode's job carries its one event: the worker need not load anything.
-      await this.orchestratorQueue.add('episode', { ...parseWake(payload), s: startedBuf.toString('base64') }, { jobId, ...WAKE_JOB_OPTS });
+      const jobOpts: JobsOptions = { jobId, ...WAKE_JOB_OPTS };
+      if (startAt !== undefined) jobOpts.delay = Math.max(0, startAt - Date.now());
+      await this.orchestratorQueue.add('episode', { ...parseWake(payload), s: startedBuf.toString('base64') }, jobOpts);
       await this.ackOutbox([jobId]);
     }
     return { executionId, created: true };
@@ -1114,7 +1214,13 @@ export class RedisBackend {
     const trace = (history.find((e) => e.type === 'ExecutionStarted') as { trace?: Record<string, string> } | undefined)?.trace;
     for (const e of history) {
       let action: OrchestratorAction | undefined;
-      if (e.type === 'TaskScheduled' && want.has(e.taskId)) action = { type: 'ScheduleTask', id: e.taskId, name: e.name, input: e.input };
+      if (e.type === 'TaskScheduled' && want.has(e.taskId)) {
+        const task: OrchestratorAction & { type: 'ScheduleTask' } = { type: 'ScheduleTask', id: e.taskId, name: e.name, input: e.input };
+        if (e.startToCloseTimeoutMs !== undefined) task.startToCloseTimeoutMs = e.startToCloseTimeoutMs;
+        if (e.heartbeatTimeoutMs !== undefined) task.heartbeatTimeoutMs = e.heartbeatTimeoutMs;
+        if (e.retryOf !== undefined) task.retryOf = e.retryOf;
+        action = task;
+      }
       else if (e.type === 'TimerCreated' && want.has(e.taskId)) action = { type: 'CreateTimer', id: e.taskId, fireAt: e.fireAt };
       else if (e.type === 'SubOrchestrationInstanceCreated' && want.has(e.taskId)) {
         action = { type: 'CreateSubOrchestration', id: e.taskId, name: e.name, instanceId: e.instanceId, input: e.input };
@@ -1140,7 +1246,7 @@ export class RedisBackend {
     trace?: Record<string, string>,
   ): [string, string] | undefined {
     if (trace && Object.keys(trace).length === 0) trace = undefined;
-    if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input, trace);
+    if (a.type === 'ScheduleTask') return activityEntry(instanceId, executionId, a.id, a.name, inputRefs.get(a.id) ?? a.input, a, trace);
     if (a.type === 'CreateTimer') {
       const data: TimerJobData = { i: instanceId, x: executionId, s: a.id, f: a.fireAt };
       if (trace) data.t = trace;
@@ -1238,6 +1344,94 @@ export class RedisBackend {
     throw toError(code, { instanceId, status: res[1], script: 'deliverEvent' });
   }
 
+  // ---- activity attempts: heartbeats, deadlines, cancellation ----
+
+  /**
+   * Records a heartbeat of an activity attempt (one script): its details, under `details.field`,
+   * for the next attempt of the task, and its deadline (`deadline`), for the sweep. Says whether
+   * the task still waits for this attempt: `ok`; `terminated` (its instance was); `task-done` (the
+   * task has a result, another attempt's or a timeout's, or its execution ended); `gone`.
+   */
+  async heartbeatActivity(
+    instanceId: string,
+    executionId: string,
+    taskId: number,
+    record: { details?: { field: string; bytes: Buffer }; deadline?: { at: number; info: string } },
+  ): Promise<'ok' | 'terminated' | 'task-done' | 'gone'> {
+    const k = this.keys;
+    const res = await this.scripts.heartbeatActivity(
+      k.state(instanceId),
+      k.pending(instanceId),
+      k.heartbeats(instanceId),
+      k.activityDeadlines,
+      k.activityAttempts,
+      executionId,
+      taskId,
+      record.details?.field ?? '',
+      record.details?.bytes ?? '',
+      record.deadline ? attemptMember(instanceId, executionId, taskId) : '',
+      record.deadline?.at ?? 0,
+      record.deadline?.info ?? '',
+      HEARTBEAT_DETAILS_TTL_MS,
+    );
+    switch (res[0]) {
+      case 1:
+        return 'ok';
+      case -1:
+        return 'gone';
+      case -3:
+        return res[1] === 'Terminated' ? 'terminated' : 'task-done';
+      default:
+        return 'task-done';
+    }
+  }
+
+  /** Removes an attempt's recorded deadline once it is over (not awaited by the caller). */
+  endActivityAttempt(instanceId: string, executionId: string, taskId: number, info: string): Promise<unknown> {
+    return this.scripts.endActivityAttempt(this.keys.activityDeadlines, this.keys.activityAttempts, attemptMember(instanceId, executionId, taskId), info);
+  }
+
+  /**
+   * The sweep's pass over recorded attempt deadlines: takes (atomically, so one worker handles
+   * each) those at or before `latest`, at most `limit`.
+   */
+  async claimExpiredActivities(latest: number, limit = 100): Promise<ExpiredAttempt[]> {
+    const flat = await this.scripts.claimExpiredActivities(this.keys.activityDeadlines, this.keys.activityAttempts, Math.floor(latest), limit);
+    const out: ExpiredAttempt[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const [instanceId, executionId, task] = flat[i]!.split('|');
+      const info = parseAttemptInfo(flat[i + 2]!);
+      if (!instanceId || !executionId || !info) continue;
+      out.push({ instanceId, executionId, taskId: Number(task), deadline: Number(flat[i + 1]), ...info, info: flat[i + 2]! });
+    }
+    return out;
+  }
+
+  /**
+   * What an activity attempt reads before it runs, in one round trip, only when it has something
+   * to read: with `checkPending` (a job delivered again) whether its task still waits for a result
+   * (a task that timed out meanwhile does not run again); with `detailsField` (a retry, or a job
+   * delivered again) the heartbeat details the previous attempt left.
+   */
+  async readAttemptStart(
+    instanceId: string,
+    executionId: string,
+    taskId: number,
+    opts: { checkPending: boolean; detailsField?: string },
+  ): Promise<{ pending: boolean; details: unknown }> {
+    const p = this.redis.pipeline();
+    if (opts.checkPending) {
+      p.hget(this.keys.state(instanceId), 'exec');
+      p.sismember(this.keys.pending(instanceId), String(taskId));
+    }
+    if (opts.detailsField) p.hgetBuffer(this.keys.heartbeats(instanceId), opts.detailsField);
+    const res = (await p.exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+    const pending = !opts.checkPending || (res[0]![1] === executionId && res[1]![1] === 1);
+    const blob = opts.detailsField ? (res.at(-1)![1] as Buffer | null) : null;
+    return { pending, details: blob ? decode(blob) : undefined };
+  }
+
   /**
    * Checks a payload that orchestrator code hands out, at the call (the worker's payload check for
    * {@link OrchestrationSession}): PayloadError when it cannot be stored under `maxPayloadBytes`;
@@ -1310,7 +1504,9 @@ export class RedisBackend {
     for (const [jobId, payload] of expanded) {
       const type = payload[0];
       if (type === 'W') {
-        orch.push({ name: 'episode', data: parseWake(payload), opts: { jobId, ...WAKE_JOB_OPTS } });
+        const notBefore = wakeNotBefore(payload);
+        const wakeOpts: JobsOptions = notBefore === undefined ? { jobId, ...WAKE_JOB_OPTS } : { jobId, ...WAKE_JOB_OPTS, delay: Math.max(0, notBefore - now) };
+        orch.push({ name: 'episode', data: parseWake(payload), opts: wakeOpts });
       } else if (type === 'A') {
         const data = JSON.parse(payload.slice(1)) as ActivityJobData;
         acts.push({ name: data.n, data, opts: { jobId, ...ACTIVITY_JOB_OPTS } });
@@ -1458,14 +1654,14 @@ export class RedisBackend {
     await this.deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
   }
 
-  /** Terminates a running instance at once (its parent, if any, sees a failed sub-orchestration). */
   /**
-   * Terminates an instance at once. `recursive`: recorded with it, so that a sub-orchestration whose
-   * start is still queued is not started afterwards (the caller terminates those already running).
-   */
-  /**
-   * Terminates an instance. `opId` makes it idempotent: a terminate sent again with the same id (as
-   * ioredis resends a command whose reply a broken connection lost) succeeds without doing anything.
+   * Terminates an instance at once (its parent, if any, sees a failed sub-orchestration).
+   * `recursive`: recorded with it, so that a sub-orchestration whose start is still queued is not
+   * started afterwards (the caller terminates those already running). `opId` makes it idempotent:
+   * a terminate sent again with the same id (as ioredis resends a command whose reply a broken
+   * connection lost) succeeds without doing anything. The activities it was waiting for are
+   * cancelled: the workers running them abort their signals (told on the cancel channel), and their
+   * jobs still queued are removed, as are its timers' delayed jobs.
    */
   async terminate(instanceId: string, reason?: unknown, now = Date.now(), recursive = false, opId = newEventId()): Promise<void> {
     assertInstanceId(instanceId);
@@ -1486,10 +1682,33 @@ export class RedisBackend {
       k.doneChannel,
       recursive ? '1' : '0',
       opId,
+      k.cancelChannel,
       ...claimArgs(claims),
     );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'terminateInstance', operation: 'terminate' });
-    if (res[1]) await this.dispatch([[res[1], res[2]!]]);
+    const [, parentJobId, parentPayload, executionId, ...pending] = res;
+    await Promise.all([
+      parentJobId ? this.dispatch([[parentJobId, parentPayload!]]) : undefined,
+      executionId && pending.length > 0 ? this.removeTaskJobs(instanceId, executionId, pending.map(Number)) : undefined,
+    ]);
+  }
+
+  /**
+   * Removes the queued jobs of tasks that nothing waits for any more (a terminated instance's):
+   * activity jobs still waiting (a running one is locked and stays; its result is dropped) and
+   * timers' delayed jobs. An entry still in the outbox is dropped by the ack that finds its task
+   * settled.
+   */
+  private async removeTaskJobs(instanceId: string, executionId: string, seqs: number[]): Promise<void> {
+    const gone = (p: Promise<unknown>) => p.catch(() => undefined);
+    for (let k = 0; k < seqs.length; k += 500) {
+      await Promise.all(
+        seqs.slice(k, k + 500).flatMap((seq) => [
+          gone(this.activityQueue.remove(activityJobId(instanceId, executionId, seq))),
+          gone(this.orchestratorQueue.remove(timerJobId(instanceId, executionId, seq))),
+        ]),
+      );
+    }
   }
 
   /** Suspends (`suspend`) or resumes (`resume`) an instance; `opId` makes it idempotent, as for {@link terminate}. */
@@ -1522,7 +1741,16 @@ export class RedisBackend {
     const k = this.keys;
     // Payloads stored apart are not read: only the timers matter here.
     const [state, history] = await Promise.all([this.getState(instanceId, { resolve: false }), this.getHistory(instanceId, { resolve: false })]);
-    const res = await this.scripts.purgeInstance(...k.instanceKeys(instanceId), k.instances, k.statusIndex, k.nameIndex, k.claims(instanceId), instanceId);
+    const res = await this.scripts.purgeInstance(
+      ...k.instanceKeys(instanceId),
+      k.instances,
+      k.statusIndex,
+      k.nameIndex,
+      k.claims(instanceId),
+      k.scheduleIndex,
+      k.heartbeats(instanceId),
+      instanceId,
+    );
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'purgeInstance', operation: 'purge' });
     // Its timer jobs: kept once completed (TIMER_JOB_OPTS), or still delayed (a timer that lost a race).
     const timers = state ? history.flatMap((e) => (e.type === 'TimerCreated' ? [`t-${instanceId}-${state.executionId}-${e.taskId}`] : [])) : [];
@@ -1531,8 +1759,9 @@ export class RedisBackend {
 
   /**
    * Lists instances in creation order, a page at a time, from an index (never a key scan). With
-   * both `status` and `name`, the status index is read and names are filtered, so a page may hold
-   * fewer than `pageSize` instances while `nextCursor` is still set.
+   * `status` and `name` or `scheduleId`, the status index is read and the others are filtered (with
+   * `scheduleId` and `name`, the schedule index), so a page may hold fewer than `pageSize`
+   * instances while `nextCursor` is still set.
    */
   async list(q: ListQuery = {}): Promise<ListPage> {
     const pageSize = q.pageSize ?? 100;
@@ -1540,6 +1769,7 @@ export class RedisBackend {
     const statuses = q.status === undefined ? [] : Array.isArray(q.status) ? q.status : [q.status];
     for (const st of statuses) if (!RUNTIME_STATUSES.has(st)) throw new ValidationError(`Unknown status ${JSON.stringify(st)}: use one of ${[...RUNTIME_STATUSES].join(', ')}`);
     if (q.name !== undefined) assertFunctionName('orchestrator', q.name);
+    if (q.scheduleId !== undefined) assertScheduleId(q.scheduleId, 'list', 'scheduleId');
     for (const [field, d] of [['createdFrom', q.createdFrom], ['createdTo', q.createdTo]] as const) {
       if (d !== undefined && !(d instanceof Date && Number.isFinite(d.getTime()))) {
         throw new ValidationError(`${field} must be a valid Date, got ${d instanceof Date ? 'an invalid Date' : typeof d === 'string' ? JSON.stringify(d) : String(d)}`);
@@ -1547,13 +1777,16 @@ export class RedisBackend {
     }
     const from = q.createdFrom ? pad13(q.createdFrom.getTime()) : '0000000000000';
     const to = q.createdTo ? pad13(q.createdTo.getTime()) : '9999999999999';
-    // One index, one prefix per scan: the status index (per status), else the name index, else creation.
+    // One index, one prefix per scan: the status index (per status), else the schedule index, else
+    // the name index, else creation.
     const scans: { key: string; prefix: string }[] =
       statuses.length > 0
         ? statuses.map((st) => ({ key: this.keys.statusIndex, prefix: `${st}|` }))
-        : q.name !== undefined
-          ? [{ key: this.keys.nameIndex, prefix: `${q.name}|` }]
-          : [{ key: this.keys.instances, prefix: '' }];
+        : q.scheduleId !== undefined
+          ? [{ key: this.keys.scheduleIndex, prefix: `${q.scheduleId}|` }]
+          : q.name !== undefined
+            ? [{ key: this.keys.nameIndex, prefix: `${q.name}|` }]
+            : [{ key: this.keys.instances, prefix: '' }];
     const cursor = q.cursor ? decodeCursor(q.cursor, scans.length) : { scan: 0, after: undefined };
     const ids: string[] = [];
     let next: { scan: number; after: string } | undefined;
@@ -1568,7 +1801,9 @@ export class RedisBackend {
       else if (sIdx + 1 < scans.length && ids.length >= pageSize) next = { scan: sIdx + 1, after: '' };
     }
     const states = await this.getStates(ids);
-    const instances = states.filter((s): s is InstanceState => !!s && (q.name === undefined || s.name === q.name));
+    const instances = states.filter(
+      (s): s is InstanceState => !!s && (q.name === undefined || s.name === q.name) && (q.scheduleId === undefined || s.schedule?.scheduleId === q.scheduleId),
+    );
     const page: ListPage = { instances };
     if (next) page.nextCursor = Buffer.from(JSON.stringify(next)).toString('base64url');
     return page;
@@ -1835,6 +2070,13 @@ export class RedisBackend {
   }
 
   private stuckSweeper: StuckSweeper | undefined;
+  private _schedules: ScheduleStore | undefined;
+
+  /** The partition's schedules: create, change, list them; the workers' side of their ticks. */
+  get schedules(): ScheduleStore {
+    this._schedules ??= new ScheduleStore(this);
+    return this._schedules;
+  }
 
   /**
    * Recovery: looks at the next `limit` (default 100) unfinished instances of the status index (a
@@ -1900,6 +2142,14 @@ export function parseWake(payload: string): EpisodeJobData {
   return data;
 }
 
+/** A delayed start's wake (`W<instance>|<execution>|0||<ms>`): when its episode may run; undefined for any other wake. */
+export function wakeNotBefore(payload: string): number | undefined {
+  const parts = payload.split('|');
+  if (parts.length < 5 || parts[4] === '') return undefined;
+  const t = Number(parts[4]);
+  return Number.isFinite(t) ? t : undefined;
+}
+
 function wakePayload(instanceId: string, executionId: string, version: number): string {
   return `W${instanceId}|${executionId}|${version}`;
 }
@@ -1938,6 +2188,10 @@ function parseState(instanceId: string, st: Record<string, Buffer>): InstanceSta
     const [pi, px, ps] = plink.split('|');
     state.parent = { instanceId: pi!, executionId: px!, taskId: Number(ps) };
   }
+  const startAt = str('startAt');
+  if (startAt) state.scheduledStartTime = new Date(Number(startAt));
+  const sched = str('sched');
+  if (sched) state.schedule = { scheduleId: sched, tick: new Date(Number(str('tick') ?? 0)) };
   return state;
 }
 

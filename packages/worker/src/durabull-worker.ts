@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
-  type ActivityContext,
+  ActivityTimeoutError,
   type HistoryEvent,
   HistoryLimitError,
   MalformedJobError,
@@ -47,6 +47,9 @@ import {
   ORCHESTRATOR_QUEUE,
   PayloadMissingError,
   RedisBackend,
+  closeConnection,
+  SCHEDULE_BUFFER_JOB,
+  SCHEDULE_JOB,
   parseWake,
   type TimerJobData,
   type StoredEvent,
@@ -63,6 +66,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
+import { ActivityAttempt } from './activity-attempt.js';
 import { LogMessages as M } from './execution-log.js';
 import { type EpisodeObserver, type WorkerInstrumentation, combineInstrumentations } from './instrumentation.js';
 import { DurabullMetrics } from './metrics.js';
@@ -208,6 +212,19 @@ export interface DurabullWorkerOptions {
   statsIntervalMs?: number;
   /** More hooks of your own, called with the built-in ones ({@link WorkerInstrumentation}). */
   instrumentation?: WorkerInstrumentation;
+  /**
+   * The start-to-close timeout of the activities this worker runs that set none (at registration
+   * or in the call): an attempt still running after it fails with `ActivityTimeoutError`. Default
+   * 5 minutes (the default function timeout of Azure Functions' Consumption plan, where Durable
+   * Functions' activities run); 0 for none.
+   */
+  defaultStartToCloseTimeoutMs?: number;
+  /**
+   * On `close()`, how long running activities may go on before their signals are aborted
+   * (`ActivityCancelledError`, reason `worker-shutdown`) and their attempts handed back to the
+   * queue, to run again elsewhere. Default 5 s (under Docker's 10 s before SIGKILL); 0 aborts them at once.
+   */
+  shutdownGraceMs?: number;
 }
 
 const DEFAULT_MAX_HISTORY_EVENTS = 1_000_000;
@@ -260,6 +277,17 @@ const STALLED_REASON = 'job stalled more than allowable limit';
 const DEFAULT_MAX_EPISODE_ATTEMPTS = 10;
 
 const EAGER_LEASE_MS = 30_000;
+/** Default of {@link DurabullWorkerOptions.defaultStartToCloseTimeoutMs}: 5 minutes. */
+export const DEFAULT_START_TO_CLOSE_TIMEOUT_MS = 300_000;
+/** Default of {@link DurabullWorkerOptions.shutdownGraceMs}. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
+/** The sweep fails the task of a recorded attempt this long after its deadline (clocks of workers may differ a little). */
+const EXPIRED_ATTEMPT_GRACE_MS = 1000;
+
+/** Thrown out of an activity job whose attempt the worker's shutdown cut off: BullMQ retries the job (elsewhere). */
+class AttemptInterrupted extends Error {
+  override readonly name = 'AttemptInterrupted';
+}
 
 export interface WorkerStats {
   episodes: number;
@@ -344,6 +372,11 @@ export class DurabullWorker {
   private statsTimer: NodeJS.Timeout | undefined;
   private metricsServer: Server | undefined;
   private statsFlushing: Promise<void> | undefined;
+  /** Activity attempts running here, by instance: what a terminate (the cancel channel) and shutdown abort. */
+  private readonly attempts = new Map<string, Set<ActivityAttempt>>();
+  /** Subscribed to the hub's cancel channel (a worker that runs activities). */
+  private cancelSubscriber: Redis | undefined;
+  private shutdownTimer: NodeJS.Timeout | undefined;
 
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */
   private readonly sessionOptions: SessionOptions = { checkPayload: (value, what) => this.backend.checkPayload(value, what) };
@@ -420,7 +453,7 @@ export class DurabullWorker {
       autorun: true,
     };
     if (this.opts.orchestrators !== false) {
-      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job) => this.counted(this.processOrchestratorJob(job)), {
+      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(this.processOrchestratorJob(job, token)), {
         ...common,
         concurrency: this.opts.orchestratorConcurrency ?? 20,
       });
@@ -435,7 +468,7 @@ export class DurabullWorker {
       this.activityWorker.on('error', (err) => this.backend.onBullMQError(err, 'activity worker'));
       this.activityWorker.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
     }
-    await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady()]);
+    await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady(), this.activityWorker && this.subscribeCancels()]);
     if (this.sticky) this.startStickyLoop();
     const every = this.opts.sweepIntervalMs ?? 5000;
     if (every > 0) {
@@ -576,6 +609,8 @@ export class DurabullWorker {
       this.instr.repaired('outbox', n);
       if (n > 0) this.log.warn({ entries: n }, 'Recovered undispatched outbox entries');
       await this.sweepStuckInstances();
+      await this.sweepExpiredAttempts();
+      if (this.orchestratorWorker) await this.reconcileSchedules();
       return n;
     } catch (err) {
       this.log.error({ err }, 'Outbox sweep failed');
@@ -591,9 +626,15 @@ export class DurabullWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
+      // Past the grace period, running activities are aborted and their jobs handed back.
+      const grace = this.opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+      this.shutdownTimer = setTimeout(() => this.cancelAttempts(undefined, 'worker-shutdown'), grace);
+      this.shutdownTimer.unref();
       await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
       await this.stopStickyLoop();
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
+      clearTimeout(this.shutdownTimer);
+      if (this.cancelSubscriber) await closeConnection(this.cancelSubscriber);
       if (this.statsTimer) clearInterval(this.statsTimer);
       // The last counts: skipped while Redis is away, and given up after a second (they would wait for it).
       if (this.startedAt && this.backend.redis.status === 'ready') {
@@ -611,6 +652,26 @@ export class DurabullWorker {
       await this.backend.close();
     })();
     return this.closing;
+  }
+
+  /**
+   * Terminate reaches the activities it cancels through the hub's cancel channel (pub/sub): the
+   * terminating client cannot know which process runs them, and a message costs nothing while no
+   * instance is terminated. A message lost while this connection was down is made up for by the
+   * attempt's next heartbeat, whose reply says the instance was terminated.
+   */
+  private async subscribeCancels(): Promise<void> {
+    const sub = this.backend.redis.duplicate();
+    this.backend.connections.watch(sub);
+    this.cancelSubscriber = sub;
+    sub.on('message', (_channel: string, instanceId: string) => this.cancelAttempts(instanceId, 'terminated'));
+    await sub.subscribe(this.backend.keys.cancelChannel);
+  }
+
+  /** Cancels the running attempts of one instance, or all of them (`instanceId` undefined). */
+  private cancelAttempts(instanceId: string | undefined, reason: 'terminated' | 'worker-shutdown'): void {
+    const sets = instanceId === undefined ? [...this.attempts.values()] : [this.attempts.get(instanceId)];
+    for (const set of sets) for (const a of [...(set ?? [])]) a.cancel(reason);
   }
 
   /**
@@ -652,7 +713,10 @@ export class DurabullWorker {
 
   // ---- orchestrator side ----
 
-  private async processOrchestratorJob(job: Job): Promise<void> {
+  private async processOrchestratorJob(job: Job, token?: string): Promise<void> {
+    // A schedule's tick, and a buffered tick's check (schedules.ts).
+    if (job.name === SCHEDULE_JOB) return this.backend.schedules.onTickJob(job);
+    if (job.name === SCHEDULE_BUFFER_JOB) return this.backend.schedules.onBufferJob(job, token);
     if (job.name === 'timer') {
       const bad = timerJobProblem(job.data);
       if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
@@ -924,7 +988,9 @@ export class DurabullWorker {
       }
       this.deadLetter(job, ACTIVITY_QUEUE, bad);
     }
-    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, job.timestamp);
+    // A job delivered again (its worker died, or shut down mid-attempt) first checks that its task still waits.
+    const redelivered = job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
+    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, redelivered, job.timestamp);
     // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
     if (next) await this.runEagerChain(next);
   }
@@ -934,26 +1000,43 @@ export class DurabullWorker {
    * needed. `ackJobId`: the outbox entry of an eagerly run activity; `acked` says the result's
    * commit removed it already. `next`: the activity the result's episode scheduled, for this slot.
    */
-  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string, scheduledAt?: number): Promise<{ acked: boolean; next?: OutboxEntry }> {
-    const ctx: ActivityContext = { instanceId: d.i, executionId: d.x, taskId: d.s, name: d.n, attempt };
+  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string, redelivered = false, scheduledAt?: number): Promise<{ acked: boolean; next?: OutboxEntry }> {
     let event: HistoryEvent;
     let kind: 'c' | 'f';
     let encoded: StoredEvent;
+    let run: ActivityAttempt | undefined;
     const obs = this.instr.activity({ hub: this.backend.keys.hub, instanceId: d.i, executionId: d.x, taskId: d.s, activity: d.n, attempt, scheduledAt, eager: ackJobId !== undefined, trace: d.t });
     try {
       const fn = this.registry.getActivity(d.n);
       // A large input was stored apart (claim check): the job holds a reference, read back here.
       const input = await this.backend.resolvePayload(d.i, decode(Buffer.from(d.p, 'base64')));
-      const result = await obs.run(() => fn(input, ctx));
-      event = { type: 'TaskCompleted', taskScheduledId: d.s, result, timestamp: Date.now() };
+      run = await this.newAttempt(d, attempt, redelivered);
+      if (!run) return { acked: false };
+      const attemptRun = run;
+      const end = await obs.run(() => attemptRun.run(fn, input));
+      if (end.kind === 'cancelled') {
+        obs.done('failed', end.error);
+        // Shutdown: the job goes back to the queue (its next attempt runs elsewhere). Terminated, or
+        // the task done: nothing to deliver.
+        if (end.error.reason === 'worker-shutdown') throw new AttemptInterrupted(end.error.message);
+        this.stats.activities++;
+        this.log.info({ instanceId: d.i, executionId: d.x, taskId: d.s, reason: end.error.reason }, `Activity function ${d.n} attempt cancelled`);
+        return { acked: false };
+      }
+      if (end.kind !== 'settled') throw end.error;
+      event = { type: 'TaskCompleted', taskScheduledId: d.s, result: end.value, timestamp: Date.now() };
       encoded = this.backend.encodeForStorage(event, `Result of activity '${d.n}'`);
       kind = 'c';
       obs.done('completed');
     } catch (err) {
-      obs.done('failed', err);
+      if (err instanceof AttemptInterrupted) throw err;
+      // Once: a result that could not be stored fails the task after the function completed.
+      if (kind! !== 'c') obs.done('failed', err);
       event = { type: 'TaskFailed', taskScheduledId: d.s, failure: toFailureDetails(err, d.n), timestamp: Date.now() };
       encoded = { bytes: encodeEvent(event), claims: [] };
       kind = 'f';
+    } finally {
+      if (run) this.endAttempt(run, kind! === 'c');
     }
     this.stats.activities++;
     const logResult = () => {
@@ -973,6 +1056,82 @@ export class DurabullWorker {
       if (res.wake) await this.wake(res.wake, res.loaded);
     }
     return { acked: false };
+  }
+
+  /**
+   * An attempt of the activity a job names, with its timeouts: the call's (in the job), else the
+   * registration's, else this worker's default. Reads before it starts only when there is
+   * something to read (one round trip): a job delivered again checks that its task still waits
+   * (undefined: it does not, nothing runs), and a retry, a job delivered again or an attempt with a
+   * heartbeat timeout reads the last heartbeat details of its task.
+   */
+  private async newAttempt(d: ActivityJobData, attempt: number, redelivered: boolean): Promise<ActivityAttempt | undefined> {
+    const registered = this.registry.getActivityOptions(d.n);
+    const fallback = this.opts.defaultStartToCloseTimeoutMs ?? DEFAULT_START_TO_CLOSE_TIMEOUT_MS;
+    const startToClose = d.c ?? registered?.startToCloseTimeoutMs ?? (fallback > 0 ? fallback : Number.POSITIVE_INFINITY);
+    const heartbeat = d.h ?? registered?.heartbeatTimeoutMs;
+    const detailsField = `${d.x}|${d.r ?? d.s}`;
+    let lastHeartbeatDetails: unknown;
+    if (redelivered || d.r !== undefined || heartbeat !== undefined) {
+      const read = await this.backend.readAttemptStart(d.i, d.x, d.s, { checkPending: redelivered, detailsField });
+      if (!read.pending) {
+        this.log.info({ instanceId: d.i, executionId: d.x, taskId: d.s }, `Activity function ${d.n} not run again: its task has a result already`);
+        return undefined;
+      }
+      lastHeartbeatDetails = read.details;
+    }
+    const run = new ActivityAttempt(this.backend, this.log, {
+      instanceId: d.i,
+      executionId: d.x,
+      taskId: d.s,
+      name: d.n,
+      attempt,
+      startToCloseTimeoutMs: startToClose,
+      heartbeatTimeoutMs: heartbeat,
+      detailsField,
+      lastHeartbeatDetails,
+    });
+    let set = this.attempts.get(d.i);
+    if (!set) this.attempts.set(d.i, (set = new Set()));
+    set.add(run);
+    return run;
+  }
+
+  private endAttempt(run: ActivityAttempt, succeeded: boolean): void {
+    run.settleRecords(succeeded);
+    const set = this.attempts.get(run.instanceId);
+    set?.delete(run);
+    if (set?.size === 0) this.attempts.delete(run.instanceId);
+  }
+
+  /**
+   * The sweep's pass over recorded attempt deadlines: an attempt whose deadline passed while its
+   * worker did not handle it (it died, or its event loop is blocked) fails its task with
+   * ActivityTimeoutError, as its own timer would have; retry policies apply. Its job, if BullMQ
+   * delivers it again later, finds the task done and does not run.
+   */
+  private async sweepExpiredAttempts(): Promise<void> {
+    try {
+      const now = Date.now();
+      for (const a of await this.backend.claimExpiredActivities(now - EXPIRED_ATTEMPT_GRACE_MS)) {
+        const type = a.startToCloseTimeoutMs > 0 && a.startedAt + a.startToCloseTimeoutMs <= a.deadline ? 'start-to-close' : 'heartbeat';
+        const err = new ActivityTimeoutError(a.name, type, type === 'heartbeat' ? a.heartbeatTimeoutMs : a.startToCloseTimeoutMs, now - a.startedAt);
+        this.log.warn({ instanceId: a.instanceId, executionId: a.executionId, taskId: a.taskId, attempt: a.attempt, timeoutType: type }, `Activity function ${a.name} attempt timed out (its worker did not report)`);
+        await this.failTask({ i: a.instanceId, x: a.executionId, s: a.taskId, n: a.name }, err);
+      }
+    } catch (err) {
+      this.log.error({ err }, 'Activity deadline sweep failed');
+    }
+  }
+
+  /** The sweep's check of the schedules' BullMQ job schedulers (written after each schedule's record). */
+  private async reconcileSchedules(): Promise<void> {
+    try {
+      const changed = await this.backend.schedules.reconcile();
+      if (changed > 0) this.log.warn({ changed }, 'Schedule job schedulers put right');
+    } catch (err) {
+      this.log.error({ err }, 'Schedule check failed');
+    }
   }
 
   /**
@@ -1198,5 +1357,10 @@ export function activityJobProblem(d: unknown): string | undefined {
   if (!isSeq(d.s)) return `'s' (task id) is ${show(d.s)}, not a non-negative integer`;
   if (typeof d.n !== 'string' || d.n.length === 0) return `'n' (activity name) is ${show(d.n)}, not a non-empty string`;
   if (typeof d.p !== 'string') return `'p' (input) is ${show(d.p)}, not a base64 string`;
+  for (const [k, what] of [['c', 'start-to-close timeout'], ['h', 'heartbeat timeout']] as const) {
+    const v = d[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) return `'${k}' (${what}) is ${show(v)}, not an integer >= 1`;
+  }
+  if (d.r !== undefined && !isSeq(d.r)) return `'r' (first attempt) is ${show(d.r)}, not a non-negative integer`;
   return undefined;
 }

@@ -35,7 +35,7 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
     assertOptionalBoolean(WHERE, `options.${k}`, o[k]);
   }
   for (const k of ['orchestratorConcurrency', 'activityConcurrency', 'maxEpisodeAttempts', 'sweepInstancesPerPass']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 1);
-  for (const k of ['maxStalledCount', 'maxHistoryEvents']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 0);
+  for (const k of ['maxStalledCount', 'maxHistoryEvents', 'defaultStartToCloseTimeoutMs', 'shutdownGraceMs']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 0);
   for (const k of ['lockDurationMs', 'stalledIntervalMs', 'eagerLeaseMs']) assertOptionalNumber(WHERE, `options.${k}`, o[k], 0);
   assertOptionalNumber(WHERE, 'options.sweepIntervalMs', o.sweepIntervalMs, 0, true);
   assertOptionalNumber(WHERE, 'options.statsIntervalMs', o.statsIntervalMs, 0, true);

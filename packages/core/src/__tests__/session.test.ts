@@ -123,7 +123,8 @@ describe('OrchestrationSession', () => {
     const waiting = await t.episode(1, [newTaskFailedEvent(0, failure, at(1))]);
     expect(waiting.actions).toEqual([{ type: 'CreateTimer', id: 1, fireAt: at(2) }]);
     const again = await t.episode(2, [newTimerFiredEvent(1, at(2), at(2))]);
-    expect(again.actions).toEqual([{ type: 'ScheduleTask', id: 2, name: 'Flaky', input: 'in' }]);
+    // The retry names its first attempt (their heartbeat details are shared).
+    expect(again.actions).toEqual([{ type: 'ScheduleTask', id: 2, name: 'Flaky', input: 'in', retryOf: 0 }]);
     expect(await t.episode(3, [newTaskCompletedEvent(2, 'ok', at(3))])).toMatchObject({ status: 'Completed', output: 'ok' });
   });
 

@@ -1,4 +1,4 @@
-import type { ActivityDefinition, OrchestratorDefinition } from '../registry.js';
+import type { ActivityDefinition, ActivityOptions, OrchestratorDefinition } from '../registry.js';
 import type { RetryOptions } from '../tasks/retryable-task.js';
 import type { Task, TimerTask } from '../tasks/task.js';
 
@@ -20,13 +20,18 @@ export interface OrchestrationContext {
 
   /**
    * Schedules an activity, by definition (typed input and output) or by name; the task completes
-   * with its result or fails with a TaskFailedError.
+   * with its result or fails with a TaskFailedError. `options` sets this call's timeouts
+   * (`startToCloseTimeoutMs`, `heartbeatTimeoutMs`), over those the activity was registered with.
    */
-  callActivity<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, input: TIn): Task<TOut>;
-  callActivity<TOut = unknown>(name: string, input?: unknown): Task<TOut>;
-  /** Like callActivity, retried by the policy; the task fails with the last error once it gives up. */
-  callActivityWithRetry<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, retryOptions: RetryOptions, input: TIn): Task<TOut>;
-  callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown): Task<TOut>;
+  callActivity<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, input: TIn, options?: ActivityOptions): Task<TOut>;
+  callActivity<TOut = unknown>(name: string, input?: unknown, options?: ActivityOptions): Task<TOut>;
+  /**
+   * Like callActivity, retried by the policy; the task fails with the last error once it gives up.
+   * A timed-out attempt (`ActivityTimeoutError`) is retried like any failure; each attempt reads
+   * the heartbeat details of the one before (`ctx.lastHeartbeatDetails` in the activity).
+   */
+  callActivityWithRetry<TIn, TOut>(activity: ActivityDefinition<TIn, TOut>, retryOptions: RetryOptions, input: TIn, options?: ActivityOptions): Task<TOut>;
+  callActivityWithRetry<TOut = unknown>(name: string, retryOptions: RetryOptions, input?: unknown, options?: ActivityOptions): Task<TOut>;
   /**
    * Starts orchestrator `name` as a child instance and completes with its output (or fails with its
    * error). `instanceId` defaults to a deterministic `<parent id>-<execution>-<seq>`.

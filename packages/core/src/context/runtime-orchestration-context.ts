@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
 import { NonDeterminismError, ValidationError } from '../errors.js';
-import type { ActivityDefinition, OrchestratorDefinition } from '../registry.js';
+import type { ActivityDefinition, ActivityOptions, OrchestratorDefinition } from '../registry.js';
 import {
+  assertActivityOptions,
   assertDate,
   assertEventName,
   assertInstanceId,
@@ -80,8 +81,10 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return task;
   }
 
-  callActivity<TOut = unknown>(activity: string | ActivityDefinition, input?: unknown): ActivityTask<TOut> {
-    return this.track(this.newActivity<TOut>(functionNameOf('activity', activity, 'ctx.callActivity', 'activity'), input));
+  callActivity<TOut = unknown>(activity: string | ActivityDefinition, input?: unknown, options?: ActivityOptions): ActivityTask<TOut> {
+    const name = functionNameOf('activity', activity, 'ctx.callActivity', 'activity');
+    assertActivityOptions('ctx.callActivity', 'options', options);
+    return this.track(this.newActivity<TOut>(name, input, options));
   }
 
   createTimer(fireAt: Date): TimerTask {
@@ -94,12 +97,16 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return this.checkPayload ? this.checkPayload(value, what) : undefined;
   }
 
-  private newActivity<TOut>(name: string, input: unknown): ActivityTask<TOut> {
+  private newActivity<TOut>(name: string, input: unknown, options?: ActivityOptions, retryOf?: number): ActivityTask<TOut> {
     const checked = this.check(input, `Input of activity '${name}'`);
     const id = this.nextSeq++;
     if (checked !== undefined) this.checkedInputs.set(id, checked);
     const task = new ActivityTask<TOut>(id, name);
-    this.pendingActions.set(id, { type: 'ScheduleTask', id, name, input });
+    const action: ScheduleTaskAction = { type: 'ScheduleTask', id, name, input };
+    if (options?.startToCloseTimeoutMs !== undefined) action.startToCloseTimeoutMs = options.startToCloseTimeoutMs;
+    if (options?.heartbeatTimeoutMs !== undefined) action.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
+    if (retryOf !== undefined) action.retryOf = retryOf;
+    this.pendingActions.set(id, action);
     this.openTasks.set(id, task as ActivityTask);
     return task;
   }
@@ -130,12 +137,18 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return task;
   }
 
-  callActivityWithRetry<TOut = unknown>(activity: string | ActivityDefinition, retryOptions: RetryOptions, input?: unknown): Task<TOut> {
+  callActivityWithRetry<TOut = unknown>(activity: string | ActivityDefinition, retryOptions: RetryOptions, input?: unknown, options?: ActivityOptions): Task<TOut> {
     const name = functionNameOf('activity', activity, 'ctx.callActivityWithRetry', 'activity');
     assertRetryOptions(retryOptions, 'ctx.callActivityWithRetry');
-    return this.track(
-      new RetryableTask<TOut>(retryOptions, () => this.currentUtcDateTime.getTime(), (d) => this.newTimer(d), () => this.newActivity<TOut>(name, input)),
-    );
+    assertActivityOptions('ctx.callActivityWithRetry', 'options', options);
+    // Every attempt after the first names the first one: the attempts share their heartbeat details.
+    let first: number | undefined;
+    const attempt = () => {
+      const t = this.newActivity<TOut>(name, input, options, first);
+      first ??= t.id;
+      return t;
+    };
+    return this.track(new RetryableTask<TOut>(retryOptions, () => this.currentUtcDateTime.getTime(), (d) => this.newTimer(d), attempt));
   }
 
   callSubOrchestrator<TOut = unknown>(orchestrator: string | OrchestratorDefinition, input?: unknown, instanceId?: string): Task<TOut> {

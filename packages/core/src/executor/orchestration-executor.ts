@@ -6,7 +6,7 @@ import type { OrchestratorAction, WaitSpec } from '../actions.js';
 import { type CheckedPayloads, type PayloadCheck, RuntimeOrchestrationContext } from '../context/runtime-orchestration-context.js';
 import { DurabullError, NonDurableAwaitError, TaskFailedError } from '../errors.js';
 import { type FailureDetails, toFailureDetails } from '../failure.js';
-import type { ExecutionStartedEvent, HistoryEvent } from '../history/events.js';
+import type { ExecutionStartedEvent, HistoryEvent, TaskScheduledEvent } from '../history/events.js';
 import type { Registry } from '../registry.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
 import { RetryableTask } from '../tasks/retryable-task.js';
@@ -230,7 +230,12 @@ export class OrchestrationSession {
         checkedInputs.set(action.id, ctx.checkedInputs.get(action.id));
       }
       if (action.type === 'ScheduleTask') {
-        result.actionEvents.push({ type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now });
+        const scheduled: TaskScheduledEvent = { type: 'TaskScheduled', taskId: action.id, name: action.name, input: action.input, timestamp: now };
+        // Only what the call gave: a plain call stores no more than before.
+        if (action.startToCloseTimeoutMs !== undefined) scheduled.startToCloseTimeoutMs = action.startToCloseTimeoutMs;
+        if (action.heartbeatTimeoutMs !== undefined) scheduled.heartbeatTimeoutMs = action.heartbeatTimeoutMs;
+        if (action.retryOf !== undefined) scheduled.retryOf = action.retryOf;
+        result.actionEvents.push(scheduled);
       } else if (action.type === 'CreateTimer') {
         result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
       } else if (action.type === 'CreateSubOrchestration') {

@@ -70,6 +70,8 @@ export interface ExecutionStartedEvent extends EventBase {
    * execution is a child of it, whichever process runs it. Absent when nothing was traced.
    */
   trace?: Record<string, string>;
+  /** A delayed start (`startNew(name, { startAt })`): when it was to start, epoch ms (Durable Functions' `ScheduledStartTime`). */
+  scheduledStartTime?: number;
 }
 export interface ExecutionCompletedEvent extends EventBase {
   type: 'ExecutionCompleted';
@@ -98,6 +100,12 @@ export interface TaskScheduledEvent extends EventBase {
   taskId: number;
   name: string;
   input?: unknown;
+  /** The call's start-to-close timeout (ms), when it gave one. */
+  startToCloseTimeoutMs?: number;
+  /** The call's heartbeat timeout (ms), when it gave one. */
+  heartbeatTimeoutMs?: number;
+  /** A retry of a retry policy: the task id of its first attempt. */
+  retryOf?: number;
 }
 export interface TaskCompletedEvent extends EventBase {
   type: 'TaskCompleted';

@@ -34,12 +34,17 @@ describe('script loader', () => {
     const byName = Object.fromEntries(scripts.map((s) => [s.name, s]));
     expect(byName.commitEpisode?.numberOfKeys).toBe(9);
     expect(byName.deliverEvent?.numberOfKeys).toBe(10);
-    expect(byName.startInstance?.numberOfKeys).toBe(12);
+    expect(byName.startInstance?.numberOfKeys).toBe(14);
     expect(byName.terminateInstance?.numberOfKeys).toBe(9);
-    expect(byName.purgeInstance?.numberOfKeys).toBe(9);
+    expect(byName.purgeInstance?.numberOfKeys).toBe(11);
     expect(byName.setSuspended?.numberOfKeys).toBe(6);
     expect(byName.requeueInstance?.numberOfKeys).toBe(5);
     expect(byName.reindexInstance?.numberOfKeys).toBe(4);
+    expect(byName.heartbeatActivity?.numberOfKeys).toBe(5);
+    expect(byName.endActivityAttempt?.numberOfKeys).toBe(2);
+    expect(byName.claimExpiredActivities?.numberOfKeys).toBe(2);
+    expect(byName.writeSchedule?.numberOfKeys).toBe(2);
+    expect(byName.fireSchedule?.numberOfKeys).toBe(2);
     for (const s of scripts) {
       expect(s.lua).not.toContain('@include');
       expect(s.lua.startsWith('--[[')).toBe(true);

@@ -15,6 +15,8 @@
     KEYS[10] partition name index (lex zset)
     KEYS[11] claim set (tokens of the instance's payloads stored apart)
     KEYS[12] the parent's state hash (a sub-orchestration; any key otherwise: not read)
+    KEYS[13] partition schedule index (lex zset)
+    KEYS[14] the instance's heartbeat details hash
 
     ARGV[1] instance id
     ARGV[2] orchestrator name
@@ -23,8 +25,15 @@
     ARGV[5] input (msgpack)
     ARGV[6] inbox entry with the ExecutionStarted event
     ARGV[7] parent link "<parent id>|<parent execution>|<task id>" ("" for a top-level instance)
-    ARGV[8] M: number of payloads stored apart (claim check; the input when it is large)
-    ARGV[9...] M pairs: token, encoded payload
+    ARGV[8] delayed start: the first episode runs no earlier than this (epoch ms; "" for at once).
+            The wake's payload carries it ("W<id>|<execution>|0||<ms>"), so whoever dispatches the
+            outbox entry queues a delayed job
+    ARGV[9] schedule link "<schedule id>|<tick ms>" ("" for none): recorded in the state (`sched`,
+            `tick`) and in the schedule index
+    ARGV[10] "1": refuse an id whose instance exists whatever its status (a schedule's tick: a
+            start made twice must not replace the instance the first one started)
+    ARGV[11] M: number of payloads stored apart (claim check; the input when it is large)
+    ARGV[12...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload}   created
@@ -32,7 +41,7 @@
                                   command that ioredis sent again after a reply lost with its
                                   connection; nothing is written (never a restart of what it created)
     {2}                           a sub-orchestration start delivered twice: this parent task already created it
-    {-1, status}                  the instance exists and is not finished
+    {-1, status}                  the instance exists and is not finished (with ARGV[10]: exists)
     {-7}                          a sub-orchestration whose parent (that execution) was terminated
                                   recursively since it asked for the start: not started
 ]]
@@ -45,10 +54,12 @@ local rcall = redis.call
 --- @include "includes/deleteClaims"
 
 local st = KEYS[1]
-local cur = rcall("HMGET", st, "status", "plink", "exec")
+local cur = rcall("HMGET", st, "status", "plink", "exec", "startAt")
 local status = cur[1]
 if status and cur[3] == ARGV[3] then
-  return {3, "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0", "W" .. ARGV[1] .. "|" .. ARGV[3] .. "|0"}
+  local payload = "W" .. ARGV[1] .. "|" .. ARGV[3] .. "|0"
+  if cur[4] then payload = payload .. "||" .. cur[4] end
+  return {3, "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0", payload}
 end
 if status and ARGV[7] ~= "" and cur[2] == ARGV[7] then
   return {2}
@@ -58,26 +69,37 @@ if ARGV[7] ~= "" then
   local parentExec = string.match(ARGV[7], "^[^|]*|([^|]*)|")
   if parent[1] == "Terminated" and parent[3] == "1" and parent[2] == parentExec then return {-7} end
 end
-if status and not isTerminal(status) then
+if status and (ARGV[10] == "1" or not isTerminal(status)) then
   return {-1, status}
 end
 -- A start never writes into keys it did not create: reusing the id of a finished instance, its old
 -- execution goes away; with no state at all, whatever an instance's keys still hold is left over
 -- (a Redis that lost or re-applied writes, a key deleted by hand) and goes too, so the new history
 -- begins with this start's ExecutionStarted and nothing else.
-if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1]) end
-rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r")
+if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1], KEYS[13]) end
+rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[14])
 deleteClaims(KEYS[11])
-storeClaims(KEYS[11], 9, tonumber(ARGV[8]))
+storeClaims(KEYS[11], 12, tonumber(ARGV[11]))
 
 local now = ARGV[4]
 rcall("HSET", st,
   "name", ARGV[2], "exec", ARGV[3], "version", 0, "scheduled", 1,
   "createdAt", now, "updatedAt", now, "input", ARGV[5], "episodes", 0, "wmode", "u")
 if ARGV[7] ~= "" then rcall("HSET", st, "plink", ARGV[7]) end
+if ARGV[8] ~= "" then rcall("HSET", st, "startAt", ARGV[8]) end
 setStatus(st, KEYS[9], ARGV[1], "Pending")
 rcall("ZADD", KEYS[8], 0, indexMember("", now, ARGV[1]))
 rcall("ZADD", KEYS[10], 0, indexMember(ARGV[2], now, ARGV[1]))
+if ARGV[9] ~= "" then
+  local sched, tick = string.match(ARGV[9], "^([^|]+)|(%d+)$")
+  rcall("HSET", st, "sched", sched, "tick", tick)
+  rcall("ZADD", KEYS[13], 0, indexMember(sched, now, ARGV[1]))
+end
 rcall("RPUSH", KEYS[3], ARGV[6])
 local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
+if ARGV[8] ~= "" then
+  -- A delayed start: the wake says when (a dispatch from the outbox queues it delayed too).
+  payload = payload .. "||" .. ARGV[8]
+  rcall("HSET", KEYS[6], jobId, payload)
+end
 return {1, jobId, payload}

@@ -1,6 +1,7 @@
 --[[
   Deletes a finished instance: state, history, inbox (and the ids of raised events it saw, under
-  the inbox key's name + ":r"), index entries and the payloads it stored apart (claim check).
+  the inbox key's name + ":r"), index entries (the schedule index's too), its activities'
+  heartbeat details and the payloads it stored apart (claim check).
   Leaves nothing behind.
 
   Input:
@@ -13,6 +14,8 @@
     KEYS[7] partition status index
     KEYS[8] partition name index
     KEYS[9] claim set (tokens of the instance's payloads stored apart)
+    KEYS[10] partition schedule index
+    KEYS[11] the instance's heartbeat details hash
 
     ARGV[1] instance id
 
@@ -29,7 +32,7 @@ local rcall = redis.call
 local status = rcall("HGET", KEYS[1], "status")
 if not status then return {-1} end
 if not isTerminal(status) then return {-5, status} end
-removeFromIndexes(KEYS[1], KEYS[6], KEYS[7], KEYS[8], ARGV[1])
-rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r")
+removeFromIndexes(KEYS[1], KEYS[6], KEYS[7], KEYS[8], ARGV[1], KEYS[10])
+rcall("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[11])
 deleteClaims(KEYS[9])
 return {1}
