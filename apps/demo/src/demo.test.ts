@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { HubKeys } from '@durabull/redis';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
 const run = promisify(execFile);
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -16,12 +17,7 @@ const hub = `demo-test-${Math.random().toString(16).slice(2, 10)}`;
 
 afterAll(async () => {
   const redis = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
   await redis.quit();
 });
 

@@ -344,13 +344,11 @@ export function notFoundPage(ctx: PageContext, instanceId: string): string {
  * the server asks of cookie-authenticated API calls), and while the instance has not finished the
  * page polls its status and reloads when it changes (not while someone is typing in a form).
  */
-const INSTANCE_SCRIPT = `
-(() => {
-  const el = document.getElementById('instance');
-  const id = el.dataset.id;
-  const base = '/instances/' + encodeURIComponent(id);
-  const msg = document.getElementById('msg');
-  async function call(method, path, body) {
+/**
+ * The pages' scripts call the HTTP API with this: the HttpOnly cookie (same origin) and the CSRF
+ * header the API requires with it; a JSON body; an error with the API's message.
+ */
+const API_CALL = `  async function call(method, path, body) {
     const headers = { 'x-durabull-csrf': '1' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
@@ -358,7 +356,15 @@ const INSTANCE_SCRIPT = `
     const data = text ? JSON.parse(text) : undefined;
     if (!res.ok) throw new Error((data && data.message) || res.statusText);
     return data;
-  }
+  }`;
+
+const INSTANCE_SCRIPT = `
+(() => {
+  const el = document.getElementById('instance');
+  const id = el.dataset.id;
+  const base = '/instances/' + encodeURIComponent(id);
+  const msg = document.getElementById('msg');
+${API_CALL}
   const actions = {
     raise: (f) => {
       const raw = f.data.value.trim();
@@ -600,15 +606,7 @@ export function schedulesPage(ctx: PageContext, hub: string, schedules: readonly
 const SCHEDULES_SCRIPT = `
 (() => {
   const msg = document.getElementById('msg');
-  async function call(method, path, body) {
-    const headers = { 'x-durabull-csrf': '1' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    const data = text ? JSON.parse(text) : undefined;
-    if (!res.ok) throw new Error((data && data.message) || res.statusText);
-    return data;
-  }
+${API_CALL}
   const one = (f) => '/schedules/' + encodeURIComponent(f.dataset.id);
   const actions = {
     pause: (f) => call('POST', one(f) + '/pause', {}),

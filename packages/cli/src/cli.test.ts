@@ -18,6 +18,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { registry } from './__tests__/functions.js';
 import { type DashboardModule, runCli } from './cli.js';
+import { waitUntil as until } from '../../../test/src/helpers/orchestration.js';
+import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
 // `dashboard` imports @durabull/server without its types: this keeps the two in step.
 const serverModule: DashboardModule = { createServer };
@@ -64,12 +66,7 @@ afterEach(async () => {
   worker = undefined;
   await client.close();
   // Only this hub's keys, with SCAN + UNLINK: the Redis may be shared.
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
 });
 
 async function startWorker(): Promise<void> {
@@ -128,15 +125,6 @@ async function snapshot(): Promise<Map<string, string>> {
     }
   } while (cursor !== '0');
   return out;
-}
-
-/** Polls until `check` holds (never a fixed sleep). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const statusOf = async (id: string) => (await client.getStatus(id))?.runtimeStatus;

@@ -15,6 +15,8 @@ import { registry as v1 } from './__tests__/replay-v1.js';
 import { registry as v2 } from './__tests__/replay-v2.js';
 import { registry as v2Patched } from './__tests__/replay-v2-patched.js';
 import { runCli } from './cli.js';
+import { waitUntil as until } from '../../../test/src/helpers/orchestration.js';
+import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
 const module = (name: string) => fileURLToPath(new URL(`./__tests__/${name}.ts`, import.meta.url));
 
@@ -38,26 +40,13 @@ beforeEach(() => {
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.close()));
   await client.close();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
 });
 
 async function worker(registry: Registry): Promise<DurabullWorker> {
   const w = await new DurabullWorker({ connection: url, hub, registry, logger: false }).start();
   workers.push(w);
   return w;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Starts `Order` instances and waits until each has reserved and waits for `Go`. */

@@ -9,6 +9,7 @@ import { HubKeys } from '@durabull/redis';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from './cli.js';
+import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
 const MODULE = fileURLToPath(new URL('./__tests__/replay-v1.ts', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/durabull.js', import.meta.url));
@@ -21,12 +22,7 @@ beforeAll(() => {
   redis = new Redis(url, { maxRetriesPerRequest: null });
 });
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
   await redis.quit();
 });
 
