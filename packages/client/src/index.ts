@@ -14,7 +14,9 @@ export {
   type PurgeFilter,
   type StartOptions,
   type OrchestrationStatus,
+  type SignalEntityOptions,
 } from './durabull-client.js';
+export { type EntityStateResponse, type EntityMetadata, type EntityListPage } from '@durabull/redis';
 export { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, type ListQuery, type WorkerInfo, type WorkerKind } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
@@ -24,5 +26,8 @@ export {
   PayloadError,
   OrchestratorNotServedError,
   FunctionNotFoundError,
+  EntityId,
+  EntityNotFoundError,
+  EntityOperationNotFoundError,
   type RuntimeStatus,
 } from '@durabull/core';
