@@ -150,6 +150,33 @@ describe('entities', () => {
     expect(report.findings).toEqual([]);
   });
 
+  it('the checker and the stuck sweep take orchestrations waiting on entities (a call, a lock) for what they are', async () => {
+    const Holder: OrchestratorFunction = async (ctx) => {
+      const lock = await ctx.lockEntities('@Counter@w');
+      await ctx.callEntity('@Counter@w', 'add', 1);
+      await ctx.waitForExternalEvent('go');
+      lock.release();
+      return 'held';
+    };
+    const Caller: OrchestratorFunction = async (ctx) => {
+      await ctx.callEntity('@Counter@w', 'add', 10);
+      return ctx.callEntity('@Counter@w', 'get');
+    };
+    th = await createTestHub({ entities: { Counter }, orchestrators: { Holder, Caller } });
+    const holder = await th.client.startNew('Holder', { instanceId: 'holder' });
+    await waitFor(() => th!.client.readEntityState<number>('@Counter@w'), (s) => s.entityState === 1, 'the holder\'s call');
+    const caller = await th.client.startNew('Caller', { instanceId: 'caller' });
+    // The caller's operation waits, parked, while the holder holds the entity.
+    await waitFor(() => th!.client.getEntity('@Counter@w'), (m) => m?.pendingOperations === 1, 'the parked call');
+    const backend = th.workers[0]!.backend;
+    for (const id of [holder, caller]) expect((await checkInstance(backend, id, { graceMs: 0 })).findings).toEqual([]);
+    expect(await backend.sweepStuck({ graceMs: 0 })).toEqual([]);
+    expect((await th.client.getEntity('@Counter@w'))?.lockedBy).toMatch(/^holder\|/);
+    await th.client.raiseEvent(holder, 'go');
+    expect((await th.client.waitForCompletion(caller, { timeoutMs: 30_000 })).output).toBe(11);
+    expect((await th.client.waitForCompletion(holder, { timeoutMs: 30_000 })).output).toBe('held');
+  });
+
   it('two orchestrations locking the same two entities in opposite orders both finish, and the total never changes', async () => {
     const Transfer: OrchestratorFunction = async (ctx, input: { from: string; to: string; amount: number; rounds: number }) => {
       for (let r = 0; r < input.rounds; r++) {
@@ -246,7 +273,6 @@ describe('entities', () => {
     th = await createTestHub({ entities: { Account }, orchestrators: { Caller } });
     await expect(th.client.signalEntity('@Nobody@k', 'add', 1)).rejects.toThrow(EntityNotFoundError);
     await expect(th.client.signalEntity('@Account@k', 'steal', 1)).rejects.toThrow(EntityOperationNotFoundError);
-    // @ts-expect-error the typed id has no operation 'steal'
     await expect(th.client.signalEntity(Account.id('k'), 'steal', 1)).rejects.toThrow(EntityOperationNotFoundError);
     await expect(th.client.signalEntity('Account:k', 'deposit', 1)).rejects.toThrow(/entity id '@<name>@<key>'/);
     expect(await th.client.listEntities({ name: 'Nobody' })).toEqual({ entities: [] });
