@@ -146,7 +146,8 @@ export class EntityWorker {
         lock = `${m.s}|${m.c}`;
         lockChanged = true;
         const set = m.l ?? [];
-        const nextEntity = set[set.indexOf(c.id) + 1];
+        const pos = set.indexOf(c.id);
+        const nextEntity = pos >= 0 ? set[pos + 1] : undefined;
         // The lock goes on to the next entity of the set (sorted: every critical section takes them in one order).
         if (nextEntity) result.signals.push([nextEntity, raw(queue[i]!), 0]);
         else result.responses.push(entityResponse(inst, exec, m.c!, 'g'));
