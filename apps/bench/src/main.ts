@@ -10,7 +10,7 @@
  *   BENCH_REDIS_URL     use this Redis (default: start a redis-server with appendonly yes,
  *                       appendfsync everysec in a temp dir, on a free port)
  *   BENCH_QUICK=1       skip W2 N=100,000 (--quick)
- *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4);
+ *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4), w6 (entities);
  *                       two more run only when named: w1m (the cost of metrics on W1, interleaved
  *                       pairs) and replay (durabull replay-check on 10,000 running instances)
  *   BENCH_W1M_PAIRS     pairs of w1m (default 6); BENCH_W1M_N chains per run (default 1,000)
@@ -40,6 +40,7 @@ import { runW3 } from './workloads/w3.js';
 import { type ScaleSet, W4L_STEPS, runW4, runW4L, w4Keys } from './workloads/w4.js';
 import { runW1Metrics } from './workloads/w1-metrics.js';
 import { runReplayCheck } from './workloads/replay-check.js';
+import { runW6 } from './workloads/w6.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OUT_DIR = join(REPO_ROOT, 'bench-results');
@@ -48,7 +49,7 @@ const t0 = performance.now();
 const log = (msg: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
 
 const env = process.env;
-const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model'] as const;
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model', 'w6'] as const;
 /** Workloads that run only when named (not in the default set). */
 const EXTRA_WORKLOADS = ['w1m', 'replay'] as const;
 
@@ -116,6 +117,8 @@ const W1_INSTANCES = 1000;
 const W2_NS = quick ? [1000, 10_000] : [1000, 10_000, 100_000];
 const W2_SKIPPED = quick ? [100_000] : [];
 const W3 = { steps: 100, sequenceRuns: 3, chainRuns: 50 };
+/** W6 entities: a hot counter, many counters, transfers under critical sections. */
+const W6 = { hotSignals: 10_000, senders: 100, entities: 1000, opsEach: 10, orchestrations: 100, transfers: 5, accounts: 20 };
 /** Instances of the untimed MONITOR census, slow-log census and CPU profile of each W4 fleet. */
 const W4_CENSUS = census ? 200 : 0;
 
@@ -219,6 +222,7 @@ async function main(): Promise<number> {
       w1Instances: W1_INSTANCES,
       w2Ns: W2_NS,
       w3: W3,
+      w6: W6,
       w4Ks: W4_KS,
       w4Instances: W4_INSTANCES,
       w4WarmupPerProcess: W4_WARMUP,
@@ -300,6 +304,9 @@ async function main(): Promise<number> {
     });
     await step('replay', async () => {
       results.replayCheck = await runReplayCheck(bench, { instances: Number(env.BENCH_REPLAY_N ?? 10_000), batch: 500, timeoutMs: 300_000 });
+    });
+    await step('w6', async () => {
+      results.w6 = await runW6(bench, { ...W6, timeoutMs: 180_000 });
     });
   } finally {
     // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).

@@ -6,6 +6,7 @@ import { fmt, fmtRatio, mb, round } from './stats.js';
 import type { W1Result, CommandCounts } from './workloads/w1.js';
 import type { W2Point, W2Result } from './workloads/w2.js';
 import type { W3Result } from './workloads/w3.js';
+import type { W6Result } from './workloads/w6.js';
 import { type W4Result, fleetBreakdown, modelSection, w4KeysSection, w4SummaryRows } from './report-w4.js';
 import type { W1MetricsResult } from './workloads/w1-metrics.js';
 import type { ReplayCheckResult } from './workloads/replay-check.js';
@@ -46,6 +47,7 @@ export interface Results {
     w1Instances: number;
     w2Ns: number[];
     w3: { steps: number; sequenceRuns: number; chainRuns: number };
+    w6?: { hotSignals: number; senders: number; entities: number; opsEach: number; orchestrations: number; transfers: number; accounts: number };
     w4Ks: number[];
     w4Instances: number;
     w4WarmupPerProcess: number;
@@ -61,6 +63,7 @@ export interface Results {
   w4?: W4Result;
   w1Metrics?: W1MetricsResult;
   replayCheck?: ReplayCheckResult;
+  w6?: W6Result;
   errors: Record<string, string>;
   targets: Target[];
   notes: string[];
@@ -96,6 +99,12 @@ export function evaluateTargets(r: Results): Target[] {
   if (r.w1) {
     out.push(target('W1', 'instances/s', r.w1.instancesPerSec, '>=', 2000));
     out.push(target('W1', 'instances/s vs baseline', r.w1.ratio, '>=', 0.45));
+  }
+  if (r.w6) {
+    out.push(target('W6', 'hot entity operations/s', r.w6.hotEntityOpsPerSec, '>=', 5000));
+    out.push(target('W6', 'hot entity operations per batch', r.w6.hotEntityOpsPerBatch, '>=', 50));
+    out.push(target('W6', 'many entities operations/s', r.w6.manyEntitiesOpsPerSec, '>=', 5000));
+    out.push(target('W6', 'total balance constant (1 = yes)', r.w6.totalBalanceConstant ? 1 : 0, '>=', 1));
   }
   const n10 = r.w2?.n10000;
   const n100 = r.w2?.n100000;
@@ -197,6 +206,14 @@ export function toMarkdown(r: Results): string {
     L.push(row(['', 'mean ms', fmt(w.durabull.chain.mean, 2), fmt(w.baseline.chain.mean, 2), fmtRatio(w.durabull.chain.mean / w.baseline.chain.mean)]));
   }
   if (r.w4) L.push(...w4SummaryRows(r.w4));
+  if (r.w6) {
+    const w = r.w6;
+    L.push(row([`W6 hot entity: ${fmt(w.hotSignals, 0)} signals from ${w.hotSenders} senders to one counter`, 'operations/s', fmt(w.hotEntityOpsPerSec, 0), '', '']));
+    L.push(row(['', 'batches (operations per batch)', `${fmt(w.hotEntityBatches, 0)} (${fmt(w.hotEntityOpsPerBatch, 1)})`, '', '']));
+    L.push(row([`W6 many entities: ${fmt(w.manyEntities, 0)} x ${w.manyEntitiesOpsEach} signals`, 'operations/s', fmt(w.manyEntitiesOpsPerSec, 0), '', '']));
+    L.push(row([`W6 transfers: ${w.transferOrchestrations} orchestrations x ${w.transfersEach} under lockEntities over ${w.accounts} accounts`, 'p50 / p99 ms', `${fmt(w.transferP50Ms, 1)} / ${fmt(w.transferP99Ms, 1)}`, '', '']));
+    L.push(row(['', 'total balance constant (audits, final)', `${w.totalBalanceConstant ? 'yes' : 'NO'} (${w.audits.join(', ')}; ${w.finalTotal})`, '', '']));
+  }
   if (r.w1) {
     const d = r.w1.commands.durabull;
     const bl = r.w1.commands.baseline;

@@ -117,6 +117,10 @@ export function describeHistory(history: readonly HistoryEvent[]): string[] {
       case 'ExecutionCompleted':
         lines.push(`${e.type}:${e.status}`);
         break;
+      case 'EntityOperationCalled':
+      case 'EntityOperationSignaled':
+        lines.push(`${e.type}:${e.entityId}:${e.operation}`);
+        break;
       default:
         lines.push(e.type);
     }

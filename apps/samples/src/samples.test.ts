@@ -7,6 +7,7 @@ import { HubKeys } from '@durabull/redis';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run as runChaining } from './chaining.js';
+import { run as runEntities } from './entities.js';
 import { run as runFanOutFanIn } from './fan-out-fan-in.js';
 import { compactHistory, countEvents } from './harness.js';
 import { run as runHumanInteraction } from './human-interaction.js';
@@ -71,7 +72,7 @@ const log = (line: string) => void lines.push(line);
 
 describe('samples', () => {
   it('lists one sample per pattern', () => {
-    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations', 'schedule']);
+    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations', 'schedule', 'entities']);
   });
 
   it('chaining: F1 -> F2 -> F3 -> F4, and compensation in reverse order when F3 fails', async () => {
@@ -254,5 +255,17 @@ describe('samples', () => {
     expect(r.started).toBeGreaterThanOrEqual(r.ticked.length + 1);
     expect(r.delayed.report.output).toBe('report 2024-06-02: 10 batches (resumed at 4)');
     expect(r.delayed.firstEpisodeAt).toBeGreaterThanOrEqual(r.delayed.startAt);
+  });
+
+  it('entities: a counter aggregated from a fan-out of signals, and transfers under lockEntities that keep the total', async () => {
+    const r = await runEntities({ redisUrl, hub: newHub('entities'), log, items: 200 });
+    expect(r.counter.state).toBe(r.counter.expected);
+    expect(r.counter.operations).toBe(200);
+    expect(r.counter.batches).toBeLessThan(200);
+    expect(r.transfers.map((t) => t.output)).toEqual([{ ok: true }, { ok: true }, { ok: false, reason: 'insufficient funds: balance 120, asked 500' }]);
+    expect(Object.values(r.balances)).toEqual([120, 80]);
+    expect(r.transfers[0]!.history).toContain('EntityLockRequested');
+    expect(r.transfers[0]!.history).toContain('EntityLockGranted');
+    expect(r.transfers[0]!.history.filter((l) => l === 'EntityUnlockSent')).toHaveLength(2);
   });
 });

@@ -1,5 +1,6 @@
 /** Every sample by the name `npm run sample -- <name>` takes. */
 import * as chaining from './chaining.js';
+import * as entities from './entities.js';
 import * as fanOutFanIn from './fan-out-fan-in.js';
 import type { SampleOptions } from './harness.js';
 import * as humanInteraction from './human-interaction.js';
@@ -20,6 +21,7 @@ export const samples = {
   'human-interaction': { description: 'waits for an Approval event or a deadline (ctx.any); one approved, one escalated', run: humanInteraction.run },
   'sub-orchestrations': { description: 'a parent fans out to child orchestrations, retries a failing child, catches a hopeless one', run: subOrchestrations.run },
   schedule: { description: 'a schedule starts a report every tick; its export heartbeats, times out once and resumes from its last heartbeat', run: schedule.run },
+  entities: { description: 'a counter aggregated from a fan-out of signals; transfers between two accounts under lockEntities', run: entities.run },
 } satisfies Record<string, Sample>;
 
 export type SampleName = keyof typeof samples;

@@ -70,7 +70,7 @@ export function layout(ctx: PageContext, title: string, body: string, script = '
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} - durabull</title><link rel="icon" href="data:,">
 <style nonce="${ctx.nonce}">${STYLE}</style></head>
-<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/overview">Overview</a><a href="/ui/schedules">Schedules</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
+<body><header><strong>durabull</strong><a href="/">Orchestrations</a><a href="/ui/overview">Overview</a><a href="/ui/schedules">Schedules</a><a href="/ui/entities">Entities</a><a href="/ui/workers">Workers</a><a href="/queues">Queues (Bull Board)</a></header>
 <main>${body}</main>
 ${script ? `<script nonce="${ctx.nonce}">${script}</script>` : ''}
 </body></html>`;
@@ -638,3 +638,34 @@ ${API_CALL}
   }
 })();
 `;
+
+/** One entity as the Entities page shows it. */
+export interface EntityRow {
+  id: string;
+  hasState: boolean;
+  state?: unknown;
+  pendingOperations: number;
+  lockedBy?: string;
+  operations: number;
+  batches: number;
+  lastModifiedAt?: Date;
+}
+
+/** The Entities page: each entity's state, operations waiting (in its inbox or parked) and lock holder. */
+export function entitiesPage(ctx: PageContext, name: string | undefined, entities: readonly EntityRow[], nextCursor: string | undefined): string {
+  const rows = entities
+    .map(
+      (e) => `<tr data-entity-id="${esc(e.id)}">
+<td>${esc(e.id)}</td><td>${e.hasState ? `<code>${esc(brief(e.state))}</code>` : '<span class="muted">(no state)</span>'}</td>
+<td>${esc(e.pendingOperations)}</td><td>${e.lockedBy ? `<a href="/ui/instances/${encodeURIComponent(e.lockedBy.split('|')[0]!)}">${esc(e.lockedBy.split('|')[0])}</a>` : '<span class="muted">-</span>'}</td>
+<td>${esc(e.operations)}</td><td>${esc(e.batches)}</td><td>${e.lastModifiedAt ? esc(time(e.lastModifiedAt)) : ''}</td></tr>`,
+    )
+    .join('\n');
+  const q = (cursor?: string) => `/ui/entities?${new URLSearchParams({ ...(name ? { name } : {}), ...(cursor ? { cursor } : {}) }).toString()}`;
+  const body = `<h1>Entities${name ? ` <small class="muted">${esc(name)}</small>` : ''}</h1>
+<form method="get" action="/ui/entities"><label>Name <input name="name" value="${esc(name ?? '')}"></label> <button>Filter</button></form>
+<table id="entities"><thead><tr><th>Entity</th><th>State</th><th>Pending operations</th><th>Lock holder</th><th>Operations run</th><th>Batches</th><th>Last modified (UTC)</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="7" class="muted">No entity.</td></tr>'}</tbody></table>
+${nextCursor ? `<p><a href="${esc(q(nextCursor))}">Next page</a></p>` : ''}`;
+  return layout(ctx, 'Entities', body);
+}

@@ -8,6 +8,8 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { DurabullClient } from '@durabull/client';
 import {
+  EntityNotFoundError,
+  EntityOperationNotFoundError,
   InstanceAlreadyExistsError,
   InstanceNotFoundError,
   OrchestratorNotServedError,
@@ -22,7 +24,7 @@ import { DurabullMetrics } from '@durabull/worker';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis, RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { type PageContext, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, schedulesPage, workersPage } from './html.js';
+import { type PageContext, entitiesPage, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, schedulesPage, workersPage } from './html.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -102,6 +104,10 @@ const FILTERS = z.object({
   createdFrom: DATE.optional(),
   createdTo: DATE.optional(),
 });
+const ENTITY_KEY = z.string().regex(/^[A-Za-z0-9_.@-]{1,200}$/, "an entity key is 1 to 200 letters, digits, '_', '.', '@' or '-'");
+const ENTITY_PARAMS = z.object({ name: NAME, key: ENTITY_KEY });
+const OPERATION = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "an operation name is 1 to 128 letters, digits, '_', '.', ':' or '-'");
+const ENTITY_CURSOR = z.string().regex(/^@[A-Za-z0-9_.@-]{1,400}$/, 'pass the nextCursor of the previous page');
 const LIST_QUERY = FILTERS.extend({ pageSize: z.coerce.number().int().min(1).max(1000).optional(), cursor: CURSOR.optional() });
 /** Body of terminate, suspend and resume: optional, with an optional reason. */
 const REASON_BODY = z.object({ reason: z.unknown() }).optional();
@@ -132,6 +138,8 @@ function toHttpError(err: unknown): { status: number; body: Record<string, unkno
   const named = (status: number) => ({ status, body: { error: e.name ?? 'Error', message: e.message ?? '' } });
   if (err instanceof HttpError) return { status: err.statusCode, body: { error: err.error, message: err.message, ...err.extra } };
   if (err instanceof InstanceNotFoundError || err instanceof ScheduleNotFoundError) return named(404);
+  if (err instanceof InstanceNotFoundError) return named(404);
+  if (err instanceof EntityNotFoundError || err instanceof EntityOperationNotFoundError) return named(404);
   // No live worker of the hub runs that orchestrator: the names they run come with it.
   if (err instanceof OrchestratorNotServedError) return { status: 404, body: { error: err.name, message: err.message, served: err.served } };
   if (err instanceof InstanceAlreadyExistsError || err instanceof ScheduleAlreadyExistsError || err instanceof InstanceFinishedError || err instanceof InvalidInstanceStateError) {
@@ -484,6 +492,32 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     return { instancesDeleted: 1 };
   });
 
+  // ---- entities (Durable Functions' /entities/{name}/{key}) ----
+
+  app.get('/entities', async (req) => {
+    const q = parse(z.object({ name: NAME.optional(), pageSize: z.coerce.number().int().min(1).max(1000).default(100), cursor: ENTITY_CURSOR.optional(), withState: BOOL.default(false) }), req.query, 'query');
+    return client.listEntities({ pageSize: q.pageSize, withState: q.withState, ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+  });
+
+  app.get('/entities/:name/:key', async (req, reply) => {
+    const { name, key } = parse(ENTITY_PARAMS, req.params, 'path');
+    const entity = await client.getEntity({ name, key });
+    if (!entity) return reply.code(404).send({ error: 'EntityNotFound', message: `No entity '@${name}@${key}'` });
+    return entity;
+  });
+
+  app.post('/entities/:name/:key', async (req, reply) => {
+    const { name, key } = parse(ENTITY_PARAMS, req.params, 'path');
+    const { op } = parse(z.object({ op: OPERATION }), req.query, 'query');
+    await client.signalEntity({ name, key }, op, req.body);
+    return reply.code(202).send();
+  });
+
+  app.delete('/entities/:name/:key', async (req) => {
+    const { name, key } = parse(ENTITY_PARAMS, req.params, 'path');
+    return { entitiesDeleted: (await client.purgeEntity({ name, key })) ? 1 : 0 };
+  });
+
   // ---- pages ----
 
   const page = (reply: FastifyReply, status: number, render: (ctx: PageContext) => string) => {
@@ -540,6 +574,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const q = parse(z.object({ cursor: SCHEDULE_ID.optional() }), req.query, 'query');
     const found = await client.schedules.list({ pageSize: 100, ...(q.cursor ? { cursor: q.cursor } : {}) });
     return page(reply, 200, (ctx) => schedulesPage(ctx, client.backend.keys.hub, found.schedules, found.nextCursor, q.cursor, Date.now()));
+  });
+
+  app.get('/ui/entities', async (req, reply) => {
+    const q = parse(z.object({ name: z.union([z.literal('').transform(() => undefined), NAME]).optional(), cursor: ENTITY_CURSOR.optional() }), req.query, 'query');
+    const result = await client.listEntities({ pageSize: 50, withState: true, ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return page(reply, 200, (ctx) => entitiesPage(ctx, q.name, result.entities, result.nextCursor));
   });
 
   app.get('/ui/workers', async (_req, reply) => {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DurabullClient, type OrchestrationStatus, type OverlapPolicy, type PurgeFilter } from '@durabull/client';
-import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ScheduleNotFoundError, ValidationError, assertFunctionName, assertInstanceId, assertScheduleId } from '@durabull/core';
+import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ScheduleNotFoundError, ValidationError, assertFunctionName, assertInstanceId, assertScheduleId, toEntityId } from '@durabull/core';
 import { type Finding, type ListPage, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
 import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
@@ -191,6 +191,8 @@ Examples:
   durabull start Report --start-at 2030-01-01T06:00:00Z
   durabull schedule create nightly --orchestrator Report --cron '0 3 * * *' --tz Europe/Paris
   durabull schedule list
+  durabull entity signal @Counter@c1 add --input 5
+  durabull entity get @Counter@c1
   durabull raise order-1 Approval --data '{"ok":true}'
   durabull purge --status Completed,Failed --to 2025-01-31
   durabull worker --module ./src/functions.ts
@@ -325,6 +327,73 @@ Examples:
     });
 
   addScheduleCommands(program, run);
+  const entity = program.command('entity').description('durable entities: signal one, read its state, list them, purge empty ones');
+  entity
+    .command('signal')
+    .description("send an operation to an entity ('@name@key'); it runs it once, in order")
+    .argument('<entity>', "entity id, '@name@key'")
+    .argument('<operation>', 'operation name')
+    .option('--input <json|@file>', 'operation input as JSON, or @file')
+    .option('--at <iso-time>', 'deliver it at this time (a scheduled signal)')
+    .action(async (id: string, operation: string, opts: { input?: string; at?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const entityId = toEntityId(id, 'entity signal', 'entity');
+      const input = opts.input === undefined ? undefined : parseJsonOption('--input', opts.input, io.cwd);
+      const at = opts.at === undefined ? undefined : new Date(opts.at);
+      if (at && Number.isNaN(at.getTime())) throw new ValidationError(`entity signal: --at must be a date and time (ISO 8601), got ${JSON.stringify(opts.at)}`);
+      const client = await run.connect(g);
+      await client.signalEntity(entityId, operation, input, at ? { scheduledTime: at } : {});
+      run.emit(g, { entityId: entityId.toString(), operation, ...(at ? { scheduledTime: at.toISOString() } : {}) }, () => `Signalled '${operation}' to entity '${entityId.toString()}'${at ? ` for ${at.toISOString()}` : ''}.`);
+    });
+  entity
+    .command('get')
+    .description("an entity's state, operations waiting and lock holder")
+    .argument('<entity>', "entity id, '@name@key'")
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const g = run.options(cmd);
+      const entityId = toEntityId(id, 'entity get', 'entity');
+      const client = await run.connect(g);
+      const m = await client.getEntity(entityId);
+      if (!m) throw new CliError(`No entity '${entityId.toString()}' in task hub '${g.hub}'.`);
+      run.emit(g, m, () => [
+        `${m.id}`,
+        `  state:              ${m.hasState ? JSON.stringify(m.state) : '(none)'}`,
+        `  pending operations: ${m.pendingOperations}`,
+        `  locked by:          ${m.lockedBy ?? '-'}`,
+        `  operations run:     ${m.operations} in ${m.batches} batches`,
+        `  last modified:      ${m.lastModifiedAt?.toISOString() ?? '-'}`,
+      ]);
+    });
+  entity
+    .command('list')
+    .description('entities in id order, optionally of one name')
+    .option('--name <name>', 'only entities of this name')
+    .option('--page-size <n>', 'entities per page (1 to 1000)', '100')
+    .option('--cursor <cursor>', 'the nextCursor of the previous page')
+    .action(async (opts: { name?: string; pageSize: string; cursor?: string }, cmd: Command) => {
+      const g = run.options(cmd);
+      const pageSize = parseIntOption('--page-size', opts.pageSize, 1, 1000);
+      const client = await run.connect(g);
+      const page = await client.listEntities({ pageSize, withState: true, ...(opts.name ? { name: opts.name } : {}), ...(opts.cursor ? { cursor: opts.cursor } : {}) });
+      run.emit(g, page, () => [
+        ...page.entities.map((m) => `${m.id}  ${m.hasState ? JSON.stringify(m.state) : '(no state)'}  pending ${m.pendingOperations}${m.lockedBy ? `  locked by ${m.lockedBy}` : ''}`),
+        ...(page.entities.length === 0 ? ['No entity.'] : []),
+        ...(page.nextCursor ? [`Next page: --cursor '${page.nextCursor}'`] : []),
+      ]);
+    });
+  entity
+    .command('purge')
+    .description('delete empty entities (no state, nothing waiting, no lock): one, or every one with --all')
+    .argument('[entity]', "entity id, '@name@key'")
+    .option('--all', 'every empty entity of the hub')
+    .action(async (id: string | undefined, opts: { all?: boolean }, cmd: Command) => {
+      const g = run.options(cmd);
+      if (!id && !opts.all) throw new ValidationError("entity purge: give an entity id ('@name@key') or --all");
+      const entityId = id ? toEntityId(id, 'entity purge', 'entity') : undefined;
+      const client = await run.connect(g);
+      const deleted = entityId ? ((await client.purgeEntity(entityId)) ? 1 : 0) : (await client.cleanEntityStorage({ removeEmptyEntities: true, releaseOrphanedLocks: false })).emptyEntitiesRemoved;
+      run.emit(g, { entitiesDeleted: deleted }, () => `Deleted ${deleted} empty entit${deleted === 1 ? 'y' : 'ies'}.`);
+    });
 
   program
     .command('raise')

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type ActivityDefinition, type OrchestratorDefinition, Registry } from '@durabull/core';
+import { type ActivityDefinition, type EntityDefinition, type OrchestratorDefinition, Registry } from '@durabull/core';
 import { CliError, UsageError } from './errors.js';
 
 /** The registry a module provides and where it came from, for the startup lines. */
@@ -24,10 +24,10 @@ function isRegistryLike(v: unknown): v is RegistryLike {
   return ['orchestratorNames', 'activityNames', 'getOrchestrator', 'getActivity'].every((k) => typeof r[k] === 'function');
 }
 
-function isDefinition(v: unknown): v is ActivityDefinition | OrchestratorDefinition {
+function isDefinition(v: unknown): v is ActivityDefinition | OrchestratorDefinition | EntityDefinition {
   if (typeof v !== 'object' || v === null) return false;
   const d = v as Record<string, unknown>;
-  return (d.kind === 'activity' || d.kind === 'orchestrator') && typeof d.name === 'string' && typeof d.fn === 'function';
+  return (d.kind === 'activity' || d.kind === 'orchestrator' || d.kind === 'entity') && typeof d.name === 'string' && typeof d.fn === 'function';
 }
 
 /**
@@ -40,6 +40,8 @@ function asRegistry(v: RegistryLike): Registry {
   const copy = new Registry();
   for (const name of v.orchestratorNames()) copy.addOrchestrator(name, v.getOrchestrator(name));
   for (const name of v.activityNames()) copy.addActivity(name, v.getActivity(name));
+  const e = v as Partial<Pick<Registry, 'entityNames' | 'getEntity'>>;
+  if (typeof e.entityNames === 'function' && typeof e.getEntity === 'function') for (const name of e.entityNames()) copy.addEntity(name, e.getEntity(name));
   return copy;
 }
 
@@ -71,7 +73,7 @@ export async function loadModule(file: string, cwd: string): Promise<LoadedModul
     registry = asRegistry(mod.default);
     source = 'export default';
   } else {
-    const defs = new Set<ActivityDefinition | OrchestratorDefinition>();
+    const defs = new Set<ActivityDefinition | OrchestratorDefinition | EntityDefinition>();
     for (const v of Object.values(mod)) {
       for (const item of Array.isArray(v) ? v : [v]) if (isDefinition(item)) defs.add(item);
     }
@@ -84,7 +86,7 @@ export async function loadModule(file: string, cwd: string): Promise<LoadedModul
       source = `${defs.size} definition${defs.size === 1 ? '' : 's'}`;
     }
   }
-  if (!registry || registry.orchestratorNames().length + registry.activityNames().length === 0) {
+  if (!registry || registry.orchestratorNames().length + registry.activityNames().length + registry.entityNames().length === 0) {
     throw new CliError(
       `module ${file} provides no functions: export a Registry as \`registry\` or as the default export, ` +
         'or export the definitions made with defineActivity() / defineOrchestrator()',

@@ -4,6 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  EntityOperationNotFoundError,
+  type EntityRef,
+  type OperationArgs,
+  type TypedEntityId,
+  assertOperationName,
+  toEntityId,
   type FailureDetails,
   type HistoryEvent,
   InstanceNotFoundError,
@@ -26,6 +32,9 @@ import {
   assertScheduleId,
 } from '@durabull/core';
 import {
+  type EntityListPage,
+  type EntityMetadata,
+  type EntityStateResponse,
   type ConnectionLike,
   type ConnectionLogger,
   type InstanceState,
@@ -561,11 +570,110 @@ export class DurabullClient {
     return this.subscribed;
   }
 
+  // ---- entities ----
+
+  /**
+   * Sends a one-way operation to an entity (Durable Functions' `signalEntity`); with
+   * `options.scheduledTime`, the entity runs it at that time. The signal's id (random unless
+   * `options.signalId` is given) makes a resent command deliver nothing twice. Throws
+   * EntityNotFoundError (or EntityOperationNotFoundError for a typed entity) when live workers of the
+   * hub run entities and none runs this one, before anything is written.
+   */
+  async signalEntity<TOps, K extends keyof TOps & string>(entity: TypedEntityId<TOps>, operationName: K, ...args: [...OperationArgs<TOps[K]>, options?: SignalEntityOptions]): Promise<void>;
+  async signalEntity(entity: EntityRef, operationName: string, input?: unknown, options?: SignalEntityOptions): Promise<void>;
+  async signalEntity(entity: EntityRef, operationName: string, ...rest: unknown[]): Promise<void> {
+    const id = toEntityId(entity, 'signalEntity', 'entity');
+    assertOperationName(operationName, 'signalEntity');
+    const [input, options = {}] = rest as [unknown, SignalEntityOptions | undefined];
+    assertOptions('signalEntity', 'options', options);
+    if (options.scheduledTime !== undefined) assertDate('signalEntity', 'options.scheduledTime', options.scheduledTime);
+    assertOptionalString('signalEntity', 'options.signalId', options.signalId);
+    const ops = (entity as { operations?: unknown }).operations;
+    if (Array.isArray(ops) && !ops.includes(operationName)) {
+      throw new EntityOperationNotFoundError(id.name, operationName, ops as string[]);
+    }
+    this.backend.checkPayload(input, `Input of operation '${operationName}' of entity '${id.toString()}'`);
+    await this.io('signalEntity', () => this.backend.workerRegistry.assertEntityServed(id.name, operationName));
+    const signalOpts: { scheduledTime?: number; signalId: string } = { signalId: options.signalId ?? newEventId() };
+    if (options.scheduledTime) signalOpts.scheduledTime = options.scheduledTime.getTime();
+    await this.io('signalEntity', () => this.backend.entities.signal(id, operationName, input, signalOpts));
+  }
+
+  /**
+   * The entity's last committed state, without running it (Durable Functions' `readEntityState`):
+   * `{ entityExists: false }` when it has none (never created, or deleted).
+   */
+  async readEntityState<T = unknown>(entity: EntityRef): Promise<EntityStateResponse<T>> {
+    const id = toEntityId(entity, 'readEntityState', 'entity');
+    return this.io('readEntityState', () => this.backend.entities.readState<T>(id));
+  }
+
+  /** One entity's metadata and state (pending operations, lock holder), or undefined when it does not exist. */
+  async getEntity(entity: EntityRef): Promise<EntityMetadata | undefined> {
+    const id = toEntityId(entity, 'getEntity', 'entity');
+    return this.io('getEntity', () => this.backend.entities.describe(id));
+  }
+
+  /** Entities in id order (`@name@key`), optionally of one name, paged (Durable Functions' `listEntities`). */
+  async listEntities(query: { name?: string; pageSize?: number; cursor?: string; withState?: boolean } = {}): Promise<EntityListPage> {
+    assertOptions('listEntities', 'query', query);
+    if (query.name !== undefined) toEntityId({ name: query.name, key: 'k' }, 'listEntities', 'query');
+    assertOptionalInteger('listEntities', 'query.pageSize', query.pageSize, 1, 1000);
+    assertOptionalString('listEntities', 'query.cursor', query.cursor);
+    assertOptionalBoolean('listEntities', 'query.withState', query.withState);
+    return this.io('listEntities', () => this.backend.entities.list(query));
+  }
+
+  /**
+   * Deletes an entity that is empty: no state (never set, or deleted with `destructOnExit`), no
+   * operation waiting, no lock. Returns true when it was deleted, false when it is not empty or
+   * does not exist.
+   */
+  async purgeEntity(entity: EntityRef): Promise<boolean> {
+    const id = toEntityId(entity, 'purgeEntity', 'entity');
+    return (await this.io('purgeEntity', () => this.backend.entities.purge(id))) === 1;
+  }
+
+  /**
+   * Durable Functions' `cleanEntityStorage`: deletes every empty entity (`removeEmptyEntities`) and
+   * has every locked entity look whether its holder has ended (`releaseOrphanedLocks`: its next
+   * batch releases such a lock). Walks the entity index page by page; never scans keys.
+   */
+  async cleanEntityStorage(options: { removeEmptyEntities?: boolean; releaseOrphanedLocks?: boolean } = {}): Promise<{ emptyEntitiesRemoved: number; orphanedLocksChecked: number }> {
+    assertOptions('cleanEntityStorage', 'options', options);
+    assertOptionalBoolean('cleanEntityStorage', 'options.removeEmptyEntities', options.removeEmptyEntities);
+    assertOptionalBoolean('cleanEntityStorage', 'options.releaseOrphanedLocks', options.releaseOrphanedLocks);
+    let emptyEntitiesRemoved = 0;
+    let orphanedLocksChecked = 0;
+    let cursor: string | undefined;
+    do {
+      const page: EntityListPage = await this.io('cleanEntityStorage', () => this.backend.entities.list(cursor === undefined ? { pageSize: 500 } : { pageSize: 500, cursor }));
+      for (const e of page.entities) {
+        if (options.removeEmptyEntities !== false && !e.hasState && e.pendingOperations === 0 && !e.lockedBy) {
+          if ((await this.io('cleanEntityStorage', () => this.backend.entities.purge(e.entityId))) === 1) emptyEntitiesRemoved++;
+        } else if (options.releaseOrphanedLocks !== false && e.lockedBy) {
+          await this.io('cleanEntityStorage', () => this.backend.entities.wake(e.entityId));
+          orphanedLocksChecked++;
+        }
+      }
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    return { emptyEntitiesRemoved, orphanedLocksChecked };
+  }
+
   /** Closes the client's connections (at once while Redis is unreachable). */
   async close(): Promise<void> {
     if (this.subscriber) await closeConnection(this.subscriber);
     await this.backend.close();
   }
+}
+
+/** Options of `signalEntity`. */
+export interface SignalEntityOptions {
+  /** Deliver the operation at this time (Durable Functions' scheduled signals). */
+  scheduledTime?: Date;
+  /** The signal's id: a signal sent again with the same id (within an hour) is delivered once. */
+  signalId?: string;
 }
 
 /** The filters of `list` and `purgeInstances` (values are checked further by the backend). */

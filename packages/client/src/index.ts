@@ -17,6 +17,7 @@ export {
   type ScheduleClient,
   type CreateScheduleOptions,
   type UpdateScheduleOptions,
+  type SignalEntityOptions,
 } from './durabull-client.js';
 export {
   InstanceFinishedError,
@@ -31,6 +32,9 @@ export {
   type ScheduleLink,
   type OverlapPolicy,
   type FireResult,
+  type EntityStateResponse,
+  type EntityMetadata,
+  type EntityListPage,
 } from '@durabull/redis';
 export {
   InstanceAlreadyExistsError,
@@ -44,5 +48,8 @@ export {
   ScheduleAlreadyExistsError,
   ActivityTimeoutError,
   ActivityCancelledError,
+  EntityId,
+  EntityNotFoundError,
+  EntityOperationNotFoundError,
   type RuntimeStatus,
 } from '@durabull/core';

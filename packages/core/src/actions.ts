@@ -42,7 +42,26 @@ export interface CompleteOrchestrationAction {
   /** ContinuedAsNew: raised events not yet consumed, to deliver to the next execution in order. */
   carryOverEvents?: { name: string; input: unknown }[];
 }
+/**
+ * A message to an entity, sent with the episode's commit: an operation call (its result completes
+ * task `id`), a one-way signal, a lock request for a critical section (granted to task `id`), or
+ * the release of one held entity.
+ */
+export interface SendEntityMessageAction {
+  type: 'SendEntityMessage';
+  id: number;
+  kind: 'call' | 'signal' | 'lock' | 'unlock';
+  /** The target entity (`@name@key`); for a lock request, the first of `lockSet`. */
+  entity: string;
+  operation?: string;
+  input?: unknown;
+  /** A signal's delivery time (ms). */
+  scheduledTime?: number;
+  /** A lock request: every entity of the critical section, sorted (the order locks are taken in). */
+  lockSet?: string[];
+}
 export type OrchestratorAction =
+  | SendEntityMessageAction
   | ScheduleTaskAction
   | CreateTimerAction
   | CancelTimerAction

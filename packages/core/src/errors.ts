@@ -25,7 +25,7 @@ export class DurabullError extends Error {
 
 /** One step at the first divergence, as history recorded it or as the code took it. */
 export interface NonDeterminismStep {
-  kind: 'activity' | 'timer' | 'sub-orchestration';
+  kind: 'activity' | 'timer' | 'sub-orchestration' | 'entity';
   /** The activity or orchestrator name (none for a timer). */
   name?: string | undefined;
   sequenceNumber: number;
@@ -278,6 +278,25 @@ export class ActivityTimeoutError extends DurabullError {
 }
 
 /**
+ * No entity of that name is registered where it was looked up: in the worker that ran the
+ * entity (a `callEntity` task fails with it), or in any live worker of the hub (the client's
+ * `signalEntity` throws it before anything is written).
+ */
+export class EntityNotFoundError extends DurabullError {
+  constructor(
+    readonly entityName: string,
+    readonly registered: readonly string[],
+    readonly hub?: string,
+  ) {
+    super(
+      (hub ? `No live worker of task hub '${hub}' runs an entity named '${entityName}'; nothing was sent.` : `No entity named '${entityName}' is registered.`) +
+        ' Registered entities: ' +
+        (registered.length ? registered.map((n) => `'${n}'`).join(', ') : '(none)'),
+    );
+  }
+}
+
+/**
  * Why an activity's `ctx.signal` was aborted without a timeout: its instance was terminated, the
  * task no longer waits for this attempt (it timed out elsewhere, or its execution ended), or the
  * worker is shutting down past its grace period. It is the signal's `reason`.
@@ -310,3 +329,35 @@ export class ScheduleAlreadyExistsError extends DurabullError {
     super(`Schedule '${scheduleId}' already exists; change it with schedules.update, or delete it first.`);
   }
 }
+/** A typed entity (defineEntity) has no operation of that name. */
+export class EntityOperationNotFoundError extends DurabullError {
+  constructor(
+    readonly entityName: string,
+    readonly operationName: string,
+    readonly operations: readonly string[],
+  ) {
+    super(`Entity '${entityName}' has no operation '${operationName}'. Its operations: ${operations.length ? operations.map((n) => `'${n}'`).join(', ') : '(none)'}`);
+  }
+}
+
+/**
+ * Thrown into the orchestrator when an entity operation it called failed (the operation threw, or
+ * the entity or operation does not exist: `failure.errorName` says which). The entity's state was
+ * rolled back to before the operation.
+ */
+export class EntityOperationFailedError extends TaskFailedError {
+  constructor(
+    readonly entityId: string,
+    readonly operationName: string,
+    taskId: number,
+    failure: FailureDetails,
+  ) {
+    super(`${entityId}:${operationName}`, taskId, failure, 'Entity operation');
+  }
+}
+
+/**
+ * Inside a critical section (`ctx.lockEntities`), the orchestration called an entity it does not
+ * hold, or asked for locks again. Thrown at the call; nothing is sent.
+ */
+export class EntityLockError extends DurabullError {}

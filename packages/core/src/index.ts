@@ -23,12 +23,33 @@ export type {
   CancelTimerAction,
   CreateSubOrchestrationAction,
   CompleteOrchestrationAction,
+  SendEntityMessageAction,
   WaitSpec,
 } from './actions.js';
 
 // Orchestration API
-export type { OrchestrationContext } from './context/orchestration-context.js';
-export { Task, CompletableTask, ActivityTask, TimerTask, ExternalEventTask, SubOrchestrationTask, type TaskKind } from './tasks/task.js';
+export type { OrchestrationContext, EntityLock, EntityRef } from './context/orchestration-context.js';
+export { Task, CompletableTask, ActivityTask, TimerTask, ExternalEventTask, SubOrchestrationTask, EntityCallTask, EntityLockTask, type TaskKind } from './tasks/task.js';
+
+// Entities
+export { EntityId, assertEntityName, assertEntityKey, assertOperationName, toEntityId } from './entities/entity-id.js';
+export {
+  EntityBatch,
+  TypedEntityId,
+  defineEntity,
+  type EntityContext,
+  type TypedEntityContext,
+  type EntityFunction,
+  type EntityOperation,
+  type EntityOperations,
+  type EntityDefinition,
+  type EntitySignal,
+  type EntityOperationOutcome,
+  type EntityPayloadCheck,
+  type EntityResolver,
+  type OperationArgs,
+  type OperationResult,
+} from './entities/entity.js';
 export { RetryableTask, type RetryOptions } from './tasks/retryable-task.js';
 export { WhenAllTask, WhenAnyTask } from './tasks/composite-task.js';
 export {
@@ -54,6 +75,7 @@ export {
   OrchestrationSession,
   type ExecutionResult,
   type SessionOptions,
+  entityActionEvent,
 } from './executor/orchestration-executor.js';
 export type { PayloadCheck, CheckedPayloads } from './context/runtime-orchestration-context.js';
 
@@ -116,4 +138,8 @@ export {
   type ActivityTimeoutType,
   ScheduleNotFoundError,
   ScheduleAlreadyExistsError,
+  EntityNotFoundError,
+  EntityOperationNotFoundError,
+  EntityOperationFailedError,
+  EntityLockError,
 } from './errors.js';

@@ -1,5 +1,7 @@
 import type { OrchestrationContext } from './context/orchestration-context.js';
-import { FunctionNotFoundError, ValidationError } from './errors.js';
+import { EntityNotFoundError, FunctionNotFoundError, ValidationError } from './errors.js';
+import type { EntityDefinition, EntityFunction } from './entities/entity.js';
+import { assertEntityName } from './entities/entity-id.js';
 import { assertActivityOptions, assertFunction, assertFunctionName, describeValue } from './validation.js';
 
 /**
@@ -131,6 +133,7 @@ export class Registry {
   private readonly orchestrators = new Map<string, OrchestratorFunction>();
   private readonly activities = new Map<string, ActivityFunction>();
   private readonly activityOptions = new Map<string, ActivityOptions>();
+  private readonly entities = new Map<string, { fn: EntityFunction; operations: readonly string[] | undefined }>();
 
   addOrchestrator(name: string, fn: OrchestratorFunction): this {
     assertFunctionName('orchestrator', name, 'addOrchestrator');
@@ -151,14 +154,46 @@ export class Registry {
     return this;
   }
 
-  /** Registers definitions made with defineActivity / defineOrchestrator. */
-  add(...defs: (ActivityDefinition | OrchestratorDefinition)[]): this {
+  /**
+   * Registers an entity in the function style (Durable Functions' `df.app.entity(name, handler)`):
+   * `fn(ctx)` runs every operation, switching on `ctx.operationName`.
+   */
+  addEntity(name: string, fn: EntityFunction): this {
+    return this.putEntity(name, fn, undefined, 'addEntity');
+  }
+
+  private putEntity(name: string, fn: EntityFunction, operations: readonly string[] | undefined, where: string): this {
+    assertEntityName(name, where);
+    assertFunction(`${where}('${name}')`, 'fn', fn);
+    if (this.entities.has(name)) throw new ValidationError(`An entity named '${name}' is already registered`);
+    this.entities.set(name, { fn, operations });
+    return this;
+  }
+
+  /** Registers definitions made with defineActivity / defineOrchestrator / defineEntity. */
+  add(...defs: (ActivityDefinition | OrchestratorDefinition | EntityDefinition)[]): this {
     for (const d of defs) {
       if (d?.kind === 'activity') this.addActivity(d.name, d.fn, d.options);
       else if (d?.kind === 'orchestrator') this.addOrchestrator(d.name, d.fn);
-      else throw new ValidationError(`Registry.add: every argument must be a definition from defineActivity() or defineOrchestrator(), got ${describeValue(d)}`);
+      else if (d?.kind === 'entity') this.putEntity(d.name, d.fn, d.operations, 'Registry.add');
+      else throw new ValidationError(`Registry.add: every argument must be a definition from defineActivity(), defineOrchestrator() or defineEntity(), got ${describeValue(d)}`);
     }
     return this;
+  }
+
+  getEntity(name: string): EntityFunction {
+    const e = this.entities.get(name);
+    if (!e) throw new EntityNotFoundError(name, this.entityNames());
+    return e.fn;
+  }
+
+  entityNames(): string[] {
+    return [...this.entities.keys()].sort();
+  }
+
+  /** The operation names of a typed entity (defineEntity); undefined for the function style or an unknown name. */
+  entityOperations(name: string): readonly string[] | undefined {
+    return this.entities.get(name)?.operations;
   }
 
   getOrchestrator(name: string): OrchestratorFunction {

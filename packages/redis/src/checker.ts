@@ -217,10 +217,13 @@ function decodeInboxEvent(entry: InboxHeader): HistoryEvent | undefined {
 }
 
 /** What a task id stands for: the event that scheduled it. */
-export type ScheduleKind = 'activity' | 'timer' | 'sub-orchestration';
+export type ScheduleKind = 'activity' | 'timer' | 'sub-orchestration' | 'entity' | 'entity-signal';
 
 function scheduleOf(e: HistoryEvent): { id: number; kind: ScheduleKind } | undefined {
   if (e.type === 'TaskScheduled') return { id: e.taskId, kind: 'activity' };
+  // Entity traffic: a call or lock request waits for its response; a signal or unlock has none.
+  if (e.type === 'EntityOperationCalled' || e.type === 'EntityLockRequested') return { id: e.taskId, kind: 'entity' };
+  if (e.type === 'EntityOperationSignaled' || e.type === 'EntityUnlockSent') return { id: e.taskId, kind: 'entity-signal' };
   if (e.type === 'TimerCreated') return { id: e.taskId, kind: 'timer' };
   if (e.type === 'SubOrchestrationInstanceCreated') return { id: e.taskId, kind: 'sub-orchestration' };
   return undefined;
@@ -228,6 +231,7 @@ function scheduleOf(e: HistoryEvent): { id: number; kind: ScheduleKind } | undef
 
 function resultOf(e: HistoryEvent): { id: number; kind: ScheduleKind } | undefined {
   if (e.type === 'TaskCompleted' || e.type === 'TaskFailed') return { id: e.taskScheduledId, kind: 'activity' };
+  if (e.type === 'EntityOperationCompleted' || e.type === 'EntityOperationFailed' || e.type === 'EntityLockGranted') return { id: e.taskScheduledId, kind: 'entity' };
   if (e.type === 'TimerFired') return { id: e.timerId, kind: 'timer' };
   if (e.type === 'SubOrchestrationInstanceCompleted' || e.type === 'SubOrchestrationInstanceFailed') return { id: e.taskScheduledId, kind: 'sub-orchestration' };
   return undefined;
@@ -487,7 +491,9 @@ async function lostTasksOf(
   const [, batches] = await backend.redis.hscan(k.outbox, '0', 'MATCH', `b-${id}-${exec}-*`, 'COUNT', 1000);
   if (batches.length > 0) return [];
   const lost: { seq: number; kind: ScheduleKind }[] = [];
-  for (const t of tasks.slice(0, LOST_TASK_LOOKUPS)) {
+  // A call to an entity cannot be lost: its request went to the entity's inbox with the episode's
+  // commit, and the entity's response waits in the outbox until it is delivered.
+  for (const t of tasks.filter((x) => x.kind !== 'entity' && x.kind !== 'entity-signal').slice(0, LOST_TASK_LOOKUPS)) {
     const jobId = t.kind === 'activity' ? activityJobId(id, exec, t.seq) : t.kind === 'timer' ? timerJobId(id, exec, t.seq) : subStartJobId(id, exec, t.seq);
     if ((await backend.redis.hexists(k.outbox, jobId)) === 1) continue;
     if (t.kind === 'activity' && LIVE_JOB_STATES.has(await backend.activityQueue.getJobState(jobId))) continue;
@@ -898,11 +904,16 @@ export class StuckSweeper {
         const sch = scheduleOf(e);
         if (sch) kinds.set(sch.id, sch.kind);
         if (e.type === 'SubOrchestrationInstanceCreated') children.set(e.taskId, e.instanceId);
+        // Entity calls are never lost (see lostTasksOf); remembered as such, so the next passes need not read the history.
+        if (sch?.kind === 'entity') children.set(sch.id, '');
       }
       if (this.children.size >= 10_000) this.children.delete(this.children.keys().next().value!);
       this.children.set(key, children);
     }
-    const tasks = open.map((seq) => ({ seq, kind: children!.has(seq) ? ('sub-orchestration' as const) : kinds.get(seq) })).filter((t): t is { seq: number; kind: ScheduleKind } => t.kind !== undefined);
+    const tasks = open
+      .filter((seq) => children!.get(seq) !== '')
+      .map((seq) => ({ seq, kind: children!.has(seq) ? ('sub-orchestration' as const) : kinds.get(seq) }))
+      .filter((t): t is { seq: number; kind: ScheduleKind } => t.kind !== undefined);
     if (tasks.length === 0) return none;
     return { tasks: await lostTasksOf(this.backend, id, exec, version, tasks, children), history };
   }

@@ -59,6 +59,21 @@ export {
   type SchedulePage,
   type FireResult,
 } from './schedules.js';
+// Durable entities
+export {
+  EntityStore,
+  entityMessageJobId,
+  entityResponseJobId,
+  entityResponse,
+  type EntityMessage,
+  type ClaimedEntity,
+  type EntityBatchResult,
+  type EntityStateResponse,
+  type EntityMetadata,
+  type EntityListQuery,
+  type EntityListPage,
+  type EntityResponseData,
+} from './entity-store.js';
 
 // Worker registry
 export { WorkerRegistry, DEFAULT_SERVED_CACHE_MS, type WorkerEntry, type WorkerInfo, type WorkerKind } from './worker-registry.js';

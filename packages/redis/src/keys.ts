@@ -170,6 +170,40 @@ export class HubKeys {
   jobPrefix(queue: string): string {
     return `${this.queuePrefix}:${queue}:`;
   }
+  /** Entity state hash (`version`, `state`, `held`, `lock`, `lease`, ...); `entityId` is `@name@key`. */
+  entity(entityId: string): string {
+    return `${this.entityPrefix}${entityId}`;
+  }
+  /** Entity inbox: the messages (operations, lock requests, unlocks) not processed yet, in arrival order. */
+  entityInbox(entityId: string): string {
+    return `${this.entityInboxPrefix}${entityId}`;
+  }
+  /** Entity duplicate filter: ids of the client signals it received in the last hour (zset by time). */
+  entitySeen(entityId: string): string {
+    return `${this.base}:er:${entityId}`;
+  }
+  /**
+   * Key prefixes of entity state and inboxes, for scripts that reach entities named in their
+   * arguments (a batch's signals to other entities): `entity(id)` is `entityPrefix + id`.
+   */
+  get entityPrefix(): string {
+    return `${this.base}:e:`;
+  }
+  get entityInboxPrefix(): string {
+    return `${this.base}:eq:`;
+  }
+  /** Entities with work: zset of entity ids by the time they may run (now, a scheduled signal's time, or a batch's lease). */
+  get entitiesReady(): string {
+    return `${this.base}:entities:ready`;
+  }
+  /** Doorbell list: pushed when an entity becomes ready now (entity workers block on it). */
+  get entitiesBell(): string {
+    return `${this.base}:entities:bell`;
+  }
+  /** Entity index: lex zset of `@name@key`, every entity that received a message and was not purged. */
+  get entityIndex(): string {
+    return `${this.base}:idx:entities`;
+  }
   /** Every key of one instance, in the order the scripts take them. */
   instanceKeys(id: string): [string, string, string, string, string] {
     return [this.state(id), this.history(id), this.inbox(id), this.pending(id), this.wait(id)];

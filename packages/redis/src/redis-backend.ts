@@ -50,6 +50,7 @@ import { defineScripts } from './script-loader.js';
 import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
+import { type EntityResponseData, EntityStore } from './entity-store.js';
 
 /** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
 export type ConnectionLike = Redis | string | RedisOptions;
@@ -607,6 +608,8 @@ export class RedisBackend {
   private readonly component: string;
   /** The hub's worker registry: workers' entries, and the start check against the names they run. */
   readonly workerRegistry: WorkerRegistry;
+  /** Durable entities: state, inboxes, batches ([entity-store.ts](./entity-store.ts)). */
+  readonly entities: EntityStore;
   /**
    * The id of the worker this backend serves ("" for a client): a delivery that wakes an instance
    * whose session another live worker keeps hands the wake-up to that worker; one this worker
@@ -652,6 +655,7 @@ export class RedisBackend {
     this.connections.watch(this.redis);
     defineScripts(this.redis);
     this.workerRegistry = new WorkerRegistry(this.redis, this.keys, servedMs);
+    this.entities = new EntityStore(this.redis, this.keys);
   }
 
   /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
@@ -1048,7 +1052,14 @@ export class RedisBackend {
 
     let outbox: [string, string][] = [];
     const newSeqs: number[] = [];
+    /** Messages to entities: appended to their inboxes by the commit itself, in this order. */
+    const entityEntries: [string, Buffer][] = [];
     for (const a of result.actions) {
+      if (a.type === 'SendEntityMessage') {
+        entityEntries.push(this.entities.messageFor(id, state.executionId, a, now));
+        if (a.kind === 'call' || a.kind === 'lock') newSeqs.push(a.id);
+        continue;
+      }
       const entry = this.outboxEntryFor(id, state.executionId, a, inputRefs, opts.trace);
       if (entry) outbox.push(entry);
       if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
@@ -1095,7 +1106,7 @@ export class RedisBackend {
       continued && result.carryOverEvents !== undefined ? '1' : '0',
       String(prefix.length + (opts.direct ? 1 : 0)),
       '0',
-      String(written.length),
+      String(written.length + entityEntries.length),
       opts.direct || loaded.fromCache ? `${opts.direct?.seq ?? ''}|${loaded.stream?.lastId ?? ''}|${loaded.stream?.entries ?? 0}` : '',
       opts.ackJobId ?? '',
       opts.lease?.jobId ?? '',
@@ -1121,6 +1132,7 @@ export class RedisBackend {
     if (opts.direct) prefixBufs.push(opts.direct.encoded);
     for (const b of prefixBufs) args.push(b);
     for (const [jobId, payload] of written) args.push(jobId, payload);
+    for (const [jobId, payload] of entityEntries) args.push(jobId, payload);
     for (const b of newInbox) args.push(b);
     if (!continued) for (const c of claims) args.push(c.token, c.blob);
     for (const c of nextClaims) args.push(c.token, c.blob);
@@ -1517,6 +1529,8 @@ export class RedisBackend {
         others.push(this.startChild(JSON.parse(payload.slice(1)) as SubOrchestrationStart));
       } else if (type === 'P') {
         others.push(this.notifyParent(payload.slice(1)));
+      } else if (type === 'R') {
+        others.push(this.deliverEntityResponse(JSON.parse(payload.slice(1)) as EntityResponseData));
       } else if (type === 'X') {
         others.push(this.cancelTimer(JSON.parse(payload.slice(1)) as { i: string; x: string; s: number }));
       }
@@ -1630,6 +1644,19 @@ export class RedisBackend {
     if (state === t.x) await this.redis.srem(this.keys.pending(t.i), String(t.s));
     // A job that is firing right now is locked and stays: its delivery is dropped as not pending.
     await this.orchestratorQueue.remove(`t-${t.i}-${t.x}-${t.s}`).catch(() => undefined);
+  }
+
+  /** Delivers an entity's response (a call's result or failure, a granted lock) to the orchestration that asked. */
+  private async deliverEntityResponse(d: EntityResponseData): Promise<void> {
+    const now = Date.now();
+    const value = d.p === undefined ? undefined : decode(Buffer.from(d.p, 'base64'));
+    const event: HistoryEvent =
+      d.k === 'c'
+        ? { type: 'EntityOperationCompleted', taskScheduledId: d.s, result: value, timestamp: now }
+        : d.k === 'f'
+          ? { type: 'EntityOperationFailed', taskScheduledId: d.s, failure: value as FailureDetails, timestamp: now }
+          : { type: 'EntityLockGranted', taskScheduledId: d.s, timestamp: now };
+    await this.deliverEvent(d.i, d.x, d.k === 'f' ? 'f' : 'c', d.s, event).catch(ignoreGone);
   }
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */

@@ -9,7 +9,7 @@
  * Liveness is the key's TTL, kept by Redis' own clock: the clocks of workers and clients need not
  * agree.
  */
-import { OrchestratorNotServedError, assertFunctionName } from '@durabull/core';
+import { EntityNotFoundError, EntityOperationNotFoundError, OrchestratorNotServedError, assertFunctionName } from '@durabull/core';
 import type { Redis } from 'ioredis';
 import type { HubKeys } from './keys.js';
 
@@ -40,6 +40,10 @@ export interface WorkerEntry {
   episodesDone: number;
   /** Activities run since the worker started. */
   activitiesDone: number;
+  /** The entities it runs (absent or empty when it runs none). */
+  entityNames?: string[];
+  /** The operations of its typed entities (defineEntity), by entity name. */
+  entityOperations?: Record<string, string[]>;
 }
 
 /** A live worker as the registry lists it. */
@@ -70,6 +74,7 @@ export const DEFAULT_SERVED_CACHE_MS = 2000;
 export class WorkerRegistry {
   private served: Served | undefined;
   private reading: Promise<Served> | undefined;
+  private entitiesServed: { names: Map<string, string[] | undefined>; workers: number; readAt: number } | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -133,6 +138,44 @@ export class WorkerRegistry {
     throw new OrchestratorNotServedError(name, this.keys.hub, [...served.names].sort());
   }
 
+  /**
+   * Throws EntityNotFoundError unless a live worker of the hub runs entity `name` (or no live
+   * worker runs entities: nothing to check against), and EntityOperationNotFoundError when the
+   * workers that run it list its operations (a typed entity) without `operation`. Names are reused
+   * for `cacheMs`; a refusal from names read earlier reads them again once.
+   */
+  async assertEntityServed(name: string, operation?: string): Promise<void> {
+    const check = (s: NonNullable<WorkerRegistry['entitiesServed']>): Error | undefined => {
+      if (s.workers === 0) return undefined;
+      if (!s.names.has(name)) return new EntityNotFoundError(name, [...s.names.keys()].sort(), this.keys.hub);
+      const ops = s.names.get(name);
+      if (operation !== undefined && ops && !ops.includes(operation)) return new EntityOperationNotFoundError(name, operation, ops);
+      return undefined;
+    };
+    const fresh = this.entitiesServed && Date.now() - this.entitiesServed.readAt < this.cacheMs ? this.entitiesServed : undefined;
+    let err = check(fresh ?? (await this.readEntitiesServed()));
+    if (err && fresh) err = check(await this.readEntitiesServed());
+    if (err) throw err;
+  }
+
+  private async readEntitiesServed(): Promise<NonNullable<WorkerRegistry['entitiesServed']>> {
+    const readAt = Date.now();
+    const names = new Map<string, string[] | undefined>();
+    let workers = 0;
+    for (const w of await this.list()) {
+      if (!w.entityNames?.length) continue;
+      workers++;
+      for (const n of w.entityNames) {
+        const ops = w.entityOperations?.[n];
+        const had = names.get(n);
+        // A name some worker runs in the function style takes any operation.
+        names.set(n, names.has(n) && had === undefined ? undefined : ops ? [...new Set([...(had ?? []), ...ops])] : undefined);
+      }
+    }
+    this.entitiesServed = { names, workers, readAt };
+    return this.entitiesServed;
+  }
+
   private readServed(): Promise<Served> {
     this.reading ??= (async () => {
       const readAt = Date.now();
@@ -187,5 +230,7 @@ function parseEntry(json: string): WorkerEntry | undefined {
     jobsRunning: isCount(e.jobsRunning) ? e.jobsRunning : 0,
     episodesDone: isCount(e.episodesDone) ? e.episodesDone : 0,
     activitiesDone: isCount(e.activitiesDone) ? e.activitiesDone : 0,
+    ...(isStrings(e.entityNames) ? { entityNames: e.entityNames } : {}),
+    ...(typeof e.entityOperations === 'object' && e.entityOperations !== null ? { entityOperations: e.entityOperations } : {}),
   };
 }

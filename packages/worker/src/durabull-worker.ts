@@ -72,6 +72,7 @@ import { type EpisodeObserver, type WorkerInstrumentation, combineInstrumentatio
 import { DurabullMetrics } from './metrics.js';
 import { assertWorkerOptions } from './options.js';
 import { TracingInstrumentation } from './tracing.js';
+import { EntityWorker } from './entity-worker.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -138,6 +139,19 @@ export interface DurabullWorkerOptions {
   eagerActivities?: boolean;
   /** How long an eagerly run activity keeps its outbox entry from the sweep; renewed while it runs. Default 30 s. */
   eagerLeaseMs?: number;
+  /** Run the registry's entities (when it has any). Default true. */
+  entities?: boolean;
+  /** Entities whose batches run at once. Default 20. */
+  entityConcurrency?: number;
+  /** The most messages one batch of an entity takes (one load, one commit). Default 1000. */
+  entityBatchSize?: number;
+  /**
+   * When a batch leaves fewer than `entityBatchSize` messages waiting, the entity's next batch waits
+   * this long for more (a busy entity runs fewer, larger batches). 0: at once. Default 10 ms.
+   */
+  entityBatchWindowMs?: number;
+  /** How long a claimed entity is leased to this worker: if it dies, another runs the batch after this. Default 30 s. */
+  entityLeaseMs?: number;
   /**
    * Keep each instance's code in memory between its episodes (with the cached history of the
    * instance's last commit here) and resume it with the next episode's events instead of replaying
@@ -290,6 +304,10 @@ class AttemptInterrupted extends Error {
 }
 
 export interface WorkerStats {
+  /** Entity batches committed, the operations they ran, and batches found stale at their commit. */
+  entityBatches: number;
+  entityOperations: number;
+  entityStaleBatches: number;
   episodes: number;
   /** Episodes run in place right after an activity result (included in `episodes`). */
   inlineEpisodes: number;
@@ -336,8 +354,9 @@ export class DurabullWorker {
   readonly backend: RedisBackend;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   private orchestratorWorker: Worker | undefined;
+  private entityWorker: EntityWorker | undefined;
   private activityWorker: Worker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -470,6 +489,22 @@ export class DurabullWorker {
     }
     await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady(), this.activityWorker && this.subscribeCancels()]);
     if (this.sticky) this.startStickyLoop();
+    if (this.runsEntities) {
+      this.entityWorker = new EntityWorker(
+        this.backend,
+        this.registry,
+        this.log,
+        {
+          concurrency: this.opts.entityConcurrency ?? 20,
+          batchSize: this.opts.entityBatchSize ?? 1000,
+          windowMs: this.opts.entityBatchWindowMs ?? 10,
+          leaseMs: this.opts.entityLeaseMs ?? 30_000,
+          lockCheckMs: 5000,
+        },
+        this.stats,
+      );
+      this.entityWorker.start();
+    }
     const every = this.opts.sweepIntervalMs ?? 5000;
     if (every > 0) {
       this.sweepTimer = setInterval(() => void this.sweep(), every);
@@ -574,6 +609,7 @@ export class DurabullWorker {
       kinds,
       orchestratorNames: this.opts.orchestrators !== false ? this.registry.orchestratorNames() : [],
       activityNames: this.opts.activities !== false ? this.registry.activityNames() : [],
+      ...this.entityEntry(),
       startedAt: this.startedAt,
       heartbeatIntervalMs: this.heartbeatMs.interval,
       heartbeatExpiryMs: this.heartbeatMs.expiry,
@@ -581,6 +617,23 @@ export class DurabullWorker {
       episodesDone: this.stats.episodes,
       activitiesDone: this.stats.activities,
     };
+  }
+
+  /** Whether this worker runs entities: the registry has some and `entities` is not false. */
+  private get runsEntities(): boolean {
+    return this.opts.entities !== false && typeof this.registry.entityNames === 'function' && this.registry.entityNames().length > 0;
+  }
+
+  /** The entities this worker runs, for its registry entry (clients check signals against them). */
+  private entityEntry(): { entityNames?: string[]; entityOperations?: Record<string, string[]> } {
+    if (!this.runsEntities) return {};
+    const names = this.registry.entityNames();
+    const ops: Record<string, string[]> = {};
+    for (const n of names) {
+      const o = this.registry.entityOperations(n);
+      if (o) ops[n] = [...o];
+    }
+    return { entityNames: names, entityOperations: ops };
   }
 
   /** Renews the registry entry (one at a time); a failure is logged once, and its end once. */
@@ -630,7 +683,7 @@ export class DurabullWorker {
       const grace = this.opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
       this.shutdownTimer = setTimeout(() => this.cancelAttempts(undefined, 'worker-shutdown'), grace);
       this.shutdownTimer.unref();
-      await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close()]);
+      await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close(), this.entityWorker?.close()]);
       await this.stopStickyLoop();
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
       clearTimeout(this.shutdownTimer);

@@ -31,10 +31,13 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
   assertOptionalString(WHERE, 'options.hub', o.hub);
   assertOptionalNumber(WHERE, 'options.maxPayloadBytes', o.maxPayloadBytes, 0);
   assertOptionalNumber(WHERE, 'options.claimCheckThresholdBytes', o.claimCheckThresholdBytes, 0, true);
-  for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions', 'stickyEpisodes', 'tracing']) {
+  for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions', 'stickyEpisodes', 'tracing', 'entities']) {
     assertOptionalBoolean(WHERE, `options.${k}`, o[k]);
   }
-  for (const k of ['orchestratorConcurrency', 'activityConcurrency', 'maxEpisodeAttempts', 'sweepInstancesPerPass']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 1);
+  for (const k of ['orchestratorConcurrency', 'activityConcurrency', 'maxEpisodeAttempts', 'sweepInstancesPerPass', 'entityConcurrency', 'entityBatchSize']) {
+    assertOptionalInteger(WHERE, `options.${k}`, o[k], 1);
+  }
+  for (const k of ['entityBatchWindowMs', 'entityLeaseMs']) assertOptionalNumber(WHERE, `options.${k}`, o[k], 0, true);
   for (const k of ['maxStalledCount', 'maxHistoryEvents', 'defaultStartToCloseTimeoutMs', 'shutdownGraceMs']) assertOptionalInteger(WHERE, `options.${k}`, o[k], 0);
   for (const k of ['lockDurationMs', 'stalledIntervalMs', 'eagerLeaseMs']) assertOptionalNumber(WHERE, `options.${k}`, o[k], 0);
   assertOptionalNumber(WHERE, 'options.sweepIntervalMs', o.sweepIntervalMs, 0, true);

@@ -1,4 +1,4 @@
-import { type OrchestratorFunction, type ActivityFunction, Registry } from '@durabull/core';
+import { type OrchestratorFunction, type ActivityFunction, type EntityDefinition, type EntityFunction, Registry } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
 import { HubKeys } from '@durabull/redis';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
@@ -23,7 +23,12 @@ export interface TestHub {
  * and a plain ioredis connection for looking at keys. `cleanup` deletes only this hub's keys.
  */
 export async function createTestHub(
-  functions: { orchestrators?: Record<string, OrchestratorFunction>; activities?: Record<string, ActivityFunction> },
+  functions: {
+    orchestrators?: Record<string, OrchestratorFunction>;
+    activities?: Record<string, ActivityFunction>;
+    /** Entities: functions (the function style) by name, or definitions from defineEntity. */
+    entities?: Record<string, EntityFunction | EntityDefinition>;
+  },
   opts: Partial<DurabullWorkerOptions> & { startWorker?: boolean } = {},
 ): Promise<TestHub> {
   const url = redisUrl();
@@ -31,6 +36,10 @@ export async function createTestHub(
   const registry = new Registry();
   for (const [name, fn] of Object.entries(functions.orchestrators ?? {})) registry.addOrchestrator(name, fn);
   for (const [name, fn] of Object.entries(functions.activities ?? {})) registry.addActivity(name, fn);
+  for (const [name, e] of Object.entries(functions.entities ?? {})) {
+    if (typeof e === 'function') registry.addEntity(name, e);
+    else registry.add(e);
+  }
   const redis = new Redis(url, { maxRetriesPerRequest: null });
   const client = new DurabullClient({ connection: url, hub });
   const workers: DurabullWorker[] = [];

@@ -132,7 +132,7 @@ describe('registry and typed API', () => {
       [() => r.addOrchestrator(42, () => 1), 'addOrchestrator: name must be a string (the orchestrator name), got number 42'],
       [() => r.addOrchestrator('Ok', 'not a function'), `addOrchestrator('Ok'): fn must be a function, got string "not a function"`],
       [() => r.addActivity('Ok', undefined), `addActivity('Ok'): fn must be a function, got undefined`],
-      [() => r.add({ name: 'x' }), 'Registry.add: every argument must be a definition from defineActivity() or defineOrchestrator(), got object { name }'],
+      [() => r.add({ name: 'x' }), 'Registry.add: every argument must be a definition from defineActivity(), defineOrchestrator() or defineEntity(), got object { name }'],
       [() => (defineActivity as any)(undefined, () => 1), 'defineActivity: name must be a string (the activity name), got undefined'],
       [() => (defineOrchestrator as any)('Flow', null), `defineOrchestrator('Flow'): fn must be a function, got null`],
     ];

@@ -1,3 +1,5 @@
+import type { EntityId } from '../entities/entity-id.js';
+import type { OperationArgs, OperationResult, TypedEntityId } from '../entities/entity.js';
 import type { ActivityDefinition, ActivityOptions, OrchestratorDefinition } from '../registry.js';
 import type { RetryOptions } from '../tasks/retryable-task.js';
 import type { Task, TimerTask } from '../tasks/task.js';
@@ -75,4 +77,35 @@ export interface OrchestrationContext {
   setCustomStatus(value: unknown): void;
   /** A UUID that is the same on every replay of this step. */
   newGuid(): string;
+
+  /**
+   * Calls an operation of an entity; the task completes with its result or fails with
+   * EntityOperationFailedError (the operation threw, or the entity or operation is unknown).
+   * Inside a critical section only the entities it holds may be called (else EntityLockError).
+   */
+  callEntity<TOps, K extends keyof TOps & string>(entity: TypedEntityId<TOps>, operationName: K, ...input: OperationArgs<TOps[K]>): Task<OperationResult<TOps[K]>>;
+  callEntity<TOut = unknown>(entity: EntityRef, operationName: string, input?: unknown): Task<TOut>;
+  /** Sends a one-way operation to an entity (with `scheduledTime`: delivered then). */
+  signalEntity<TOps, K extends keyof TOps & string>(entity: TypedEntityId<TOps>, operationName: K, ...args: [...OperationArgs<TOps[K]>, options?: { scheduledTime?: Date }]): void;
+  signalEntity(entity: EntityRef, operationName: string, input?: unknown, options?: { scheduledTime?: Date }): void;
+  /**
+   * Opens a critical section: the task completes once the orchestration holds every entity given
+   * (taken in the order of their ids, so two orchestrations cannot deadlock). Until `release()`
+   * (or the end of the orchestration) other callers of those entities wait, and this orchestration
+   * may call only them.
+   */
+  lockEntities(...entities: EntityRef[]): Task<EntityLock>;
+  /** Whether the code is inside a critical section, and the entities it holds. */
+  isInCriticalSection(): { inSection: boolean; lockedEntities: string[] };
+}
+
+/** An entity given to the context: an EntityId (or typed id), `{ name, key }` or `'@name@key'`. */
+export type EntityRef = EntityId | { name: string; key: string } | string;
+
+/** A held critical section. */
+export interface EntityLock {
+  /** The held entities (`@name@key`), sorted. */
+  readonly entities: readonly string[];
+  /** Releases every held entity (sends the unlocks with the episode's commit). */
+  release(): void;
 }

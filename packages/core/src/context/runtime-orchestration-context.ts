@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction } from '../actions.js';
-import { NonDeterminismError, ValidationError } from '../errors.js';
+import type { CreateSubOrchestrationAction, CreateTimerAction, OrchestratorAction, ScheduleTaskAction, SendEntityMessageAction } from '../actions.js';
+import { toEntityId } from '../entities/entity-id.js';
+import { assertOperationName } from '../entities/entity-id.js';
+import { EntityLockError, EntityOperationNotFoundError, NonDeterminismError, ValidationError } from '../errors.js';
 import type { ActivityDefinition, ActivityOptions, OrchestratorDefinition } from '../registry.js';
 import {
   assertActivityOptions,
@@ -15,8 +17,10 @@ import {
 } from '../validation.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
 import { type RetryOptions, RetryableTask, assertRetryOptions } from '../tasks/retryable-task.js';
-import { ActivityTask, ExternalEventTask, type SequencedTask, SubOrchestrationTask, type Task, TimerTask } from '../tasks/task.js';
-import type { OrchestrationContext } from './orchestration-context.js';
+import { ActivityTask, EntityCallTask, EntityLockTask, ExternalEventTask, type SequencedTask, SubOrchestrationTask, type Task, TimerTask } from '../tasks/task.js';
+import type { EntityLock, EntityRef, OrchestrationContext } from './orchestration-context.js';
+
+type SequencedAction = ScheduleTaskAction | CreateTimerAction | CreateSubOrchestrationAction | SendEntityMessageAction;
 
 /**
  * Checks a payload that orchestrator code hands out, at the call (an activity or sub-orchestration
@@ -51,7 +55,9 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   private nextSeq = 0;
   private guidCounter = 0;
   /** Actions produced by the code and not yet matched by history, by sequence number. */
-  readonly pendingActions = new Map<number, ScheduleTaskAction | CreateTimerAction | CreateSubOrchestrationAction>();
+  readonly pendingActions = new Map<number, SequencedAction>();
+  /** The critical section: the entities asked for (sorted), and whether the lock was granted. */
+  private section: { entities: string[]; granted: boolean } | undefined;
   /** Sequenced tasks scheduled and not yet completed, by sequence number. */
   readonly openTasks = new Map<number, SequencedTask>();
   /** Tasks the code awaits directly (the driver's current task, or anything `then` was called on). */
@@ -238,6 +244,85 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     return uuidV5(name, GUID_NAMESPACE);
   }
 
+  callEntity<TOut = unknown>(entity: EntityRef, operationName: string, input?: unknown): Task<TOut> {
+    const id = toEntityId(entity, 'ctx.callEntity', 'entity').toString();
+    assertOperationName(operationName, 'ctx.callEntity');
+    assertKnownOperation(entity, operationName);
+    if (this.section && !this.section.entities.includes(id)) {
+      throw new EntityLockError(
+        `ctx.callEntity: inside a critical section only the entities it holds may be called; '${id}' is not one of ${this.section.entities.map((e) => `'${e}'`).join(', ')}`,
+      );
+    }
+    const checked = this.check(input, `Input of operation '${operationName}' of entity '${id}'`);
+    const seq = this.nextSeq++;
+    if (checked !== undefined) this.checkedInputs.set(seq, checked);
+    const task = new EntityCallTask<TOut>(seq, id, operationName);
+    this.pendingActions.set(seq, { type: 'SendEntityMessage', id: seq, kind: 'call', entity: id, operation: operationName, input });
+    this.openTasks.set(seq, task as EntityCallTask);
+    return this.track(task);
+  }
+
+  signalEntity(entity: EntityRef, operationName: string, ...rest: unknown[]): void {
+    const id = toEntityId(entity, 'ctx.signalEntity', 'entity').toString();
+    assertOperationName(operationName, 'ctx.signalEntity');
+    assertKnownOperation(entity, operationName);
+    const [input, options] = rest as [unknown, { scheduledTime?: Date } | undefined];
+    assertOptions('ctx.signalEntity', 'options', options);
+    const at = options?.scheduledTime;
+    if (at !== undefined) assertDate('ctx.signalEntity', 'options.scheduledTime', at);
+    const checked = this.check(input, `Input of operation '${operationName}' of entity '${id}'`);
+    const seq = this.nextSeq++;
+    if (checked !== undefined) this.checkedInputs.set(seq, checked);
+    const action: SendEntityMessageAction = { type: 'SendEntityMessage', id: seq, kind: 'signal', entity: id, operation: operationName, input };
+    if (at) action.scheduledTime = at.getTime();
+    this.pendingActions.set(seq, action);
+  }
+
+  lockEntities(...entities: EntityRef[]): Task<EntityLock> {
+    if (entities.length === 0) throw invalidArgument('ctx.lockEntities', 'entities', 'at least one entity', entities);
+    const ids = [...new Set(entities.map((e, i) => toEntityId(e, 'ctx.lockEntities', `entities[${i}]`).toString()))].sort();
+    if (this.section) {
+      throw new EntityLockError(`ctx.lockEntities: the orchestration is already in a critical section (over ${this.section.entities.map((e) => `'${e}'`).join(', ')}); release it first`);
+    }
+    const seq = this.nextSeq++;
+    const section = { entities: ids, granted: false };
+    this.section = section;
+    const task = new EntityLockTask<EntityLock>(seq, ids);
+    this.pendingActions.set(seq, { type: 'SendEntityMessage', id: seq, kind: 'lock', entity: ids[0]!, lockSet: ids });
+    this.openTasks.set(seq, task as EntityLockTask);
+    return this.track(task);
+  }
+
+  isInCriticalSection(): { inSection: boolean; lockedEntities: string[] } {
+    const s = this.section;
+    return s?.granted ? { inSection: true, lockedEntities: [...s.entities] } : { inSection: false, lockedEntities: [] };
+  }
+
+  /** The lock of task `seq` was granted: the code holds its entities until it releases them. */
+  grantLock(task: EntityLockTask): void {
+    const section = this.section;
+    if (section) section.granted = true;
+    const lock: EntityLock = {
+      entities: task.entityIds,
+      release: () => {
+        if (this.section !== section || !section) return;
+        this.releaseSection();
+      },
+    };
+    task.complete(lock);
+  }
+
+  /** Sends the unlocks of a granted critical section (at `release()`, or when the orchestration ends in it). */
+  releaseSection(): void {
+    const section = this.section;
+    if (!section?.granted) return;
+    this.section = undefined;
+    for (const entity of section.entities) {
+      const seq = this.nextSeq++;
+      this.pendingActions.set(seq, { type: 'SendEntityMessage', id: seq, kind: 'unlock', entity });
+    }
+  }
+
   // ---- executor side ----
 
   /**
@@ -246,7 +331,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
    */
   matchScheduled(
     id: number,
-    type: 'ScheduleTask' | 'CreateTimer' | 'CreateSubOrchestration',
+    type: 'ScheduleTask' | 'CreateTimer' | 'CreateSubOrchestration' | 'SendEntityMessage',
     name: string | undefined,
     at: { historyIndex?: number; eventType?: string } = {},
   ): void {
@@ -260,7 +345,7 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
     if (!action) {
       throw new NonDeterminismError(id, expected, 'nothing (the code scheduled no task with this sequence number)', details);
     }
-    const actualName = action.type === 'CreateTimer' ? undefined : action.name;
+    const actualName = actionName(action);
     if (action.type !== type || actualName !== name) {
       throw new NonDeterminismError(id, expected, describeStep(action.type, actualName), {
         ...details,
@@ -329,11 +414,31 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   }
 }
 
-function stepKind(type: string): 'activity' | 'timer' | 'sub-orchestration' {
-  return type === 'ScheduleTask' ? 'activity' : type === 'CreateSubOrchestration' ? 'sub-orchestration' : 'timer';
+/** What a step is called in history matching: the entity message's kind, target and operation for entity traffic. */
+export function entityStepName(kind: string, entity: string, operation?: string): string {
+  return operation === undefined ? `${kind} ${entity}` : `${kind} ${entity} '${operation}'`;
+}
+
+function actionName(action: SequencedAction): string | undefined {
+  if (action.type === 'CreateTimer') return undefined;
+  if (action.type === 'SendEntityMessage') return entityStepName(action.kind, action.kind === 'lock' ? action.lockSet!.join(',') : action.entity, action.operation);
+  return action.name;
+}
+
+/** A typed entity id knows its operations: an unknown one is refused at the call (as a replay would again). */
+function assertKnownOperation(entity: unknown, operation: string): void {
+  const ops = (entity as { operations?: unknown } | null)?.operations;
+  if (Array.isArray(ops) && !ops.includes(operation)) {
+    throw new EntityOperationNotFoundError((entity as { name: string }).name, operation, ops as string[]);
+  }
+}
+
+function stepKind(type: string): 'activity' | 'timer' | 'sub-orchestration' | 'entity' {
+  return type === 'ScheduleTask' ? 'activity' : type === 'CreateSubOrchestration' ? 'sub-orchestration' : type === 'SendEntityMessage' ? 'entity' : 'timer';
 }
 
 function describeStep(type: string, name: string | undefined): string {
+  if (type === 'SendEntityMessage') return `entity message ${name}`;
   if (type === 'ScheduleTask') return `activity '${name}'`;
   if (type === 'CreateSubOrchestration') return `sub-orchestration '${name}'`;
   return type === 'CreateTimer' ? 'a timer' : type;

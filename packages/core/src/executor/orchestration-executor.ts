@@ -4,13 +4,14 @@
  */
 import type { OrchestratorAction, WaitSpec } from '../actions.js';
 import { type CheckedPayloads, type PayloadCheck, RuntimeOrchestrationContext } from '../context/runtime-orchestration-context.js';
-import { DurabullError, NonDurableAwaitError, TaskFailedError } from '../errors.js';
+import { DurabullError, EntityOperationFailedError, NonDurableAwaitError, TaskFailedError } from '../errors.js';
 import { type FailureDetails, toFailureDetails } from '../failure.js';
 import type { ExecutionStartedEvent, HistoryEvent, TaskScheduledEvent } from '../history/events.js';
 import type { Registry } from '../registry.js';
 import { WhenAllTask, WhenAnyTask } from '../tasks/composite-task.js';
 import { RetryableTask } from '../tasks/retryable-task.js';
-import { type Task, ActivityTask, SubOrchestrationTask, TimerTask } from '../tasks/task.js';
+import { type Task, ActivityTask, EntityCallTask, EntityLockTask, SubOrchestrationTask, TimerTask } from '../tasks/task.js';
+import { entityStepName } from '../context/runtime-orchestration-context.js';
 import { type Driver, startDriver } from './drivers.js';
 
 export interface ExecutionResult {
@@ -198,13 +199,29 @@ export class OrchestrationSession {
       result.status = 'Failed';
       result.failure = run.failure;
       if (run.error !== undefined) result.error = run.error;
+      // A failed orchestration releases the entities it holds (the code's other new work is dropped).
+      ctx.releaseSection();
+      for (const action of ctx.newActions()) {
+        if (action.type === 'SendEntityMessage' && action.kind === 'unlock') {
+          result.actions.push(action);
+          result.actionEvents.push(entityActionEvent(action, now)!);
+        }
+      }
       result.actions.push({ type: 'CompleteOrchestration', status: 'Failed', failure: run.failure });
       result.actionEvents.push({ type: 'ExecutionCompleted', status: 'Failed', failure: run.failure, timestamp: now });
       return result;
     }
     for (const patchId of ctx.newPatches) result.actionEvents.push({ type: 'PatchApplied', patchId, timestamp: now });
     const can = ctx.continueAsNewRequest;
+    // An orchestration that ends (or continues as new) inside a critical section releases it.
+    if (can || run.driver?.done) ctx.releaseSection();
     if (can) {
+      for (const action of ctx.newActions()) {
+        if (action.type === 'SendEntityMessage') {
+          result.actions.push(action);
+          result.actionEvents.push(entityActionEvent(action, now)!);
+        }
+      }
       // The execution ends here; work it started and did not await is dropped with it.
       // Unprocessed = buffered and never waited for, plus the raised events after the one that let the code call
       // continueAsNew: the replay stops there, so they were never delivered, yet their inbox entries are consumed.
@@ -238,6 +255,9 @@ export class OrchestrationSession {
         result.actionEvents.push(scheduled);
       } else if (action.type === 'CreateTimer') {
         result.actionEvents.push({ type: 'TimerCreated', taskId: action.id, fireAt: action.fireAt, timestamp: now });
+      } else if (action.type === 'SendEntityMessage') {
+        if (checkedInputs && ctx.checkedInputs.has(action.id)) checkedInputs.set(action.id, ctx.checkedInputs.get(action.id));
+        result.actionEvents.push(entityActionEvent(action, now)!);
       } else if (action.type === 'CreateSubOrchestration') {
         result.actionEvents.push({
           type: 'SubOrchestrationInstanceCreated',
@@ -332,6 +352,36 @@ class Replay {
         task.fail(new TaskFailedError(task.name, task.id, event.failure, 'Sub-orchestration'));
         return this.settleIf(task);
       }
+      case 'EntityOperationCalled':
+        ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('call', event.entityId, event.operation), { historyIndex: index, eventType: event.type });
+        return;
+      case 'EntityOperationSignaled':
+        ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('signal', event.entityId, event.operation), { historyIndex: index, eventType: event.type });
+        return;
+      case 'EntityLockRequested':
+        ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('lock', event.entityIds.join(',')), { historyIndex: index, eventType: event.type });
+        return;
+      case 'EntityUnlockSent':
+        ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('unlock', event.entityId), { historyIndex: index, eventType: event.type });
+        return;
+      case 'EntityOperationCompleted': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof EntityCallTask)) return;
+        task.complete(event.result);
+        return this.settleIf(task);
+      }
+      case 'EntityOperationFailed': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof EntityCallTask)) return;
+        task.fail(new EntityOperationFailedError(task.entityId, task.operation, task.id, event.failure));
+        return this.settleIf(task);
+      }
+      case 'EntityLockGranted': {
+        const task = ctx.takeOpenTask(event.taskScheduledId);
+        if (!(task instanceof EntityLockTask)) return;
+        ctx.grantLock(task);
+        return this.settleIf(task);
+      }
       case 'PatchApplied':
       case 'ExecutionSuspended':
       case 'ExecutionResumed':
@@ -383,6 +433,10 @@ class Replay {
       if (event.type === 'TaskScheduled') this.ctx.matchScheduled(event.taskId, 'ScheduleTask', event.name, at);
       else if (event.type === 'SubOrchestrationInstanceCreated') this.ctx.matchScheduled(event.taskId, 'CreateSubOrchestration', event.name, at);
       else if (event.type === 'TimerCreated') this.ctx.matchScheduled(event.taskId, 'CreateTimer', undefined, at);
+      else if (event.type === 'EntityOperationCalled') this.ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('call', event.entityId, event.operation), at);
+      else if (event.type === 'EntityOperationSignaled') this.ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('signal', event.entityId, event.operation), at);
+      else if (event.type === 'EntityLockRequested') this.ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('lock', event.entityIds.join(',')), at);
+      else if (event.type === 'EntityUnlockSent') this.ctx.matchScheduled(event.taskId, 'SendEntityMessage', entityStepName('unlock', event.entityId), at);
     }
   }
 
@@ -414,7 +468,27 @@ function episodeTime(events: readonly HistoryEvent[]): number | undefined {
 
 function seqId(t: Task<unknown>): number | undefined {
   if (t instanceof RetryableTask) return seqId(t.current);
-  return t instanceof ActivityTask || t instanceof TimerTask || t instanceof SubOrchestrationTask ? t.id : undefined;
+  return t instanceof ActivityTask || t instanceof TimerTask || t instanceof SubOrchestrationTask || t instanceof EntityCallTask || t instanceof EntityLockTask
+    ? t.id
+    : undefined;
+}
+
+/** The history event that records an entity message the code sent. */
+export function entityActionEvent(action: OrchestratorAction, timestamp: number): HistoryEvent | undefined {
+  if (action.type !== 'SendEntityMessage') return undefined;
+  switch (action.kind) {
+    case 'call':
+      return { type: 'EntityOperationCalled', taskId: action.id, entityId: action.entity, operation: action.operation!, input: action.input, timestamp };
+    case 'signal': {
+      const e: HistoryEvent = { type: 'EntityOperationSignaled', taskId: action.id, entityId: action.entity, operation: action.operation!, input: action.input, timestamp };
+      if (action.scheduledTime !== undefined) e.scheduledTime = action.scheduledTime;
+      return e;
+    }
+    case 'lock':
+      return { type: 'EntityLockRequested', taskId: action.id, entityIds: action.lockSet!, timestamp };
+    case 'unlock':
+      return { type: 'EntityUnlockSent', taskId: action.id, entityId: action.entity, timestamp };
+  }
 }
 
 /** Derives what the blocked code waits on, for the backend's wake counter. */

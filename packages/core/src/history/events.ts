@@ -24,6 +24,13 @@ export const EventType = {
   ExecutionSuspended: 'ExecutionSuspended',
   ExecutionResumed: 'ExecutionResumed',
   PatchApplied: 'PatchApplied',
+  EntityOperationCalled: 'EntityOperationCalled',
+  EntityOperationSignaled: 'EntityOperationSignaled',
+  EntityLockRequested: 'EntityLockRequested',
+  EntityUnlockSent: 'EntityUnlockSent',
+  EntityOperationCompleted: 'EntityOperationCompleted',
+  EntityOperationFailed: 'EntityOperationFailed',
+  EntityLockGranted: 'EntityLockGranted',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -164,7 +171,60 @@ export interface PatchAppliedEvent extends EventBase {
   patchId: string;
 }
 
+/** `ctx.callEntity`: the request was sent (with the episode's commit); its result completes task `taskId`. */
+export interface EntityOperationCalledEvent extends EventBase {
+  type: 'EntityOperationCalled';
+  taskId: number;
+  /** `@name@key` */
+  entityId: string;
+  operation: string;
+  input?: unknown;
+}
+/** `ctx.signalEntity`: a one-way operation was sent (no result comes back). */
+export interface EntityOperationSignaledEvent extends EventBase {
+  type: 'EntityOperationSignaled';
+  taskId: number;
+  entityId: string;
+  operation: string;
+  input?: unknown;
+  scheduledTime?: number;
+}
+/** `ctx.lockEntities`: a lock request for the critical section over `entityIds` (sorted) was sent. */
+export interface EntityLockRequestedEvent extends EventBase {
+  type: 'EntityLockRequested';
+  taskId: number;
+  entityIds: string[];
+}
+/** A held entity was released (the lock's `release()`, or the orchestration ended holding it). */
+export interface EntityUnlockSentEvent extends EventBase {
+  type: 'EntityUnlockSent';
+  taskId: number;
+  entityId: string;
+}
+export interface EntityOperationCompletedEvent extends EventBase {
+  type: 'EntityOperationCompleted';
+  taskScheduledId: number;
+  result?: unknown;
+}
+export interface EntityOperationFailedEvent extends EventBase {
+  type: 'EntityOperationFailed';
+  taskScheduledId: number;
+  failure: FailureDetails;
+}
+/** Every entity of the critical section requested by task `taskScheduledId` is held by the orchestration. */
+export interface EntityLockGrantedEvent extends EventBase {
+  type: 'EntityLockGranted';
+  taskScheduledId: number;
+}
+
+/** Events of entity traffic that take a sequence number (sent by the orchestration). */
+export type EntityRequestEvent = EntityOperationCalledEvent | EntityOperationSignaledEvent | EntityLockRequestedEvent | EntityUnlockSentEvent;
+/** Events of entity traffic that answer a request (delivered to the orchestration). */
+export type EntityResponseEvent = EntityOperationCompletedEvent | EntityOperationFailedEvent | EntityLockGrantedEvent;
+
 export type HistoryEvent =
+  | EntityRequestEvent
+  | EntityResponseEvent
   | ExecutionStartedEvent
   | ExecutionCompletedEvent
   | ExecutionTerminatedEvent

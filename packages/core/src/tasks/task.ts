@@ -5,7 +5,7 @@
  * executor controls exactly when orchestrator code moves on. Tasks are thenables, so `await` works;
  * `then` marks the task as awaited, which tells the executor what the code is blocked on.
  */
-export type TaskKind = 'activity' | 'timer' | 'event' | 'suborchestration' | 'retry' | 'all' | 'any';
+export type TaskKind = 'activity' | 'timer' | 'event' | 'suborchestration' | 'retry' | 'all' | 'any' | 'entity' | 'lock';
 
 type Listener = () => void;
 
@@ -142,5 +142,28 @@ export class SubOrchestrationTask<T = unknown> extends CompletableTask<T> {
   }
 }
 
+/** An entity operation call: `ctx.callEntity(entity, operation, input)`. */
+export class EntityCallTask<T = unknown> extends CompletableTask<T> {
+  readonly kind = 'entity' as const;
+  constructor(
+    readonly id: number,
+    readonly entityId: string,
+    readonly operation: string,
+  ) {
+    super();
+  }
+}
+
+/** A critical section's lock request: `ctx.lockEntities(...entities)`; completes once every entity is held. */
+export class EntityLockTask<T = unknown> extends CompletableTask<T> {
+  readonly kind = 'lock' as const;
+  constructor(
+    readonly id: number,
+    readonly entityIds: readonly string[],
+  ) {
+    super();
+  }
+}
+
 /** Tasks that complete from history events and carry a sequence number. */
-export type SequencedTask = ActivityTask | TimerTask | SubOrchestrationTask;
+export type SequencedTask = ActivityTask | TimerTask | SubOrchestrationTask | EntityCallTask | EntityLockTask;

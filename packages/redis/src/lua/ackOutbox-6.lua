@@ -65,6 +65,10 @@ local function isSafe(jobId, payload)
     local d = cjson.decode(string.sub(payload, 2))
     if rcall("EXISTS", statePrefix .. d.i) == 1 then return true end
     return taskSettled(d.pi, d.px, tostring(d.ps))
+  elseif kind == "R" then
+    -- An entity's response to an orchestration (commitEntity): done once the task has its result.
+    local d = cjson.decode(string.sub(payload, 2))
+    return taskSettled(d.i, d.x, tostring(d.s))
   elseif kind == "P" then
     local plink = rcall("HGET", statePrefix .. string.sub(payload, 2), "plink")
     if not plink then return true end

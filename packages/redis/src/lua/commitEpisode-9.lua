@@ -45,7 +45,8 @@
     A[19] ContinuedAsNew: "1" to carry over raised events that arrived during this episode
     A[20] P: number of history events before the consumed inbox entries
     A[21] S: number of history events after them
-    A[22] O: number of outbox entries (pairs of job id, payload)
+    A[22] O: number of outbox entries (pairs of job id, payload); a pair whose job id starts with
+             "e-" is an entity message, appended to the entity's inbox here (enqueueEntityMessage)
     A[23] direct result "<seq>|<last history entry id>|<history entries>": the sequence number of a task result
              that is the last of the P events instead of an inbox entry ("" for none). The worker that
              ran the activity ran the episode too, from its own copy of the history, which ends at that
@@ -95,6 +96,7 @@ A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/addAll"
 --- @include "includes/storeClaims"
 --- @include "includes/deleteClaims"
+--- @include "includes/enqueueEntityMessage"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
@@ -156,10 +158,15 @@ local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
 local claimsStart = inboxStart + C
 if M > 0 and status ~= "ContinuedAsNew" then storeClaims(KEYS[9], claimsStart, M) end
+-- Entity messages the episode sent ("e-..." pairs) go to their entities' inboxes with this commit,
+-- in the order the code sent them, whatever the episode's status: exactly once, never through BullMQ.
+for j = outboxStart, outboxEnd, 2 do
+  if string.sub(ARGV[j], 1, 2) == "e-" then enqueueEntityEnvelope(ARGV[j + 1], tonumber(now)) end
+end
 
 local function writeOutbox()
   for j = outboxStart, outboxEnd, 2 do
-    addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == A[25] and A[26] or now)
+    if string.sub(ARGV[j], 1, 2) ~= "e-" then addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == A[25] and A[26] or now) end
   end
 end
 
