@@ -113,6 +113,8 @@ export interface DurableClientOptions extends ClientOptions {
   baseUrl?: string;
 }
 
+const isFinished = (status: string) => status === 'Completed' || status === 'Failed' || status === 'Terminated';
+
 /** The default address of durabull's HTTP API (`npm run dashboard`). */
 const DEFAULT_BASE_URL = 'http://127.0.0.1:8080';
 
@@ -369,11 +371,13 @@ export class DurableClient {
     }
     let s: OrchestrationStatus;
     try {
-      s = await this.#client.waitForCompletion(instanceId, { timeoutMs: timeout });
+      s = await this.#client.waitForCompletion(instanceId, { timeoutMs: Math.max(1, timeout) });
     } catch (err) {
-      if (err instanceof WaitTimeoutError && err.runtimeStatus === 'not found') throw new InstanceNotFoundError(instanceId);
-      if (err instanceof WaitTimeoutError) return this.createCheckStatusResponse(request, instanceId);
-      throw err;
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      const now = await this.#client.getStatus(instanceId);
+      if (!now) throw new InstanceNotFoundError(instanceId);
+      if (!isFinished(now.runtimeStatus)) return this.createCheckStatusResponse(request, instanceId);
+      s = now;
     }
     const json = (status: number, body: unknown) => new HttpResponse({ status, jsonBody: body, headers: { 'Content-Type': 'application/json' } });
     if (s.runtimeStatus === 'Completed') return json(200, s.output);
