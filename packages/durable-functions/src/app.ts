@@ -3,7 +3,8 @@
  * worker runs (`df.registry`), and `df.app.client.*`: HTTP functions with a durable client.
  */
 import { randomUUID } from 'node:crypto';
-import { type FunctionInput, type FunctionOutput, type HttpRequest, type HttpResponse, type HttpResponseInit, InvocationContext, app as azureApp } from '@azure/functions';
+import { type FunctionInput, type FunctionOutput, type HttpRequest, type HttpResponse, type HttpResponseInit, type InvocationContext, app as azureApp } from '@azure/functions';
+import { AzureInvocationContext } from './azure.js';
 import { type ActivityContext, type EntityContext as CoreEntityContext, ValidationError, assertFunction, describeValue } from '@durabull/core';
 import { type DurableClient, getClient } from './client.js';
 import { EntityId, toCoreEntityId } from './entity-id.js';
@@ -102,7 +103,7 @@ export function activity(functionName: string, options: ActivityOptions): Regist
   checkBindings('df.app.activity', functionName, o, true);
   const outputs = o.extraOutputs ?? [];
   shared().registry.addActivity(functionName, async (input: unknown, actx: ActivityContext) => {
-    const context = new InvocationContext({
+    const context = new AzureInvocationContext({
       invocationId: randomUUID(),
       functionName,
       logHandler: logHandler({ functionName, instanceId: actx.instanceId, taskId: actx.taskId }),
@@ -110,7 +111,7 @@ export function activity(functionName: string, options: ActivityOptions): Regist
       retryContext: { retryCount: actx.attempt - 1, maxRetryCount: -1 },
     });
     const result = await o.handler(input, context);
-    await deliverOutputs(`Activity '${functionName}'`, outputs, context);
+    await deliverOutputs(`Activity '${functionName}'`, outputs, context, input);
     return result;
   });
   return (input?: unknown) => new RegisteredActivityTask(functionName, input);
@@ -123,7 +124,7 @@ export function entity<T = unknown>(functionName: string, handlerOrOptions: Enti
   const name = functionName.toLowerCase();
   shared().registry.addEntity(name, async (ectx: CoreEntityContext<T>) => {
     const isNew = !ectx.hasState;
-    const context = new InvocationContext({
+    const context = new AzureInvocationContext({
       invocationId: randomUUID(),
       functionName,
       logHandler: logHandler({ functionName, entityId: ectx.entityId.toString(), operationName: ectx.operationName }),
@@ -150,7 +151,8 @@ export function entity<T = unknown>(functionName: string, handlerOrOptions: Enti
 /**
  * Handles the values set on `context.extraOutputs` for outputs of `type` (Azure's binding type:
  * `'blob'`, `'queue'`, `'twilioSms'`, ...): durabull runs no Azure bindings, so an application
- * that keeps them says what they do. Called once per output set, after the function returned;
+ * that keeps them says what they do. Called once per output set, after the function returned,
+ * with the output's binding expressions resolved (`{field}` of the trigger data, `%Setting%`);
  * an output set without a handler fails the function with NotSupportedError.
  */
 export function outputBinding(type: string, handler: OutputBindingHandler): void {
@@ -159,8 +161,27 @@ export function outputBinding(type: string, handler: OutputBindingHandler): void
   shared().outputBindings.set(type, handler);
 }
 
-/** Hands the outputs the function set to their handlers. */
-export async function deliverOutputs(what: string, outputs: readonly FunctionOutput[], context: InvocationContext): Promise<void> {
+/**
+ * An output with Azure's binding expressions resolved: `{name}` from the function's trigger data
+ * (an activity's input object, an HTTP function's route parameters and query) and `%Setting%` from
+ * the environment, in its string properties (`path: 'backups/{backupPath}'`).
+ */
+export function resolveBindingExpressions(output: FunctionOutput, data: unknown): FunctionOutput {
+  const fields = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+  const resolved: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(output)) {
+    resolved[k] =
+      typeof v !== 'string' || k === 'type' || k === 'name'
+        ? v
+        : v
+            .replace(/%([A-Za-z0-9_.:-]+)%/g, (m, setting: string) => process.env[setting] ?? m)
+            .replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, field: string) => (fields[field] === undefined || fields[field] === null ? m : String(fields[field])));
+  }
+  return resolved as FunctionOutput;
+}
+
+/** Hands the outputs the function set to their handlers (binding expressions resolved from `data`). */
+export async function deliverOutputs(what: string, outputs: readonly FunctionOutput[], context: InvocationContext, data?: unknown): Promise<void> {
   for (const output of outputs) {
     const value = context.extraOutputs.get(output);
     if (value === undefined) continue;
@@ -171,7 +192,7 @@ export async function deliverOutputs(what: string, outputs: readonly FunctionOut
         `${what} set its '${output.type}' output binding '${output.name}', which durabull does not run: handle it with df.outputBinding('${output.type}', (value, output, context) => ...) or write to the service from the function`,
       );
     }
-    await handler(value, output, context);
+    await handler(value, resolveBindingExpressions(output, data), context);
   }
 }
 

@@ -3,7 +3,8 @@
  * URLs of durabull's HTTP API (apps/server): `/instances/{id}`, `/instances/{id}/raiseEvent/{eventName}`,
  * `/instances/{id}/terminate`, ...
  */
-import { HttpResponse, type HttpRequest } from '@azure/functions';
+import type { HttpRequest, HttpResponse } from '@azure/functions';
+import { AzureHttpResponse } from './azure.js';
 import { type ClientOptions, DurabullClient, type OrchestrationStatus } from '@durabull/client';
 import { InstanceNotFoundError, type RuntimeStatus, ValidationError, WaitTimeoutError, assertOperationName, describeValue } from '@durabull/core';
 import { InstanceFinishedError, InvalidInstanceStateError } from '@durabull/redis';
@@ -345,7 +346,7 @@ export class DurableClient {
   /** A 202 response with the instance's management URLs (body and `Location`), as v3 gives it. */
   createCheckStatusResponse(request: HttpRequest | undefined, instanceId: string): HttpResponse {
     const payload = this.#payload(request, instanceId);
-    return new HttpResponse({
+    return new AzureHttpResponse({
       status: 202,
       jsonBody: payload,
       headers: { 'Content-Type': 'application/json', Location: payload.statusQueryGetUri, 'Retry-After': '10' },
@@ -379,7 +380,7 @@ export class DurableClient {
       if (!isFinished(now.runtimeStatus)) return this.createCheckStatusResponse(request, instanceId);
       s = now;
     }
-    const json = (status: number, body: unknown) => new HttpResponse({ status, jsonBody: body, headers: { 'Content-Type': 'application/json' } });
+    const json = (status: number, body: unknown) => new AzureHttpResponse({ status, jsonBody: body, headers: { 'Content-Type': 'application/json' } });
     if (s.runtimeStatus === 'Completed') return json(200, s.output);
     return json(s.runtimeStatus === 'Failed' ? 500 : 200, new DurableOrchestrationStatus(s));
   }

@@ -10,7 +10,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import Module, { createRequire } from 'node:module';
-import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
+import type { HttpResponse } from '@azure/functions';
+import { AzureHttpRequest, AzureHttpResponse, AzureInvocationContext } from './azure.js';
 import { ValidationError } from '@durabull/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { deliverOutputs } from './app.js';
@@ -140,7 +141,7 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   const body = Buffer.isBuffer(req.body) ? req.body : undefined;
-  const request = new HttpRequest({
+  const request = new AzureHttpRequest({
     method: req.method,
     url: `${origin}${req.url}`,
     headers,
@@ -150,7 +151,7 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
   const bindings = Object.values(fn.bindings);
   const trigger = bindings.find((b) => b.type === 'httpTrigger')!;
   const extraOutputs = bindings.filter((b) => b.direction === 'out' && b.name !== undefined && b.type !== 'http');
-  const context = new InvocationContext({
+  const context = new AzureInvocationContext({
     invocationId: randomUUID(),
     functionName: fn.name,
     logHandler: logHandler({ functionName: fn.name }),
@@ -164,14 +165,14 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
   let result: unknown;
   try {
     result = await fn.handler(request, context);
-    await deliverOutputs(`HTTP function '${fn.name}'`, extraOutputs as never, context);
+    await deliverOutputs(`HTTP function '${fn.name}'`, extraOutputs as never, context, { ...Object.fromEntries(request.query), ...(req.params as Record<string, string>) });
   } catch (err) {
     req.log.error({ err }, `HTTP function '${fn.name}' failed`);
     packageLogger()?.error({ err, functionName: fn.name }, 'HTTP function failed');
     await reply.code(500).type('application/json').send(JSON.stringify({ error: 'FunctionFailed', message: `Function '${fn.name}' failed.` }));
     return;
   }
-  const res = isHttpResponse(result) ? result : new HttpResponse((result ?? {}) as never);
+  const res = isHttpResponse(result) ? result : new AzureHttpResponse((result ?? {}) as never);
   reply.code(res.status);
   res.headers.forEach((value, key) => void reply.header(key, value));
   const bytes = Buffer.from(await res.arrayBuffer());
@@ -179,5 +180,5 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
 }
 
 function isHttpResponse(v: unknown): v is HttpResponse {
-  return v instanceof HttpResponse || (typeof v === 'object' && v !== null && typeof (v as HttpResponse).arrayBuffer === 'function' && typeof (v as HttpResponse).status === 'number');
+  return v instanceof AzureHttpResponse || (typeof v === 'object' && v !== null && typeof (v as HttpResponse).arrayBuffer === 'function' && typeof (v as HttpResponse).status === 'number');
 }

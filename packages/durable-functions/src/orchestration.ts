@@ -5,7 +5,8 @@
  * durabull's.
  */
 import { randomUUID } from 'node:crypto';
-import { InvocationContext } from '@azure/functions';
+import type { InvocationContext } from '@azure/functions';
+import { AzureInvocationContext } from './azure.js';
 import {
   type OrchestrationContext as CoreContext,
   type OrchestratorFunction,
@@ -198,7 +199,7 @@ function notATask(v: unknown): NonDurableAwaitError {
 export function orchestratorOf(name: string, handler: OrchestrationHandler): OrchestratorFunction {
   return function* (ctx: CoreContext, input: unknown): Generator<unknown, unknown, unknown> {
     const df = new DurableOrchestrationContext(ctx, input);
-    const context = new InvocationContext({
+    const context = new AzureInvocationContext({
       invocationId: randomUUID(),
       functionName: name,
       logHandler: logHandler(() => ({ functionName: name, instanceId: ctx.instanceId, isReplaying: ctx.isReplaying })),
