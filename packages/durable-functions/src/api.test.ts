@@ -140,3 +140,10 @@ describe('registration', () => {
     expect(() => df.outputBinding('', () => {})).toThrow("df.outputBinding: type must be a binding type ('blob', 'twilioSms', ...), got string \"\"");
   });
 });
+
+describe("v3's test doubles", () => {
+  it('are refused with NotSupportedError at construction', () => {
+    expect(() => new df.DummyOrchestrationContext()).toThrow(df.NotSupportedError);
+    expect(() => new df.DummyEntityContext()).toThrow('DummyEntityContext is not supported');
+  });
+});

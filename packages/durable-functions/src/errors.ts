@@ -61,3 +61,23 @@ export function taskFailure(kind: 'activity' | 'suborchestration' | 'entity', na
         : `Entity operation ${name} failed: ${f.errorName}: ${f.message}`;
   return new DurableError(message, { cause: err, failure: f });
 }
+
+/** v3's test doubles (`new df.DummyOrchestrationContext()`): not provided; test orchestrations on a real worker instead. */
+export class DummyOrchestrationContext {
+  constructor() {
+    throw new NotSupportedError(
+      'DummyOrchestrationContext',
+      'DummyOrchestrationContext is not supported: durabull has no replay-only test double; run the orchestration on a worker (a Redis and `new DurabullWorker({ registry: df.registry })`) and check its output and history',
+    );
+  }
+}
+
+/** v3's entity test double: not provided (see DummyOrchestrationContext). */
+export class DummyEntityContext {
+  constructor() {
+    throw new NotSupportedError(
+      'DummyEntityContext',
+      'DummyEntityContext is not supported: run the entity on a worker and read its state with client.readEntityState',
+    );
+  }
+}

@@ -39,7 +39,7 @@ export {
 } from './client.js';
 export { DurableHttpRequest, DurableHttpResponse, ManagedIdentityTokenSource, type CallHttpOptions, type TokenSource, HTTP_ACTIVITY, HTTP_POLLING_ORCHESTRATOR } from './call-http.js';
 export { EntityId, EntityStateResponse } from './entity-id.js';
-export { AggregatedError, DurableError, NotSupportedError } from './errors.js';
+export { AggregatedError, DummyEntityContext, DummyOrchestrationContext, DurableError, NotSupportedError } from './errors.js';
 export { httpFunctions, type HttpFunctionsOptions } from './http-host.js';
 export { DurableOrchestrationContext, type OrchestrationContext, type OrchestrationHandler } from './orchestration.js';
 export { RetryOptions } from './retry-options.js';

@@ -378,3 +378,6 @@ df.app.orchestration('SendHttpRequestCatch', function* (context: OrchestrationCo
     return { name: (e as Error).name, message: (e as Error).message };
   }
 });
+
+// not supported
+df.app.orchestration('AsyncHandler', (async () => 'never') as never);

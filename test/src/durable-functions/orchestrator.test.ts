@@ -93,6 +93,12 @@ describe.each(MODES)('durable-functions v3 API, $mode', ({ replays, worker: work
       expect((await failure(instanceId)).errorName).toBe('NonDurableAwaitError');
     });
 
+    it('refuses an async handler (v3 orchestrators are generator functions) with NotSupportedError', async () => {
+      const instanceId = id('async');
+      expect((await run('AsyncHandler', undefined, instanceId)).runtimeStatus).toBe('Failed');
+      expect(await failure(instanceId)).toMatchObject({ errorName: 'NotSupportedError', message: expect.stringContaining("df.app.orchestration('AsyncHandler'): the handler returned a Promise") });
+    });
+
     it('handles a simple orchestration function (no activity functions)', async () => {
       const s = await run('SayHelloInline', 'World');
       expect(s.output).toBe('Hello, World!');
@@ -461,24 +467,38 @@ describe.each(MODES)('durable-functions v3 API, $mode', ({ replays, worker: work
 
   describe('callHttp()', () => {
     let server: ReturnType<typeof createServer>;
+    let other: ReturnType<typeof createServer>;
     let base: string;
+    let otherBase: string;
     const seen: string[] = [];
     beforeAll(async () => {
       let polls = 0;
-      server = createServer((req, res) => {
+      const handler: Parameters<typeof createServer>[1] = (req, res) => {
         seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'}`);
         if (req.url === '/start') {
           res.writeHead(202, { Location: `${base}/status`, 'Retry-After': '0' }).end('accepted');
+        } else if (req.url === '/start-elsewhere') {
+          // Another origin: the second server (another port).
+          res.writeHead(202, { Location: `${otherBase}/done`, 'Retry-After': '0' }).end('accepted');
+        } else if (req.url === '/done') {
+          res.writeHead(200).end('done elsewhere');
         } else if (req.url === '/status') {
           polls++;
           if (polls < 2) res.writeHead(202, { location: `${base}/status`, 'retry-after': '0' }).end('still working');
           else res.writeHead(200, { 'content-type': 'text/plain' }).end('done');
         } else res.writeHead(404).end('not found');
-      });
+      };
+      server = createServer(handler);
+      other = createServer(handler);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      otherBase = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
     });
-    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+    afterAll(async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => other.close(() => r()));
+    });
 
     it('polls a 202 with a Location on durable timers until another status comes back', async () => {
       seen.length = 0;
@@ -487,13 +507,23 @@ describe.each(MODES)('durable-functions v3 API, $mode', ({ replays, worker: work
       expect(seen).toEqual([`POST /start Bearer t`, `GET /status Bearer t`, `GET /status Bearer t`]);
     });
 
+    it('does not send credentials to a Location of another origin', async () => {
+      seen.length = 0;
+      const s = await run('SendHttpRequest', { method: 'POST', url: `${base}/start-elsewhere`, headers: { Authorization: 'Bearer t' } });
+      expect(s.output).toMatchObject({ statusCode: 200, content: 'done elsewhere' });
+      expect(seen).toEqual([`POST /start-elsewhere Bearer t`, `GET /done -`]);
+    });
+
     it('does no polling with enablePolling false, and treats headers case-insensitively', async () => {
       const s = await run('SendHttpRequest', { method: 'POST', url: `${base}/start`, enablePolling: false });
       expect(s.output).toEqual({ statusCode: 202, content: 'accepted', location: `${base}/status`, isResponse: true });
     });
 
     it('fails with a DurableError when the request cannot be sent; refuses a managed-identity tokenSource', async () => {
-      const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port + 1}/x`;
+      const spare = createServer();
+      await new Promise<void>((r) => spare.listen(0, '127.0.0.1', r));
+      const closed = `http://127.0.0.1:${(spare.address() as AddressInfo).port}/x`;
+      await new Promise<void>((r) => spare.close(() => r())); // nothing listens there now
       const out = (await run('SendHttpRequestCatch', { method: 'GET', url: closed, enablePolling: false })).output as { name: string; message: string };
       expect(out.name).toBe('DurableError');
       expect(out.message).toContain(`context.df.callHttp: GET ${closed} failed:`);
