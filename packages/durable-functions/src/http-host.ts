@@ -141,11 +141,18 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+  const params = { ...(req.params as Record<string, string>) };
+  // A catch-all segment (`{*path}`) is Fastify's `*`: give it its name back.
+  const catchAll = /\{\*([A-Za-z_][A-Za-z0-9_]*)\}/.exec(fn.route)?.[1];
+  if (catchAll && params['*'] !== undefined) {
+    params[catchAll] = params['*'];
+    delete params['*'];
+  }
   const request = new AzureHttpRequest({
     method: req.method,
     url: `${origin}${req.url}`,
     headers,
-    params: req.params as Record<string, string>,
+    params,
     ...(body && body.length > 0 ? { body: { bytes: body } } : {}),
   });
   const bindings = Object.values(fn.bindings);
@@ -165,7 +172,7 @@ async function serve(fn: HttpFunction, req: FastifyRequest, reply: FastifyReply)
   let result: unknown;
   try {
     result = await fn.handler(request, context);
-    await deliverOutputs(`HTTP function '${fn.name}'`, extraOutputs as never, context, { ...Object.fromEntries(request.query), ...(req.params as Record<string, string>) });
+    await deliverOutputs(`HTTP function '${fn.name}'`, extraOutputs as never, context, { ...Object.fromEntries(request.query), ...params });
   } catch (err) {
     req.log.error({ err }, `HTTP function '${fn.name}' failed`);
     packageLogger()?.error({ err, functionName: fn.name }, 'HTTP function failed');

@@ -104,6 +104,12 @@ app.http('httpSyncStart', {
     return client.waitForCompletionOrCreateCheckStatusResponse(request, instanceId, { timeoutInMilliseconds, retryIntervalInMilliseconds: Math.min(1000, timeoutInMilliseconds) });
   },
 });
+// Route templates: a constrained parameter and a catch-all; the query; a text body.
+app.http('files', {
+  route: 'files/{id:int}/{*path}',
+  methods: ['PUT'],
+  handler: async (request: HttpRequest) => ({ jsonBody: { params: request.params, q: request.query.get('q'), body: await request.text(), method: request.method } }),
+});
 // v3's own way: df.app.client.http hands the handler the client.
 df.app.client.http('clientHttp', {
   route: 'hello/{name?}',
@@ -171,6 +177,12 @@ describe('HTTP starters written with app.http, served by durabull’s server', (
     const payload = (await res.json()) as df.HttpManagementPayload;
     expect((await done(payload.id)).output).toBe('Hello Lima');
     expect((await fetch(`${base}/api/hello/Lima`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it("passes route parameters (Azure's templates), the query and the body to the handler", async () => {
+    const res = await fetch(`${base}/api/files/42/a/b.txt?q=x`, { method: 'PUT', body: 'plain text', headers: { 'content-type': 'text/plain' } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ params: { id: '42', path: 'a/b.txt' }, q: 'x', body: 'plain text', method: 'PUT' });
   });
 
   it('refuses triggers other than HTTP, hooks, and input bindings with NotSupportedError, at registration', () => {
