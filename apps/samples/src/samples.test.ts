@@ -7,6 +7,7 @@ import { HubKeys } from '@durabull/redis';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run as runChaining } from './chaining.js';
+import { run as runDurableFunctions } from './durable-functions.js';
 import { run as runEntities } from './entities.js';
 import { run as runFanOutFanIn } from './fan-out-fan-in.js';
 import { compactHistory, countEvents } from './harness.js';
@@ -72,7 +73,7 @@ const log = (line: string) => void lines.push(line);
 
 describe('samples', () => {
   it('lists one sample per pattern', () => {
-    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations', 'schedule', 'entities']);
+    expect(Object.keys(samples)).toEqual(['chaining', 'fan-out-fan-in', 'monitor', 'human-interaction', 'sub-orchestrations', 'schedule', 'entities', 'durable-functions']);
   });
 
   it('chaining: F1 -> F2 -> F3 -> F4, and compensation in reverse order when F3 fails', async () => {
@@ -267,5 +268,26 @@ describe('samples', () => {
     expect(r.transfers[0]!.history).toContain('EntityLockRequested');
     expect(r.transfers[0]!.history).toContain('EntityLockGranted');
     expect(r.transfers[0]!.history.filter((l) => l === 'EntityUnlockSent')).toHaveLength(2);
+  });
+  it("durable-functions: Durable Functions' own samples run through the durable-functions alias, HTTP starters included", async () => {
+    const r = await runDurableFunctions({ redisUrl, hub: newHub('df'), log });
+    // helloSequence, started by httpStart (app.http): 202, Location = statusQueryGetUri on durabull's API, which answers 200 once done.
+    expect(r.hello).toMatchObject({ startStatus: 202, finalStatus: 200, output: ['Hello Tokyo', 'Hello Seattle', 'Hello Cairo'] });
+    expect(r.hello.location).toBe(r.hello.statusQueryGetUri);
+    expect(r.hello.statusQueryGetUri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/instances\/[0-9a-f-]{36}$/);
+    // backupSiteContent, started by httpSyncStart: the total of the file sizes, each file copied through its blob output binding.
+    expect(r.backup).toMatchObject({ status: 200, totalBytes: 13 + 15 + 6 + 5000, files: 4, copiedIdentical: true });
+    expect(r.backup.blobs.map((b) => b.bytes)).toEqual([13, 15, 6, 5000]);
+    // weatherMonitor: one check of a clear sky, one text; a request without a city fails with the sample's own error.
+    expect(r.monitor.runtimeStatus).toBe('Completed');
+    expect(r.monitor.texts).toEqual([{ body: "The weather's clear outside! Go talk a walk!", to: '+15550100' }]);
+    expect(r.monitor.weatherRequests).toEqual(['Redmond,WA,USA']);
+    expect(r.monitor.invalid).toEqual({ runtimeStatus: 'Failed', output: "Orchestrator function 'weatherMonitor' failed: A city is required on the location input." });
+    // smsPhoneVerification: the texted code authorizes; four wrong answers do not.
+    expect(r.phone.authorized).toBe(true);
+    expect(r.phone.wrongCodes).toBe(false);
+    expect(r.phone.sentCode).toBeGreaterThanOrEqual(0);
+    // counterOrchestration x3 on the counterEntity.
+    expect(r.counter).toEqual({ runs: ['Completed', 'Completed', 'Completed'], before: 0, after: 3 });
   });
 });

@@ -1,5 +1,6 @@
 /** Every sample by the name `npm run sample -- <name>` takes. */
 import * as chaining from './chaining.js';
+import * as durableFunctions from './durable-functions.js';
 import * as entities from './entities.js';
 import * as fanOutFanIn from './fan-out-fan-in.js';
 import type { SampleOptions } from './harness.js';
@@ -22,6 +23,10 @@ export const samples = {
   'sub-orchestrations': { description: 'a parent fans out to child orchestrations, retries a failing child, catches a hopeless one', run: subOrchestrations.run },
   schedule: { description: 'a schedule starts a report every tick; its export heartbeats, times out once and resumes from its last heartbeat', run: schedule.run },
   entities: { description: 'a counter aggregated from a fan-out of signals; transfers between two accounts under lockEntities', run: entities.run },
+  'durable-functions': {
+    description: "Durable Functions' own Node samples (hello sequence, backup, monitor, phone verification, counter) through the durable-functions alias",
+    run: durableFunctions.run,
+  },
 } satisfies Record<string, Sample>;
 
 export type SampleName = keyof typeof samples;

@@ -130,3 +130,23 @@ describe.each(['generator', 'async'] as const)('%s orchestrator', (style) => {
     expect(other[0]).not.toBe(firstEpisode[0]);
   });
 });
+
+describe('ctx.parentInstanceId', () => {
+  it("is the parent's instance id in a sub-orchestration and undefined in a top-level one", async () => {
+    const seen: (string | undefined)[] = [];
+    const registry = registryOf('Child', function* (ctx) {
+      seen.push(ctx.parentInstanceId);
+      return yield ctx.callActivity('F1');
+    });
+    const child = newExecutionStartedEvent('Child', 'child-1', undefined, { timestamp: T0 });
+    child.parent = { instanceId: 'parent-7', executionId: 'e9', taskId: 3, name: 'Parent' };
+    // First episode, then a replay of it: the same id both times.
+    await executeOrchestration(registry, [], [newOrchestratorStartedEvent(T0), child]);
+    await executeOrchestration(registry, [newOrchestratorStartedEvent(T0), child, newTaskScheduledEvent(0, 'F1', undefined, T0)], [
+      newOrchestratorStartedEvent(at(1)),
+      newTaskCompletedEvent(0, 'x', at(1)),
+    ]);
+    await executeOrchestration(registry, [], startEvents('Child'));
+    expect(seen).toEqual(['parent-7', 'parent-7', undefined]);
+  });
+});

@@ -281,6 +281,35 @@ describe('ctx.any', () => {
     expect(result.status).toBe('Completed');
     expect(result.output).toBe('timed out');
   });
+  it('a loser of ctx.any that the code then yields (or awaits) on its own is what the code waits on', async () => {
+    const gen: OrchestratorFunction = function* (ctx) {
+      const a = ctx.callActivity('A');
+      const b = ctx.callActivity('B');
+      const winner = yield ctx.any([a, b]);
+      const rest = yield b;
+      return [winner === a, rest];
+    };
+    const asyncStyle: OrchestratorFunction = async (ctx) => {
+      const a = ctx.callActivity('A');
+      const b = ctx.callActivity('B');
+      await ctx.any([a, b]);
+      const rest = await b;
+      return [a.isCompleted, rest];
+    };
+    const past = [...startEvents('Loser'), newTaskScheduledEvent(0, 'A', undefined, T0), newTaskScheduledEvent(1, 'B', undefined, T0)];
+    for (const fn of [gen, asyncStyle]) {
+      const registry = registryOf('Loser', fn);
+      const waiting = await executeOrchestration(registry, past, [newOrchestratorStartedEvent(at(1)), newTaskCompletedEvent(0, 'a', at(1))]);
+      expect(waiting.status).toBe('Running'); // not NonDurableAwaitError: the code waits on B
+      expect(waiting.wait).toEqual({ kind: 'any', ids: [1], coversAllOpen: true });
+      const done = await executeOrchestration(registry, [...past, newOrchestratorStartedEvent(at(1)), newTaskCompletedEvent(0, 'a', at(1))], [
+        newOrchestratorStartedEvent(at(2)),
+        newTaskCompletedEvent(1, 'b', at(2)),
+      ]);
+      expect(done.status).toBe('Completed');
+      expect(done.output).toEqual([true, 'b']);
+    }
+  });
 });
 
 describe('activity failures', () => {

@@ -15,6 +15,8 @@ export interface OrchestrationContext {
   readonly executionId: string;
   /** The orchestrator's registered name. */
   readonly name: string;
+  /** The parent's instance id when this instance is a sub-orchestration; undefined otherwise. */
+  readonly parentInstanceId?: string | undefined;
   /** True while the code is re-executing steps that history already records. Use it to avoid repeating logs. */
   readonly isReplaying: boolean;
   /** The time of the current episode, from history: the same on every replay. */

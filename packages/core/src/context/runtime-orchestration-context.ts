@@ -73,6 +73,8 @@ export class RuntimeOrchestrationContext implements OrchestrationContext {
   continueAsNewRequest: { input: unknown; preserveUnprocessedEvents: boolean; checked?: unknown } | undefined;
   /** What the payload check returned for inputs, by sequence number (cleared with the actions). */
   readonly checkedInputs = new Map<number, unknown>();
+  /** The parent's instance id, for a sub-orchestration (from its ExecutionStarted event). */
+  parentInstanceId: string | undefined;
 
   constructor(
     readonly instanceId: string,

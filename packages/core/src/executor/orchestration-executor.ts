@@ -123,6 +123,7 @@ export class OrchestrationSession {
     if (startedIdx < 0) throw new HistoryError('The history has no ExecutionStarted event');
     const startedEvent = all[startedIdx] as ExecutionStartedEvent;
     this.ctx = new RuntimeOrchestrationContext(startedEvent.instanceId, startedEvent.executionId, startedEvent.name, this.options.checkPayload, this.options.onPatched);
+    this.ctx.parentInstanceId = startedEvent.parent?.instanceId;
     this.replay = new Replay(this.ctx, this.registry, startedEvent);
     this.length = 0;
     return this.advance(all, pastEvents.length, startedIdx >= pastEvents.length);

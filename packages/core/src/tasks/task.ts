@@ -51,10 +51,18 @@ export abstract class Task<T = unknown> implements PromiseLike<T> {
     for (const l of listeners) l();
   }
 
-  /** @internal marks the task as awaited by a driver or `then`. */
+  /** Set once the code itself waits on this task (a driver or `then`), not only a composite that holds it. */
+  private rooted = false;
+
+  /**
+   * @internal marks the task as awaited by a driver or `then`. A task a composite already waits on
+   * (`awaited` set by ctx.all / ctx.any) becomes one the code waits on too: the loser of a
+   * `ctx.any` that the code yields or awaits on its own afterwards.
+   */
   markAwaited(): void {
-    if (!this.awaited) {
-      this.awaited = true;
+    this.awaited = true;
+    if (!this.rooted) {
+      this.rooted = true;
       this.onAwaited?.(this);
     }
   }
