@@ -22,14 +22,14 @@ import {
 import { InstanceFinishedError, InvalidInstanceStateError, RedisUnavailableError, STATS_RETENTION_MINUTES, readHubGauges, readHubStats } from '@durabull/redis';
 import { DurabullMetrics } from '@durabull/worker';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { ConnectionLike, RedisClient } from '@durabull/redis';
 import { z } from 'zod';
 import { type PageContext, entitiesPage, instancePage, jsonReplacer, listPage, notFoundPage, overviewPage, schedulesPage, workersPage } from './html.js';
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
-  /** Redis URL or ioredis options. */
-  connection: string | RedisOptions;
+  /** Redis URL (`redis-cluster://host:port,...` for a Redis Cluster), ioredis options, `{ clusterNodes }`, or an ioredis client. */
+  connection: ConnectionLike;
   /** Task hub. Default `default`. */
   hub?: string;
   /**
@@ -202,7 +202,7 @@ function isBrowserRoute(route: string | undefined): boolean {
 }
 
 /** Resolves once `redis` is ready or its first attempt failed, or after `ms`. */
-function firstContact(redis: Redis, ms: number): Promise<void> {
+function firstContact(redis: RedisClient, ms: number): Promise<void> {
   if (redis.status === 'ready' || redis.status === 'end') return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

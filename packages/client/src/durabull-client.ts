@@ -50,21 +50,23 @@ import {
   type ScheduleSpec,
   RedisUnavailableError,
   type WorkerInfo,
+  assertConnection,
   assertInstanceId,
   closeConnection,
   createRedisClient,
   ignoreGone,
+  isRedisClient,
+  type RedisClient,
   newEventId,
 } from '@durabull/redis';
 import { SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 
 /** Default of {@link ClientOptions.commandTimeoutMs}. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 export interface ClientOptions {
-  /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
+  /** Redis connection: a URL (`redis-cluster://host:port,...` for a Redis Cluster), ioredis options, `{ clusterNodes }`, or an ioredis `Redis` or `Cluster`. Default `redis://127.0.0.1:6379`. */
   connection?: ConnectionLike;
   /** Task hub name. Default `default`. */
   hub?: string;
@@ -197,7 +199,7 @@ export interface ScheduleClient {
 
 export class DurabullClient {
   readonly backend: RedisBackend;
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private subscribed: Promise<unknown> | undefined;
   private readonly waiters = new Map<string, Set<() => void>>();
   /** {@link ClientOptions.commandTimeoutMs}. */
@@ -209,6 +211,7 @@ export class DurabullClient {
     if (c !== undefined && typeof c !== 'string' && (typeof c !== 'object' || c === null || Array.isArray(c))) {
       throw invalidArgument('DurabullClient', 'options.connection', 'a Redis URL, ioredis options or an ioredis client', c);
     }
+    assertConnection(c, 'DurabullClient: options.connection');
     assertOptionalString('DurabullClient', 'options.hub', opts.hub);
     assertOptionalNumber('DurabullClient', 'options.maxPayloadBytes', opts.maxPayloadBytes, 0);
     assertOptionalNumber('DurabullClient', 'options.claimCheckThresholdBytes', opts.claimCheckThresholdBytes, 0, true);
@@ -554,7 +557,7 @@ export class DurabullClient {
   private subscribe(): Promise<unknown> {
     if (!this.subscriber) {
       const c = this.opts.connection;
-      const sub = c instanceof Redis ? c.duplicate() : createRedisClient(c, { commandTimeout: this.commandTimeoutMs });
+      const sub = isRedisClient(c) ? c.duplicate() : createRedisClient(c, { commandTimeout: this.commandTimeoutMs });
       this.backend.connections.watch(sub);
       this.subscriber = sub;
       sub.on('message', (_channel: string, id: string) => {

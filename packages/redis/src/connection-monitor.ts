@@ -4,7 +4,7 @@
  * reconnect attempt), and an outage is logged once when it starts (warn, with the address and the
  * reason) and once when every connection is back (info), however many reconnect attempts it takes.
  */
-import type { Redis } from 'ioredis';
+import { type RedisClient, isCluster } from './connection.js';
 
 /**
  * What the monitor logs through: a pino logger (or Fastify's, which is one) fits. `debug` gets
@@ -49,7 +49,11 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /** `host:port` (or the socket path) of a connection, never its credentials. */
-export function connectionAddress(redis: Redis): string {
+export function connectionAddress(redis: RedisClient): string {
+  if (isCluster(redis)) {
+    const nodes = (redis as unknown as { startupNodes?: unknown[] }).startupNodes ?? [];
+    return `cluster ${nodes.map((n) => (typeof n === 'object' && n !== null ? `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}` : String(n))).join(',')}`;
+  }
   const o = redis.options;
   if (o.path) return o.path;
   const host = o.host ?? '127.0.0.1';
@@ -68,7 +72,7 @@ interface Watched {
  * ready again; that start and that end are logged once each.
  */
 export class ConnectionMonitor {
-  private readonly watched = new Map<Redis, Watched>();
+  private readonly watched = new Map<RedisClient, Watched>();
   private downSince: number | undefined;
 
   constructor(
@@ -78,7 +82,7 @@ export class ConnectionMonitor {
   ) {}
 
   /** Watches `redis` (once; watching it again does nothing). Listeners stay until the connection ends. */
-  watch(redis: Redis): void {
+  watch(redis: RedisClient): void {
     if (this.watched.has(redis)) return;
     const w: Watched = { down: false, lastError: undefined };
     this.watched.set(redis, w);
@@ -115,7 +119,7 @@ export class ConnectionMonitor {
   }
 
   /** Ends the outage once no watched connection is down and at least one is ready. */
-  private settle(redis: Redis): void {
+  private settle(redis: RedisClient): void {
     if (this.downSince === undefined) return;
     let ready = false;
     for (const [r, w] of this.watched) {

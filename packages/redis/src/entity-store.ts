@@ -8,7 +8,7 @@
  * and entity workers block on the doorbell list for entities that became ready now.
  */
 import { EntityId, type FailureDetails, type SendEntityMessageAction } from '@durabull/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { decode, encode } from './codec.js';
 import type { HubKeys } from './keys.js';
 
@@ -104,7 +104,7 @@ export interface EntityListPage {
 }
 
 type Arg = string | Buffer | number;
-type EntityScripts = Redis & {
+type EntityScripts = RedisClient & {
   signalEntity(...args: Arg[]): Promise<number>;
   claimEntitiesBuffer(...args: Arg[]): Promise<unknown[]>;
   commitEntity(...args: Arg[]): Promise<number[]>;
@@ -141,7 +141,7 @@ export function entityResponse(instanceId: string, executionId: string, seq: num
 
 export class EntityStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: HubKeys,
   ) {}
 

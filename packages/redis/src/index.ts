@@ -3,11 +3,30 @@
  * streams, outbox into BullMQ queues).
  */
 
+// Connections (a URL, ioredis options or client, a Redis Cluster)
+export {
+  createRedisClient,
+  closeConnection,
+  assertConnection,
+  connectionFromEnv,
+  parseClusterUrl,
+  parseClusterNodes,
+  clusterUrl,
+  isCluster,
+  isClusterUrl,
+  isRedisClient,
+  masterNodes,
+  scanKeys,
+  redactConnectionUrl,
+  DEFAULT_REDIS_URL,
+  type RedisClient,
+  type ClusterConnectionOptions,
+  type ConnectionLike,
+} from './connection.js';
+
 // Backend
 export {
   RedisBackend,
-  closeConnection,
-  createRedisClient,
   newEventId,
   newExecutionId,
   activityJobId,
@@ -24,7 +43,6 @@ export {
   type ActivityCallOptions,
   type ScheduleLink,
   type BackendOptions,
-  type ConnectionLike,
   type InstanceState,
   type LoadedEpisode,
   type InboxItem,

@@ -26,7 +26,7 @@ import {
   toFailureDetails,
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { closeConnection, createRedisClient, isRedisClient, type ConnectionLike, type RedisClient } from './connection.js';
 import {
   type CheckedPayload,
   type Claim,
@@ -52,8 +52,8 @@ import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore } from './entity-store.js';
 
-/** A Redis connection: an ioredis client (shared, not closed by us), a URL, or ioredis options. */
-export type ConnectionLike = Redis | string | RedisOptions;
+export type { ConnectionLike } from './connection.js';
+export { closeConnection, createRedisClient } from './connection.js';
 
 export interface BackendOptions {
   connection?: ConnectionLike;
@@ -426,7 +426,7 @@ export interface CommitResult {
 }
 
 type Arg = string | Buffer | number;
-type ScriptClient = Redis & {
+type ScriptClient = RedisClient & {
   startInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   deliverEvent(...args: Arg[]): Promise<unknown[]>;
   deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
@@ -466,30 +466,6 @@ export interface ListPage {
   instances: InstanceState[];
   /** Pass it as `cursor` for the next page; undefined on the last page. */
   nextCursor?: string;
-}
-
-/**
- * An ioredis client for `connection` (returned as it is when it is one). `maxRetriesPerRequest:
- * null`: a command waits across reconnects instead of failing after a number of attempts, and one
- * whose reply a broken connection lost is sent again (every client-facing script is idempotent
- * against that); BullMQ needs it on its workers' connections. Bound the wait with `commandTimeout`
- * in `extra` where a caller must not wait for ever (the client does).
- */
-export function createRedisClient(connection: ConnectionLike | undefined, extra: RedisOptions = {}): Redis {
-  const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
-  if (connection instanceof Redis) return connection;
-  if (typeof connection === 'string') return new Redis(connection, opts);
-  return new Redis({ host: '127.0.0.1', port: 6379, ...connection, ...opts });
-}
-
-/** QUIT when connected (replies to what was sent still arrive); otherwise drop the connection at once. */
-export async function closeConnection(redis: Redis): Promise<void> {
-  if (redis.status === 'end') return;
-  if (redis.status !== 'ready') {
-    redis.disconnect();
-    return;
-  }
-  await redis.quit().catch(() => redis.disconnect());
 }
 
 /** The outbox entry of an activity job; `input` is the payload or its reference (claim check). */
@@ -584,7 +560,7 @@ export function newExecutionId(): string {
 
 export class RedisBackend {
   readonly keys: HubKeys;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly maxPayloadBytes: number;
   /** The claim-check threshold as configured (0: off). */
   readonly claimCheckThresholdBytes: number;
@@ -592,7 +568,7 @@ export class RedisBackend {
   private readonly claimThreshold: number;
   private readonly ownsClient: boolean;
   private _orchestratorQueue: Queue | undefined;
-  private _queueConnection: Redis | undefined;
+  private _queueConnection: RedisClient | undefined;
   private pendingAcks: string[] = [];
   private ackScheduled = false;
   /** Decoded histories of recently replayed instances, least recently used first. */
@@ -624,7 +600,7 @@ export class RedisBackend {
     if (servedMs !== undefined && (typeof servedMs !== 'number' || !(servedMs >= 0))) {
       throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
     }
-    this.ownsClient = !(opts.connection instanceof Redis);
+    this.ownsClient = !isRedisClient(opts.connection);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     const timeout = opts.commandTimeoutMs;
     if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)) {
@@ -690,7 +666,7 @@ export class RedisBackend {
    * ioredis copies every script defined on a connection into each pipeline built on it, and BullMQ
    * defines dozens; our pipelines stay cheap on a connection with only our scripts.
    */
-  get queueConnection(): Redis {
+  get queueConnection(): RedisClient {
     if (!this._queueConnection) {
       this._queueConnection = this.redis.duplicate();
       this.connections.watch(this._queueConnection);
@@ -2116,7 +2092,7 @@ export class RedisBackend {
 }
 
 /** The recovery scripts (lua/requeueInstance-5.lua, lua/reindexInstance-4.lua). */
-type RecoveryScripts = Redis & {
+type RecoveryScripts = RedisClient & {
   requeueInstance(...args: Arg[]): Promise<[number, string?, string?]>;
   reindexInstance(...args: Arg[]): Promise<[number]>;
 };

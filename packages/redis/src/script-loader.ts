@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 export interface LoadedScript {
   name: string;
@@ -78,8 +78,8 @@ export function loadScripts(dir = scriptsDir()): LoadedScript[] {
 }
 
 /** Defines every script as a command on the client (idempotent per client). */
-export function defineScripts(client: Redis): void {
-  const marker = client as Redis & { __durabullScripts?: boolean };
+export function defineScripts(client: RedisClient): void {
+  const marker = client as RedisClient & { __durabullScripts?: boolean };
   if (marker.__durabullScripts) return;
   for (const s of loadScripts()) client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
   marker.__durabullScripts = true;

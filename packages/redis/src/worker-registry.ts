@@ -10,7 +10,7 @@
  * agree.
  */
 import { EntityNotFoundError, EntityOperationNotFoundError, OrchestratorNotServedError, assertFunctionName } from '@durabull/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { HubKeys } from './keys.js';
 
 /** What a worker runs. */
@@ -63,7 +63,7 @@ interface Served {
   readAt: number;
 }
 
-type RegistryScripts = Redis & {
+type RegistryScripts = RedisClient & {
   heartbeatWorker(index: string, entryKey: string, id: string, entry: string, ttlMs: number): Promise<[number]>;
   readWorkers(index: string): Promise<(string | number)[]>;
 };
@@ -77,7 +77,7 @@ export class WorkerRegistry {
   private entitiesServed: { names: Map<string, string[] | undefined>; workers: number; readAt: number } | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: HubKeys,
     /** How long the served names are reused (ms); a name missing from them is read again once before a refusal. */
     private readonly cacheMs = DEFAULT_SERVED_CACHE_MS,

@@ -64,7 +64,7 @@ import {
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@durabull/redis';
 import { pino, type Logger } from 'pino';
 import { ActivityAttempt } from './activity-attempt.js';
 import { LogMessages as M } from './execution-log.js';
@@ -376,7 +376,7 @@ export class DurabullWorker {
   private jobsRunning = 0;
   /** Sticky episodes: whether this worker takes wake-ups handed to it, its reading loop and the episodes it runs. */
   private readonly sticky: boolean;
-  private stickyConnection: Redis | undefined;
+  private stickyConnection: RedisClient | undefined;
   private stickyLoop: Promise<void> | undefined;
   private readonly stickyRunning = new Set<Promise<void>>();
   private stickyWaiters: (() => void)[] = [];
@@ -394,7 +394,7 @@ export class DurabullWorker {
   /** Activity attempts running here, by instance: what a terminate (the cancel channel) and shutdown abort. */
   private readonly attempts = new Map<string, Set<ActivityAttempt>>();
   /** Subscribed to the hub's cancel channel (a worker that runs activities). */
-  private cancelSubscriber: Redis | undefined;
+  private cancelSubscriber: RedisClient | undefined;
   private shutdownTimer: NodeJS.Timeout | undefined;
 
   /** Payloads the code hands out are checked at the call, where the code can catch the PayloadError. */

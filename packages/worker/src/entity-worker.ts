@@ -10,7 +10,7 @@
  */
 import { EntityBatch, EntityId, type Registry, isTerminalStatus, toFailureDetails } from '@durabull/core';
 import { type ClaimedEntity, type EntityBatchResult, type EntityMessage, type RedisBackend, decode, encode, entityResponse, newEventId } from '@durabull/redis';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@durabull/redis';
 import type { Logger } from 'pino';
 
 export interface EntityWorkerOptions {
@@ -36,7 +36,7 @@ interface Queued {
 export class EntityWorker {
   private closing = false;
   private loop: Promise<void> | undefined;
-  private bellConn: Redis | undefined;
+  private bellConn: RedisClient | undefined;
   private bell: Promise<unknown> | undefined;
   private readonly running = new Set<Promise<void>>();
   private wakeLoop: (() => void) | undefined;

@@ -13,6 +13,7 @@ import {
   invalidArgument,
 } from '@durabull/core';
 import type { DurabullWorkerOptions } from './durabull-worker.js';
+import { assertConnection } from '@durabull/redis';
 
 const WHERE = 'DurabullWorker';
 
@@ -28,6 +29,7 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
   if (c !== undefined && typeof c !== 'string' && (typeof c !== 'object' || c === null || Array.isArray(c))) {
     throw invalidArgument(WHERE, 'options.connection', 'a Redis URL, ioredis options or an ioredis client', c);
   }
+  assertConnection(c, `${WHERE}: options.connection`);
   assertOptionalString(WHERE, 'options.hub', o.hub);
   assertOptionalNumber(WHERE, 'options.maxPayloadBytes', o.maxPayloadBytes, 0);
   assertOptionalNumber(WHERE, 'options.claimCheckThresholdBytes', o.claimCheckThresholdBytes, 0, true);
