@@ -23,3 +23,6 @@ export { ensureRedis, DEFAULT_REDIS_URL, type EnsureRedisOptions, type EnsuredRe
 
 // Network helpers
 export { getFreePort, isPortFree, pingRedis, redactUrl, LOOPBACK_HOST } from './net.js';
+
+// Redis Cluster on loopback
+export { startRedisCluster, type RedisCluster, type RedisClusterNode, type RedisClusterOptions } from './redis-cluster.js';
