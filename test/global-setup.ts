@@ -5,12 +5,16 @@
  * answers (testcontainers); else `redis://127.0.0.1:6379` when it answers PING; else a `redis-server` from the PATH
  * started on a free port in a temporary directory. Tests read the choice with `redisUrl()` from
  * `test/src/helpers/redis.ts` (`inject('redisUrl')`); child processes get it as `REDIS_URL`.
+ *
+ * Cluster mode (`DURABULL_TEST_REDIS=cluster`, what `npm run test:cluster` sets): a 3-master Redis Cluster started
+ * here on free loopback ports (`startRedisCluster`, about 2 s), or the one `REDIS_URL=redis-cluster://...` names;
+ * `redisUrl()` is then its `redis-cluster://127.0.0.1:<port>,...` string, which every `connection` option accepts.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { RedisServerNotFoundError, pingRedis, redactUrl, startRedisServer } from '@durabull/testing';
+import { RedisServerNotFoundError, pingRedis, redactUrl, startRedisCluster, startRedisServer } from '@durabull/testing';
 // Brings the `redisUrl` key of vitest's ProvidedContext into scope for project.provide().
 import type {} from './src/helpers/redis.js';
 
@@ -43,6 +47,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
 }
 
 async function chooseRedis(): Promise<ChosenRedis> {
+  const mode = process.env.DURABULL_TEST_REDIS;
+  if (mode !== undefined && mode !== '' && mode !== 'single' && mode !== 'cluster') {
+    throw new Error(`DURABULL_TEST_REDIS must be 'single' or 'cluster', got '${mode}'`);
+  }
+  if (mode === 'cluster') return chooseCluster();
   const fromEnv = process.env.REDIS_URL;
   if (fromEnv) {
     // An explicit choice that does not answer is an error, not a reason to test against something else.
@@ -78,6 +87,31 @@ async function chooseRedis(): Promise<ChosenRedis> {
           `and redis-server is not on the PATH: ${RedisServerNotFoundError.howToGetRedis}.`,
       );
     }
+    throw err;
+  }
+}
+
+/** Cluster mode: `REDIS_URL` when it is a cluster URL that answers, else a 3-master cluster started here. */
+async function chooseCluster(): Promise<ChosenRedis> {
+  const fromEnv = process.env.REDIS_URL;
+  if (fromEnv && /^rediss?-cluster:\/\//i.test(fromEnv)) {
+    if (!(await pingRedis(fromEnv, 5_000))) throw new Error(`REDIS_URL=${redactUrl(fromEnv)} does not answer as a healthy cluster (PING, cluster_state:ok).`);
+    return { url: fromEnv, source: 'REDIS_URL (cluster)', teardown: async () => {} };
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'durabull-test-cluster-'));
+  try {
+    const started = Date.now();
+    const cluster = await startRedisCluster({ dataDir, masters: 3 });
+    return {
+      url: cluster.url,
+      source: `3-master cluster started in ${Date.now() - started} ms, pids ${cluster.nodes.map((n) => n.pid).join(' ')}, in ${dataDir}`,
+      teardown: async () => {
+        await cluster.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
 }

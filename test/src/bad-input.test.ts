@@ -16,6 +16,7 @@ import { DurabullClient } from '@durabull/client';
 import { DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPLAY_EVERY_EPISODE, type TestHub, createTestHub } from './helpers/hub.js';
+import { scanAll } from './helpers/redis.js';
 
 let th: TestHub | undefined;
 const extra: { close(): Promise<void> }[] = [];
@@ -26,7 +27,7 @@ afterEach(async () => {
 });
 
 /** Every key of the hub, sorted (BullMQ's included), but the charts' counters that the worker writes on its own. */
-const keysOf = async (t: TestHub) => (await t.redis.keys(t.keys.pattern)).filter((k) => !k.startsWith(t.keys.statsPrefix)).sort();
+const keysOf = async (t: TestHub) => (await scanAll(t.redis, t.keys.pattern)).filter((k) => !k.startsWith(t.keys.statsPrefix)).sort();
 
 /** `depth` arrays nested around 1. */
 function nest(depth: number): unknown {

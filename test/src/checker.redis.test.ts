@@ -7,15 +7,14 @@
  */
 import { type HistoryEvent, type OrchestrationContext, Registry, executeOrchestration } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, checkHub, checkInstance, encodeEvent, wakeJobId } from '@durabull/redis';
+import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, checkHub, checkInstance, encodeEvent, wakeJobId, type RedisClient } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { captureLog } from './helpers/log.js';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from './helpers/redis.js';
 
 const WAIT = { timeoutMs: 20_000 };
 const codes = (r: InstanceReport): FindingCode[] => r.findings.map((f) => f.code);
@@ -137,7 +136,7 @@ const registry = new Registry()
   .addActivity('Sq', async (n: number) => n * n);
 
 let backend: RedisBackend;
-let redis: Redis;
+let redis: RedisClient;
 let workers: DurabullWorker[] = [];
 
 /** Runs one episode by hand (load, replay, commit); its outbox is left undispatched. */
@@ -213,7 +212,7 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000): Promis
 describe('findings of corrupted instances', () => {
   beforeEach(() => {
     backend = new RedisBackend({ connection: redisUrl(), hub: uniqueHub('chk') });
-    redis = new Redis(redisUrl());
+    redis = connectRedis();
   });
   afterEach(async () => {
     await Promise.all(workers.map((w) => w.close()));
@@ -421,7 +420,7 @@ describe('findings of corrupted instances', () => {
 describe("the worker's sweep", () => {
   beforeEach(() => {
     backend = new RedisBackend({ connection: redisUrl(), hub: uniqueHub('swp') });
-    redis = new Redis(redisUrl());
+    redis = connectRedis();
   });
   afterEach(async () => {
     await Promise.all(workers.map((w) => w.close()));

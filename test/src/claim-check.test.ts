@@ -19,7 +19,7 @@ import {
 } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
-import { keysContaining } from './helpers/redis.js';
+import { keysContaining, scanAll } from './helpers/redis.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate, eventsOf, waitUntil } from './helpers/orchestration.js';
 
@@ -45,12 +45,7 @@ const keysNaming = (id: string) => keysContaining(th!.redis, th!.keys.pattern, i
 /** The payload keys of an instance (SCAN over its claim prefix), with their sizes. */
 async function payloadKeys(id: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await th!.redis.scan(cursor, 'MATCH', `${th!.keys.claims(id)}:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) out.set(k, await th!.redis.strlen(k));
-  } while (cursor !== '0');
+  for (const k of await scanAll(th!.redis, `${th!.keys.claims(id)}:*`)) out.set(k, await th!.redis.strlen(k));
   return out;
 }
 

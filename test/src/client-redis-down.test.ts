@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DurabullClient, InstanceAlreadyExistsError, RedisUnavailableError, WaitTimeoutError } from '@durabull/client';
 import { type RedisServer, getFreePort, pingRedis, startRedisServer } from '@durabull/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { waitUntil } from './helpers/orchestration.js';
+import { describeSingleRedis } from './helpers/redis.js';
 
 let srv: RedisServer;
 let dir: string;
@@ -36,7 +37,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('a client whose Redis is unreachable', () => {
+describeSingleRedis('stops and restarts a redis-server of its own', 'a client whose Redis is unreachable', () => {
   it('waitForCompletion keeps its timeout: WaitTimeoutError, even with a command timeout far longer', async () => {
     const client = newClient({ connection: srv.url, commandTimeoutMs: 10 * 60_000 });
     await client.startNew('NoWorkerServesThis', { instanceId: 'w-1' });

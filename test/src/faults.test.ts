@@ -4,10 +4,11 @@
  * worker processes SIGKILLed at random moments (each replaced at once) and one Redis crash (SIGKILL, restart on
  * the same data directory) in the middle. Nothing may be lost and nothing duplicated.
  */
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { formatFigures, runFaults } from '../faults/fault-run.js';
+import { describeSingleRedis } from './helpers/redis.js';
 
-describe('fault injection (short form)', () => {
+describeSingleRedis('crashes and restarts a redis-server of its own', 'fault injection (short form)', () => {
   it('loses and duplicates nothing through worker kills and a Redis crash (appendfsync always)', async () => {
     const f = await runFaults({
       label: 'faults/short',

@@ -26,8 +26,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { HistoryEvent } from '@durabull/core';
 import { DurabullClient, type OrchestrationStatus } from '@durabull/client';
-import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CHAIN_STEPS,
@@ -40,7 +39,7 @@ import {
   expectedFanOut,
   sideEffectKeys,
 } from './fixtures/multi-process-shared.js';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from './helpers/redis.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -135,7 +134,7 @@ async function stopWorkerProcess(p: WorkerProcess, graceMs = 5000): Promise<void
 
 let procs: WorkerProcess[] = [];
 let client: DurabullClient | undefined;
-let redis: Redis | undefined;
+let redis: RedisClient | undefined;
 let hub: string | undefined;
 
 afterEach(async () => {
@@ -191,7 +190,7 @@ describe('two worker processes on one task hub', () => {
       const t0 = Date.now();
       const url = redisUrl();
       hub = uniqueHub('mp');
-      redis = new Redis(url, { maxRetriesPerRequest: null });
+      redis = connectRedis(url);
       client = new DurabullClient({ connection: url, hub });
       const keys = sideEffectKeys(hub);
       const hubKeys = new HubKeys(hub);

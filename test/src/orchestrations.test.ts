@@ -13,6 +13,7 @@ import {
 } from '@durabull/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { scanAll } from './helpers/redis.js';
 
 let th: TestHub | undefined;
 afterEach(async () => {
@@ -317,7 +318,7 @@ describe('client', () => {
     await expect(c.startNew('Chaining', { instanceId: 'g', input: circular })).rejects.toThrow(/circular reference/);
     await expect(c.startNew('Chaining', { instanceId: 'h', input: Symbol('s') })).rejects.toThrow(/symbol/);
     expect(await c.getStatus('f')).toBeUndefined();
-    expect(await th.redis.keys(`${th.keys.state('')}*`)).toEqual([]);
+    expect(await scanAll(th.redis, `${th.keys.state('')}*`)).toEqual([]);
   });
 
   it('times out waiting with WaitTimeoutError and reports missing instances as undefined', async () => {

@@ -14,9 +14,8 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from './helpers/redis.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -49,7 +48,7 @@ describe('CI', () => {
 describe('an application in another folder', () => {
   let app: string;
   let hub: string;
-  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  const redis = connectRedis();
 
   beforeAll(async () => {
     // The build the README tells to run (about 5 s); dist/ is git-ignored.

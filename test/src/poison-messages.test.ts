@@ -4,11 +4,11 @@
  * instance; an activity whose worker keeps dying fails its task.
  */
 import { type OrchestrationContext, TaskFailedError } from '@durabull/core';
-import { ACTIVITY_QUEUE, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, checkInstance } from '@durabull/redis';
+import { ACTIVITY_QUEUE, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, type RedisClient, checkInstance } from '@durabull/redis';
 import { type Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { connectRedis } from './helpers/redis.js';
 
 let th: TestHub | undefined;
 const closers: (() => Promise<unknown>)[] = [];
@@ -29,10 +29,10 @@ async function until<T>(f: () => Promise<T | undefined | false>, timeoutMs = 15_
 }
 
 function queue(t: TestHub, name: string): Queue {
-  const q = new Queue(name, { connection: new Redis(t.url, { maxRetriesPerRequest: null }), prefix: t.keys.queuePrefix });
+  const q = new Queue(name, { connection: connectRedis(t.url), prefix: t.keys.queuePrefix });
   closers.push(async () => {
     await q.close();
-    await (q.opts.connection as Redis).quit();
+    await (q.opts.connection as RedisClient).quit();
   });
   return q;
 }
@@ -178,14 +178,14 @@ describe('activity worker that keeps dying', () => {
     const id = await th.client.startNew('Flow', { instanceId: 'crashy' });
     // A "worker" that takes the activity job and dies: it never renews the lock nor finishes the job.
     const dying = new Worker(ACTIVITY_QUEUE, null, {
-      connection: new Redis(th.url, { maxRetriesPerRequest: null }),
+      connection: connectRedis(th.url),
       prefix: th.keys.queuePrefix,
       lockDuration: 300,
       autorun: false,
     });
     closers.push(async () => {
       await dying.close(true);
-      await (dying.opts.connection as Redis).quit();
+      await (dying.opts.connection as RedisClient).quit();
     });
     const taken = await until(async () => (await dying.getNextJob('dead-token')) ?? undefined);
     expect(taken.data.i).toBe(id);
@@ -204,14 +204,14 @@ describe('activity worker that keeps dying', () => {
     th = await createTestHub({ orchestrators: { Echo: echo }, activities: { Echo: async (x: string) => x } }, { startWorker: false });
     const id = await th.client.startNew('Echo', { instanceId: 'crashy-episode', input: 'x' });
     const dying = new Worker(ORCHESTRATOR_QUEUE, null, {
-      connection: new Redis(th.url, { maxRetriesPerRequest: null }),
+      connection: connectRedis(th.url),
       prefix: th.keys.queuePrefix,
       lockDuration: 300,
       autorun: false,
     });
     closers.push(async () => {
       await dying.close(true);
-      await (dying.opts.connection as Redis).quit();
+      await (dying.opts.connection as RedisClient).quit();
     });
     const taken = await until(async () => (await dying.getNextJob('dead-token')) ?? undefined);
     expect(taken.data.i).toBe(id);

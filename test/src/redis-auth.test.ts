@@ -9,7 +9,8 @@ import { DurabullClient } from '@durabull/client';
 import { Registry, RedisAuthError } from '@durabull/core';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeSingleRedis } from './helpers/redis.js';
 
 let srv: RedisServer;
 let dir: string;
@@ -27,7 +28,7 @@ const registry = () =>
     return yield ctx.callActivity('Greet', name);
   }).addActivity('Greet', async (name: string) => `Hello ${name}`);
 
-describe('Redis password', () => {
+describeSingleRedis('a redis-server of its own with requirepass', 'Redis password', () => {
   for (const [what, url] of [
     ['a wrong password', () => srv.url.replace('s3cret-pw', 'wrong')],
     ['no password', () => srv.url.replace(':s3cret-pw@', '')],

@@ -10,10 +10,9 @@ import {
   StaleEpisodeError,
   executeOrchestration,
 } from '@durabull/core';
-import { InstanceFinishedError, RedisBackend, encodeEvent } from '@durabull/redis';
-import { Redis } from 'ioredis';
+import { InstanceFinishedError, RedisBackend, encodeEvent, type RedisClient } from '@durabull/redis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis, scanAll } from './helpers/redis.js';
 import { historyShape } from './helpers/orchestration.js';
 
 const registry = new Registry()
@@ -31,10 +30,10 @@ const registry = new Registry()
   });
 
 let backend: RedisBackend;
-let redis: Redis;
+let redis: RedisClient;
 beforeEach(() => {
   backend = new RedisBackend({ connection: redisUrl(), hub: uniqueHub('b') });
-  redis = new Redis(redisUrl());
+  redis = connectRedis();
 });
 afterEach(async () => {
   await deleteKeysByPattern(redis, backend.keys.pattern);
@@ -160,7 +159,7 @@ describe('commitEpisode with a direct result', () => {
 describe('after Redis lost its last writes (a restart that cut the append-only file)', () => {
   /** Every key of the hub, dumped, to put back later as a restart from an older file would. */
   async function snapshot(): Promise<[string, Buffer][]> {
-    const keys = await redis.keys(backend.keys.pattern);
+    const keys = await scanAll(redis, backend.keys.pattern);
     const dumps = await Promise.all(keys.map(async (k) => [k, await redis.dumpBuffer(k)] as const));
     return dumps.filter((d): d is [string, Buffer] => d[1] !== null);
   }
@@ -246,10 +245,10 @@ describe('sub-orchestration starts still queued when the parent is terminated', 
   it('do not start after a recursive terminate, and nothing of the child is written', async () => {
     const { executionId: x } = await backend.startInstance('Chain2', 'tree', undefined);
     await backend.terminate('tree', 'stop', Date.now(), true);
-    const before = (await redis.keys(backend.keys.pattern)).sort();
+    const before = (await scanAll(redis, backend.keys.pattern)).sort();
     expect(await child('tree', x)).toMatchObject({ created: false });
     expect(await backend.getState('tree-child')).toBeUndefined();
-    expect((await redis.keys(backend.keys.pattern)).sort()).toEqual(before);
+    expect((await scanAll(redis, backend.keys.pattern)).sort()).toEqual(before);
   });
 
   it('still start after a plain terminate, and for a new execution under a recursively terminated id', async () => {

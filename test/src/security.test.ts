@@ -22,7 +22,8 @@ import { createServer } from '@durabull/server';
 import { type RedisServer, findRedisServer, getFreePort, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeSingleRedis } from './helpers/redis.js';
 
 const T = 20_000;
 
@@ -62,7 +63,7 @@ async function allKeys(redis: Redis): Promise<string[]> {
 /** The command rules of the ACL users below (what durabull + BullMQ need, found by trying). */
 const ACL_COMMANDS = ['+@read', '+@write', '+@scripting', '+@pubsub', '+@connection', '+@transaction', '-@dangerous', '+info'];
 
-describe('Redis ACL: a user confined to one hub', () => {
+describeSingleRedis('ACL users on a redis-server of its own', 'Redis ACL: a user confined to one hub', () => {
   const hub = 'apphub';
   let srv: RedisServer;
   let dir: string;
@@ -166,7 +167,7 @@ describe('Redis ACL: a user confined to one hub', () => {
   }, 60_000);
 });
 
-describe('key confinement and instance id rules', () => {
+describeSingleRedis('scans every key of a redis-server of its own', 'key confinement and instance id rules', () => {
   const hub = 'confined';
   let srv: RedisServer;
   let dir: string;
@@ -249,7 +250,7 @@ describe('key confinement and instance id rules', () => {
   }, 60_000);
 });
 
-describe('prototype pollution through payloads', () => {
+describeSingleRedis('a redis-server of its own', 'prototype pollution through payloads', () => {
   const hub = 'proto';
   let srv: RedisServer;
   let dir: string;
@@ -340,7 +341,7 @@ function tlsSupported(): boolean {
   return false;
 }
 
-describe('TLS', () => {
+describeSingleRedis('a TLS redis-server of its own', 'TLS', () => {
   let dir: string;
   let proc: ChildProcess;
   let port: number;

@@ -11,8 +11,9 @@ import { createServer } from '@durabull/server';
 import { type RedisServer, getFreePort, startRedisServer } from '@durabull/testing';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { waitUntil } from './helpers/orchestration.js';
+import { describeSingleRedis } from './helpers/redis.js';
 
 let srv: RedisServer;
 let dir: string;
@@ -28,7 +29,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('HTTP server without Redis', () => {
+describeSingleRedis('stops a redis-server of its own', 'HTTP server without Redis', () => {
   it('answers 503 while Redis is unreachable, starts nothing later, and serves again once it is back', async () => {
     const start = () =>
       app.inject({ method: 'POST', url: '/orchestrations/Anything?instanceId=while-down', headers: { 'content-type': 'application/json' }, payload: '1' });
@@ -57,7 +58,7 @@ describe('HTTP server without Redis', () => {
   });
 });
 
-describe('HTTP server started while Redis is down', () => {
+describeSingleRedis('starts a redis-server of its own late', 'HTTP server started while Redis is down', () => {
   it('says it is unhealthy and answers 503 with Retry-After on every route from the start, then serves once Redis is up', async () => {
     const port = await getFreePort();
     const late = createServer({ connection: `redis://127.0.0.1:${port}`, hub: 'down' });
@@ -96,7 +97,7 @@ describe('HTTP server started while Redis is down', () => {
   }, 60_000);
 });
 
-describe('a request in flight when Redis stops answering', () => {
+describeSingleRedis('freezes a redis-server of its own', 'a request in flight when Redis stops answering', () => {
   it('ends with a 503 after the command timeout instead of hanging', async () => {
     const frozenDir = await mkdtemp(join(tmpdir(), 'durabull-down-frozen-'));
     const frozen = await startRedisServer({ dataDir: frozenDir });

@@ -24,7 +24,7 @@ import { DurabullWorker } from '@durabull/worker';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
-import { uniqueHub } from './helpers/redis.js';
+import { uniqueHub, scanAll } from './helpers/redis.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/registry-worker.ts', import.meta.url));
 const WORKER_VERSION = (JSON.parse(readFileSync(new URL('../../packages/worker/package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -61,15 +61,10 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
  */
 async function snapshot(t: TestHub): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await t.redis.scan(cursor, 'MATCH', t.keys.pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) {
-      if (k.startsWith(t.keys.statsPrefix)) continue; // the charts' counters, written by the worker on its own
-      out.set(k, k.startsWith(t.keys.workers) ? 'registry' : ((await t.redis.dumpBuffer(k))?.toString('hex') ?? ''));
-    }
-  } while (cursor !== '0');
+  for (const k of await scanAll(t.redis, t.keys.pattern)) {
+    if (k.startsWith(t.keys.statsPrefix)) continue; // the charts' counters, written by the worker on its own
+    out.set(k, k.startsWith(t.keys.workers) ? 'registry' : ((await t.redis.dumpBuffer(k))?.toString('hex') ?? ''));
+  }
   return out;
 }
 

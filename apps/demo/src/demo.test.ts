@@ -5,8 +5,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
+import { HubKeys, createRedisClient, isClusterUrl } from '@durabull/redis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
@@ -16,17 +15,21 @@ const url = inject('redisUrl') || process.env.REDIS_URL!;
 const hub = `demo-test-${Math.random().toString(16).slice(2, 10)}`;
 
 afterAll(async () => {
-  const redis = new Redis(url);
+  const redis = createRedisClient(url);
   await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
   await redis.quit();
 });
 
 describe('demo', () => {
   it('prints the Chaining execution log in order and both results', async () => {
+    // On a Redis Cluster run the demo gets only REDIS_CLUSTER_NODES, as a user sets it.
+    const { REDIS_URL: _, REDIS_CLUSTER_NODES: __, ...env } = process.env;
+    const redisEnv = isClusterUrl(url) ? { REDIS_CLUSTER_NODES: url.slice('redis-cluster://'.length) } : { REDIS_URL: url };
     const { stdout } = await run(process.execPath, ['--import', 'tsx', '--conditions=source', main], {
-      env: { ...process.env, REDIS_URL: url, DURABULL_HUB: hub, DEMO_ITEMS: '10' },
+      env: { ...env, ...redisEnv, DURABULL_HUB: hub, DEMO_ITEMS: '10' },
       timeout: 60_000,
     });
+    expect(stdout).toContain(`(Redis ${url}`);
     const chaining = stdout.slice(stdout.indexOf('== Chaining'), stdout.indexOf('== FanOutFanIn'));
     const expected = [
       'Orchestration function triggered',

@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: runs Chaining and FanOutFanIn end to end on a real Redis with both kinds of
- * worker in this process, printing the execution log and both results. Uses REDIS_URL (default
- * redis://127.0.0.1:6379); when nothing answers there, starts a local redis-server (AOF on, data in
+ * worker in this process, printing the execution log and both results. Uses REDIS_CLUSTER_NODES (a
+ * Redis Cluster: host:port,...) or REDIS_URL (default redis://127.0.0.1:6379); when nothing answers there, starts a local redis-server (AOF on, data in
  * .redis-data/) and stops it at the end.
  */
 import { fileURLToPath } from 'node:url';

@@ -1,9 +1,10 @@
 /**
  * A worker process for the demo's functions: `tsx --conditions=source apps/demo/src/worker.ts
  * [--orchestrators-only | --activities-only]`. Run as many as you like against one Redis
- * (REDIS_URL, DURABULL_HUB); each stops gracefully on SIGTERM/SIGINT.
+ * (REDIS_URL or REDIS_CLUSTER_NODES, DURABULL_HUB); each stops gracefully on SIGTERM/SIGINT.
  */
 import { parseArgs } from 'node:util';
+import { connectionFromEnv } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { registry } from './functions.js';
 
@@ -16,7 +17,7 @@ const { values } = parseArgs({
 });
 const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
 const worker = new DurabullWorker({
-  connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  connection: connectionFromEnv(),
   hub: process.env.DURABULL_HUB ?? 'demo',
   registry,
   orchestrators: !values['activities-only'],

@@ -1,7 +1,7 @@
 /**
  * `npm run sample -- <name>` (or `all`): runs one Durable Functions pattern end to end on a real
  * Redis, with both kinds of worker in this process, and prints what happened and the result.
- * Uses REDIS_URL (default redis://127.0.0.1:6379); when nothing answers there, starts a local
+ * Uses REDIS_CLUSTER_NODES (a Redis Cluster: host:port,...) or REDIS_URL (default redis://127.0.0.1:6379); when nothing answers there, starts a local
  * redis-server (AOF on, data in .redis-data/samples) and stops it at the end.
  * Each sample works in a task hub of its own, `samples-<name>`.
  */

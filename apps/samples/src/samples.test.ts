@@ -3,13 +3,13 @@
  * the facts that make its pattern what it is. Each test deletes its hub's keys (SCAN + UNLINK).
  */
 import { randomBytes } from 'node:crypto';
-import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
+import { HubKeys, type RedisClient, createRedisClient } from '@durabull/redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { run as runChaining } from './chaining.js';
 import { run as runDurableFunctions } from './durable-functions.js';
 import { run as runEntities } from './entities.js';
 import { run as runFanOutFanIn } from './fan-out-fan-in.js';
+import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 import { compactHistory, countEvents } from './harness.js';
 import { run as runHumanInteraction } from './human-interaction.js';
 import { run as runMonitor } from './monitor.js';
@@ -37,7 +37,7 @@ function testRedisUrl(): string {
 }
 
 let redisUrl: string;
-let redis: Redis;
+let redis: RedisClient;
 const hubs: string[] = [];
 
 /** A hub no other test uses. */
@@ -48,18 +48,12 @@ function newHub(name: string): string {
 }
 
 async function deleteHubKeys(hub: string): Promise<void> {
-  const pattern = new HubKeys(hub).pattern;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
 }
 
 beforeAll(() => {
   redisUrl = testRedisUrl();
-  redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  redis = createRedisClient(redisUrl);
 });
 afterEach(async () => {
   for (const hub of hubs.splice(0)) await deleteHubKeys(hub);

@@ -1,13 +1,15 @@
 /**
  * `npm run dashboard`: serves the management API, Bull Board and the orchestration view.
  *
- * Environment: `REDIS_URL` (default redis://127.0.0.1:6379), `DURABULL_HUB` (default `default`),
+ * Environment: `REDIS_CLUSTER_NODES` (a Redis Cluster: `host:port,...`) or `REDIS_URL` (default
+ * redis://127.0.0.1:6379; `redis-cluster://host:port,...` is a cluster too), `DURABULL_HUB` (default `default`),
  * `PORT` (default 8080), `HOST` (default 127.0.0.1; anything else needs a token), `DURABULL_TOKEN`
  * (the Bearer token every route then requires; at least 16 characters unless HOST is loopback),
  * `DURABULL_TRUST_PROXY` (`true`, or the proxy's addresses: trust its X-Forwarded-Proto, so the
  * token cookie is `Secure` behind a TLS proxy), `DURABULL_ORCHESTRATORS` (optional comma-separated
  * names: starting any other name answers 404).
  */
+import { connectionFromEnv } from '@durabull/redis';
 import { createServer } from './server.js';
 
 const host = process.env.HOST || '127.0.0.1';
@@ -18,7 +20,7 @@ const trustProxy = process.env.DURABULL_TRUST_PROXY;
 let app;
 try {
   app = createServer({
-    connection: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    connection: connectionFromEnv(),
     host,
     logger: true,
     ...(process.env.DURABULL_HUB ? { hub: process.env.DURABULL_HUB } : {}),

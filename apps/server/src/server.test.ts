@@ -9,6 +9,7 @@ import type { OrchestrationStatus } from '@durabull/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
+import { scanAll } from '../../../test/src/helpers/redis.js';
 import { createServer } from './server.js';
 import { activities, orchestrators } from './test-functions.js';
 
@@ -416,7 +417,7 @@ describe('refused requests', () => {
     // Nothing was written: no instance, and no key of the hub but the BullMQ queues' own meta keys.
     expect((await th.client.list()).instances).toEqual([]);
     for (const id of ['r-1', 'r-2', 'r-3', 'r-4', 'r-6', 'r-7', 'r-8', 'r-9']) expect(await th.client.getStatus(id)).toBeUndefined();
-    expect((await th.redis.keys(th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
+    expect((await scanAll(th.redis, th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
   });
 
   it('refuses input nested 2,000 or 100,000 deep with 400 PayloadError naming the depth, and writes nothing', async () => {
@@ -432,7 +433,7 @@ describe('refused requests', () => {
       }
       const raise = await roomy.inject({ method: 'POST', url: '/instances/any/raiseEvent/go', payload: bodies[1], headers: { 'content-type': 'application/json' } });
       expect([raise.statusCode, raise.json().error]).toEqual([400, 'PayloadError']);
-      expect((await th.redis.keys(th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
+      expect((await scanAll(th.redis, th.keys.pattern)).filter((k) => !/:(orchestrator|activity):meta$/.test(k))).toEqual([]);
     } finally {
       await roomy.close();
     }

@@ -11,15 +11,14 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DurabullClient } from '@durabull/client';
-import { HubKeys } from '@durabull/redis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { createServer } from '@durabull/server';
 import { DurabullWorker } from '@durabull/worker';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { registry } from './__tests__/functions.js';
 import { type DashboardModule, runCli } from './cli.js';
 import { waitUntil as until } from '../../../test/src/helpers/orchestration.js';
-import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
+import { deleteKeysByPattern, connectRedis, scanAll } from '../../../test/src/helpers/redis.js';
 
 // `dashboard` imports @durabull/server without its types: this keeps the two in step.
 const serverModule: DashboardModule = { createServer };
@@ -39,7 +38,7 @@ const DEFINITIONS = fileURLToPath(new URL('./__tests__/definitions.ts', import.m
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 let url: string;
-let redis: Redis;
+let redis: RedisClient;
 let hub: string;
 let client: DurabullClient;
 let worker: DurabullWorker | undefined;
@@ -47,7 +46,7 @@ let tmp: string;
 
 beforeAll(async () => {
   url = inject('redisUrl') || process.env.REDIS_URL!;
-  redis = new Redis(url, { maxRetriesPerRequest: null });
+  redis = connectRedis(url);
   tmp = await mkdtemp(join(tmpdir(), 'durabull-cli-'));
 });
 
@@ -115,15 +114,10 @@ function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
 async function snapshot(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const registry = new HubKeys(hub).workers;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) {
-      if (k.startsWith(new HubKeys(hub).statsPrefix)) continue; // the charts' counters, written by a worker on its own
-      out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
-    }
-  } while (cursor !== '0');
+  for (const k of await scanAll(redis, new HubKeys(hub).pattern)) {
+    if (k.startsWith(new HubKeys(hub).statsPrefix)) continue; // the charts' counters, written by a worker on its own
+    out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
+  }
   return out;
 }
 

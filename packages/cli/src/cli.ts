@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DurabullClient, type OrchestrationStatus, type OverlapPolicy, type PurgeFilter } from '@durabull/client';
 import { InstanceNotFoundError, type ReplayDivergence, type ReplayReport, ReplayChecker, type RuntimeStatus, ScheduleNotFoundError, ValidationError, assertFunctionName, assertInstanceId, assertScheduleId, toEntityId } from '@durabull/core';
-import { type Finding, type ListPage, type ListQuery, assertHubName, checkHub, checkInstance } from '@durabull/redis';
+import { type Finding, type ListPage, type ListQuery, assertConnection, assertHubName, checkHub, checkInstance, clusterUrl, parseClusterNodes } from '@durabull/redis';
 import { DEFAULT_REDIS_URL, ensureRedis, pingRedis, redactUrl } from '@durabull/testing';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { Command, CommanderError, Option } from 'commander';
@@ -75,9 +75,9 @@ class Run {
 
   /** The global options of `cmd`'s program; checks the hub name. */
   options(cmd: Command): GlobalOptions {
-    const o = cmd.optsWithGlobals<{ redis: string; hub: string; json?: boolean }>();
+    const o = cmd.optsWithGlobals<{ redis: string; clusterNodes?: string; hub: string; json?: boolean }>();
     assertHubName(o.hub);
-    this.globals = { redis: o.redis, hub: o.hub, json: o.json === true };
+    this.globals = { redis: resolveConnection(cmd, o, this.io.env), hub: o.hub, json: o.json === true };
     return this.globals;
   }
 
@@ -107,6 +107,24 @@ class Run {
     await this.client?.close();
     this.client = undefined;
   }
+}
+
+/**
+ * The Redis to use, as one string: `--cluster-nodes` (or REDIS_CLUSTER_NODES) gives
+ * `redis-cluster://host:port,...`, else `--redis` (or REDIS_URL). An explicit option wins over the other's
+ * environment variable; both options, or both variables, are a usage error.
+ */
+function resolveConnection(cmd: Command, o: { redis: string; clusterNodes?: string }, env: NodeJS.ProcessEnv): string {
+  if (o.clusterNodes === undefined || o.clusterNodes === '') {
+    assertConnection(o.redis, '--redis');
+    return o.redis;
+  }
+  const nodesExplicit = cmd.getOptionValueSourceWithGlobals('clusterNodes') === 'cli';
+  const redisExplicit = cmd.getOptionValueSourceWithGlobals('redis') === 'cli';
+  if (nodesExplicit && redisExplicit) throw new UsageError('give --redis or --cluster-nodes, not both');
+  if (redisExplicit) return o.redis;
+  if (!nodesExplicit && env.REDIS_URL) throw new UsageError('both REDIS_URL and REDIS_CLUSTER_NODES are set: unset one, or choose with --redis or --cluster-nodes');
+  return clusterUrl(parseClusterNodes(o.clusterNodes, nodesExplicit ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES'));
 }
 
 async function requireRedis(url: string): Promise<void> {
@@ -165,7 +183,8 @@ function buildProgram(run: Run): Command {
   program
     .description('Start, watch and manage durabull orchestrations; run workers.')
     .version(packageVersion(), '-V, --version')
-    .addOption(new Option('--redis <url>', 'Redis URL (env REDIS_URL)').default(io.env.REDIS_URL || DEFAULT_REDIS_URL))
+    .addOption(new Option('--redis <url>', 'Redis URL; redis-cluster://host:port,... for a Redis Cluster (env REDIS_URL)').default(io.env.REDIS_URL || DEFAULT_REDIS_URL))
+    .addOption(new Option('--cluster-nodes <host:port,...>', 'a Redis Cluster: some of its nodes (env REDIS_CLUSTER_NODES)').default(io.env.REDIS_CLUSTER_NODES || undefined))
     .addOption(new Option('--hub <name>', 'task hub (env DURABULL_HUB)').default(io.env.DURABULL_HUB || 'default'))
     .option('--json', 'machine-readable output (JSON on stdout)')
     .exitOverride()

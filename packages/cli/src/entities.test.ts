@@ -5,21 +5,21 @@
 import { randomBytes } from 'node:crypto';
 import { DurabullClient } from '@durabull/client';
 import { Registry } from '@durabull/core';
-import { HubKeys } from '@durabull/redis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from './cli.js';
+import { connectRedis, deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
 
 let url: string;
-let redis: Redis;
+let redis: RedisClient;
 let hub: string;
 let worker: DurabullWorker;
 let client: DurabullClient;
 
 beforeAll(async () => {
   url = inject('redisUrl') || process.env.REDIS_URL!;
-  redis = new Redis(url, { maxRetriesPerRequest: null });
+  redis = connectRedis(url);
   hub = `cli-ent-${randomBytes(4).toString('hex')}`;
   const registry = new Registry().addEntity('Counter', (ctx) => {
     if (ctx.operationName === 'add') ctx.setState((ctx.getState(() => 0) as number) + ctx.getInput<number>());
@@ -31,12 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker.close();
   await client.close();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', new HubKeys(hub).pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPattern(redis, new HubKeys(hub).pattern);
   await redis.quit();
 });
 

@@ -7,28 +7,27 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
 import { type Registry, replayHistories } from '@durabull/core';
-import { HubKeys } from '@durabull/redis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { registry as v1 } from './__tests__/replay-v1.js';
 import { registry as v2 } from './__tests__/replay-v2.js';
 import { registry as v2Patched } from './__tests__/replay-v2-patched.js';
 import { runCli } from './cli.js';
 import { waitUntil as until } from '../../../test/src/helpers/orchestration.js';
-import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
+import { deleteKeysByPattern, connectRedis, scanAll } from '../../../test/src/helpers/redis.js';
 
 const module = (name: string) => fileURLToPath(new URL(`./__tests__/${name}.ts`, import.meta.url));
 
 let url: string;
-let redis: Redis;
+let redis: RedisClient;
 let hub: string;
 let client: DurabullClient;
 const workers: DurabullWorker[] = [];
 
 beforeAll(() => {
   url = inject('redisUrl') || process.env.REDIS_URL!;
-  redis = new Redis(url, { maxRetriesPerRequest: null });
+  redis = connectRedis(url);
 });
 afterAll(async () => {
   await redis.quit();
@@ -62,15 +61,10 @@ async function startWaiting(ids: string[]): Promise<void> {
 async function snapshot(): Promise<Map<string, string>> {
   const keys = new HubKeys(hub);
   const out = new Map<string, string>();
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const k of found) {
-      if (k.startsWith(keys.workers) || k.startsWith(keys.statsPrefix) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
-      out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
-    }
-  } while (cursor !== '0');
+  for (const k of await scanAll(redis, keys.pattern)) {
+    if (k.startsWith(keys.workers) || k.startsWith(keys.statsPrefix) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
+    out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
+  }
   return out;
 }
 

@@ -5,21 +5,20 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
-import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from './cli.js';
-import { deleteKeysByPattern } from '../../../test/src/helpers/redis.js';
+import { deleteKeysByPattern, connectRedis } from '../../../test/src/helpers/redis.js';
 
 const MODULE = fileURLToPath(new URL('./__tests__/replay-v1.ts', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/durabull.js', import.meta.url));
 let url: string;
-let redis: Redis;
+let redis: RedisClient;
 const hub = `cm-${randomBytes(4).toString('hex')}`;
 
 beforeAll(() => {
   url = inject('redisUrl') || process.env.REDIS_URL!;
-  redis = new Redis(url, { maxRetriesPerRequest: null });
+  redis = connectRedis(url);
 });
 afterAll(async () => {
   await deleteKeysByPattern(redis, new HubKeys(hub).pattern);

@@ -7,12 +7,13 @@
 import { format } from 'node:util';
 import { type ClientOptions, DurabullClient } from '@durabull/client';
 import { Registry, ValidationError, describeValue } from '@durabull/core';
+import { connectionFromEnv } from '@durabull/redis';
 import type { FunctionOutput, InvocationContext, LogHandler } from '@azure/functions';
 import { pino, type Logger } from 'pino';
 
 /** Settings of {@link configure}; each has an environment variable as its default. */
 export interface DurableFunctionsOptions {
-  /** Redis: a URL, ioredis options or an ioredis client. Default `REDIS_URL`, else `redis://127.0.0.1:6379`. */
+  /** Redis: a URL (`redis-cluster://host:port,...` for a Redis Cluster), ioredis options, `{ clusterNodes }` or an ioredis `Redis` / `Cluster`. Default: `REDIS_CLUSTER_NODES` (a cluster), else `REDIS_URL`, else `redis://127.0.0.1:6379`. */
   connection?: ClientOptions['connection'];
   /** Task hub (`taskHubName`). Default `DURABULL_HUB`, else `default`. */
   hub?: string;
@@ -107,7 +108,7 @@ export function settings(): { connection: ClientOptions['connection']; hub: stri
   const o = shared().options;
   const baseUrl = o.baseUrl ?? (process.env.DURABULL_BASE_URL ? checkBaseUrl(process.env.DURABULL_BASE_URL, 'DURABULL_BASE_URL', 'the value') : undefined);
   return {
-    connection: o.connection ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    connection: o.connection ?? connectionFromEnv(),
     hub: o.hub ?? process.env.DURABULL_HUB ?? 'default',
     baseUrl: baseUrl === undefined ? undefined : baseUrl.replace(/\/+$/, ''),
   };

@@ -9,7 +9,7 @@ const PING_TIMEOUT_MS = 1000;
 
 /** Options of {@link ensureRedis}. */
 export interface EnsureRedisOptions {
-  /** Redis to look for. Default: `process.env.REDIS_URL`, else {@link DEFAULT_REDIS_URL}. */
+  /** Redis to look for. Default: {@link redisUrlFromEnv} (`REDIS_CLUSTER_NODES`, `REDIS_URL`, else {@link DEFAULT_REDIS_URL}). */
   url?: string;
   /** Data directory of the redis-server started when nothing answers (its AOF lives there). */
   dataDir: string;
@@ -39,12 +39,17 @@ export interface EnsuredRedis {
  *   line saying how to get a Redis.
  */
 export async function ensureRedis(opts: EnsureRedisOptions): Promise<EnsuredRedis> {
-  const url = opts.url ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const url = opts.url ?? redisUrlFromEnv();
   const log = opts.log ?? (() => {});
 
   if (await pingRedis(url, PING_TIMEOUT_MS)) {
     log(`Redis at ${redactUrl(url)} answers PING; using it.`);
     return { url, started: false, stop: async () => {} };
+  }
+
+  if (/^rediss?-cluster:\/\//i.test(url)) {
+    // A cluster is not something to replace with a single server started here.
+    throw new Error(`No Redis Cluster answered at ${redactUrl(url)} (PING and cluster_state:ok): start it, or point at a single Redis instead.`);
   }
 
   if (findRedisServer() === undefined) {
@@ -109,4 +114,19 @@ function parseRedisUrl(url: string): ParsedRedisUrl | undefined {
 
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+/**
+ * The Redis the environment names: `REDIS_CLUSTER_NODES=host:port,...` gives `redis-cluster://host:port,...` (a
+ * Redis Cluster), else `REDIS_URL`, else {@link DEFAULT_REDIS_URL}.
+ *
+ * @throws {Error} when both REDIS_URL and REDIS_CLUSTER_NODES are set.
+ */
+export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const nodes = env.REDIS_CLUSTER_NODES?.trim();
+  if (nodes) {
+    if (env.REDIS_URL?.trim()) throw new Error('both REDIS_URL and REDIS_CLUSTER_NODES are set: set only one');
+    return `redis-cluster://${nodes.split(',').map((n) => n.trim()).filter((n) => n !== '').join(',')}`;
+  }
+  return env.REDIS_URL?.trim() || DEFAULT_REDIS_URL;
 }

@@ -19,7 +19,7 @@ export {
 } from './redis-server.js';
 
 // Finding or starting a Redis
-export { ensureRedis, DEFAULT_REDIS_URL, type EnsureRedisOptions, type EnsuredRedis } from './ensure-redis.js';
+export { ensureRedis, redisUrlFromEnv, DEFAULT_REDIS_URL, type EnsureRedisOptions, type EnsuredRedis } from './ensure-redis.js';
 
 // Network helpers
 export { getFreePort, isPortFree, pingRedis, redactUrl, LOOPBACK_HOST } from './net.js';

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 /** The loopback address every server started by this package binds to. */
 export const LOOPBACK_HOST = '127.0.0.1';
@@ -47,6 +47,7 @@ export async function isPortFree(port: number, host: string = LOOPBACK_HOST): Pr
  * in the URL are honoured, because the check goes through ioredis.
  */
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
+  if (/^rediss?-cluster:\/\//i.test(url)) return pingCluster(url, timeoutMs);
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -79,8 +80,57 @@ export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean>
   }
 }
 
-/** `url` with its password replaced by `***`, for log lines. Returns the input unchanged when it does not parse. */
+/**
+ * A PING through a Redis Cluster given as `redis-cluster://[user[:password]@]host:port,...` (the form durabull
+ * accepts), once its slots are known: `true` only when the cluster is up (`cluster_state:ok` on the node asked).
+ */
+async function pingCluster(url: string, timeoutMs: number): Promise<boolean> {
+  const m = /^(rediss?)-cluster:\/\/(?:([^@]*)@)?([^/?#]+)\/?$/i.exec(url);
+  if (!m) return false;
+  const [user, pass] = (m[2] ?? '').split(':').map((s) => decodeURIComponent(s));
+  const nodes = m[3]!.split(',').map((n) => {
+    const i = n.lastIndexOf(':');
+    return { host: n.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(n.slice(i + 1)) };
+  });
+  const client = new Cluster(nodes, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    clusterRetryStrategy: () => null,
+    slotsRefreshTimeout: timeoutMs,
+    redisOptions: {
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      maxRetriesPerRequest: 0,
+      ...(user ? { username: user } : {}),
+      ...(pass ? { password: pass } : {}),
+      ...(m[1]!.toLowerCase() === 'rediss' ? { tls: {} } : {}),
+    },
+  });
+  client.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const attempt = (async () => {
+    try {
+      await client.connect();
+      if ((await client.ping()) !== 'PONG') return false;
+      return /cluster_state:ok/.test(String(await client.cluster('INFO')));
+    } catch {
+      return false;
+    }
+  })();
+  try {
+    return await Promise.race([attempt, deadline]);
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
+
+/** `url` with its password replaced by `***`, for log lines (cluster URLs too). Returns the input unchanged when it does not parse. */
 export function redactUrl(url: string): string {
+  if (/^rediss?-cluster:\/\//i.test(url)) return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@]*@/, '$1***@');
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';

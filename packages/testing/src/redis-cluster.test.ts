@@ -28,7 +28,7 @@ describe('startRedisCluster', () => {
     expect(cluster.masterPorts).toHaveLength(3);
     expect(cluster.url).toBe(`redis-cluster://${cluster.masterPorts.map((p) => `127.0.0.1:${p}`).join(',')}`);
     client = new Cluster(cluster.masterPorts.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: 1 } });
-    const slots = (await client.cluster('SLOTS')) as [number, number, [string, number]][];
+    const slots = (await client.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
     const ranges = slots.map(([from, to, [, port]]) => [from, to, port]).sort((a, b) => a[0]! - b[0]!);
     expect(ranges).toEqual([
       [0, 5460, cluster.masterPorts[0]],

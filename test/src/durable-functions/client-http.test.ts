@@ -11,11 +11,10 @@ import { HubKeys } from '@durabull/redis';
 import { createServer } from '@durabull/server';
 import { DurabullWorker } from '@durabull/worker';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../helpers/orchestration.js';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from '../helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from '../helpers/redis.js';
 
 const hub = uniqueHub('dfc');
 const logLines: Record<string, unknown>[] = [];
@@ -120,7 +119,7 @@ df.app.client.http('clientHttp', {
   },
 });
 
-const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+const redis = connectRedis();
 let worker: DurabullWorker;
 let server: FastifyInstance;
 let base: string;

@@ -11,13 +11,12 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HubKeys } from '@durabull/redis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import * as df from '@durabull/durable-functions';
 import { DurabullWorker } from '@durabull/worker';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Gate, eventsOf, waitUntil } from '../helpers/orchestration.js';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from '../helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from '../helpers/redis.js';
 import { attempts, gates } from './functions.js';
 
 /** v3's newGuid, computed with uuid@3.3.2 as v3's GuidManager does (for the names below). */
@@ -33,9 +32,9 @@ const MODES = [
 
 df.configure({ logger: false });
 
-let redis: Redis;
+let redis: RedisClient;
 beforeAll(() => {
-  redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  redis = connectRedis();
 });
 afterAll(async () => {
   await df.closeClient();

@@ -6,16 +6,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
 import { HubKeys } from '@durabull/redis';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../helpers/orchestration.js';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from '../helpers/redis.js';
+import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from '../helpers/redis.js';
 
 const BIN = fileURLToPath(new URL('../../../packages/cli/bin/durabull.js', import.meta.url));
 const MODULE = fileURLToPath(new URL('../../../apps/samples/src/durable-functions/worker.ts', import.meta.url));
 
 const hub = uniqueHub('dfw');
-const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+const redis = connectRedis();
 const client = new DurabullClient({ connection: redisUrl(), hub, logger: false });
 let worker: ChildProcess | undefined;
 

@@ -1,15 +1,15 @@
 import { type OrchestratorFunction, type ActivityFunction, type EntityDefinition, type EntityFunction, Registry } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { HubKeys } from '@durabull/redis';
+import { HubKeys, type RedisClient } from '@durabull/redis';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
-import { Redis } from 'ioredis';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
+import { connectRedis, deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
 
 export interface TestHub {
   hub: string;
   url: string;
   keys: HubKeys;
-  redis: Redis;
+  /** A plain ioredis connection to the run's Redis (a `Cluster` on a cluster run). */
+  redis: RedisClient;
   client: DurabullClient;
   workers: DurabullWorker[];
   /** Starts one more worker on this hub (with the hub's registry unless given). */
@@ -40,7 +40,7 @@ export async function createTestHub(
     if (typeof e === 'function') registry.addEntity(name, e);
     else registry.add(e);
   }
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const redis = connectRedis(url);
   const client = new DurabullClient({ connection: url, hub });
   const workers: DurabullWorker[] = [];
   const { startWorker: start = true, ...workerOpts } = opts;

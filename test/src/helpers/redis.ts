@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { type RedisClient, createRedisClient, isCluster, isClusterUrl, masterNodes, scanKeys } from '@durabull/redis';
+import type { RedisOptions } from 'ioredis';
+import { describe, inject } from 'vitest';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -30,6 +31,29 @@ export function redisUrl(): string {
   return url;
 }
 
+/** Whether the run's Redis is a Redis Cluster (`DURABULL_TEST_REDIS=cluster`). */
+export function onCluster(): boolean {
+  return isClusterUrl(redisUrl());
+}
+
+/**
+ * An ioredis client on `url` (default: the run's Redis): a `Cluster` for a `redis-cluster://` URL, else a `Redis`,
+ * with `maxRetriesPerRequest: null` unless `opts` says otherwise (on a cluster, `opts` go to every node).
+ */
+export function connectRedis(url: string = redisUrl(), opts: RedisOptions = {}): RedisClient {
+  return createRedisClient(url, opts);
+}
+
+/**
+ * `describe` for tests that need a redis-server of their own or a single server's behaviour (kill/restart Redis,
+ * AOF cuts, auth and ACLs, Redis down): on a Redis Cluster run they are reported as skipped, with `reason` in their
+ * name, instead of running against a cluster they do not test. docs/operations.md lists them.
+ */
+export function describeSingleRedis(reason: string, name: string, fn: () => void): void {
+  if (onCluster()) describe.skip(`${name} [single Redis only: ${reason}]`, fn);
+  else describe(name, fn);
+}
+
 /** What a task-hub name may contain; it ends up in Redis key names and BullMQ queue names. */
 const HUB_NAME = /^[A-Za-z0-9-]+$/;
 
@@ -53,7 +77,7 @@ export function uniqueHub(prefix = 't'): string {
  *
  * Pass a client without `keyPrefix`: SCAN's MATCH ignores the prefix while UNLINK would add it a second time.
  */
-export async function deleteKeysByPattern(redis: Redis, pattern: string): Promise<number> {
+export async function deleteKeysByPattern(redis: RedisClient, pattern: string): Promise<number> {
   if (pattern === '' || /^[*?[\\]/.test(pattern)) {
     throw new RangeError(`deleteKeysByPattern needs a pattern with a literal prefix, got ${JSON.stringify(pattern)}`);
   }
@@ -61,23 +85,29 @@ export async function deleteKeysByPattern(redis: Redis, pattern: string): Promis
     throw new RangeError('deleteKeysByPattern needs a client without keyPrefix');
   }
   let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
+  // On a cluster SCAN covers one node: every master is scanned, and keys are deleted one by one (a multi-key UNLINK
+  // of keys in different slots is refused even on one node).
+  for (const node of await masterNodes(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      if (isCluster(redis)) deleted += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
+      else deleted += await node.unlink(...keys);
+    } while (cursor !== '0');
+  }
   return deleted;
 }
 
-/** The keys matching `pattern` whose name contains `part` (SCAN, not KEYS), sorted. */
-export async function keysContaining(redis: Redis, pattern: string, part: string): Promise<string[]> {
+/** The keys matching `pattern` (SCAN of every master, not KEYS), sorted. */
+export async function scanAll(redis: RedisClient, pattern: string): Promise<string[]> {
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys.filter((k) => k.includes(part)));
-  } while (cursor !== '0');
+  for await (const keys of scanKeys(redis, pattern)) found.push(...keys);
   return found.sort();
+}
+
+/** The keys matching `pattern` whose name contains `part` (SCAN of every master, not KEYS), sorted. */
+export async function keysContaining(redis: RedisClient, pattern: string, part: string): Promise<string[]> {
+  return (await scanAll(redis, pattern)).filter((k) => k.includes(part));
 }
