@@ -1,0 +1,112 @@
+import { ValidationError } from '@durabull/core';
+import { Cluster, Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import {
+  assertConnection,
+  clusterUrl,
+  connectionFromEnv,
+  createRedisClient,
+  isCluster,
+  parseClusterNodes,
+  parseClusterUrl,
+  redactConnectionUrl,
+} from '../connection.js';
+
+describe('cluster connection strings', () => {
+  it('parses redis-cluster:// with credentials, IPv6 nodes and a trailing slash', () => {
+    expect(parseClusterUrl('redis-cluster://127.0.0.1:7000,127.0.0.1:7001')).toEqual({
+      clusterNodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '127.0.0.1', port: 7001 },
+      ],
+      redisOptions: {},
+    });
+    expect(parseClusterUrl('redis-cluster://app:p%40ss@h1:7000,[::1]:7001/')).toEqual({
+      clusterNodes: [
+        { host: 'h1', port: 7000 },
+        { host: '::1', port: 7001 },
+      ],
+      redisOptions: { username: 'app', password: 'p@ss' },
+    });
+    expect(parseClusterUrl('rediss-cluster://:pw@h:7000').redisOptions).toEqual({ password: 'pw', tls: {} });
+  });
+
+  it('refuses what is not a list of host:port, naming it', () => {
+    expect(() => parseClusterUrl('redis-cluster://')).toThrow(ValidationError);
+    expect(() => parseClusterUrl('redis-cluster://h')).toThrow(/'h' is not a cluster node; write host:port/);
+    expect(() => parseClusterUrl('redis-cluster://h:0')).toThrow(/'h:0' is not a cluster node/);
+    expect(() => parseClusterUrl('redis-cluster://h:70000')).toThrow(/'h:70000' is not a cluster node/);
+    expect(() => parseClusterUrl('redis-cluster://h:1/2')).toThrow(/a path, query or fragment is not supported/);
+    expect(() => parseClusterUrl('redis-cluster://h:1?tls=1')).toThrow(ValidationError);
+    expect(() => parseClusterNodes(' , ', 'REDIS_CLUSTER_NODES')).toThrow(/REDIS_CLUSTER_NODES: no node given/);
+  });
+
+  it('round-trips through clusterUrl, and never shows a password', () => {
+    const nodes = parseClusterNodes('127.0.0.1:7000, 127.0.0.1:7001');
+    expect(clusterUrl(nodes)).toBe('redis-cluster://127.0.0.1:7000,127.0.0.1:7001');
+    expect(redactConnectionUrl('redis-cluster://u:secret@h:1,h:2')).toBe('redis-cluster://u:***@h:1,h:2');
+    expect(redactConnectionUrl('redis://:secret@h:1')).toBe('redis://:***@h:1');
+    let message = '';
+    try {
+      parseClusterUrl('redis-cluster://u:secret@h');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/not a cluster node/);
+    expect(message).not.toContain('secret');
+  });
+});
+
+describe('connectionFromEnv', () => {
+  it('REDIS_CLUSTER_NODES gives a cluster URL, else REDIS_URL, else the default', () => {
+    expect(connectionFromEnv({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001' })).toBe('redis-cluster://127.0.0.1:7000,127.0.0.1:7001');
+    expect(connectionFromEnv({ REDIS_URL: 'redis://h:1' })).toBe('redis://h:1');
+    expect(connectionFromEnv({})).toBe('redis://127.0.0.1:6379');
+  });
+
+  it('refuses both at once, and a bad node list', () => {
+    expect(() => connectionFromEnv({ REDIS_URL: 'redis://h:1', REDIS_CLUSTER_NODES: 'h:2' })).toThrow(/both REDIS_URL and REDIS_CLUSTER_NODES are set/);
+    expect(() => connectionFromEnv({ REDIS_CLUSTER_NODES: 'h2' })).toThrow(/REDIS_CLUSTER_NODES: 'h2' is not a cluster node/);
+  });
+});
+
+describe('createRedisClient', () => {
+  it('refuses anything that is not a connection with a ValidationError, never falling back to localhost', () => {
+    for (const bad of ['localhost:6379', 'http://h:1', '', 42, null, [], true]) {
+      expect(() => createRedisClient(bad as never), String(bad)).toThrow(ValidationError);
+    }
+    expect(() => createRedisClient({ clusterNodes: [] })).toThrow(/clusterNodes must be a non-empty array/);
+    expect(() => createRedisClient({ clusterNodes: ['h'] })).toThrow(/'h' is not a cluster node/);
+    expect(() => createRedisClient({ clusterNodes: [{ host: 'h' } as never] })).toThrow(/each node is 'host:port' or \{ host, port \}/);
+    expect(() => assertConnection('foo', 'DurabullClient: options.connection')).toThrow(/DurabullClient: options.connection 'foo' is not a Redis URL/);
+  });
+
+  it('returns a Redis or a Cluster given as it is, and builds a Cluster from either cluster form', () => {
+    const redis = new Redis({ lazyConnect: true });
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    try {
+      expect(createRedisClient(redis)).toBe(redis);
+      expect(createRedisClient(cluster)).toBe(cluster);
+      expect(isCluster(cluster)).toBe(true);
+      expect(isCluster(redis)).toBe(false);
+    } finally {
+      redis.disconnect();
+      cluster.disconnect();
+    }
+    for (const c of [
+      createRedisClient('redis-cluster://127.0.0.1:1,127.0.0.1:2', { commandTimeout: 500 }),
+      createRedisClient({ clusterNodes: ['127.0.0.1:1', { host: '127.0.0.1', port: 2 }], redisOptions: { password: 'pw', maxRetriesPerRequest: 3 }, clusterOptions: { lazyConnect: true } }, { commandTimeout: 500 }),
+    ]) {
+      try {
+        expect(isCluster(c)).toBe(true);
+        const o = (c as Cluster).options.redisOptions!;
+        // BullMQ reads maxRetriesPerRequest from the nodes' options of a Cluster; it must be null there.
+        expect(o.maxRetriesPerRequest).toBeNull();
+        expect(o.commandTimeout).toBe(500);
+        expect((c as unknown as { startupNodes: { port: number }[] }).startupNodes.map((n) => n.port)).toEqual([1, 2]);
+      } finally {
+        c.disconnect();
+      }
+    }
+  });
+});

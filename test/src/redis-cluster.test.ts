@@ -1,0 +1,147 @@
+/**
+ * durabull on a Redis Cluster, whatever Redis the run uses: on a cluster run the run's cluster, else a 3-master
+ * cluster started here. Every connection form runs orchestrations through client and worker; a hub's keys live on
+ * one slot; the done and cancel channels reach subscribers connected to other nodes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type OrchestrationContext, Registry, ValidationError } from '@durabull/core';
+import { DurabullClient } from '@durabull/client';
+import { type ConnectionLike, HubKeys, type RedisClient, clusterUrl, createRedisClient, isCluster, masterNodes, parseClusterNodes } from '@durabull/redis';
+import { type RedisCluster, startRedisCluster } from '@durabull/testing';
+import { DurabullWorker } from '@durabull/worker';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteKeysByPattern, onCluster, redisUrl, scanAll, uniqueHub } from './helpers/redis.js';
+
+let url: string;
+let own: { cluster: RedisCluster; dir: string } | undefined;
+let admin: RedisClient;
+const hubs: string[] = [];
+
+beforeAll(async () => {
+  if (onCluster()) url = redisUrl();
+  else {
+    const dir = await mkdtemp(join(tmpdir(), 'durabull-cluster-test-'));
+    own = { cluster: await startRedisCluster({ dataDir: dir }), dir };
+    url = own.cluster.url;
+  }
+  admin = createRedisClient(url);
+});
+
+afterAll(async () => {
+  for (const hub of hubs) await deleteKeysByPattern(admin, new HubKeys(hub).pattern);
+  await admin?.quit();
+  if (own) {
+    await own.cluster.stop();
+    await rm(own.dir, { recursive: true, force: true });
+  }
+});
+
+const registry = () =>
+  new Registry()
+    .addOrchestrator('FanOut', function* (ctx: OrchestrationContext, n: number) {
+      const parts: number[] = yield ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity('Square', i + 1)));
+      const approved: boolean = yield ctx.waitForExternalEvent('Approve');
+      const child: string = yield ctx.callSubOrchestrator('Child', 'c');
+      return { sum: parts.reduce((a, b) => a + b, 0), approved, child };
+    })
+    .addOrchestrator('Child', function* (ctx: OrchestrationContext, x: string) {
+      yield ctx.createTimer(new Date(ctx.currentUtcDateTime.getTime() + 10));
+      return `${x}!`;
+    })
+    .addOrchestrator('Waits', function* (ctx: OrchestrationContext) {
+      return yield ctx.callActivity('Forever');
+    })
+    .addActivity('Square', async (i: number) => i * i)
+    .addActivity('Forever', () => new Promise(() => {}));
+
+/** Runs FanOut through a client and a worker on `connection`; returns the hub. */
+async function runFanOut(connection: ConnectionLike): Promise<string> {
+  const hub = uniqueHub('cl');
+  hubs.push(hub);
+  const worker = await new DurabullWorker({ connection, hub, registry: registry(), logger: false }).start();
+  const client = new DurabullClient({ connection, hub, logger: false });
+  try {
+    const id = await client.startNew('FanOut', { input: 20, instanceId: 'fan-1' });
+    await client.raiseEvent(id, 'Approve', true);
+    const done = await client.waitForCompletion(id, { timeoutMs: 30_000 });
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toEqual({ sum: 2870, approved: true, child: 'c!' });
+    expect((await client.list({ name: 'FanOut' })).instances.map((i) => i.instanceId)).toEqual(['fan-1']);
+    // Written to the cluster, not to some other Redis the connection fell back to.
+    expect(await admin.hget(new HubKeys(hub).state('fan-1'), 'status')).toBe('Completed');
+  } finally {
+    await client.close();
+    await worker.close();
+  }
+  return hub;
+}
+
+describe('durabull on a Redis Cluster', () => {
+  it('runs orchestrations with each connection form: redis-cluster:// URL, { clusterNodes }, an ioredis Cluster', async () => {
+    await runFanOut(url);
+    const nodes = parseClusterNodes(url.slice('redis-cluster://'.length));
+    await runFanOut({ clusterNodes: nodes.map((n) => `${n.host}:${n.port}`) });
+    const cluster = new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: null } });
+    try {
+      await runFanOut(cluster);
+      // Given as a client, it is the caller's: still open.
+      expect(cluster.status).toBe('ready');
+    } finally {
+      await cluster.quit();
+    }
+    expect(clusterUrl(nodes)).toBe(url);
+  });
+
+  it('keeps every key of a hub on one slot, on one master', async () => {
+    const hub = await runFanOut(url);
+    const keys = await scanAll(admin, new HubKeys(hub).pattern);
+    expect(keys.length).toBeGreaterThan(5);
+    const slots = new Set(await Promise.all(keys.map((k) => (admin as Cluster).cluster('KEYSLOT', k))));
+    expect(slots.size).toBe(1);
+    const perNode = await Promise.all((await masterNodes(admin)).map(async (n) => (await n.keys(new HubKeys(hub).pattern)).length));
+    expect(perNode.filter((n) => n > 0)).toEqual([keys.length]);
+  });
+
+  it('publishes completions and cancellations cluster-wide: subscribers on every master hear them', async () => {
+    const hub = uniqueHub('cl');
+    hubs.push(hub);
+    const keys = new HubKeys(hub);
+    expect(isCluster(admin)).toBe(true);
+    const heard = new Map<number, string[]>();
+    const subs = (await masterNodes(admin)).map((n) => n.duplicate());
+    try {
+      for (const [i, s] of subs.entries()) {
+        heard.set(i, []);
+        s.on('message', (channel: string, msg: string) => heard.get(i)!.push(`${channel === keys.doneChannel ? 'done' : 'cancel'}:${msg}`));
+        await s.subscribe(keys.doneChannel, keys.cancelChannel);
+      }
+      const worker = await new DurabullWorker({ connection: url, hub, registry: registry(), logger: false }).start();
+      const client = new DurabullClient({ connection: url, hub, logger: false });
+      try {
+        const id = await client.startNew('Waits', { instanceId: 'w-1' });
+        // Terminated once its activity is pending, so that the terminate cancels it.
+        for (let i = 0; i < 200 && (await admin.scard(keys.pending(id))) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+        await client.terminate(id, 'stop');
+        const st = await client.waitForCompletion(id, { timeoutMs: 10_000 });
+        expect(st.runtimeStatus).toBe('Terminated');
+      } finally {
+        await client.close();
+        await worker.close();
+      }
+      for (let i = 0; i < 200 && [...heard.values()].some((h) => h.length < 2); i++) await new Promise((r) => setTimeout(r, 25));
+      for (const h of heard.values()) expect(h.sort()).toEqual(['cancel:w-1', 'done:w-1']);
+    } finally {
+      for (const s of subs) s.disconnect();
+    }
+  });
+
+  it('refuses a bad cluster connection before connecting, naming it', () => {
+    expect(() => new DurabullClient({ connection: 'redis-cluster://127.0.0.1', hub: 'x' })).toThrow(ValidationError);
+    expect(() => new DurabullClient({ connection: 'redis-cluster://127.0.0.1', hub: 'x' })).toThrow(/'127.0.0.1' is not a cluster node/);
+    expect(() => new DurabullWorker({ connection: { clusterNodes: [] }, hub: 'x', registry: registry() })).toThrow(/clusterNodes must be a non-empty array/);
+    expect(() => new DurabullWorker({ connection: '127.0.0.1:7000', hub: 'x', registry: registry() })).toThrow(/is not a Redis URL/);
+  });
+});
