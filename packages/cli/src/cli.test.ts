@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DurabullClient } from '@durabull/client';
-import { HubKeys, type RedisClient } from '@durabull/redis';
+import { HubKeys, type RedisClient, isClusterUrl } from '@durabull/redis';
 import { createServer } from '@durabull/server';
 import { DurabullWorker } from '@durabull/worker';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -655,6 +655,34 @@ describe('bad input', () => {
     const none = await cli([]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('Usage: durabull');
+  });
+
+  it('--cluster-nodes (or REDIS_CLUSTER_NODES) names a Redis Cluster; a bad list or both ways at once is a usage error', async () => {
+    expect(await cli(['--redis', url, '--cluster-nodes', '127.0.0.1:7000', 'status', 'x'], { globals: false })).toEqual({ code: 2, stdout: '', stderr: 'error: give --redis or --cluster-nodes, not both\n' });
+    expect(await cli(['--cluster-nodes', '127.0.0.1', 'status', 'x'], { globals: false })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "error: --cluster-nodes: '127.0.0.1' is not a cluster node; write host:port (e.g. 127.0.0.1:7000)\n",
+    });
+    const both = await cli(['status', 'x'], { globals: false, env: { REDIS_URL: url, REDIS_CLUSTER_NODES: '127.0.0.1:7000' } });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^error: both REDIS_URL and REDIS_CLUSTER_NODES are set/);
+    expect((await cli(['--redis', 'localhost:6379', 'status', 'x'], { globals: false })).stderr).toMatch(/^error: --redis 'localhost:6379' is not a Redis URL/);
+    if (isClusterUrl(url)) {
+      // The run's cluster, named both ways.
+      await client.startNew('Hello', { instanceId: 'cl1' });
+      const nodes = url.slice('redis-cluster://'.length);
+      for (const r of [await cli(['--json', '--hub', hub, '--cluster-nodes', nodes, 'status', 'cl1'], { globals: false }), await cli(['--json', 'status', 'cl1'], { globals: false, env: { REDIS_CLUSTER_NODES: nodes, DURABULL_HUB: hub } })]) {
+        expect(r.code).toBe(0);
+        expect(JSON.parse(r.stdout)).toMatchObject({ instanceId: 'cl1' });
+      }
+    } else {
+      expect(await cli(['--cluster-nodes', '127.0.0.1:1', 'status', 'x'], { globals: false })).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: 'error: no Redis answered at redis-cluster://127.0.0.1:1: start one, or point --redis (or REDIS_URL) at yours (or run `durabull dev`)\n',
+      });
+    }
   });
 
   it('--redis and --hub default to REDIS_URL and DURABULL_HUB', async () => {
