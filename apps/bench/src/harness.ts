@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { DurabullClient } from '@durabull/client';
+import { createRedisClient } from '@durabull/redis';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -219,7 +220,7 @@ export async function startDurabull(b: Bench, hub: string, extra: Partial<Durabu
 /** A tracker of the ids published on `channel` (durabull's done channel, or the baseline's). */
 export async function subscribeDone(url: string, channel: string): Promise<{ tracker: CompletionTracker; close(): Promise<void> }> {
   const tracker = new CompletionTracker();
-  const sub = new Redis(url, { maxRetriesPerRequest: null });
+  const sub = createRedisClient(url);
   sub.on('message', (_channel: string, id: string) => tracker.mark(id));
   await sub.subscribe(channel);
   return {

@@ -10,7 +10,8 @@
  *   BENCH_REDIS_URL     use this Redis (default: start a redis-server with appendonly yes,
  *                       appendfsync everysec in a temp dir, on a free port)
  *   BENCH_QUICK=1       skip W2 N=100,000 (--quick)
- *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4), w6 (entities);
+ *   BENCH_ONLY=w1,w3    run only these workloads (--only): w1, w2, w3, w4, w4l, model (model needs w4), w6 (entities),
+ *                       w5 (W1 and W2 N=10,000 on one Redis and on a 3-master Redis Cluster, both started by the bench);
  *                       two more run only when named: w1m (the cost of metrics on W1, interleaved
  *                       pairs) and replay (durabull replay-check on 10,000 running instances)
  *   BENCH_W1M_PAIRS     pairs of w1m (default 6); BENCH_W1M_N chains per run (default 1,000)
@@ -21,6 +22,7 @@
  *   BENCH_W4_INSTANCES  timed instances per W4 fleet (default 1,000)
  *   BENCH_W4_WARMUP     warm-up per process, in instances of the k = 1 process (default 2,000)
  *   BENCH_W4L_INSTANCES timed instances per W4L fleet (default 200, each a chain of 50)
+ *   BENCH_W5_INSTANCES  chains per W5 W1 run (default 2,000); BENCH_W5_RUNS runs per side (default 3)
  *   BENCH_MODEL_CORES   worker cores of the capacity model's prediction (default 8; one Redis core)
  */
 import { execFileSync } from 'node:child_process';
@@ -41,6 +43,7 @@ import { type ScaleSet, W4L_STEPS, runW4, runW4L, w4Keys } from './workloads/w4.
 import { runW1Metrics } from './workloads/w1-metrics.js';
 import { runReplayCheck } from './workloads/replay-check.js';
 import { runW6 } from './workloads/w6.js';
+import { runW5 } from './workloads/w5.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OUT_DIR = join(REPO_ROOT, 'bench-results');
@@ -49,7 +52,7 @@ const t0 = performance.now();
 const log = (msg: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
 
 const env = process.env;
-const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model', 'w6'] as const;
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w4l', 'model', 'w6', 'w5'] as const;
 /** Workloads that run only when named (not in the default set). */
 const EXTRA_WORKLOADS = ['w1m', 'replay'] as const;
 
@@ -121,6 +124,8 @@ const W3 = { steps: 100, sequenceRuns: 3, chainRuns: 50 };
 const W6 = { hotSignals: 10_000, senders: 100, entities: 1000, opsEach: 10, orchestrations: 100, transfers: 5, accounts: 20 };
 /** Instances of the untimed MONITOR census, slow-log census and CPU profile of each W4 fleet. */
 const W4_CENSUS = census ? 200 : 0;
+/** W5: W1 chains per run, the W2 fan-out, runs per side, warm-up chains per side. */
+const W5 = orExit(() => ({ w1Instances: intEnv('BENCH_W5_INSTANCES', 2000, 10), w2N: 10_000, runs: intEnv('BENCH_W5_RUNS', 3, 1), warmup: 1000 }));
 
 /** % of all CPUs busy over `ms` (from the kernel's per-CPU times): what else is running on the machine. */
 async function cpuBusyPct(ms = 1000): Promise<number> {
@@ -223,6 +228,7 @@ async function main(): Promise<number> {
       w2Ns: W2_NS,
       w3: W3,
       w6: W6,
+      w5: W5,
       w4Ks: W4_KS,
       w4Instances: W4_INSTANCES,
       w4WarmupPerProcess: W4_WARMUP,
@@ -307,6 +313,9 @@ async function main(): Promise<number> {
     });
     await step('w6', async () => {
       results.w6 = await runW6(bench, { ...W6, timeoutMs: 180_000 });
+    });
+    await step('w5', async () => {
+      results.w5 = await runW5(bench, { ...W5, timeoutMs: 120_000 });
     });
   } finally {
     // Our keys only; FLUSHALL never (a redis-server the bench started is stopped and its dir removed instead).

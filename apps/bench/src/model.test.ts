@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ModelInputError, capacity, modelError, perInstance } from './model.js';
+import { ModelInputError, capacity, clusterCapacity, modelError, perInstance } from './model.js';
 
 describe('capacity model', () => {
   const cost = { workerCpuMs: 0.9, clientCpuMs: 0.1, redisCpuMs: 0.25 };
@@ -34,5 +34,33 @@ describe('capacity model', () => {
     expect(() => capacity(cost, 0)).toThrow(/workerCores .* got 0/);
     expect(() => perInstance({ workersCpuMs: 1, clientCpuMs: 0, redisCpuMs: 1 }, 0)).toThrow(/instances .* got 0/);
     expect(() => modelError(100, 0)).toThrow(/measured/);
+  });
+});
+
+describe('cluster capacity model', () => {
+  it('is bound by the busiest master: masters × 1000 / (Redis CPU per instance × spread)', () => {
+    // 0.5 ms of Redis CPU per instance over all masters: 2,000 instances/s per master core.
+    const even = clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 3, spread: 1, workerCpuMsPerInstance: 2 });
+    expect(even.instancesPerSec).toBeCloseTo(6000, 9);
+    expect(even.evenInstancesPerSec).toBeCloseTo(6000, 9);
+    // 6,000 instances/s × 2 ms of worker CPU each: 12 worker cores.
+    expect(even.workerCoresNeeded).toBeCloseTo(12, 9);
+    // The busiest master carries 1.2 × the mean: it saturates at 6,000 / 1.2.
+    const skewed = clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 3, spread: 1.2 });
+    expect(skewed.instancesPerSec).toBeCloseTo(5000, 9);
+    expect(skewed.evenInstancesPerSec).toBeCloseTo(6000, 9);
+    expect(Number.isNaN(skewed.workerCoresNeeded)).toBe(true);
+    // Six masters at the same spread: twice as much.
+    expect(clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 6, spread: 1.2 }).instancesPerSec).toBeCloseTo(10000, 9);
+    // Everything on one master (spread = masters): one master's worth, however many there are.
+    expect(clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 6, spread: 6 }).instancesPerSec).toBeCloseTo(2000, 9);
+  });
+
+  it('refuses a spread outside 1..masters and a bad cost, naming them', () => {
+    expect(() => clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 3, spread: 0.9 })).toThrow(ModelInputError);
+    expect(() => clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 3, spread: 3.5 })).toThrow(/spread must be between 1 and masters \(3\), got 3.5/);
+    expect(() => clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 2.5, spread: 1 })).toThrow(/masters must be an integer >= 1, got 2.5/);
+    expect(() => clusterCapacity({ redisCpuMsPerInstance: 0, masters: 3, spread: 1 })).toThrow(/redisCpuMsPerInstance .* got 0/);
+    expect(() => clusterCapacity({ redisCpuMsPerInstance: 0.5, masters: 3, spread: 1, workerCpuMsPerInstance: -1 })).toThrow(/workerCpuMsPerInstance/);
   });
 });

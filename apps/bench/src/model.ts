@@ -79,3 +79,47 @@ export function modelError(predicted: number, measured: number): number {
   positive('measured', measured);
   return predicted / measured - 1;
 }
+
+/** What a Redis Cluster's masters sustain (workers not the limit), from {@link clusterCapacity}. */
+export interface ClusterCapacity {
+  masters: number;
+  /** Busiest master's share of the load over the mean (1 = perfectly even, `masters` = all on one). */
+  spread: number;
+  /** Redis CPU per instance summed over the masters, ms. */
+  redisCpuMsPerInstance: number;
+  /** instances/s at which the busiest master runs out of its core. */
+  instancesPerSec: number;
+  /** The same with the load spread perfectly (spread 1). */
+  evenInstancesPerSec: number;
+  /** Worker cores (workers + client) that pace needs; NaN without a worker cost. */
+  workerCoresNeeded: number;
+  /** Why the prediction could not be made (a bad input). */
+  error?: string;
+}
+
+/**
+ * instances/s of a Redis Cluster of `masters` masters, one core each, with enough worker cores:
+ * the busiest master carries `spread` times the mean share of the Redis CPU, and runs out first:
+ *
+ *   instances/s = masters × 1000 / (Redis CPU ms per instance, summed over the masters × spread)
+ *
+ * `workerCpuMsPerInstance` (workers + client) gives the worker cores that pace needs.
+ */
+export function clusterCapacity(o: { redisCpuMsPerInstance: number; masters: number; spread: number; workerCpuMsPerInstance?: number }): ClusterCapacity {
+  positive('redisCpuMsPerInstance', o.redisCpuMsPerInstance);
+  if (!Number.isInteger(o.masters) || o.masters < 1) throw new ModelInputError(`capacity model: masters must be an integer >= 1, got ${String(o.masters)}`);
+  if (typeof o.spread !== 'number' || !(o.spread >= 1 && o.spread <= o.masters)) {
+    throw new ModelInputError(`capacity model: spread must be between 1 and masters (${o.masters}), got ${String(o.spread)}`);
+  }
+  if (o.workerCpuMsPerInstance !== undefined) positive('workerCpuMsPerInstance', o.workerCpuMsPerInstance);
+  const evenInstancesPerSec = (o.masters * 1000) / o.redisCpuMsPerInstance;
+  const instancesPerSec = evenInstancesPerSec / o.spread;
+  return {
+    masters: o.masters,
+    spread: o.spread,
+    redisCpuMsPerInstance: o.redisCpuMsPerInstance,
+    instancesPerSec,
+    evenInstancesPerSec,
+    workerCoresNeeded: o.workerCpuMsPerInstance === undefined ? Number.NaN : (instancesPerSec * o.workerCpuMsPerInstance) / 1000,
+  };
+}

@@ -10,6 +10,8 @@ import type { W6Result } from './workloads/w6.js';
 import { type W4Result, fleetBreakdown, modelSection, w4KeysSection, w4SummaryRows } from './report-w4.js';
 import type { W1MetricsResult } from './workloads/w1-metrics.js';
 import type { ReplayCheckResult } from './workloads/replay-check.js';
+import type { W5Result } from './workloads/w5.js';
+import { w5Section, w5Targets } from './report-w5.js';
 
 export interface Machine {
   cpus: number;
@@ -47,6 +49,7 @@ export interface Results {
     w1Instances: number;
     w2Ns: number[];
     w3: { steps: number; sequenceRuns: number; chainRuns: number };
+    w5?: { w1Instances: number; w2N: number; runs: number; warmup: number };
     w6?: { hotSignals: number; senders: number; entities: number; opsEach: number; orchestrations: number; transfers: number; accounts: number };
     w4Ks: number[];
     w4Instances: number;
@@ -64,6 +67,7 @@ export interface Results {
   w1Metrics?: W1MetricsResult;
   replayCheck?: ReplayCheckResult;
   w6?: W6Result;
+  w5?: W5Result;
   errors: Record<string, string>;
   targets: Target[];
   notes: string[];
@@ -121,6 +125,7 @@ export function evaluateTargets(r: Results): Target[] {
     out.push(target('W2', 'N=100,000 peak RSS MB', p?.peakRssMb, '<', 1024));
     if (isPoint(n10)) out.push(target('W2', 'N=100,000 time / N=10,000 time', p ? p.ms / n10.ms : undefined, '<=', 12));
   }
+  if (r.w5) out.push(...w5Targets(r.w5).map((t) => target('W5', t.what, t.value, t.op, t.target)));
   if (r.w3) {
     out.push(target('W3', 'chain p50 ms', r.w3.chainP50Ms, '<=', 2.5));
     out.push(target('W3', 'chain p99 ms', r.w3.chainP99Ms, '<=', 10));
@@ -256,6 +261,7 @@ export function toMarkdown(r: Results): string {
     if (r.w4.long) L.push(...fleetBreakdown(r.w4.long, 'W4L'));
     if (r.w4.model) L.push(...modelSection(r.w4.model));
   }
+  if (r.w5) L.push(...w5Section(r.w5));
   if (r.targets.length) {
     L.push('');
     L.push('## Targets (furthest first)');
