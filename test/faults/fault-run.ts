@@ -680,7 +680,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
 }
 
 /** State, pending tasks, inbox and the BullMQ jobs of one instance, on one line. */
-async function diagnose(client: DurabullClient, id: string): Promise<string> {
+export async function diagnose(client: DurabullClient, id: string): Promise<string> {
   const b = client.backend;
   const r = b.redis;
   const [state, pending, inbox] = await Promise.all([

@@ -16,7 +16,7 @@ import { type RedisCluster, startRedisCluster } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkHistory } from '../faults/fault-run.js';
+import { checkHistory, diagnose } from '../faults/fault-run.js';
 import { waitUntil } from './helpers/orchestration.js';
 import { uniqueHub } from './helpers/redis.js';
 
@@ -76,7 +76,19 @@ describe('Redis Cluster failover', () => {
     const hub = uniqueHub('fo');
     const keys = new HubKeys(hub);
     const workers = await Promise.all(
-      [0, 1].map(() => new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false, orchestratorConcurrency: 10, activityConcurrency: 10 }).start()),
+      [0, 1].map(() => new DurabullWorker({
+          connection: cluster.url,
+          hub,
+          registry: registry(),
+          logger: false,
+          orchestratorConcurrency: 10,
+          activityConcurrency: 10,
+          // A job the old master moved to active, whose reply died with it, waits for BullMQ's stalled check:
+          // 2 s locks and a check every second (as in the fault suite) instead of 30 s each.
+          lockDurationMs: 2000,
+          stalledIntervalMs: 1000,
+          sweepIntervalMs: 1000,
+        }).start()),
     );
     const client = new DurabullClient({ connection: cluster.url, hub, logger: false });
     try {
@@ -124,7 +136,7 @@ describe('Redis Cluster failover', () => {
           if (h.duplicated > 0) problems.push(`${id}: ${h.notes.join('; ')}`);
         }
         const ok = st?.runtimeStatus === 'Completed' && st.output === want;
-        if (!ok && !reported.has(id)) problems.push(`${id}: ${st ? `${st.runtimeStatus} ${JSON.stringify(st.output)}` : 'gone'}, and the checker does not report it`);
+        if (!ok && !reported.has(id)) problems.push(`${id}: ${st ? `${st.runtimeStatus} ${JSON.stringify(st.output)}` : 'gone'}, and the checker does not report it; ${await diagnose(client, id)}`);
       }
       console.log(`DEBUG finished ${finished}/${expected.size}, runs ${[...runs.values()].reduce((a, b) => a + b, 0)} for ${runs.size} calls, findings ${JSON.stringify(report.counts)}`);
       expect(problems).toEqual([]);
