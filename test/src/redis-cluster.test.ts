@@ -11,7 +11,7 @@ import { DurabullClient } from '@durabull/client';
 import { type ConnectionLike, HubKeys, type RedisClient, clusterUrl, createRedisClient, isCluster, masterNodes, parseClusterNodes } from '@durabull/redis';
 import { type RedisCluster, startRedisCluster } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteKeysByPattern, onCluster, redisUrl, scanAll, uniqueHub } from './helpers/redis.js';
 
@@ -84,7 +84,8 @@ describe('durabull on a Redis Cluster', () => {
     await runFanOut(url);
     const nodes = parseClusterNodes(url.slice('redis-cluster://'.length));
     await runFanOut({ clusterNodes: nodes.map((n) => `${n.host}:${n.port}`) });
-    const cluster = new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: null } });
+    // Without maxRetriesPerRequest: null (the backend's queue connection, a duplicate, gets it).
+    const cluster = new Cluster(nodes);
     try {
       await runFanOut(cluster);
       // Given as a client, it is the caller's: still open.
@@ -144,4 +145,41 @@ describe('durabull on a Redis Cluster', () => {
     expect(() => new DurabullWorker({ connection: { clusterNodes: [] }, hub: 'x', registry: registry() })).toThrow(/clusterNodes must be a non-empty array/);
     expect(() => new DurabullWorker({ connection: '127.0.0.1:7000', hub: 'x', registry: registry() })).toThrow(/is not a Redis URL/);
   });
+});
+
+describe('durabull through a failover', () => {
+  it('an instance started before its master is killed completes on the promoted replica, with the same worker and client', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'durabull-cluster-failover-'));
+    const cluster = await startRedisCluster({ dataDir: dir, masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 1000 });
+    const hub = uniqueHub('fo');
+    const keys = new HubKeys(hub);
+    const worker = await new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false }).start();
+    const client = new DurabullClient({ connection: cluster.url, hub, logger: false, commandTimeoutMs: 30_000 });
+    const probe = new Cluster(cluster.masterPorts.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } });
+    try {
+      const id = await client.startNew('FanOut', { input: 5, instanceId: 'fo-1' });
+      for (let i = 0; i < 400 && (await client.getStatus(id))?.runtimeStatus !== 'Running'; i++) await new Promise((r) => setTimeout(r, 25));
+      // The master of the hub's slot; a fenced write, replicated, so the replica has everything written so far.
+      const slot = (await probe.cluster('KEYSLOT', keys.state(id))) as number;
+      const shards = (await probe.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+      const master = shards.find(([from, to]) => from <= slot && slot <= to)![2][1];
+      const conn = new Redis(master, '127.0.0.1', { maxRetriesPerRequest: 1 });
+      await conn.set(`dbl:{${hub}:0}:fence`, '1');
+      expect(await conn.wait(1, 5000)).toBe(1);
+      conn.disconnect();
+      await cluster.killNode(master);
+      const promoted = await cluster.waitForPromotion(master);
+      expect(promoted).not.toBe(master);
+      await client.raiseEvent(id, 'Approve', true);
+      const done = await client.waitForCompletion(id, { timeoutMs: 60_000 });
+      expect(done.runtimeStatus).toBe('Completed');
+      expect(done.output).toEqual({ sum: 55, approved: true, child: 'c!' });
+    } finally {
+      probe.disconnect();
+      await client.close();
+      await worker.close();
+      await cluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -4,7 +4,7 @@
  * sends.
  */
 import { createHash } from 'node:crypto';
-import { loadScripts } from '@durabull/redis';
+import { loadScripts, scanKeys } from '@durabull/redis';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { counterDelta } from './stats.js';
@@ -121,14 +121,10 @@ export class RedisProbe {
     return Number((await this.info('memory')).used_memory ?? 0);
   }
 
+  /** Keys matching `pattern` (SCAN of every master on a cluster). */
   async scan(pattern: string): Promise<string[]> {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 2000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    for await (const batch of scanKeys(this.redis, pattern, 2000)) keys.push(...batch);
     return keys;
   }
 
@@ -156,12 +152,7 @@ export class RedisProbe {
   /** Deletes every key matching the glob `pattern` (SCAN + UNLINK); returns how many. */
   async deleteMatching(pattern: string): Promise<number> {
     let n = 0;
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 2000);
-      cursor = next;
-      if (batch.length) n += await this.redis.unlink(...batch);
-    } while (cursor !== '0');
+    for await (const batch of scanKeys(this.redis, pattern, 2000)) n += await this.redis.unlink(...batch);
     return n;
   }
 }

@@ -197,6 +197,16 @@ function newCluster(c: ClusterConnectionOptions, opts: RedisOptions): Cluster {
   });
 }
 
+/**
+ * A second connection like `redis` (same nodes and options), with `maxRetriesPerRequest: null`
+ * whatever `redis` has (on a cluster: on every node's connection), as BullMQ's blocking
+ * connections need it.
+ */
+export function duplicateConnection(redis: RedisClient): RedisClient {
+  if (isCluster(redis)) return redis.duplicate([], { redisOptions: { ...redis.options.redisOptions, maxRetriesPerRequest: null } });
+  return redis.duplicate({ maxRetriesPerRequest: null });
+}
+
 /** QUIT when connected (replies to what was sent still arrive); otherwise drop the connection at once. */
 export async function closeConnection(redis: RedisClient): Promise<void> {
   if (redis.status === 'end') return;

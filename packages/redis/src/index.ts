@@ -7,6 +7,7 @@
 export {
   createRedisClient,
   closeConnection,
+  duplicateConnection,
   assertConnection,
   connectionFromEnv,
   parseClusterUrl,

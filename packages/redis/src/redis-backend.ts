@@ -26,7 +26,7 @@ import {
   toFailureDetails,
 } from '@durabull/core';
 import { Queue, type JobsOptions } from 'bullmq';
-import { closeConnection, createRedisClient, isRedisClient, type ConnectionLike, type RedisClient } from './connection.js';
+import { closeConnection, createRedisClient, duplicateConnection, isRedisClient, type ConnectionLike, type RedisClient } from './connection.js';
 import {
   type CheckedPayload,
   type Claim,
@@ -668,7 +668,7 @@ export class RedisBackend {
    */
   get queueConnection(): RedisClient {
     if (!this._queueConnection) {
-      this._queueConnection = this.redis.duplicate();
+      this._queueConnection = duplicateConnection(this.redis);
       this.connections.watch(this._queueConnection);
     }
     return this._queueConnection;

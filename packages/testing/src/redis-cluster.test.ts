@@ -63,9 +63,11 @@ describe('startRedisCluster', () => {
     await client.set('{b}:k', 'kept');
     const first = cluster.masterPorts[0]!;
     const replica = cluster.nodes.find((n) => n.masterPort === first)!.port;
-    // WAIT: the replica has the write before its master dies.
+    // WAIT covers this connection's writes, and replication is in order: the fence write reaching the replica
+    // means the earlier write did too.
     const direct = new Redis(first, '127.0.0.1', { maxRetriesPerRequest: 1 });
-    await direct.wait(1, 5000);
+    await direct.set('{b}:fence', '1');
+    expect(await direct.wait(1, 5000)).toBe(1);
     direct.disconnect();
     await cluster.killNode(first);
     expect(await cluster.waitForPromotion(first)).toBe(replica);

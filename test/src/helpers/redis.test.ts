@@ -1,13 +1,12 @@
-import { Redis } from 'ioredis';
+import { type RedisClient, isCluster, masterNodes } from '@durabull/redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
+import { connectRedis, deleteKeysByPattern, onCluster, redisUrl, scanAll, uniqueHub } from './redis.js';
 
 describe('test Redis helpers', () => {
-  let redis: Redis;
+  let redis: RedisClient;
 
   beforeAll(async () => {
-    redis = new Redis(redisUrl(), { lazyConnect: true });
-    await redis.connect();
+    redis = connectRedis();
   });
 
   afterAll(async () => {
@@ -17,6 +16,9 @@ describe('test Redis helpers', () => {
   it('redisUrl() is the Redis globalSetup picked, and child processes see it as REDIS_URL', async () => {
     expect(redisUrl()).toBe(process.env.REDIS_URL);
     expect(await redis.ping()).toBe('PONG');
+    // connectRedis() is a Cluster exactly when the run's Redis is one.
+    expect(isCluster(redis)).toBe(onCluster());
+    expect(onCluster()).toBe(redisUrl().startsWith('redis-cluster://'));
   });
 
   it('uniqueHub() gives distinct names of letters, digits and dashes', () => {
@@ -30,13 +32,16 @@ describe('test Redis helpers', () => {
   it('deleteKeysByPattern() deletes only the matching keys, across several SCAN pages', async () => {
     const hub = uniqueHub();
     const other = uniqueHub();
-    const pipeline = redis.pipeline();
-    for (let i = 0; i < 2500; i++) pipeline.set(`${hub}:k${i}`, i);
-    pipeline.set(`${other}:keep`, 1);
-    await pipeline.exec();
+    // Keys without a hash tag: on a cluster they spread over every slot, so over every master.
+    for (let i = 0; i < 2500; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => redis.set(`${hub}:k${i + j}`, i + j)));
+    await redis.set(`${other}:keep`, 1);
+    const perMaster = await Promise.all((await masterNodes(redis)).map(async (n) => (await n.dbsize()) > 0));
+    expect(perMaster.every(Boolean)).toBe(true);
+    expect(await scanAll(redis, `${hub}:*`)).toHaveLength(2500);
 
     expect(await deleteKeysByPattern(redis, `${hub}:*`)).toBe(2500);
-    expect(await redis.exists(`${hub}:k0`, `${hub}:k2499`)).toBe(0);
+    expect(await scanAll(redis, `${hub}:*`)).toEqual([]);
+    expect((await redis.exists(`${hub}:k0`)) + (await redis.exists(`${hub}:k2499`))).toBe(0);
     expect(await redis.get(`${other}:keep`)).toBe('1');
 
     expect(await deleteKeysByPattern(redis, `${other}:*`)).toBe(1);

@@ -11,6 +11,7 @@ import {
   parseClusterUrl,
   redactConnectionUrl,
 } from '../connection.js';
+import { RedisBackend } from '../redis-backend.js';
 
 describe('cluster connection strings', () => {
   it('parses redis-cluster:// with credentials, IPv6 nodes and a trailing slash', () => {
@@ -107,6 +108,28 @@ describe('createRedisClient', () => {
       } finally {
         c.disconnect();
       }
+    }
+  });
+});
+
+describe('the backend on a given client', () => {
+  it("gives BullMQ a duplicate with maxRetriesPerRequest: null on every node, whatever the caller's client has", () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 3, password: 'pw' } });
+    const redis = new Redis({ lazyConnect: true, maxRetriesPerRequest: 3 });
+    const backends = [new RedisBackend({ connection: cluster, hub: 'x' }), new RedisBackend({ connection: redis, hub: 'x' })];
+    try {
+      const [onCluster, onRedis] = backends.map((b) => b.queueConnection);
+      expect(isCluster(onCluster)).toBe(true);
+      expect((onCluster as Cluster).options.redisOptions).toMatchObject({ maxRetriesPerRequest: null, password: 'pw' });
+      expect(onCluster).not.toBe(cluster);
+      expect((onRedis as Redis).options.maxRetriesPerRequest).toBeNull();
+      // The caller's own clients keep their options.
+      expect(cluster.options.redisOptions?.maxRetriesPerRequest).toBe(3);
+      expect(redis.options.maxRetriesPerRequest).toBe(3);
+    } finally {
+      for (const b of backends) b.queueConnection.disconnect();
+      cluster.disconnect();
+      redis.disconnect();
     }
   });
 });
