@@ -106,7 +106,6 @@ describe('Redis Cluster failover', () => {
       await cluster.killNode(victim);
       const promoted = await cluster.waitForPromotion(victim, 20_000);
       expect(promoted).not.toBe(victim);
-      console.log(`DEBUG killed ${victim} at ${before}/${total} activity runs, promoted ${promoted} at ${runs.size}`);
       expect(runs.size).toBeLessThan(total);
       expect(before).toBeLessThan(total);
 
@@ -138,7 +137,6 @@ describe('Redis Cluster failover', () => {
         const ok = st?.runtimeStatus === 'Completed' && st.output === want;
         if (!ok && !reported.has(id)) problems.push(`${id}: ${st ? `${st.runtimeStatus} ${JSON.stringify(st.output)}` : 'gone'}, and the checker does not report it; ${await diagnose(client, id)}`);
       }
-      console.log(`DEBUG finished ${finished}/${expected.size}, runs ${[...runs.values()].reduce((a, b) => a + b, 0)} for ${runs.size} calls, findings ${JSON.stringify(report.counts)}`);
       expect(problems).toEqual([]);
       expect(duplicated).toBe(0);
       expect(report.counts['duplicate-completion'] ?? 0).toBe(0);

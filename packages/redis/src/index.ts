@@ -20,6 +20,7 @@ export {
   scanKeys,
   redactConnectionUrl,
   DEFAULT_REDIS_URL,
+  CLUSTER_FAILOVER_DEFAULTS,
   type RedisClient,
   type ClusterConnectionOptions,
   type ConnectionLike,

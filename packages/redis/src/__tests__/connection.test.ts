@@ -105,9 +105,18 @@ describe('createRedisClient', () => {
         expect(o.maxRetriesPerRequest).toBeNull();
         expect(o.commandTimeout).toBe(500);
         expect((c as unknown as { startupNodes: { port: number }[] }).startupNodes.map((n) => n.port)).toEqual([1, 2]);
+        // A command retries across a failover for about 13 s (ioredis alone: 1.6 s).
+        expect((c as Cluster).options).toMatchObject({ retryDelayOnFailover: 200, retryDelayOnClusterDown: 200, retryDelayOnTryAgain: 200, maxRedirections: 64 });
       } finally {
         c.disconnect();
       }
+    }
+    // The caller's clusterOptions win over those defaults.
+    const own = createRedisClient({ clusterNodes: ['127.0.0.1:1'], clusterOptions: { lazyConnect: true, maxRedirections: 5, retryDelayOnFailover: 50 } }) as Cluster;
+    try {
+      expect(own.options).toMatchObject({ maxRedirections: 5, retryDelayOnFailover: 50, retryDelayOnClusterDown: 200 });
+    } finally {
+      own.disconnect();
     }
   });
 });
