@@ -21,7 +21,7 @@ export function w5Section(w: W5Result): string[] {
   const s: W5Arm = w.single;
   const c: W5Arm = w.cluster;
   L.push('');
-  L.push(`## W5: one Redis vs a 3-master Redis Cluster (task hubs with ${w.partitions === 'default' ? "durabull's default partitions" : `${w.partitions} partition(s)`})`);
+  L.push(`## W5: one Redis vs a 3-master Redis Cluster (task hubs of ${w.partitions} partition${w.partitions === 1 ? '' : 's'})`);
   L.push('');
   L.push(w.how);
   L.push('');

@@ -75,8 +75,8 @@ export interface W5Result {
   w1Instances: number;
   w2N: number;
   runs: number;
-  /** The partitions of the task hubs (durabull's default unless the bench sets it). */
-  partitions: number | 'default';
+  /** The partitions of the W1 task hub on the cluster (1 before task hubs had partitions). */
+  partitions: number;
   single: W5Arm;
   cluster: W5Arm;
   /** Redis CPU per activity, cluster over single (W1); target <= 1.3. */
@@ -253,6 +253,12 @@ async function w2Run(b: Bench, t: Target, rig: DurabullRig, rep: number, n: numb
   return runOf(t, 'w2', 1, n, ms, errors, nodeCpuMs, nodeDeltas(t, before, after), error);
 }
 
+/** The partitions of a rig's hub: a client's backend that routes over partitions opens them (`open()`); else one. */
+async function partitionsOf(rig: DurabullRig): Promise<number> {
+  const hub = rig.client.backend as unknown as { open?: () => Promise<unknown[]> };
+  return typeof hub.open === 'function' ? (await hub.open()).length : 1;
+}
+
 /** The run whose value is the median (the lower middle one for an even count). */
 function medianRun(runs: W5Run[], f: (r: W5Run) => number): W5Run {
   const sorted = [...runs].sort((a, b) => f(a) - f(b));
@@ -286,10 +292,11 @@ function arm(mode: W5Mode, masters: number, runs: W5Run[]): W5Arm {
 
 export async function runW5(
   b: Bench,
-  o: { w1Instances: number; w2N: number; runs: number; warmup: number; timeoutMs: number; partitions?: number },
+  o: { w1Instances: number; w2N: number; runs: number; warmup: number; timeoutMs: number },
 ): Promise<W5Result> {
   const targets = await startTargets(b);
   const runs: W5Run[] = [];
+  let partitions = 1;
   try {
     const order = [targets.single, targets.cluster];
     for (const workload of ['w1', 'w2'] as const) {
@@ -298,6 +305,7 @@ export async function runW5(
         for (const t of order) {
           const rig = await startDurabull({ ...b, url: t.url }, b.hub(`w5-${workload}-${t.mode}`));
           rigs.set(t.mode, rig);
+          if (workload === 'w1' && t.mode === 'cluster') partitions = await partitionsOf(rig);
           b.log(`W5 ${workload.toUpperCase()} ${t.mode}: warm-up (${o.warmup} chains)`);
           await chains(rig, 'warm', o.warmup, o.timeoutMs);
         }
@@ -341,7 +349,7 @@ export async function runW5(
     w1Instances: o.w1Instances,
     w2N: o.w2N,
     runs: o.runs,
-    partitions: o.partitions ?? 'default',
+    partitions,
     single,
     cluster,
     clusterRedisCpuRatio: cluster.w1RedisCpuUsPerActivity / single.w1RedisCpuUsPerActivity,
