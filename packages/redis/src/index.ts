@@ -3,9 +3,16 @@
  * streams, outbox into BullMQ queues).
  */
 
-// Backend
+// Router over a hub's partitions
+export { TaskHub, DEFAULT_PARTITIONS, type HubOptions } from './task-hub.js';
+
+// Backend: one partition of a hub
 export {
   RedisBackend,
+  SharedResources,
+  HistoryCache,
+  type PartitionSetup,
+  type RequeueResult,
   closeConnection,
   createRedisClient,
   newEventId,
@@ -96,11 +103,23 @@ export {
   type HistorySummary,
   type StuckSweepOptions,
   type StuckRepair,
-  type RequeueResult,
 } from './checker.js';
 
 // Keys and encoding
-export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
+export {
+  HubKeys,
+  assertHubName,
+  assertInstanceId,
+  assertPartitionCount,
+  partitionOf,
+  partitionTag,
+  keySlot,
+  hubMetaKey,
+  CLUSTER_SLOTS,
+  MAX_PARTITIONS,
+  ORCHESTRATOR_QUEUE,
+  ACTIVITY_QUEUE,
+} from './keys.js';
 export {
   encode,
   decode,
@@ -123,7 +142,7 @@ export {
 } from './codec.js';
 
 // Errors
-export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError, RedisUnavailableError } from './error-codes.js';
+export { ErrorCode, PartitionMismatchError, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError, RedisUnavailableError } from './error-codes.js';
 
 // Connections: one listener each, an outage logged once
 export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnectionError, silentLogger } from './connection-monitor.js';
