@@ -848,6 +848,11 @@ export class RedisBackend {
        * plain start replaces a finished one: a schedule's tick handled twice starts one instance.
        */
       refuseExisting?: boolean;
+      /**
+       * A sub-orchestration's parent as read in its partition (`<status>|<execution>|<tree>`): a
+       * parent terminated recursively refuses the start (the parent may be in another partition).
+       */
+      parentState?: string;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
@@ -873,8 +878,6 @@ export class RedisBackend {
       k.statusIndex,
       k.nameIndex,
       k.claims(instanceId),
-      // Read only for a sub-orchestration: a parent terminated recursively meanwhile refuses it.
-      k.state(opts.parent ? opts.parent.instanceId : instanceId),
       k.scheduleIndex,
       k.heartbeats(instanceId),
       instanceId,
@@ -887,6 +890,8 @@ export class RedisBackend {
       startAt === undefined ? '' : startAt,
       opts.schedule ? `${opts.schedule.scheduleId}|${opts.schedule.tick}` : '',
       opts.refuseExisting ? '1' : '0',
+      // A sub-orchestration: a parent terminated recursively meanwhile refuses it.
+      opts.parentState ?? '',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -1143,6 +1148,10 @@ export class RedisBackend {
     const entityEntries: [string, Buffer][] = [];
     for (const a of result.actions) {
       if (a.type === 'SendEntityMessage') {
+        // Appended by this commit's script, which may touch this partition's keys only.
+        if (this.route(a.entity) !== this) {
+          throw new ValidationError(`Orchestration '${id}' sends a message to entity '${a.entity}', which is in another partition of task hub '${this.keys.hub}': entity messages across partitions are not supported yet; use a hub of one partition for entities.`);
+        }
         entityEntries.push(this.entities.messageFor(id, state.executionId, a, now));
         if (a.kind === 'call' || a.kind === 'lock') newSeqs.push(a.id);
         continue;
@@ -1632,6 +1641,18 @@ export class RedisBackend {
     if (acts.length) adds.push(add(this.activityQueue, acts));
     if (orch.length) adds.push(add(this.orchestratorQueue, orch));
     await Promise.all(adds);
+    if (this.keys.count > 1) {
+      // Entries that name another instance (a child's start, a parent's notification, an entity's
+      // response) may point into another partition, whose keys the ack script cannot read: once
+      // delivered (above, awaited), they are removed as done.
+      const crossing = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || (p[0] === 'B' && /"[SPR]/.test(p));
+      const done = entries.filter(([, p]) => crossing(p)).map(([id]) => id);
+      if (done.length > 0) {
+        const rest = entries.filter(([, p]) => !crossing(p)).map(([id]) => id);
+        await Promise.all([this.ackScript('done', done), this.ackOutbox(rest, opts.awaitCleanup)]);
+        return;
+      }
+    }
     await this.ackOutbox(entries.map(([id]) => id), opts.awaitCleanup);
   }
 
@@ -1680,9 +1701,9 @@ export class RedisBackend {
    * In `sweep` mode it returns the entries kept, with their payloads (a batch reduced to what is
    * still to do).
    */
-  private ackScript(mode: 'ack', ids: string[]): Promise<number>;
+  private ackScript(mode: 'ack' | 'done', ids: string[]): Promise<number>;
   private ackScript(mode: 'sweep', ids: string[]): Promise<string[]>;
-  private ackScript(mode: 'ack' | 'sweep', ids: string[]): Promise<number | string[]> {
+  private ackScript(mode: 'ack' | 'sweep' | 'done', ids: string[]): Promise<number | string[]> {
     const k = this.keys;
     return this.scripts.ackOutbox(
       k.outbox,
@@ -1692,6 +1713,7 @@ export class RedisBackend {
       k.statePrefix,
       k.pendingPrefix,
       mode,
+      k.count > 1 ? '1' : '0',
       ...ids,
     );
   }
@@ -1700,6 +1722,10 @@ export class RedisBackend {
   /** Starts a sub-orchestration; a start that cannot happen fails the parent's task instead. */
   private async startChild(d: SubOrchestrationStart): Promise<void> {
     const parent: ParentLink = { instanceId: d.pi, executionId: d.px, taskId: d.ps };
+    // The child's partition may be another: its start reads nothing here, so the parent's state
+    // (here: this outbox is the parent's partition's) travels with it.
+    const target = this.route(d.i);
+    const readParent = async () => (await this.redis.hmget(this.keys.state(d.pi), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
     try {
       let inputBuf: Buffer = Buffer.from(d.p, 'base64');
       const input = decode(inputBuf);
@@ -1709,12 +1735,27 @@ export class RedisBackend {
         if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
         inputBuf = blob;
       }
-      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true, ...(d.t ? { trace: d.t } : {}) });
+      const started = await target.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, {
+        parent,
+        inputBuf,
+        checkServed: true,
+        parentState: await readParent(),
+        ...(d.t ? { trace: d.t } : {}),
+      });
+      if (target !== this && started.created) {
+        // A recursive terminate of the parent between the read above and the start: the
+        // terminating client may have walked the parent's children before this one existed, so
+        // the tombstone is honoured here (a terminate applied twice changes nothing).
+        const [status, exec, tree] = (await readParent()).split('|');
+        if (status === 'Terminated' && tree === '1' && exec === d.px) {
+          await target.terminate(d.i, 'parent terminated', Date.now(), true, `tree-${d.px}`).catch(ignoreGone);
+        }
+      }
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
       // A start dispatched again (the sweep) after it created the child, once no live worker runs
       // the name any more: the child exists and will report to the parent; nothing to refuse.
-      if (err instanceof OrchestratorNotServedError && (await this.redis.hget(this.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
+      if (err instanceof OrchestratorNotServedError && (await target.redis.hget(target.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
       const event: HistoryEvent = {
         type: 'SubOrchestrationInstanceFailed',
         taskScheduledId: d.ps,
@@ -1743,7 +1784,7 @@ export class RedisBackend {
         : d.k === 'f'
           ? { type: 'EntityOperationFailed', taskScheduledId: d.s, failure: value as FailureDetails, timestamp: now }
           : { type: 'EntityLockGranted', taskScheduledId: d.s, timestamp: now };
-    await this.deliverEvent(d.i, d.x, d.k === 'f' ? 'f' : 'c', d.s, event).catch(ignoreGone);
+    await this.route(d.i).deliverEvent(d.i, d.x, d.k === 'f' ? 'f' : 'c', d.s, event).catch(ignoreGone);
   }
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */
@@ -1765,7 +1806,8 @@ export class RedisBackend {
               { errorName: 'TerminatedError', message: `Sub-orchestration '${childId}' was terminated: ${String(child.output ?? 'no reason given')}`, functionName: child.name },
             timestamp: now,
           };
-    await this.deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
+    // The parent may be in another partition: delivered there (deliverEvent drops a duplicate).
+    await this.route(p.instanceId).deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
   }
 
   /**
