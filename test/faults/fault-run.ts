@@ -219,8 +219,8 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     redis.on('error', quiet);
     client.backend.redis.on('error', quiet);
     client.backend.queueConnection.on('error', quiet);
-    client.backend.orchestratorQueue.on('error', quiet);
-    client.backend.activityQueue.on('error', quiet);
+    client.backend.partitions[0]!.orchestratorQueue.on('error', quiet);
+    client.backend.partitions[0]!.activityQueue.on('error', quiet);
     const keys = sideEffectKeys(hub);
 
     let started = 0;
@@ -614,8 +614,8 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     for (const r of unfinished) problem(`diagnosis ${r.id}: ${await diagnose(client, r.id)}`);
     if (unfinished.length > 0) {
       const [a, o] = await Promise.all([
-        client.backend.activityQueue.getJobCounts(),
-        client.backend.orchestratorQueue.getJobCounts(),
+        client.backend.partitions[0]!.activityQueue.getJobCounts(),
+        client.backend.partitions[0]!.orchestratorQueue.getJobCounts(),
       ]);
       problem(`queues: activity ${JSON.stringify(a)}, orchestrator ${JSON.stringify(o)}, outbox ${await client.backend.redis.hlen(client.backend.keys.outbox)}`);
     }
@@ -681,7 +681,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
 
 /** State, pending tasks, inbox and the BullMQ jobs of one instance, on one line. */
 export async function diagnose(client: DurabullClient, id: string): Promise<string> {
-  const b = client.backend;
+  const b = await client.backend.at(id);
   const r = b.redis;
   const [state, pending, inbox] = await Promise.all([
     r.hgetall(b.keys.state(id)),

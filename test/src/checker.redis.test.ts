@@ -7,7 +7,7 @@
  */
 import { type HistoryEvent, type OrchestrationContext, Registry, executeOrchestration } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, checkHub, checkInstance, encodeEvent, wakeJobId, type RedisClient } from '@durabull/redis';
+import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, StuckSweeper, checkHub, checkInstance, encodeEvent, wakeJobId, type RedisClient } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -462,7 +462,8 @@ describe("the worker's sweep", () => {
     await backend.startInstance('Chain2', 'b-ok', 1);
     const now = Date.now() + 60_000;
     const passes: string[][] = [];
-    for (let p = 0; p < 4; p++) passes.push((await backend.sweepStuck({ limit: 2, graceMs: 5000, now })).map((r) => r.instanceId));
+    const sweeper = new StuckSweeper(backend);
+    for (let p = 0; p < 4; p++) passes.push((await sweeper.pass({ limit: 2, graceMs: 5000, now })).map((r) => r.instanceId));
     expect(passes).toEqual([['b-0', 'b-1'], ['b-2', 'b-3'], ['b-4'], []]);
     expect((await checkHub(backend, { now })).findings).toEqual([]);
   });

@@ -132,7 +132,7 @@ describe('claim check: large payloads stored apart', () => {
     const id = await th.client.startNew('Fan', { instanceId: 'big-fan', input: 6 });
     await gate.entered;
     const exec = (await th.client.getStatus(id))!.executionId;
-    const job = await th.client.backend.activityQueue.getJob(`a-${id}-${exec}-3`);
+    const job = await th.client.backend.partitions[0]!.activityQueue.getJob(`a-${id}-${exec}-3`);
     expect(job).toBeTruthy();
     const p = (job!.data as { p: string }).p;
     expect(p.length).toBeLessThan(100);
@@ -327,12 +327,12 @@ describe('claim check and continue-as-new', () => {
     const c = th.client;
     const id = await c.startNew('Cont', { instanceId: 'carry', input: { gen: 0, pad: big('pad') } });
     // Episode 1 by hand: it waits for 'first'.
-    let loaded = (await worker.backend.loadEpisode(id))!;
+    let loaded = (await worker.backend.partitions[0]!.loadEpisode(id))!;
     await worker.runEpisode({ i: id, x: loaded.state.executionId, v: loaded.state.version }, loaded);
     // 'first' and 'a' (large) arrive; the episode consumes both and continues as new: 'a' is carried over by the code.
     await c.raiseEvent(id, 'first', 'F');
     await c.raiseEvent(id, 'a', big('a'));
-    loaded = (await worker.backend.loadEpisode(id))!;
+    loaded = (await worker.backend.partitions[0]!.loadEpisode(id))!;
     // 'b' (large) arrives during the episode: in the inbox tail, carried over by the commit script.
     await c.raiseEvent(id, 'b', big('b', 2 * MB));
     const oldKeys = await payloadKeys(id);

@@ -23,7 +23,7 @@ const functions = { orchestrators: { Chain: chain }, activities: { Double: async
 const loadCounts = new WeakMap<TestHub, { n: number }>();
 /** Counts the history loads of the hub's worker. */
 function countLoads(th: TestHub): void {
-  const backend = th.workers[0]!.backend;
+  const backend = th.workers[0]!.backend.partitions[0]!;
   const count = { n: 0 };
   loadCounts.set(th, count);
   const load = backend.loadEpisode.bind(backend);

@@ -33,7 +33,7 @@ describe('eager activities', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     // It ran eagerly: no job for it in the activity queue, only its (leased) outbox entry.
-    expect(await th.client.backend.activityQueue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
+    expect(await th.client.backend.partitions[0]!.activityQueue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
     expect(await th.redis.hkeys(th.keys.outbox)).toEqual([expect.stringMatching(/^a-/)]);
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));

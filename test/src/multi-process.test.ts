@@ -273,7 +273,7 @@ describe('two worker processes on one task hub', () => {
       while (notRerun.length > 0) {
         if (Date.now() > rerunDeadline) throw new Error(`A did not finish the jobs B froze in within 20 s: ${notRerun.join(', ')}`);
         await sleep(50);
-        const states = await Promise.all(notRerun.map((id) => client!.backend.activityQueue.getJobState(id)));
+        const states = await Promise.all(notRerun.map((id) => client!.backend.partitions[0]!.activityQueue.getJobState(id)));
         notRerun = notRerun.filter((_, i) => states[i] !== 'completed' && states[i] !== 'unknown');
       }
       const gatedBefore = await client.getStatus(GATED_ID);

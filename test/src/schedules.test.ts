@@ -107,7 +107,7 @@ describe('schedules', () => {
 
   it('a paused schedule starts nothing while another ticks, and has no job scheduler; resumed, it starts again', { timeout: 60_000 }, async () => {
     th = await createTestHub(functions);
-    const { orchestratorQueue } = th.client.backend;
+    const { orchestratorQueue } = th.client.backend.partitions[0]!;
     await th.client.schedules.create({ scheduleId: 'paused', orchestrator: 'Quick', intervalMs: 1000, paused: true });
     await th.client.schedules.create({ scheduleId: 'control', orchestrator: 'Quick', intervalMs: 1000 });
     expect(await orchestratorQueue.getJobScheduler('paused')).toBeUndefined();
@@ -141,7 +141,7 @@ describe('schedules', () => {
 
   it('catches up the ticks missed while no worker ran, within the catch-up window', { timeout: 60_000 }, async () => {
     th = await createTestHub(functions, { startWorker: false });
-    const { orchestratorQueue } = th.client.backend;
+    const { orchestratorQueue } = th.client.backend.partitions[0]!;
     await th.client.schedules.create({ scheduleId: 'all-missed', orchestrator: 'Quick', intervalMs: 1000, overlap: 'allowAll', allowUnknownName: true });
     await th.client.schedules.create({ scheduleId: 'window', orchestrator: 'Quick', intervalMs: 1000, overlap: 'allowAll', catchupWindowMs: 1000, allowUnknownName: true });
     const firstTick = (await orchestratorQueue.getJobScheduler('all-missed'))!.next!;
@@ -164,7 +164,7 @@ describe('schedules', () => {
 
   it('update changes what the next ticks start; delete removes the schedule and its job scheduler but not its instances', async () => {
     th = await createTestHub(functions);
-    const { orchestratorQueue } = th.client.backend;
+    const { orchestratorQueue } = th.client.backend.partitions[0]!;
     await th.client.schedules.create({ scheduleId: 'changing', orchestrator: 'Quick', input: 'v1', intervalMs: 1000 });
     await expect(th.client.schedules.create({ scheduleId: 'changing', orchestrator: 'Quick', intervalMs: 2000 })).rejects.toBeInstanceOf(ScheduleAlreadyExistsError);
     const updated = await th.client.schedules.update('changing', { input: 'v2', cron: '*/1 * * * * *', timeZone: 'Europe/Paris' });
@@ -212,7 +212,7 @@ describe('delayed start', () => {
 
   it('keeps the delay when the start reaches BullMQ through the outbox sweep (its client died before queueing it)', async () => {
     th = await createTestHub(functions, { sweepIntervalMs: 300 });
-    const backend = th.client.backend;
+    const backend = th.client.backend.partitions[0]!;
     // The client "dies" after the start's script, before it queues the first episode.
     const add = backend.orchestratorQueue.add.bind(backend.orchestratorQueue);
     backend.orchestratorQueue.add = (() => Promise.reject(new Error('client died'))) as never;

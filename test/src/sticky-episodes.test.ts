@@ -57,8 +57,8 @@ describe('sticky episodes', () => {
     const { th, orchestrators } = await fleet();
     const loads = orchestrators.map((w) => {
       let n = 0;
-      const load = w.backend.loadEpisode.bind(w.backend);
-      w.backend.loadEpisode = (id: string) => {
+      const load = w.backend.partitions[0]!.loadEpisode.bind(w.backend);
+      w.backend.partitions[0]!.loadEpisode = (id: string) => {
         n++;
         return load(id);
       };

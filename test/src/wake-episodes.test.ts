@@ -32,8 +32,8 @@ async function splitHub(double: (x: number) => Promise<number>): Promise<{ th: T
   const orch = await th.startWorker({ activities: false, stickyEpisodes: false });
   await th.startWorker({ orchestrators: false });
   let n = 0;
-  const load = orch.backend.loadEpisode.bind(orch.backend);
-  orch.backend.loadEpisode = (id: string) => {
+  const load = orch.backend.partitions[0]!.loadEpisode.bind(orch.backend);
+  orch.backend.partitions[0]!.loadEpisode = (id: string) => {
     n++;
     return load(id);
   };
@@ -52,7 +52,7 @@ describe('wake jobs that carry their inbox', () => {
 
     // The same chain with every woken episode loaded writes the same history.
     const plain = await splitHub(async (x) => x * 2);
-    plain.orch.backend.wakeEpisodeFrom = () => undefined;
+    plain.orch.backend.partitions[0]!.wakeEpisodeFrom = () => undefined;
     const id2 = await plain.th.client.startNew('Chain', { input: 1 });
     const st2 = await plain.th.client.waitForCompletion(id2, { timeoutMs: 15_000, showHistory: true });
     expect(plain.loads()).toBe(3);
@@ -85,7 +85,7 @@ describe('wake jobs that carry their inbox', () => {
     const id = await th.client.startNew('Chain', { input: 1 });
     await gate.entered;
     // Hold the woken episode in the queue, then change the result in the inbox under it.
-    const queue = th.client.backend.orchestratorQueue;
+    const queue = th.client.backend.partitions[0]!.orchestratorQueue;
     await queue.pause();
     gate.open();
     await waitUntil('the result is in the inbox', async () => (await th.redis.llen(th.keys.inbox(id))) === 1);

@@ -288,7 +288,8 @@ interface Driver {
 
 async function durabullDriver(b: Bench, hub: string, w: Workload): Promise<Driver> {
   const client = new DurabullClient({ connection: b.url, hub });
-  const done = await subscribeDone(b.url, client.backend.keys.doneChannel);
+  const parts = await client.backend.open();
+  const done = await subscribeDone(b.url, parts.map((p) => p.keys.doneChannel));
   return {
     tracker: done.tracker,
     async start(ids, from) {
@@ -298,11 +299,11 @@ async function durabullDriver(b: Bench, hub: string, w: Workload): Promise<Drive
       const states = await client.backend.getStates(ids);
       return states.filter((s, i) => s?.runtimeStatus !== 'Completed' || s.output !== w.expected(from + i)).length;
     },
-    outboxLeft: () => client.backend.redis.zcard(client.backend.keys.outboxIndex),
+    outboxLeft: async () => (await Promise.all(parts.map((p) => p.redis.zcard(p.keys.outboxIndex)))).reduce((a, n) => a + n, 0),
     async close() {
       await done.close();
       await client.close();
-      await b.probe.deleteMatching(`dbl:{${hub}:*`);
+      await b.probe.deleteMatching(`dbl:{${hub}[:}]*`);
     },
   };
 }

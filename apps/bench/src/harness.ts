@@ -22,6 +22,8 @@ export interface Bench {
   probe: RedisProbe;
   /** Jobs run at once per BullMQ worker: durabull's orchestrator and activity workers each, and the baseline's worker. */
   concurrency: number;
+  /** BENCH_PARTITIONS: the partitions of durabull's hubs (default: durabull's default). */
+  partitions?: number;
   /** BENCH_QUICK=1: skip W2 N=100,000. */
   quick: boolean;
   log(msg: string): void;
@@ -185,10 +187,11 @@ export async function startDurabull(b: Bench, hub: string, extra: Partial<Durabu
     logger: false,
     orchestratorConcurrency: b.concurrency,
     activityConcurrency: b.concurrency,
+    ...(b.partitions !== undefined ? { partitions: b.partitions } : {}),
     ...extra,
   }).start();
-  const client = new DurabullClient({ connection: b.url, hub });
-  const done = await subscribeDone(b.url, client.backend.keys.doneChannel);
+  const client = new DurabullClient({ connection: b.url, hub, ...(b.partitions !== undefined ? { partitions: b.partitions } : {}) });
+  const done = await subscribeDone(b.url, (await client.backend.open()).map((p) => p.keys.doneChannel));
   const failures: JobFailure[] = [];
   // DurabullWorker keeps its BullMQ workers private and logs no failed attempt; the bench looks anyway, so a job
   // that fails and is retried with backoff shows up in the output instead of as a silent stall.
@@ -218,11 +221,11 @@ export async function startDurabull(b: Bench, hub: string, extra: Partial<Durabu
 }
 
 /** A tracker of the ids published on `channel` (durabull's done channel, or the baseline's). */
-export async function subscribeDone(url: string, channel: string): Promise<{ tracker: CompletionTracker; close(): Promise<void> }> {
+export async function subscribeDone(url: string, channels: string[]): Promise<{ tracker: CompletionTracker; close(): Promise<void> }> {
   const tracker = new CompletionTracker();
   const sub = createRedisClient(url);
   sub.on('message', (_channel: string, id: string) => tracker.mark(id));
-  await sub.subscribe(channel);
+  await sub.subscribe(...channels);
   return {
     tracker,
     close: async () => {

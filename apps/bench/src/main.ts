@@ -98,7 +98,7 @@ function orExit<T>(f: () => T): T {
   }
 }
 
-const { quick, only, concurrency, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
+const { quick, only, concurrency, partitions, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
   const args = parseArgs(process.argv.slice(2));
   const only = new Set((args.only ?? env.BENCH_ONLY ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
   const known: readonly string[] = [...WORKLOADS, ...EXTRA_WORKLOADS];
@@ -108,6 +108,7 @@ const { quick, only, concurrency, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES,
     quick: args.quick ?? (env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true'),
     only,
     concurrency: intEnv('BENCH_CONCURRENCY', 20, 1),
+    partitions: env.BENCH_PARTITIONS ? intEnv('BENCH_PARTITIONS', 1, 1) : undefined,
     W4_KS: intList('BENCH_W4_KS', env.BENCH_W4_KS ?? '1,2,4', 1),
     W4_INSTANCES: intEnv('BENCH_W4_INSTANCES', 1000, 10),
     W4_WARMUP: intEnv('BENCH_W4_WARMUP', 2000, 1),

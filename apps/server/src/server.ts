@@ -32,6 +32,8 @@ export interface ServerOptions {
   connection: ConnectionLike;
   /** Task hub. Default `default`. */
   hub?: string;
+  /** The hub's partition count, checked against the hub's (PartitionMismatchError). Default: the hub's. */
+  partitions?: number;
   /**
    * API token. When set, every route (API, pages, Bull Board) needs `Authorization: Bearer <token>`.
    * A browser passes `?token=` once on a page, which sets an HttpOnly, SameSite=Strict cookie
@@ -248,6 +250,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     connection: opts.connection,
     logger: app.log,
     ...(opts.hub ? { hub: opts.hub } : {}),
+    ...(opts.partitions !== undefined ? { partitions: opts.partitions } : {}),
     ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
   });
   // The hub's gauges (instances by status, queue depths, outbox) and the Redis round trip, read when scraped.
@@ -567,13 +570,13 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   app.get('/ui/overview', async (_req, reply) => {
     const now = Date.now();
     const [stats, gauges] = await Promise.all([readHubStats(client.backend, { minutes: 60, now }), readHubGauges(client.backend, now)]);
-    return page(reply, 200, (ctx) => overviewPage(ctx, client.backend.keys.hub, stats, gauges, now));
+    return page(reply, 200, (ctx) => overviewPage(ctx, client.backend.hub, stats, gauges, now));
   });
 
   app.get('/ui/schedules', async (req, reply) => {
     const q = parse(z.object({ cursor: SCHEDULE_ID.optional() }), req.query, 'query');
     const found = await client.schedules.list({ pageSize: 100, ...(q.cursor ? { cursor: q.cursor } : {}) });
-    return page(reply, 200, (ctx) => schedulesPage(ctx, client.backend.keys.hub, found.schedules, found.nextCursor, q.cursor, Date.now()));
+    return page(reply, 200, (ctx) => schedulesPage(ctx, client.backend.hub, found.schedules, found.nextCursor, q.cursor, Date.now()));
   });
 
   app.get('/ui/entities', async (req, reply) => {
@@ -584,7 +587,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   app.get('/ui/workers', async (_req, reply) => {
     const workers = await client.listWorkers();
-    return page(reply, 200, (ctx) => workersPage(ctx, client.backend.keys.hub, workers, Date.now()));
+    return page(reply, 200, (ctx) => workersPage(ctx, client.backend.hub, workers, Date.now()));
   });
 
   // ---- Bull Board ----
@@ -592,10 +595,22 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   // Read-only: removing, promoting or retrying durabull's jobs by hand can stall or hurry instances.
   const board = new FastifyAdapter();
   board.setBasePath('/queues');
-  createBullBoard({
-    queues: [client.backend.orchestratorQueue, client.backend.activityQueue].map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
+  const bullBoard = createBullBoard({
+    queues: [],
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: `durabull: ${client.backend.keys.hub}` } },
+    options: { uiConfig: { boardTitle: `durabull: ${client.backend.hub}` } },
+  });
+  // Every partition's two queues, grouped by partition (`p<n>/orchestrator`), once the partition
+  // map is read; a hub of one partition shows its two queues as before.
+  app.addHook('onReady', async () => {
+    const parts = await client.backend.open().catch(() => undefined);
+    if (!parts) return;
+    const many = parts.length > 1;
+    bullBoard.setQueues(
+      parts.flatMap((p) =>
+        [p.orchestratorQueue, p.activityQueue].map((q) => new BullMQAdapter(q, { readOnlyMode: true, ...(many ? { prefix: `p${p.partition}/`, delimiter: '/' } : {}) })),
+      ),
+    );
   });
   // Bull Board's own handler would add the stack under NODE_ENV=development; answer like the API does.
   type BoardAnswer = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>;

@@ -49,6 +49,8 @@ export interface GlobalOptions {
   redis: string;
   hub: string;
   json: boolean;
+  /** `--partitions`: the hub's partition count, checked against the hub's (default: the hub's). */
+  partitions?: number;
 }
 
 /** How long the Redis has to answer PING before a command gives up on it. */
@@ -75,9 +77,10 @@ class Run {
 
   /** The global options of `cmd`'s program; checks the hub name. */
   options(cmd: Command): GlobalOptions {
-    const o = cmd.optsWithGlobals<{ redis: string; clusterNodes?: string; hub: string; json?: boolean }>();
+    const o = cmd.optsWithGlobals<{ redis: string; clusterNodes?: string; hub: string; json?: boolean; partitions?: string }>();
     assertHubName(o.hub);
     this.globals = { redis: resolveConnection(cmd, o, this.io.env), hub: o.hub, json: o.json === true };
+    if (o.partitions !== undefined) this.globals.partitions = parseIntOption('--partitions', o.partitions, 1, 1024);
     return this.globals;
   }
 
@@ -86,7 +89,7 @@ class Run {
     await requireRedis(g.redis);
     // No log lines: stdout and stderr carry the command's output and errors only (a call that Redis
     // does not answer fails with RedisUnavailableError).
-    this.client = new DurabullClient({ connection: g.redis, hub: g.hub, logger: false });
+    this.client = new DurabullClient({ connection: g.redis, hub: g.hub, logger: false, ...(g.partitions !== undefined ? { partitions: g.partitions } : {}) });
     return this.client;
   }
 
@@ -186,6 +189,7 @@ function buildProgram(run: Run): Command {
     .addOption(new Option('--redis <url>', 'Redis URL; redis-cluster://host:port,... for a Redis Cluster (env REDIS_URL)').default(io.env.REDIS_URL || DEFAULT_REDIS_URL))
     .addOption(new Option('--cluster-nodes <host:port,...>', 'a Redis Cluster: some of its nodes (env REDIS_CLUSTER_NODES)').default(io.env.REDIS_CLUSTER_NODES || undefined))
     .addOption(new Option('--hub <name>', 'task hub (env DURABULL_HUB)').default(io.env.DURABULL_HUB || 'default'))
+    .addOption(new Option('--partitions <n>', "the hub's partition count, 1 to 1024, fixed when the hub is first used (env DURABULL_PARTITIONS; default: the hub's, 12 for a new hub)").default(io.env.DURABULL_PARTITIONS || undefined))
     .option('--json', 'machine-readable output (JSON on stdout)')
     .exitOverride()
     .configureOutput({
@@ -526,7 +530,7 @@ Examples:
       const kinds = { orchestrators: opts.activitiesOnly !== true, activities: opts.orchestratorsOnly !== true };
       const loaded = await loadModule(opts.module, io.cwd);
       await requireRedis(g.redis);
-      const workerOpts: DurabullWorkerOptions = { connection: g.redis, hub: g.hub, registry: loaded.registry, ...kinds };
+      const workerOpts: DurabullWorkerOptions = { connection: g.redis, hub: g.hub, registry: loaded.registry, ...kinds, ...(g.partitions !== undefined ? { partitions: g.partitions } : {}) };
       if (concurrency !== undefined) Object.assign(workerOpts, { orchestratorConcurrency: concurrency, activityConcurrency: concurrency });
       if (metricsPort !== undefined) workerOpts.metricsPort = metricsPort;
       const worker = await new DurabullWorker(workerOpts).start();
@@ -703,6 +707,7 @@ Examples:
         app = server.createServer({
           connection: g.redis,
           hub: g.hub,
+          ...(g.partitions !== undefined ? { partitions: g.partitions } : {}),
           host: opts.host,
           ...(token ? { token } : {}),
           ...(names?.length ? { registeredOrchestrators: names } : {}),
@@ -906,7 +911,7 @@ export interface DashboardServer {
 
 /** The part of the @durabull/server module that `dashboard` uses. */
 export interface DashboardModule {
-  createServer(opts: { connection: string; hub: string; host: string; token?: string; registeredOrchestrators?: string[]; trustProxy?: boolean | string }): DashboardServer;
+  createServer(opts: { connection: string; hub: string; partitions?: number; host: string; token?: string; registeredOrchestrators?: string[]; trustProxy?: boolean | string }): DashboardServer;
 }
 
 /**

@@ -43,7 +43,9 @@ import {
   type ParentLink,
   type FireResult,
   type OverlapPolicy,
-  RedisBackend,
+  TaskHub,
+  type HubOptions,
+  assertPartitionCount,
   type Schedule,
   type ScheduleLink,
   type SchedulePage,
@@ -70,6 +72,11 @@ export interface ClientOptions {
   connection?: ConnectionLike;
   /** Task hub name. Default `default`. */
   hub?: string;
+  /**
+   * The hub's partition count (1 to 1024), checked against the hub's own at the first call
+   * (PartitionMismatchError when they differ). Default: the hub's.
+   */
+  partitions?: number;
   /** Largest encoded payload. Default 16 MiB. */
   maxPayloadBytes?: number;
   /**
@@ -198,7 +205,8 @@ export interface ScheduleClient {
 }
 
 export class DurabullClient {
-  readonly backend: RedisBackend;
+  /** The task hub: its partitions, and the routing of an instance to its partition. */
+  readonly backend: TaskHub;
   private subscriber: RedisClient | undefined;
   private subscribed: Promise<unknown> | undefined;
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -215,7 +223,9 @@ export class DurabullClient {
     assertOptionalString('DurabullClient', 'options.hub', opts.hub);
     assertOptionalNumber('DurabullClient', 'options.maxPayloadBytes', opts.maxPayloadBytes, 0);
     assertOptionalNumber('DurabullClient', 'options.claimCheckThresholdBytes', opts.claimCheckThresholdBytes, 0, true);
-    const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
+    if (opts.partitions !== undefined) assertPartitionCount(opts.partitions, 'DurabullClient: options.partitions');
+    const backendOpts: HubOptions = {};
+    if (opts.partitions !== undefined) backendOpts.partitions = opts.partitions;
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
@@ -225,12 +235,14 @@ export class DurabullClient {
     backendOpts.logger = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
     backendOpts.component = 'client';
     if (opts.servedNamesCacheMs !== undefined) backendOpts.servedNamesCacheMs = opts.servedNamesCacheMs;
-    this.backend = new RedisBackend(backendOpts);
+    this.backend = new TaskHub(backendOpts);
   }
 
   /** Runs one client call; a command that timed out (ioredis' `commandTimeout`) becomes RedisUnavailableError. */
   private async io<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
+      // The partition map, read once (PartitionMismatchError when this client's count is not the hub's).
+      await this.backend.open();
       return await fn();
     } catch (err) {
       if (err instanceof Error && err.message === 'Command timed out') {
@@ -320,7 +332,7 @@ export class DurabullClient {
   private async traced<T>(op: string, name: string, instanceId: string, fn: (t: { trace?: Record<string, string> }) => Promise<T>): Promise<T> {
     const span = trace.getTracer('@durabull/client').startSpan(
       `${op} ${name}`,
-      { kind: SpanKind.PRODUCER, attributes: { 'durabull.hub': this.backend.keys.hub, 'durabull.orchestrator': name, 'durabull.instance_id': instanceId } },
+      { kind: SpanKind.PRODUCER, attributes: { 'durabull.hub': this.backend.hub, 'durabull.orchestrator': name, 'durabull.instance_id': instanceId } },
       context.active(),
     );
     const carrier: Record<string, string> = {};
@@ -566,7 +578,8 @@ export class DurabullClient {
       });
     }
     // SUBSCRIBE again after a failure (ioredis resubscribes by itself after a reconnect).
-    this.subscribed ??= this.subscriber.subscribe(this.backend.keys.doneChannel).catch((err: unknown) => {
+    // Every partition's channel on one connection: an instance's id is published on its partition's.
+    this.subscribed ??= this.subscriber.subscribe(...this.backend.partitions.map((p) => p.keys.doneChannel)).catch((err: unknown) => {
       this.subscribed = undefined;
       throw err;
     });

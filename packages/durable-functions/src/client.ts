@@ -159,7 +159,7 @@ export class DurableClient {
   }
   /** The task hub. */
   get taskHubName(): string {
-    return this.#client.backend.keys.hub;
+    return this.#client.backend.hub;
   }
   /** @hidden v3 lists the origins of its webhooks; durabull's HTTP API is one origin. */
   get uniqueWebhookOrigins(): string[] {

@@ -22,10 +22,11 @@
  * check is retried when the instance's `exec` or `version` moved meanwhile (every history change
  * moves one of them).
  */
-import { type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
+import { ValidationError, type ExecutionCompletedEvent, type ExecutionStartedEvent, type ExecutionTerminatedEvent, type HistoryEvent, type RuntimeStatus, isTerminalStatus } from '@durabull/core';
 import { PayloadRef, decode, decodeEvent } from './codec.js';
 import { ACTIVITY_QUEUE, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
-import { type RedisBackend, activityJobId, subStartJobId, timerJobId } from './redis-backend.js';
+import { type RedisBackend, type RequeueResult, activityJobId, subStartJobId, timerJobId } from './redis-backend.js';
+import { TaskHub } from './task-hub.js';
 
 /**
  * What a finding is about. Codes are stable (tools may match on them); messages are for people.
@@ -500,7 +501,8 @@ async function lostTasksOf(
     if (t.kind === 'timer' && LIVE_JOB_STATES.has(await backend.orchestratorQueue.getJobState(jobId))) continue;
     if (t.kind === 'sub-orchestration') {
       const child = children.get(t.seq);
-      if (child === undefined || (await backend.redis.exists(k.state(child))) === 1) continue;
+      // The child may be in another partition of the hub.
+      if (child === undefined || (await backend.route(child).redis.exists(backend.route(child).keys.state(child))) === 1) continue;
     }
     lost.push(t);
   }
@@ -552,7 +554,8 @@ function describeLost(lost: readonly { seq: number; kind: ScheduleKind }[], chil
  * inbox, pending set, outbox, BullMQ and indexes. With `repair`, re-queues it when stuck and fixes
  * its index entries. An unknown instance yields `exists: false` and no findings.
  */
-export async function checkInstance(backend: RedisBackend, instanceId: string, opts: CheckOptions = {}): Promise<InstanceReport> {
+export async function checkInstance(hub: RedisBackend | TaskHub, instanceId: string, opts: CheckOptions = {}): Promise<InstanceReport> {
+  const backend = hub instanceof TaskHub ? await hub.at(instanceId) : hub;
   assertInstanceId(instanceId);
   return checkOne(backend, instanceId, opts);
 }
@@ -705,7 +708,53 @@ async function repairIndex(backend: RedisBackend, findings: Finding[], indexedAt
  * time with ZRANGEBYLEX (never a key scan), so it finds index entries of gone instances too. An
  * instance missing from the creation index is not visited: `checkInstance` finds that one.
  */
-export async function checkHub(backend: RedisBackend, opts: HubCheckOptions = {}): Promise<HubReport> {
+export async function checkHub(hub: RedisBackend | TaskHub, opts: HubCheckOptions = {}): Promise<HubReport> {
+  if (hub instanceof TaskHub) {
+    const parts = await hub.open();
+    return parts.length === 1 ? checkPartition(parts[0]!, opts) : checkPartitions(parts, opts);
+  }
+  return checkPartition(hub, opts);
+}
+
+/**
+ * {@link checkHub} over several partitions, one after another; the cursor names the partition and
+ * the place in its creation index.
+ */
+async function checkPartitions(parts: readonly RedisBackend[], opts: HubCheckOptions): Promise<HubReport> {
+  let at = { p: 0, c: undefined as string | undefined };
+  if (opts.cursor) {
+    try {
+      const c = JSON.parse(Buffer.from(opts.cursor, 'base64url').toString('utf8')) as { p: number; c?: string };
+      if (!Number.isInteger(c.p) || c.p < 0 || c.p >= parts.length) throw new Error('partition');
+      at = { p: c.p, c: c.c };
+    } catch {
+      throw new ValidationError('Invalid check cursor: pass the nextCursor of the previous report.');
+    }
+  }
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  const report: HubReport = { hub: parts[0]!.keys.hub, checked: 0, findings: [], repaired: [], counts: {}, unsettled: [] };
+  for (let p = at.p; p < parts.length; p++) {
+    const left = limit - report.checked;
+    if (left <= 0) {
+      report.nextCursor = Buffer.from(JSON.stringify({ p })).toString('base64url');
+      break;
+    }
+    const { cursor: _c, ...rest } = opts;
+    const r = await checkPartition(parts[p]!, { ...rest, limit: left, ...(p === at.p && at.c ? { cursor: at.c } : {}) });
+    report.checked += r.checked;
+    report.findings.push(...r.findings);
+    report.repaired.push(...r.repaired);
+    report.unsettled.push(...r.unsettled);
+    for (const [code, n] of Object.entries(r.counts)) report.counts[code as FindingCode] = (report.counts[code as FindingCode] ?? 0) + n;
+    if (r.nextCursor) {
+      report.nextCursor = Buffer.from(JSON.stringify({ p, c: r.nextCursor })).toString('base64url');
+      break;
+    }
+  }
+  return report;
+}
+
+async function checkPartition(backend: RedisBackend, opts: HubCheckOptions = {}): Promise<HubReport> {
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const pageSize = Math.max(1, Math.min(opts.pageSize ?? 100, 1000));
   const report: HubReport = { hub: backend.keys.hub, checked: 0, findings: [], repaired: [], counts: {}, unsettled: [] };
@@ -919,14 +968,4 @@ export class StuckSweeper {
   }
 }
 
-/** What `RedisBackend.requeueInstance` did. */
-export interface RequeueResult {
-  /**
-   * `requeued`: a wake for version + 1 was written and dispatched; `not-stuck`: nothing to do
-   * (`reason` says why); `moved`: its execution or version changed meanwhile; `gone`, `finished`,
-   * `suspended`: as it says.
-   */
-  status: 'requeued' | 'not-stuck' | 'moved' | 'gone' | 'finished' | 'suspended';
-  wakeJobId?: string;
-  reason?: string;
-}
+export type { RequeueResult };

@@ -1,5 +1,19 @@
 /** Codes the Lua scripts return; `toError` is the one place that turns them into typed errors. */
-import { DurabullError, InstanceAlreadyExistsError, InstanceNotFoundError, StaleEpisodeError } from '@durabull/core';
+import { DurabullError, InstanceAlreadyExistsError, InstanceNotFoundError, StaleEpisodeError, ValidationError } from '@durabull/core';
+
+/** A worker, client or tool configured with another partition count than the task hub has. */
+export class PartitionMismatchError extends ValidationError {
+  constructor(
+    readonly hub: string,
+    readonly configured: number,
+    readonly stored: number,
+  ) {
+    super(
+      `Task hub '${hub}' has ${stored} partition${stored === 1 ? '' : 's'}, but this process is configured with partitions: ${configured}. ` +
+        `The partition count is fixed when a hub is first used: configure ${stored} (or leave partitions unset to use the hub's).`,
+    );
+  }
+}
 
 export const ErrorCode = {
   InstanceExists: -1,

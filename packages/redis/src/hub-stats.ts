@@ -7,6 +7,7 @@
  */
 import type { RuntimeStatus } from '@durabull/core';
 import type { RedisBackend } from './redis-backend.js';
+import { TaskHub } from './task-hub.js';
 
 /** How long a minute's counters are kept. The charts show the last hour. */
 export const STATS_RETENTION_MINUTES = 120;
@@ -57,7 +58,23 @@ function bucketOf(ms: number): number {
  * Reads the hub's gauges: one pipeline (status index counts, outbox size and oldest entry) and
  * BullMQ's job counts of the two queues, at once.
  */
-export async function readHubGauges(backend: RedisBackend, now = Date.now()): Promise<HubGauges> {
+export async function readHubGauges(hub: RedisBackend | TaskHub, now = Date.now()): Promise<HubGauges> {
+  // A hub of several partitions: each partition read as one, in parallel, and added up.
+  if (hub instanceof TaskHub) {
+    const parts = await hub.open();
+    if (parts.length === 1) return readHubGauges(parts[0]!, now);
+    const all = await Promise.all(parts.map((p) => readHubGauges(p, now)));
+    const sum = all[0]!;
+    for (const g of all.slice(1)) {
+      for (const st of STATUSES) sum.statuses[st] += g.statuses[st];
+      for (const q of ['orchestrator', 'activity'] as const) for (const k of Object.keys(sum.queues[q]) as QueueState[]) sum.queues[q][k] += g.queues[q][k];
+      sum.outbox.size += g.outbox.size;
+      sum.outbox.oldestAgeMs = Math.max(sum.outbox.oldestAgeMs, g.outbox.oldestAgeMs);
+      sum.roundTripMs = Math.max(sum.roundTripMs, g.roundTripMs);
+    }
+    return sum;
+  }
+  const backend = hub;
   const k = backend.keys;
   const started = performance.now();
   const p = backend.redis.pipeline();
@@ -106,7 +123,7 @@ export class HubStatsRecorder {
   private sampledMinute = -1;
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly backend: RedisBackend) {}
+  constructor(private readonly backend: RedisBackend | TaskHub) {}
 
   count(counter: StatsCounter, now = Date.now(), n = 1): void {
     this.at(now)[COUNTER_INDEX[counter]]! += n;
@@ -224,7 +241,7 @@ export function bucketQuantile(counts: readonly number[], q: number): number | n
 }
 
 /** Reads the last `minutes` minutes (the current one included) in one pipelined round trip. */
-export async function readHubStats(backend: RedisBackend, opts: { minutes?: number; now?: number } = {}): Promise<HubStatsSeries> {
+export async function readHubStats(backend: RedisBackend | TaskHub, opts: { minutes?: number; now?: number } = {}): Promise<HubStatsSeries> {
   const n = opts.minutes ?? 60;
   if (!Number.isInteger(n) || n < 1 || n > STATS_RETENTION_MINUTES) throw new RangeError(`minutes must be an integer from 1 to ${STATS_RETENTION_MINUTES}, got ${String(n)}`);
   const now = opts.now ?? Date.now();

@@ -26,9 +26,17 @@ export {
   type ConnectionLike,
 } from './connection.js';
 
-// Backend
+
+// Router over a hub's partitions
+export { TaskHub, DEFAULT_PARTITIONS, type HubOptions } from './task-hub.js';
+
+// Backend: one partition of a hub
 export {
   RedisBackend,
+  SharedResources,
+  HistoryCache,
+  type PartitionSetup,
+  type RequeueResult,
   newEventId,
   newExecutionId,
   activityJobId,
@@ -116,11 +124,23 @@ export {
   type HistorySummary,
   type StuckSweepOptions,
   type StuckRepair,
-  type RequeueResult,
 } from './checker.js';
 
 // Keys and encoding
-export { HubKeys, assertHubName, assertInstanceId, ORCHESTRATOR_QUEUE, ACTIVITY_QUEUE } from './keys.js';
+export {
+  HubKeys,
+  assertHubName,
+  assertInstanceId,
+  assertPartitionCount,
+  partitionOf,
+  partitionTag,
+  keySlot,
+  hubMetaKey,
+  CLUSTER_SLOTS,
+  MAX_PARTITIONS,
+  ORCHESTRATOR_QUEUE,
+  ACTIVITY_QUEUE,
+} from './keys.js';
 export {
   encode,
   decode,
@@ -143,7 +163,7 @@ export {
 } from './codec.js';
 
 // Errors
-export { ErrorCode, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError, RedisUnavailableError } from './error-codes.js';
+export { ErrorCode, PartitionMismatchError, InstanceFinishedError, InvalidInstanceStateError, PayloadMissingError, RedisUnavailableError } from './error-codes.js';
 
 // Connections: one listener each, an outage logged once
 export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnectionError, silentLogger } from './connection-monitor.js';

@@ -4,6 +4,7 @@
  * partition's BullMQ queues share one Redis Cluster slot and one Lua script can touch any of them.
  */
 import { ValidationError, assertInstanceId, invalidArgument } from '@durabull/core';
+import clusterKeySlot from 'cluster-key-slot';
 
 export { assertInstanceId };
 
@@ -17,17 +18,80 @@ export function assertHubName(hub: unknown): asserts hub is string {
   }
 }
 
+/** Redis Cluster's slots. */
+export const CLUSTER_SLOTS = 16384;
+/** The most partitions a hub may have. */
+export const MAX_PARTITIONS = 1024;
+
+/** Checks a partition count: an integer from 1 to {@link MAX_PARTITIONS}. */
+export function assertPartitionCount(p: unknown, field = 'partitions'): asserts p is number {
+  if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > MAX_PARTITIONS) {
+    throw new ValidationError(`${field} must be an integer from 1 to ${MAX_PARTITIONS}, got ${typeof p === 'string' ? JSON.stringify(p) : String(p)}`);
+  }
+}
+
+/** The Redis Cluster slot of a key or hash tag (CRC16 mod 16384, as Redis computes it). */
+export function keySlot(key: string): number {
+  return clusterKeySlot(key);
+}
+
+/**
+ * The hash tag of partition `p` of a hub of `count` partitions (a pure function). With one
+ * partition, `<hub>:0` (the layout of hubs made before partitions). With more, the first of
+ * `<hub>:<p>`, `<hub>:<p>-1`, `<hub>:<p>-2`, ... whose slot falls in
+ * [p * 16384 / count, (p + 1) * 16384 / count): the partitions' slots spread evenly, so a cluster
+ * whose masters own even slot ranges (1, 2, 4, ... masters dividing `count`) gets an even share.
+ */
+export function partitionTag(hub: string, p: number, count: number): string {
+  if (count === 1) return `${hub}:0`;
+  const lo = Math.floor((p * CLUSTER_SLOTS) / count);
+  const hi = Math.floor(((p + 1) * CLUSTER_SLOTS) / count);
+  for (let k = 0; ; k++) {
+    const tag = k === 0 ? `${hub}:${p}` : `${hub}:${p}-${k}`;
+    const slot = clusterKeySlot(tag);
+    if (slot >= lo && slot < hi) return tag;
+  }
+}
+
+/**
+ * The partition of an instance or entity id: FNV-1a (32 bits) of its UTF-8 bytes, mod `count`.
+ * The same in every process and version; never change it (an instance's keys are where it says).
+ */
+export function partitionOf(id: string, count: number): number {
+  if (count === 1) return 0;
+  let h = 0x811c9dc5;
+  const bytes = Buffer.from(id, 'utf8');
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i]!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % count;
+}
+
+/**
+ * The hub-level keys: one fixed hash tag `{<hub>}`, apart from every partition's. Only the
+ * partition map lives there.
+ */
+export function hubMetaKey(hub: string): string {
+  return `dbl:{${hub}}:meta`;
+}
+
 export class HubKeys {
   /** BullMQ prefix for this partition's queues; carries the same hash tag as the instance keys. */
   readonly queuePrefix: string;
+  /** The partition's hash tag (without braces). */
+  readonly tag: string;
   private readonly base: string;
 
+  /** Partition `partition` of a hub of `count` partitions (default: the one partition of a hub of one). */
   constructor(
     readonly hub: string,
     readonly partition = 0,
+    readonly count = 1,
   ) {
     assertHubName(hub);
-    this.base = `dbl:{${hub}:${partition}}`;
+    this.tag = partitionTag(hub, partition, count);
+    this.base = `dbl:{${this.tag}}`;
     this.queuePrefix = this.base;
   }
 
@@ -208,9 +272,13 @@ export class HubKeys {
   instanceKeys(id: string): [string, string, string, string, string] {
     return [this.state(id), this.history(id), this.inbox(id), this.pending(id), this.wait(id)];
   }
-  /** A SCAN pattern for every key of the hub (tests and tools only). */
+  /** `key`, a key of `from` (another partition of the same hub), as the same key of this partition. */
+  rename(key: string, from: HubKeys): string {
+    return key.startsWith(from.base) ? this.base + key.slice(from.base.length) : key;
+  }
+  /** A SCAN pattern for every key of the hub, every partition's and the hub-level ones (tests and tools only). */
   get pattern(): string {
-    return `dbl:{${this.hub}:*}*`;
+    return `dbl:{${this.hub}[:}]*`;
   }
 }
 

@@ -47,7 +47,6 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
-import { type RequeueResult, type StuckRepair, type StuckSweepOptions, StuckSweeper } from './checker.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore } from './entity-store.js';
@@ -103,7 +102,7 @@ export interface BackendOptions {
   servedNamesCacheMs?: number;
 }
 
-interface CachedHistory {
+export interface CachedHistory {
   exec: string;
   lastId: string;
   /**
@@ -558,48 +557,67 @@ export function newExecutionId(): string {
   return id;
 }
 
-export class RedisBackend {
-  readonly keys: HubKeys;
-  readonly redis: RedisClient;
-  readonly maxPayloadBytes: number;
-  /** The claim-check threshold as configured (0: off). */
-  readonly claimCheckThresholdBytes: number;
-  /** The same, as a size to compare with (Infinity when off). */
-  private readonly claimThreshold: number;
-  private readonly ownsClient: boolean;
-  private _orchestratorQueue: Queue | undefined;
-  private _queueConnection: RedisClient | undefined;
-  private pendingAcks: string[] = [];
-  private ackScheduled = false;
-  /** Decoded histories of recently replayed instances, least recently used first. */
-  private readonly historyCache = new Map<string, CachedHistory>();
-  private readonly historyCacheSize: number;
-  private readonly historyCacheEvents: number;
-  /** Events held by the cache, all instances together. */
-  private cachedEventCount = 0;
-  private _activityQueue: Queue | undefined;
-  /** Every connection this backend uses has its error listener here; an outage is logged once. */
-  readonly connections: ConnectionMonitor;
-  private readonly log: ConnectionLogger;
-  private readonly component: string;
-  /** The hub's worker registry: workers' entries, and the start check against the names they run. */
-  readonly workerRegistry: WorkerRegistry;
-  /** Durable entities: state, inboxes, batches ([entity-store.ts](./entity-store.ts)). */
-  readonly entities: EntityStore;
-  /**
-   * The id of the worker this backend serves ("" for a client): a delivery that wakes an instance
-   * whose session another live worker keeps hands the wake-up to that worker; one this worker
-   * keeps itself is left to it.
-   */
-  workerId = '';
+/** Decoded histories of recently replayed instances, least recently used first, bounded by instances and events. */
+export class HistoryCache {
+  private readonly map = new Map<string, CachedHistory>();
+  /** Events held, all instances together. */
+  private events = 0;
+  constructor(
+    readonly capacity: number,
+    readonly maxEvents: number,
+  ) {}
 
+  get(instanceId: string): CachedHistory | undefined {
+    return this.map.get(instanceId);
+  }
+
+  /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
+  set(instanceId: string, entry: CachedHistory): void {
+    const old = this.map.get(instanceId);
+    if (old) {
+      this.events -= old.counted ?? 0;
+      this.map.delete(instanceId);
+    }
+    entry.counted = entry.events.length;
+    this.events += entry.counted;
+    this.map.set(instanceId, entry);
+    // The oldest first; the entry just put goes too when it alone is over the event budget.
+    while (this.map.size > 0 && (this.map.size > this.capacity || this.events > this.maxEvents)) {
+      this.delete(this.map.keys().next().value!);
+    }
+  }
+
+  delete(instanceId: string): void {
+    const old = this.map.get(instanceId);
+    if (!old) return;
+    this.events -= old.counted ?? 0;
+    this.map.delete(instanceId);
+  }
+}
+
+/**
+ * What the partitions of one hub share in a process: the connections, the history cache (bounded
+ * for the process, not per partition), the connection monitor.
+ */
+export class SharedResources {
+  readonly redis: RedisClient;
+  readonly ownsClient: boolean;
+  readonly connections: ConnectionMonitor;
+  readonly log: ConnectionLogger;
+  readonly component: string;
+  readonly maxPayloadBytes: number;
+  readonly claimCheckThresholdBytes: number;
+  readonly servedNamesCacheMs: number | undefined;
+  readonly historyCache: HistoryCache;
+  private _queueConnection: RedisClient | undefined;
+
+  /** Checks the options, then connects (a refused option leaves no connection open). */
   constructor(opts: BackendOptions = {}) {
-    this.keys = new HubKeys(opts.hub ?? 'default');
-    // Checked before connecting: a refused option leaves no connection behind.
     const servedMs = opts.servedNamesCacheMs;
     if (servedMs !== undefined && (typeof servedMs !== 'number' || !(servedMs >= 0))) {
       throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
     }
+    this.servedNamesCacheMs = servedMs;
     this.ownsClient = !isRedisClient(opts.connection);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     const timeout = opts.commandTimeoutMs;
@@ -615,50 +633,19 @@ export class RedisBackend {
       throw new ValidationError(`claimCheckThresholdBytes must be a number of bytes >= 0 (0 turns the claim check off), got ${String(threshold)}`);
     }
     this.claimCheckThresholdBytes = threshold;
-    this.claimThreshold = threshold === 0 ? Number.POSITIVE_INFINITY : threshold;
     const cacheSize = opts.historyCacheSize ?? 1000;
     if (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 0) {
       throw new ValidationError(`cachedInstances (historyCacheSize) must be an integer >= 0 (0 turns the cache off), got ${String(cacheSize)}`);
     }
-    this.historyCacheSize = cacheSize;
     const cacheEvents = opts.historyCacheEvents ?? 1_000_000;
     if (typeof cacheEvents !== 'number' || !Number.isInteger(cacheEvents) || cacheEvents < 0) {
       throw new ValidationError(`cachedHistoryEvents (historyCacheEvents) must be an integer >= 0, got ${String(cacheEvents)}`);
     }
-    this.historyCacheEvents = cacheEvents;
+    this.historyCache = new HistoryCache(cacheSize, cacheEvents);
     // Connected once the options are known to be good: a refused option leaves no connection open.
     this.redis = createRedisClient(opts.connection, timeout !== undefined ? { commandTimeout: timeout } : {});
     this.connections.watch(this.redis);
     defineScripts(this.redis);
-    this.workerRegistry = new WorkerRegistry(this.redis, this.keys, servedMs);
-    this.entities = new EntityStore(this.redis, this.keys);
-  }
-
-  /** Puts an instance's entry in the cache (as the most recently used), then evicts to the bounds. */
-  private cacheSet(instanceId: string, entry: CachedHistory): void {
-    const old = this.historyCache.get(instanceId);
-    if (old) {
-      this.cachedEventCount -= old.counted ?? 0;
-      this.historyCache.delete(instanceId);
-    }
-    entry.counted = entry.events.length;
-    this.cachedEventCount += entry.counted;
-    this.historyCache.set(instanceId, entry);
-    // The oldest first; the entry just put goes too when it alone is over the event budget.
-    while (this.historyCache.size > 0 && (this.historyCache.size > this.historyCacheSize || this.cachedEventCount > this.historyCacheEvents)) {
-      this.cacheDelete(this.historyCache.keys().next().value!);
-    }
-  }
-
-  private cacheDelete(instanceId: string): void {
-    const old = this.historyCache.get(instanceId);
-    if (!old) return;
-    this.cachedEventCount -= old.counted ?? 0;
-    this.historyCache.delete(instanceId);
-  }
-
-  private get scripts(): ScriptClient {
-    return this.redis as ScriptClient;
   }
 
   /**
@@ -672,6 +659,106 @@ export class RedisBackend {
       this.connections.watch(this._queueConnection);
     }
     return this._queueConnection;
+  }
+
+  /** Closes the connections opened here (not a client given as an ioredis instance). */
+  async close(): Promise<void> {
+    if (this._queueConnection) await closeConnection(this._queueConnection);
+    if (this.ownsClient) await closeConnection(this.redis);
+  }
+}
+
+/** How a partition of a hub of several is made (by the hub's router, {@link TaskHub}). */
+export interface PartitionSetup {
+  shared: SharedResources;
+  /** This partition's number, and the hub's partition count. */
+  index: number;
+  count: number;
+  /** The partition that holds an instance or entity (this one or another of the same hub). */
+  route: (id: string) => RedisBackend;
+  /** The registry the start check reads (partition 0's: every worker registers in every partition). */
+  registry?: WorkerRegistry;
+}
+
+/**
+ * One partition of a task hub: its keys (one hash tag), its scripts, its outbox and queues. A hub
+ * of one partition is one of these (built alone, it is partition 0 of 1); a hub of several is
+ * routed by {@link TaskHub}.
+ */
+export class RedisBackend {
+  readonly keys: HubKeys;
+  readonly redis: RedisClient;
+  readonly maxPayloadBytes: number;
+  /** The claim-check threshold as configured (0: off). */
+  readonly claimCheckThresholdBytes: number;
+  /** The same, as a size to compare with (Infinity when off). */
+  private readonly claimThreshold: number;
+  private _orchestratorQueue: Queue | undefined;
+  private pendingAcks: string[] = [];
+  private ackScheduled = false;
+  /** Decoded histories of recently replayed instances (shared by the hub's partitions in this process). */
+  private readonly historyCache: HistoryCache;
+  private _activityQueue: Queue | undefined;
+  /** Every connection this backend uses has its error listener here; an outage is logged once. */
+  readonly connections: ConnectionMonitor;
+  private readonly log: ConnectionLogger;
+  private readonly component: string;
+  /** The hub's worker registry: workers' entries, and the start check against the names they run. */
+  readonly workerRegistry: WorkerRegistry;
+  /** This partition's part of the registry (a worker's heartbeat writes it in every partition it serves). */
+  readonly partitionRegistry: WorkerRegistry;
+  /** Durable entities: state, inboxes, batches ([entity-store.ts](./entity-store.ts)). */
+  readonly entities: EntityStore;
+  readonly shared: SharedResources;
+  /** Whether this partition owns the shared connections (built alone): then close() closes them. */
+  private readonly ownsShared: boolean;
+  /** The partition of an instance or entity id (itself, for a hub of one partition). */
+  readonly route: (id: string) => RedisBackend;
+  /**
+   * The id of the worker this backend serves ("" for a client): a delivery that wakes an instance
+   * whose session another live worker keeps hands the wake-up to that worker; one this worker
+   * keeps itself is left to it.
+   */
+  workerId = '';
+
+  constructor(opts: BackendOptions = {}, setup?: PartitionSetup) {
+    const hub = opts.hub ?? 'default';
+    // Checked before connecting: a refused option leaves no connection behind.
+    this.keys = new HubKeys(hub, setup?.index ?? 0, setup?.count ?? 1);
+    this.ownsShared = !setup;
+    this.shared = setup?.shared ?? new SharedResources(opts);
+    const sh = this.shared;
+    this.redis = sh.redis;
+    this.connections = sh.connections;
+    this.log = sh.log;
+    this.component = sh.component;
+    this.maxPayloadBytes = sh.maxPayloadBytes;
+    this.claimCheckThresholdBytes = sh.claimCheckThresholdBytes;
+    this.claimThreshold = sh.claimCheckThresholdBytes === 0 ? Number.POSITIVE_INFINITY : sh.claimCheckThresholdBytes;
+    this.historyCache = sh.historyCache;
+    this.route = setup?.route ?? (() => this);
+    this.partitionRegistry = new WorkerRegistry(this.redis, this.keys, sh.servedNamesCacheMs);
+    this.workerRegistry = setup?.registry ?? this.partitionRegistry;
+    this.entities = new EntityStore(this.redis, this.keys);
+  }
+
+  /** The task hub's name. */
+  get hub(): string {
+    return this.keys.hub;
+  }
+
+  /** This partition's number. */
+  get partition(): number {
+    return this.keys.partition;
+  }
+
+  /** The connection BullMQ uses ({@link SharedResources.queueConnection}). */
+  get queueConnection(): RedisClient {
+    return this.shared.queueConnection;
+  }
+
+  private get scripts(): ScriptClient {
+    return this.redis as ScriptClient;
   }
 
   get orchestratorQueue(): Queue {
@@ -737,6 +824,11 @@ export class RedisBackend {
        * plain start replaces a finished one: a schedule's tick handled twice starts one instance.
        */
       refuseExisting?: boolean;
+      /**
+       * A sub-orchestration's parent as read in its partition (`<status>|<execution>|<tree>`): a
+       * parent terminated recursively refuses the start (the parent may be in another partition).
+       */
+      parentState?: string;
     } = {},
   ): Promise<{ executionId: string; created: boolean }> {
     assertFunctionName('orchestrator', name);
@@ -762,8 +854,6 @@ export class RedisBackend {
       k.statusIndex,
       k.nameIndex,
       k.claims(instanceId),
-      // Read only for a sub-orchestration: a parent terminated recursively meanwhile refuses it.
-      k.state(opts.parent ? opts.parent.instanceId : instanceId),
       k.scheduleIndex,
       k.heartbeats(instanceId),
       instanceId,
@@ -776,6 +866,8 @@ export class RedisBackend {
       startAt === undefined ? '' : startAt,
       opts.schedule ? `${opts.schedule.scheduleId}|${opts.schedule.tick}` : '',
       opts.refuseExisting ? '1' : '0',
+      // A sub-orchestration: a parent terminated recursively meanwhile refuses it.
+      opts.parentState ?? '',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -905,7 +997,7 @@ export class RedisBackend {
     streamLength: number,
   ): Promise<LoadedEpisode | undefined> {
     if (!st.status) {
-      this.cacheDelete(instanceId);
+      this.historyCache.delete(instanceId);
       return undefined;
     }
     const parsed = parseState(instanceId, st);
@@ -958,7 +1050,7 @@ export class RedisBackend {
         entry.entries++;
       }
     }
-    this.cacheSet(instanceId, entry);
+    this.historyCache.set(instanceId, entry);
     // Nothing was written since this worker's own commit (same version, no new entry): the code it
     // kept goes on from there.
     const loaded = episodeFromCache(entry, parsed, inbox, !!base && decoded.length === 0);
@@ -1032,6 +1124,10 @@ export class RedisBackend {
     const entityEntries: [string, Buffer][] = [];
     for (const a of result.actions) {
       if (a.type === 'SendEntityMessage') {
+        // Appended by this commit's script, which may touch this partition's keys only.
+        if (this.route(a.entity) !== this) {
+          throw new ValidationError(`Orchestration '${id}' sends a message to entity '${a.entity}', which is in another partition of task hub '${this.keys.hub}': entity messages across partitions are not supported yet; use a hub of one partition for entities.`);
+        }
         entityEntries.push(this.entities.messageFor(id, state.executionId, a, now));
         if (a.kind === 'call' || a.kind === 'lock') newSeqs.push(a.id);
         continue;
@@ -1149,8 +1245,8 @@ export class RedisBackend {
     // An inbox event without its bytes had a payload stored apart: left to the next load.
     // A payload of this episode stored apart: the cache holds payloads, never references, so the
     // next episode reads the history from Redis (which resolves them).
-    if (result.status !== 'Running' || this.historyCacheSize <= 0 || !loaded.stream || claimed || loaded.inbox.some((m) => !m.raw)) {
-      this.cacheDelete(id);
+    if (result.status !== 'Running' || this.historyCache.capacity <= 0 || !loaded.stream || claimed || loaded.inbox.some((m) => !m.raw)) {
+      this.historyCache.delete(id);
       return;
     }
     if (held && held.exec === state.executionId && held.committed && held.committed.state.version >= version) return;
@@ -1171,7 +1267,7 @@ export class RedisBackend {
       session?.accept();
       if (session?.resumable && session.historyLength === events.length) entry.committed.session = session;
     }
-    this.cacheSet(id, entry);
+    this.historyCache.set(id, entry);
   }
 
   /**
@@ -1521,6 +1617,18 @@ export class RedisBackend {
     if (acts.length) adds.push(add(this.activityQueue, acts));
     if (orch.length) adds.push(add(this.orchestratorQueue, orch));
     await Promise.all(adds);
+    if (this.keys.count > 1) {
+      // Entries that name another instance (a child's start, a parent's notification, an entity's
+      // response) may point into another partition, whose keys the ack script cannot read: once
+      // delivered (above, awaited), they are removed as done.
+      const crossing = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || (p[0] === 'B' && /"[SPR]/.test(p));
+      const done = entries.filter(([, p]) => crossing(p)).map(([id]) => id);
+      if (done.length > 0) {
+        const rest = entries.filter(([, p]) => !crossing(p)).map(([id]) => id);
+        await Promise.all([this.ackScript('done', done), this.ackOutbox(rest, opts.awaitCleanup)]);
+        return;
+      }
+    }
     await this.ackOutbox(entries.map(([id]) => id), opts.awaitCleanup);
   }
 
@@ -1569,9 +1677,9 @@ export class RedisBackend {
    * In `sweep` mode it returns the entries kept, with their payloads (a batch reduced to what is
    * still to do).
    */
-  private ackScript(mode: 'ack', ids: string[]): Promise<number>;
+  private ackScript(mode: 'ack' | 'done', ids: string[]): Promise<number>;
   private ackScript(mode: 'sweep', ids: string[]): Promise<string[]>;
-  private ackScript(mode: 'ack' | 'sweep', ids: string[]): Promise<number | string[]> {
+  private ackScript(mode: 'ack' | 'sweep' | 'done', ids: string[]): Promise<number | string[]> {
     const k = this.keys;
     return this.scripts.ackOutbox(
       k.outbox,
@@ -1581,6 +1689,7 @@ export class RedisBackend {
       k.statePrefix,
       k.pendingPrefix,
       mode,
+      k.count > 1 ? '1' : '0',
       ...ids,
     );
   }
@@ -1589,6 +1698,10 @@ export class RedisBackend {
   /** Starts a sub-orchestration; a start that cannot happen fails the parent's task instead. */
   private async startChild(d: SubOrchestrationStart): Promise<void> {
     const parent: ParentLink = { instanceId: d.pi, executionId: d.px, taskId: d.ps };
+    // The child's partition may be another: its start reads nothing here, so the parent's state
+    // (here: this outbox is the parent's partition's) travels with it.
+    const target = this.route(d.i);
+    const readParent = async () => (await this.redis.hmget(this.keys.state(d.pi), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
     try {
       let inputBuf: Buffer = Buffer.from(d.p, 'base64');
       const input = decode(inputBuf);
@@ -1598,12 +1711,27 @@ export class RedisBackend {
         if (!blob) throw new PayloadMissingError(d.pi, this.keys.claim(d.pi, input.token), input.bytes);
         inputBuf = blob;
       }
-      await this.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, { parent, inputBuf, checkServed: true, ...(d.t ? { trace: d.t } : {}) });
+      const started = await target.startInstance(d.n, d.i, input instanceof PayloadRef ? decode(inputBuf) : input, {
+        parent,
+        inputBuf,
+        checkServed: true,
+        parentState: await readParent(),
+        ...(d.t ? { trace: d.t } : {}),
+      });
+      if (target !== this && started.created) {
+        // A recursive terminate of the parent between the read above and the start: the
+        // terminating client may have walked the parent's children before this one existed, so
+        // the tombstone is honoured here (a terminate applied twice changes nothing).
+        const [status, exec, tree] = (await readParent()).split('|');
+        if (status === 'Terminated' && tree === '1' && exec === d.px) {
+          await target.terminate(d.i, 'parent terminated', Date.now(), true, `tree-${d.px}`).catch(ignoreGone);
+        }
+      }
     } catch (err) {
       if (!(err instanceof DurabullError)) throw err;
       // A start dispatched again (the sweep) after it created the child, once no live worker runs
       // the name any more: the child exists and will report to the parent; nothing to refuse.
-      if (err instanceof OrchestratorNotServedError && (await this.redis.hget(this.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
+      if (err instanceof OrchestratorNotServedError && (await target.redis.hget(target.keys.state(d.i), 'plink')) === `${d.pi}|${d.px}|${d.ps}`) return;
       const event: HistoryEvent = {
         type: 'SubOrchestrationInstanceFailed',
         taskScheduledId: d.ps,
@@ -1632,7 +1760,7 @@ export class RedisBackend {
         : d.k === 'f'
           ? { type: 'EntityOperationFailed', taskScheduledId: d.s, failure: value as FailureDetails, timestamp: now }
           : { type: 'EntityLockGranted', taskScheduledId: d.s, timestamp: now };
-    await this.deliverEvent(d.i, d.x, d.k === 'f' ? 'f' : 'c', d.s, event).catch(ignoreGone);
+    await this.route(d.i).deliverEvent(d.i, d.x, d.k === 'f' ? 'f' : 'c', d.s, event).catch(ignoreGone);
   }
 
   /** Delivers a finished sub-orchestration's output or failure to its parent. */
@@ -1654,7 +1782,8 @@ export class RedisBackend {
               { errorName: 'TerminatedError', message: `Sub-orchestration '${childId}' was terminated: ${String(child.output ?? 'no reason given')}`, functionName: child.name },
             timestamp: now,
           };
-    await this.deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
+    // The parent may be in another partition: delivered there (deliverEvent drops a duplicate).
+    await this.route(p.instanceId).deliverEvent(p.instanceId, p.executionId, event.type === 'SubOrchestrationInstanceCompleted' ? 'c' : 'f', p.taskId, event).catch(ignoreGone);
   }
 
   /**
@@ -1767,6 +1896,14 @@ export class RedisBackend {
    * instances while `nextCursor` is still set.
    */
   async list(q: ListQuery = {}): Promise<ListPage> {
+    return this.listAcross([this], q);
+  }
+
+  /**
+   * {@link list} over several partitions of one hub (the router's): each scan reads every
+   * partition's index after the cursor (in parallel) and merges them by member.
+   */
+  async listAcross(parts: readonly RedisBackend[], q: ListQuery = {}): Promise<ListPage> {
     const pageSize = q.pageSize ?? 100;
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new ValidationError(`pageSize must be an integer from 1 to 1000, got ${pageSize}`);
     const statuses = q.status === undefined ? [] : Array.isArray(q.status) ? q.status : [q.status];
@@ -1797,13 +1934,15 @@ export class RedisBackend {
       const { key, prefix } = scans[sIdx]!;
       const min = sIdx === cursor.scan && cursor.after ? `(${cursor.after}` : `[${prefix}${from}`;
       const max = `[${prefix}${to}|\xff`;
-      const members = await this.redis.zrangebylex(key, min, max, 'LIMIT', 0, pageSize - ids.length + 1);
+      const want = pageSize - ids.length + 1;
+      const read = await Promise.all(parts.map((p) => p.redis.zrangebylex(p.keys.rename(key, this.keys), min, max, 'LIMIT', 0, want)));
+      const members = read.length === 1 ? read[0]! : read.flat().sort().slice(0, want);
       const take = members.slice(0, pageSize - ids.length);
       for (const m of take) ids.push(m.slice(m.lastIndexOf('|') + 1));
       if (members.length > take.length) next = { scan: sIdx, after: take.at(-1)! };
       else if (sIdx + 1 < scans.length && ids.length >= pageSize) next = { scan: sIdx + 1, after: '' };
     }
-    const states = await this.getStates(ids);
+    const states = parts.length === 1 ? await this.getStates(ids) : await getStatesAcross(parts, ids);
     const instances = states.filter(
       (s): s is InstanceState => !!s && (q.name === undefined || s.name === q.name) && (q.scheduleId === undefined || s.schedule?.scheduleId === q.scheduleId),
     );
@@ -1887,7 +2026,7 @@ export class RedisBackend {
     };
     try {
       const commit = await this.commitEpisode(loaded, [{ type: 'OrchestratorStarted', timestamp: now }], result, now);
-      this.cacheDelete(instanceId);
+      this.historyCache.delete(instanceId);
       await this.dispatch(commit.outbox);
       return true;
     } catch (err) {
@@ -1997,7 +2136,7 @@ export class RedisBackend {
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       if (/^(WRONGPASS|NOAUTH|NOPERM)\b|invalid password|invalid username-password/i.test(msg)) {
-        if (this.ownsClient) this.redis.disconnect();
+        if (this.shared.ownsClient) this.redis.disconnect();
         throw new RedisAuthError(msg);
       }
       throw err;
@@ -2012,8 +2151,7 @@ export class RedisBackend {
   async close(): Promise<void> {
     if (this.redis.status === 'ready') await this.flushAcks().catch(() => undefined);
     await Promise.all([this._orchestratorQueue?.close(), this._activityQueue?.close()]);
-    if (this._queueConnection) await closeConnection(this._queueConnection);
-    if (this.ownsClient) await closeConnection(this.redis);
+    if (this.ownsShared) await this.shared.close();
   }
 
   // ---- recovery: stuck instances and index entries (checker.ts, the worker's sweep) ----
@@ -2072,7 +2210,6 @@ export class RedisBackend {
     return res[0];
   }
 
-  private stuckSweeper: StuckSweeper | undefined;
   private _schedules: ScheduleStore | undefined;
 
   /** The partition's schedules: create, change, list them; the workers' side of their ticks. */
@@ -2080,15 +2217,37 @@ export class RedisBackend {
     this._schedules ??= new ScheduleStore(this);
     return this._schedules;
   }
+}
 
+/** States of instances of several partitions: one pipeline per partition that holds some. */
+async function getStatesAcross(parts: readonly RedisBackend[], ids: string[]): Promise<(InstanceState | undefined)[]> {
+  const out = new Array<InstanceState | undefined>(ids.length);
+  const groups = new Map<RedisBackend, number[]>();
+  ids.forEach((id, i) => {
+    const p = parts[0]!.route(id);
+    let g = groups.get(p);
+    if (!g) groups.set(p, (g = []));
+    g.push(i);
+  });
+  await Promise.all(
+    [...groups].map(async ([p, idx]) => {
+      const res = await p.getStates(idx.map((i) => ids[i]!));
+      idx.forEach((i, k) => (out[i] = res[k]));
+    }),
+  );
+  return out;
+}
+
+/** What `RedisBackend.requeueInstance` did. */
+export interface RequeueResult {
   /**
-   * Recovery: looks at the next `limit` (default 100) unfinished instances of the status index (a
-   * cursor kept between calls) and re-queues those that are stuck. Returns what it re-queued.
+   * `requeued`: a wake for version + 1 was written and dispatched; `not-stuck`: nothing to do
+   * (`reason` says why); `moved`: its execution or version changed meanwhile; `gone`, `finished`,
+   * `suspended`: as it says.
    */
-  sweepStuck(opts: StuckSweepOptions = {}): Promise<StuckRepair[]> {
-    this.stuckSweeper ??= new StuckSweeper(this);
-    return this.stuckSweeper.pass(opts);
-  }
+  status: 'requeued' | 'not-stuck' | 'moved' | 'gone' | 'finished' | 'suspended';
+  wakeJobId?: string;
+  reason?: string;
 }
 
 /** The recovery scripts (lua/requeueInstance-5.lua, lua/reindexInstance-4.lua). */

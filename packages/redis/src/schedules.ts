@@ -594,7 +594,7 @@ export class ScheduleStore {
     const [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '');
     if (code === 1) {
       try {
-        await this.backend.startInstance(s.orchestrator, instanceId, s.input, { inputBuf: s.inputBuf, schedule: { scheduleId: s.scheduleId, tick }, refuseExisting: true });
+        await this.backend.route(instanceId).startInstance(s.orchestrator, instanceId, s.input, { inputBuf: s.inputBuf, schedule: { scheduleId: s.scheduleId, tick }, refuseExisting: true });
       } catch (err) {
         // Started already: the same tick handled again (its first worker died after the start).
         if (!(err instanceof InstanceAlreadyExistsError)) throw err;

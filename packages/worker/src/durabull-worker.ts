@@ -46,7 +46,10 @@ import {
   type LoadedEpisode,
   ORCHESTRATOR_QUEUE,
   PayloadMissingError,
-  RedisBackend,
+  type RedisBackend,
+  StuckSweeper,
+  TaskHub,
+  type HubOptions,
   closeConnection,
   SCHEDULE_BUFFER_JOB,
   SCHEDULE_JOB,
@@ -79,6 +82,12 @@ export interface DurabullWorkerOptions {
   connection?: ConnectionLike;
   /** Task hub name. Default `default`. */
   hub?: string;
+  /**
+   * The hub's partition count (1 to 1024): checked against the hub's own (PartitionMismatchError
+   * at `start()` when they differ). Default: the hub's (a new hub gets 12). The worker serves
+   * every partition.
+   */
+  partitions?: number;
   /** The orchestrators and activities this worker runs. */
   registry: Registry;
   /** Run the orchestrator worker. Default true. */
@@ -351,10 +360,14 @@ export interface WorkerStats {
 }
 
 export class DurabullWorker {
-  readonly backend: RedisBackend;
+  /** The task hub: its partitions, and the routing of an instance to its partition. */
+  readonly backend: TaskHub;
   readonly registry: Registry;
   readonly log: Logger;
   readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  /** One BullMQ worker per partition and queue; `orchestratorWorker` / `activityWorker` say whether there are any. */
+  private orchestratorWorkers: Worker[] = [];
+  private activityWorkers: Worker[] = [];
   private orchestratorWorker: Worker | undefined;
   private entityWorker: EntityWorker | undefined;
   private activityWorker: Worker | undefined;
@@ -376,12 +389,17 @@ export class DurabullWorker {
   private jobsRunning = 0;
   /** Sticky episodes: whether this worker takes wake-ups handed to it, its reading loop and the episodes it runs. */
   private readonly sticky: boolean;
-  private stickyConnection: RedisClient | undefined;
-  private stickyLoop: Promise<void> | undefined;
+  private stickyConnections: RedisClient[] = [];
+  private stickyLoops: Promise<void>[] = [];
   private readonly stickyRunning = new Set<Promise<void>>();
   private stickyWaiters: (() => void)[] = [];
   /** The last entry of the sticky stream read. */
-  private stickyLast = '0-0';
+  /** The last entry read of each partition's sticky stream, by key. */
+  private readonly stickyLast = new Map<string, string>();
+  /** Process-wide bounds of the jobs of all partitions' BullMQ workers (with several partitions). */
+  private orchestratorGate: Gate | undefined;
+  private activityGate: Gate | undefined;
+  private readonly stuckSweepers = new Map<RedisBackend, StuckSweeper>();
 
   /** The worker's Prometheus metrics (unless `metrics: false`). */
   readonly metrics: DurabullMetrics | undefined;
@@ -405,7 +423,8 @@ export class DurabullWorker {
     this.heartbeatMs = heartbeatTimes(opts);
     this.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64)}-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.registry = opts.registry;
-    const backendOpts: ConstructorParameters<typeof RedisBackend>[0] = {};
+    const backendOpts: HubOptions = {};
+    if (opts.partitions !== undefined) backendOpts.partitions = opts.partitions;
     if (opts.connection !== undefined) backendOpts.connection = opts.connection;
     if (opts.hub !== undefined) backendOpts.hub = opts.hub;
     if (opts.maxPayloadBytes !== undefined) backendOpts.maxPayloadBytes = opts.maxPayloadBytes;
@@ -416,11 +435,11 @@ export class DurabullWorker {
     // A lost Redis connection is logged once (warn) and once more when it is back (info).
     backendOpts.logger = this.log;
     backendOpts.component = 'worker';
-    this.backend = new RedisBackend(backendOpts);
+    this.backend = new TaskHub(backendOpts);
     this.backend.workerId = this.id;
     this.sticky =
       opts.orchestrators !== false && opts.stickyEpisodes !== false && opts.extendedSessions !== false && (opts.cachedInstances ?? 1) > 0;
-    const hub = this.backend.keys.hub;
+    const hub = this.backend.hub;
     this.metrics = opts.metrics === false ? undefined : opts.metrics instanceof DurabullMetrics ? opts.metrics : new DurabullMetrics();
     this.metrics?.watchHub(this.backend);
     if ((opts.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS) > 0) this.statsRecorder = new HubStatsRecorder(this.backend);
@@ -447,7 +466,7 @@ export class DurabullWorker {
       if (this.metrics) {
         const t = performance.now();
         await this.backend.redis.ping();
-        this.metrics.redisRoundTrip.labels({ hub: this.backend.keys.hub }).observe((performance.now() - t) / 1000);
+        this.metrics.redisRoundTrip.labels({ hub: this.backend.hub }).observe((performance.now() - t) / 1000);
       }
       await this.statsRecorder?.flush();
     })().finally(() => (this.statsFlushing = undefined));
@@ -456,42 +475,58 @@ export class DurabullWorker {
 
   /** Starts consuming. Resolves once the workers are connected. */
   async start(): Promise<this> {
+    // The partition map first: a worker configured with another count than the hub's stops here.
+    const parts = await this.backend.open();
     // A wrong password fails here, at once, with RedisAuthError (BullMQ's workers would retry forever).
     await this.backend.ping();
     // Registered before taking jobs: from here on, starts of this worker's orchestrators are accepted.
     this.startedAt = Date.now();
-    await this.backend.workerRegistry.heartbeat(this.registryEntry());
+    await this.heartbeatAll();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatMs.interval);
     this.heartbeatTimer.unref();
     const common = {
       connection: this.backend.queueConnection,
-      prefix: this.backend.keys.queuePrefix,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.stalledIntervalMs ?? 30_000,
       maxStalledCount: this.opts.maxStalledCount ?? 10,
       autorun: true,
     };
-    if (this.opts.orchestrators !== false) {
-      this.orchestratorWorker = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(this.processOrchestratorJob(job, token)), {
-        ...common,
-        concurrency: this.opts.orchestratorConcurrency ?? 20,
-      });
-      this.orchestratorWorker.on('error', (err) => this.backend.onBullMQError(err, 'orchestrator worker'));
-      this.orchestratorWorker.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
+    // Every partition has its own queues, each its own BullMQ worker with the whole concurrency
+    // (a fan-out lands in one partition); with several partitions a gate keeps the process to it.
+    const orchestratorConcurrency = this.opts.orchestratorConcurrency ?? 20;
+    const activityConcurrency = this.opts.activityConcurrency ?? 20;
+    if (parts.length > 1) {
+      this.orchestratorGate = new Gate(orchestratorConcurrency);
+      this.activityGate = new Gate(activityConcurrency);
     }
-    if (this.opts.activities !== false) {
-      this.activityWorker = new Worker(ACTIVITY_QUEUE, (job) => this.counted(this.processActivityJob(job)), {
-        ...common,
-        concurrency: this.opts.activityConcurrency ?? 20,
-      });
-      this.activityWorker.on('error', (err) => this.backend.onBullMQError(err, 'activity worker'));
-      this.activityWorker.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
+    for (const part of parts) {
+      const opts = { ...common, prefix: part.keys.queuePrefix };
+      if (this.opts.orchestrators !== false) {
+        const w = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(gated(this.orchestratorGate, () => this.processOrchestratorJob(job, token))), {
+          ...opts,
+          concurrency: orchestratorConcurrency,
+        });
+        w.on('error', (err) => part.onBullMQError(err, 'orchestrator worker'));
+        w.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
+        this.orchestratorWorkers.push(w);
+      }
+      if (this.opts.activities !== false) {
+        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(gated(this.activityGate, () => this.processActivityJob(job))), {
+          ...opts,
+          concurrency: activityConcurrency,
+        });
+        w.on('error', (err) => part.onBullMQError(err, 'activity worker'));
+        w.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
+        this.activityWorkers.push(w);
+      }
     }
-    await Promise.all([this.orchestratorWorker?.waitUntilReady(), this.activityWorker?.waitUntilReady(), this.activityWorker && this.subscribeCancels()]);
-    if (this.sticky) this.startStickyLoop();
+    this.orchestratorWorker = this.orchestratorWorkers[0];
+    this.activityWorker = this.activityWorkers[0];
+    await Promise.all([...this.orchestratorWorkers, ...this.activityWorkers].map((w) => w.waitUntilReady()).concat(this.activityWorker ? [this.subscribeCancels()] : []));
+    if (this.sticky) this.startStickyLoops();
     if (this.runsEntities) {
       this.entityWorker = new EntityWorker(
-        this.backend,
+        parts,
         this.registry,
         this.log,
         {
@@ -521,59 +556,71 @@ export class DurabullWorker {
   }
 
   /**
-   * Reads the wake-ups handed to this worker (its sticky stream: `deliverEvent` writes one when it
-   * wakes an instance whose session this worker keeps) and runs their episodes, at most
-   * `orchestratorConcurrency` at a time, on a connection of its own (XREAD blocks). The stream is
-   * new with every worker (its id is), so it is read from its start.
+   * Reads the wake-ups handed to this worker (its sticky stream in each partition: `deliverEvent`
+   * writes one when it wakes an instance whose session this worker keeps) and runs their
+   * episodes, at most `orchestratorConcurrency` at a time, on a connection of its own (XREAD
+   * blocks): one XREAD over every partition's stream on one Redis, one per partition on a cluster
+   * (a command's keys must share a slot there). The streams are new with every worker (its id
+   * is), so they are read from their start.
    */
-  private startStickyLoop(): void {
-    const conn = this.backend.redis.duplicate();
-    this.backend.connections.watch(conn);
-    this.stickyConnection = conn;
-    const key = this.backend.keys.sticky(this.id);
-    const limit = this.opts.orchestratorConcurrency ?? 20;
-    this.stickyLoop = (async () => {
-      while (!this.closing) {
-        let res: [Buffer, [Buffer, Buffer[]][]][] | null;
-        try {
-          res = (await conn.xreadBuffer('COUNT', 100, 'BLOCK', 1000, 'STREAMS', key, this.stickyLast)) as typeof res;
-        } catch {
-          if (this.closing) break;
-          await new Promise((r) => setTimeout(r, 200));
-          continue;
-        }
-        for (const [, entries] of res ?? []) {
-          for (const [entryId, fields] of entries) {
-            this.stickyLast = entryId.toString('latin1');
-            const wake = parseStickyEntry(fields);
-            if (!wake) continue;
-            while (this.stickyRunning.size >= limit) await new Promise<void>((r) => this.stickyWaiters.push(r));
-            const p: Promise<void> = this.runStickyEpisode(wake.jobId, wake.data).finally(() => {
-              this.stickyRunning.delete(p);
-              this.stickyWaiters.shift()?.();
-            });
-            this.stickyRunning.add(p);
-          }
-        }
-      }
-    })();
+  private startStickyLoops(): void {
+    const parts = this.backend.partitions;
+    const groups: RedisBackend[][] = isCluster(this.backend.redis) ? parts.map((p) => [p]) : [[...parts]];
+    for (const group of groups) {
+      const conn = this.backend.redis.duplicate();
+      this.backend.connections.watch(conn);
+      this.stickyConnections.push(conn);
+      const keys = group.map((p) => p.keys.sticky(this.id));
+      this.stickyLoops.push(this.stickyLoop(conn, keys));
+    }
   }
 
-  /** Stops reading the sticky stream and waits for the episodes it started. */
+  private async stickyLoop(conn: RedisClient, keys: string[]): Promise<void> {
+    const limit = this.opts.orchestratorConcurrency ?? 20;
+    while (!this.closing) {
+      let res: [Buffer, [Buffer, Buffer[]][]][] | null;
+      try {
+        res = (await conn.xreadBuffer('COUNT', 100, 'BLOCK', 1000, 'STREAMS', ...keys, ...keys.map((k) => this.stickyLast.get(k) ?? '0-0'))) as typeof res;
+      } catch {
+        if (this.closing) break;
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      for (const [key, entries] of res ?? []) {
+        const k = key.toString('latin1');
+        for (const [entryId, fields] of entries) {
+          this.stickyLast.set(k, entryId.toString('latin1'));
+          const wake = parseStickyEntry(fields);
+          if (!wake) continue;
+          while (this.stickyRunning.size >= limit) await new Promise<void>((r) => this.stickyWaiters.push(r));
+          const p: Promise<void> = this.runStickyEpisode(wake.jobId, wake.data).finally(() => {
+            this.stickyRunning.delete(p);
+            this.stickyWaiters.shift()?.();
+          });
+          this.stickyRunning.add(p);
+        }
+      }
+    }
+  }
+
+  /** Stops reading the sticky streams and waits for the episodes they started. */
   private async stopStickyLoop(): Promise<void> {
-    if (!this.stickyConnection) return;
-    this.stickyConnection.disconnect();
-    await this.stickyLoop;
+    for (const c of this.stickyConnections) c.disconnect();
+    await Promise.all(this.stickyLoops);
     while (this.stickyRunning.size > 0) await Promise.all([...this.stickyRunning]);
   }
 
-  /** At close: queues the wake-ups still unread in the sticky stream, then deletes it. */
+  /** At close: queues the wake-ups still unread in the sticky streams, then deletes them. */
   private async requeueStickyLeftovers(): Promise<void> {
-    const key = this.backend.keys.sticky(this.id);
-    const rest = (await this.backend.redis.xrangeBuffer(key, `(${this.stickyLast}`, '+')) as unknown as [Buffer, Buffer[]][];
-    const wakes = rest.map(([, fields]) => parseStickyEntry(fields)).filter((w): w is StickyWake => w !== undefined);
-    if (wakes.length > 0) await this.backend.dispatch(wakes.map((w) => [w.jobId, w.payload]), { awaitCleanup: true });
-    await this.backend.redis.del(key);
+    await Promise.all(
+      this.backend.partitions.map(async (part) => {
+        const key = part.keys.sticky(this.id);
+        const rest = (await part.redis.xrangeBuffer(key, `(${this.stickyLast.get(key) ?? '0-0'}`, '+')) as unknown as [Buffer, Buffer[]][];
+        const wakes = rest.map(([, fields]) => parseStickyEntry(fields)).filter((w): w is StickyWake => w !== undefined);
+        if (wakes.length > 0) await part.dispatch(wakes.map((w) => [w.jobId, w.payload]), { awaitCleanup: true });
+        await part.redis.del(key);
+      }),
+    );
   }
 
   /**
@@ -584,7 +631,7 @@ export class DurabullWorker {
   private async runStickyEpisode(jobId: string, data: EpisodeJobData): Promise<void> {
     try {
       if (await this.runEpisode(data, undefined, undefined, jobId)) this.stats.stickyEpisodes++;
-      else await this.backend.ackOutbox([jobId]);
+      else await this.backend.forInstance(data.i).ackOutbox([jobId]);
     } catch (err) {
       this.log.warn({ err, instanceId: data.i }, 'Sticky episode failed; the sweep will queue it');
     }
@@ -639,8 +686,7 @@ export class DurabullWorker {
   /** Renews the registry entry (one at a time); a failure is logged once, and its end once. */
   private heartbeat(): void {
     if (this.heartbeating) return;
-    this.heartbeating = this.backend.workerRegistry
-      .heartbeat(this.registryEntry())
+    this.heartbeating = this.heartbeatAll()
       .then(
         () => {
           if (this.heartbeatLost) this.log.info('Worker registry heartbeat works again');
@@ -654,21 +700,33 @@ export class DurabullWorker {
       .finally(() => (this.heartbeating = undefined));
   }
 
-  /** Dispatches outbox entries that a crashed worker left behind. */
+  /**
+   * Writes this worker's registry entry in every partition (the deliveries of each read its own
+   * partition's: the sticky hand-off), in parallel; one script per partition.
+   */
+  private async heartbeatAll(): Promise<void> {
+    const entry = this.registryEntry();
+    await Promise.all(this.backend.partitions.map((p) => p.partitionRegistry.heartbeat(entry)));
+  }
+
+  /** Dispatches outbox entries that a crashed worker left behind, in every partition (one after another). */
   async sweep(): Promise<number> {
-    try {
-      const n = await this.backend.sweepOutbox(this.opts.sweepIntervalMs ?? 5000);
-      this.stats.swept += n;
-      this.instr.repaired('outbox', n);
-      if (n > 0) this.log.warn({ entries: n }, 'Recovered undispatched outbox entries');
-      await this.sweepStuckInstances();
-      await this.sweepExpiredAttempts();
-      if (this.orchestratorWorker) await this.reconcileSchedules();
-      return n;
-    } catch (err) {
-      this.log.error({ err }, 'Outbox sweep failed');
-      return 0;
+    let total = 0;
+    for (const part of this.backend.partitions) {
+      try {
+        const n = await part.sweepOutbox(this.opts.sweepIntervalMs ?? 5000);
+        total += n;
+        this.stats.swept += n;
+        this.instr.repaired('outbox', n);
+        if (n > 0) this.log.warn({ entries: n, partition: part.partition }, 'Recovered undispatched outbox entries');
+        await this.sweepStuckInstances(part);
+        await this.sweepExpiredAttempts(part);
+      } catch (err) {
+        this.log.error({ err, partition: part.partition }, 'Outbox sweep failed');
+      }
     }
+    if (this.orchestratorWorker) await this.reconcileSchedules();
+    return total;
   }
 
   /**
@@ -683,7 +741,7 @@ export class DurabullWorker {
       const grace = this.opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
       this.shutdownTimer = setTimeout(() => this.cancelAttempts(undefined, 'worker-shutdown'), grace);
       this.shutdownTimer.unref();
-      await Promise.all([this.orchestratorWorker?.close(), this.activityWorker?.close(), this.entityWorker?.close()]);
+      await Promise.all([...this.orchestratorWorkers, ...this.activityWorkers].map((w) => w.close()).concat(this.entityWorker ? [this.entityWorker.close()] : []));
       await this.stopStickyLoop();
       while (this.eager.size > 0 || this.dispatching.size > 0) await Promise.all([...this.eager, ...this.dispatching]);
       clearTimeout(this.shutdownTimer);
@@ -718,7 +776,7 @@ export class DurabullWorker {
     this.backend.connections.watch(sub);
     this.cancelSubscriber = sub;
     sub.on('message', (_channel: string, instanceId: string) => this.cancelAttempts(instanceId, 'terminated'));
-    await sub.subscribe(this.backend.keys.cancelChannel);
+    await sub.subscribe(...this.backend.partitions.map((p) => p.keys.cancelChannel));
   }
 
   /** Cancels the running attempts of one instance, or all of them (`instanceId` undefined). */
@@ -741,7 +799,7 @@ export class DurabullWorker {
     await Promise.race([
       (async () => {
         await inFlight;
-        await this.backend.workerRegistry.remove(this.id);
+        await Promise.all(this.backend.partitions.map((p) => p.partitionRegistry.remove(this.id)));
       })().catch(() => undefined),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
     ]);
@@ -774,7 +832,7 @@ export class DurabullWorker {
       const bad = timerJobProblem(job.data);
       if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
       const d = job.data as TimerJobData;
-      this.instr.timerFired({ hub: this.backend.keys.hub, instanceId: d.i, executionId: d.x, taskId: d.s, fireAt: d.f, createdAt: job.timestamp, trace: d.t });
+      this.instr.timerFired({ hub: this.backend.hub, instanceId: d.i, executionId: d.x, taskId: d.s, fireAt: d.f, createdAt: job.timestamp, trace: d.t });
       const fired: HistoryEvent = { type: 'TimerFired', timerId: d.s, fireAt: d.f, timestamp: Date.now() };
       await this.backend.deliverEvent(d.i, d.x, 'c', d.s, fired).catch(ignoreGone);
       return;
@@ -847,7 +905,7 @@ export class DurabullWorker {
       const res = await this.backend.deliverEvent(d.i, d.x, 'f', d.s, event, { dispatch: false }).catch(ignoreGone);
       if (res?.status === 'delivered') {
         this.log.warn({ instanceId: d.i, executionId: d.x, taskId: d.s, failure: event.failure }, M.taskFailed(name ?? '?'));
-        if (res.wake) await this.backend.dispatch([res.wake]);
+        if (res.wake) await this.backend.forInstance(d.i).dispatch([res.wake]);
       }
     } catch (e) {
       this.log.error({ err: e, instanceId: d.i, taskId: d.s }, 'Could not fail the task of a dead-lettered activity job');
@@ -863,9 +921,9 @@ export class DurabullWorker {
   async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string): Promise<boolean> {
     const startedAt = performance.now();
     const { i: instanceId, x: executionId, v: version } = data;
-    const cached = preloaded ? undefined : (this.backend.firstEpisodeFrom(data) ?? this.backend.wakeEpisodeFrom(data));
+    const cached = preloaded ? undefined : (this.backend.forInstance(data.i).firstEpisodeFrom(data) ?? this.backend.forInstance(data.i).wakeEpisodeFrom(data));
     if (!preloaded && !cached) this.stats.loads++;
-    const loaded = preloaded ?? cached ?? (await this.backend.loadEpisode(instanceId));
+    const loaded = preloaded ?? cached ?? (await this.backend.forInstance(instanceId).loadEpisode(instanceId));
     if (!loaded) return false;
     const st = loaded.state;
     if (st.executionId !== executionId || st.version !== version || isTerminalStatus(st.runtimeStatus)) {
@@ -880,7 +938,7 @@ export class DurabullWorker {
     const newEvents = [...prefix, ...(direct ? [direct.event] : []), ...loaded.inbox.map((m) => m.event)];
     const session = kept ?? new OrchestrationSession(this.registry, this.sessionOptions);
     const obs = this.instr.episode({
-      hub: this.backend.keys.hub,
+      hub: this.backend.hub,
       instanceId,
       executionId,
       orchestrator: st.name,
@@ -942,7 +1000,7 @@ export class DurabullWorker {
     if (this.sticky) opts.stickyWorker = this.id;
     let commit;
     try {
-      commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
+      commit = await this.backend.forInstance(loaded.state.instanceId).commitEpisode(loaded, prefix, result, now, opts);
     } catch (err) {
       if (err instanceof StaleEpisodeError) {
         obs.dropped('stale');
@@ -956,14 +1014,14 @@ export class DurabullWorker {
       // retrying cannot help, so the instance fails with that error instead of looping.
       result = failedResult(result, err, now);
       delete opts.lease;
-      commit = await this.backend.commitEpisode(loaded, prefix, result, now, opts);
+      commit = await this.backend.forInstance(loaded.state.instanceId).commitEpisode(loaded, prefix, result, now, opts);
     }
     if (commit.refused) {
       obs.dropped('refused');
       if (!loaded.fromCache || direct) return false;
       // The cache was behind (another worker's commit, an event raised meanwhile): load and run again.
       this.stats.cachedRefused++;
-      this.backend.forgetCommitted(instanceId);
+      this.backend.forInstance(instanceId).forgetCommitted(instanceId);
       return this.runEpisode({ i: instanceId, x: executionId, v: version }, undefined, undefined, handedWake);
     }
     obs.committed(result);
@@ -979,12 +1037,12 @@ export class DurabullWorker {
     const eagerEntry = opts.lease && commit.outbox.find(([id]) => id === opts.lease!.jobId);
     if (direct && eagerEntry && !this.closing) {
       // Run from an activity slot: the next step goes on in the same slot.
-      await this.backend.dispatch(commit.outbox.filter((e) => e !== eagerEntry));
+      await this.backend.forInstance(instanceId).dispatch(commit.outbox.filter((e) => e !== eagerEntry));
       this.stats.eagerActivities++;
       direct.next = eagerEntry;
       return true;
     }
-    await this.dispatchOrRunEager(commit.outbox, opts.lease?.jobId);
+    await this.dispatchOrRunEager(this.backend.forInstance(instanceId), commit.outbox, opts.lease?.jobId);
     return true;
   }
 
@@ -1058,7 +1116,7 @@ export class DurabullWorker {
     let kind: 'c' | 'f';
     let encoded: StoredEvent;
     let run: ActivityAttempt | undefined;
-    const obs = this.instr.activity({ hub: this.backend.keys.hub, instanceId: d.i, executionId: d.x, taskId: d.s, activity: d.n, attempt, scheduledAt, eager: ackJobId !== undefined, trace: d.t });
+    const obs = this.instr.activity({ hub: this.backend.hub, instanceId: d.i, executionId: d.x, taskId: d.s, activity: d.n, attempt, scheduledAt, eager: ackJobId !== undefined, trace: d.t });
     try {
       const fn = this.registry.getActivity(d.n);
       // A large input was stored apart (claim check): the job holds a reference, read back here.
@@ -1126,14 +1184,14 @@ export class DurabullWorker {
     const detailsField = `${d.x}|${d.r ?? d.s}`;
     let lastHeartbeatDetails: unknown;
     if (redelivered || d.r !== undefined || heartbeat !== undefined) {
-      const read = await this.backend.readAttemptStart(d.i, d.x, d.s, { checkPending: redelivered, detailsField });
+      const read = await this.backend.forInstance(d.i).readAttemptStart(d.i, d.x, d.s, { checkPending: redelivered, detailsField });
       if (!read.pending) {
         this.log.info({ instanceId: d.i, executionId: d.x, taskId: d.s }, `Activity function ${d.n} not run again: its task has a result already`);
         return undefined;
       }
       lastHeartbeatDetails = read.details;
     }
-    const run = new ActivityAttempt(this.backend, this.log, {
+    const run = new ActivityAttempt(this.backend.forInstance(d.i), this.log, {
       instanceId: d.i,
       executionId: d.x,
       taskId: d.s,
@@ -1163,10 +1221,10 @@ export class DurabullWorker {
    * ActivityTimeoutError, as its own timer would have; retry policies apply. Its job, if BullMQ
    * delivers it again later, finds the task done and does not run.
    */
-  private async sweepExpiredAttempts(): Promise<void> {
+  private async sweepExpiredAttempts(part: RedisBackend): Promise<void> {
     try {
       const now = Date.now();
-      for (const a of await this.backend.claimExpiredActivities(now - EXPIRED_ATTEMPT_GRACE_MS)) {
+      for (const a of await part.claimExpiredActivities(now - EXPIRED_ATTEMPT_GRACE_MS)) {
         const type = a.startToCloseTimeoutMs > 0 && a.startedAt + a.startToCloseTimeoutMs <= a.deadline ? 'start-to-close' : 'heartbeat';
         const err = new ActivityTimeoutError(a.name, type, type === 'heartbeat' ? a.heartbeatTimeoutMs : a.startToCloseTimeoutMs, now - a.startedAt);
         this.log.warn({ instanceId: a.instanceId, executionId: a.executionId, taskId: a.taskId, attempt: a.attempt, timeoutType: type }, `Activity function ${a.name} attempt timed out (its worker did not report)`);
@@ -1198,7 +1256,7 @@ export class DurabullWorker {
     // A result stored apart (claim check) takes the usual path, which stores its payload.
     if (!this.canRunInline() || stored.claims.length > 0) return undefined;
     const encoded = stored.bytes;
-    const loaded = this.backend.cachedEpisodeFor(d.i, d.x, d.s);
+    const loaded = this.backend.forInstance(d.i).cachedEpisodeFor(d.i, d.x, d.s);
     if (!loaded) return undefined;
     const st = loaded.state;
     // The episode sees the result as a replay from Redis would: decoded from what is stored.
@@ -1208,13 +1266,13 @@ export class DurabullWorker {
       const committed = await this.runEpisode({ i: d.i, x: d.x, v: st.version }, loaded, direct);
       if (!committed) {
         this.stats.directRefused++;
-        this.backend.forgetCommitted(d.i);
+        this.backend.forInstance(d.i).forgetCommitted(d.i);
         return undefined;
       }
     } catch (err) {
       // Whether or not the commit took effect, delivering the result as usual is safe: a result
       // already committed is dropped as a duplicate.
-      this.backend.forgetCommitted(d.i);
+      this.backend.forInstance(d.i).forgetCommitted(d.i);
       this.log.warn({ err, instanceId: d.i }, 'Direct episode failed; delivering the result instead');
       return undefined;
     }
@@ -1230,16 +1288,16 @@ export class DurabullWorker {
    * delivered: if this process dies, the sweep queues it once the lease runs out. Everything else
    * is dispatched to BullMQ.
    */
-  private async dispatchOrRunEager(entries: OutboxEntry[], leasedJobId?: string): Promise<void> {
+  private async dispatchOrRunEager(part: RedisBackend, entries: OutboxEntry[], leasedJobId?: string): Promise<void> {
     const eager = leasedJobId === undefined ? undefined : entries.find(([id]) => id === leasedJobId);
     if (!eager || this.closing || this.eagerRunning >= (this.opts.activityConcurrency ?? 20)) {
       // A worker that runs activities too holds the slot until the jobs are queued: that holds
       // back new episodes while its eager slots are full (measured faster in W1 than not).
-      if (this.activityWorker) await this.backend.dispatch(entries);
-      else this.dispatchSoon(entries);
+      if (this.activityWorker) await part.dispatch(entries);
+      else this.dispatchSoon(part, entries);
       return;
     }
-    await this.backend.dispatch(entries.filter((e) => e !== eager));
+    await part.dispatch(entries.filter((e) => e !== eager));
     this.eagerRunning++;
     this.stats.eagerActivities++;
     const run = this.runEagerChain(eager).finally(() => {
@@ -1254,9 +1312,9 @@ export class DurabullWorker {
    * trip: the entries are durable in the outbox already, so a crash or a failed dispatch leaves
    * them to the sweep; close() waits for the dispatches under way.
    */
-  private dispatchSoon(entries: OutboxEntry[]): void {
+  private dispatchSoon(part: RedisBackend, entries: OutboxEntry[]): void {
     if (entries.length === 0) return;
-    const p: Promise<void> = this.backend
+    const p: Promise<void> = part
       .dispatch(entries)
       .catch((err: unknown) => this.log.warn({ err, entries: entries.length }, 'Dispatch failed; the outbox sweep will queue these entries'))
       .finally(() => this.dispatching.delete(p));
@@ -1271,15 +1329,17 @@ export class DurabullWorker {
   private async runEager([jobId, payload]: OutboxEntry): Promise<OutboxEntry | undefined> {
     // The commit wrote the entry leased; the lease is renewed while the activity runs.
     const leaseMs = this.eagerLeaseMs;
-    const renew = setInterval(() => this.backend.leaseOutbox(jobId, leaseMs), leaseMs / 3);
+    const data = JSON.parse(payload.slice(1)) as ActivityJobData;
+    const part = this.backend.forInstance(data.i);
+    const renew = setInterval(() => part.leaseOutbox(jobId, leaseMs), leaseMs / 3);
     renew.unref();
     try {
-      const { acked, next } = await this.executeActivity(JSON.parse(payload.slice(1)) as ActivityJobData, 1, jobId);
-      if (!acked) await this.backend.ackOutbox([jobId]);
+      const { acked, next } = await this.executeActivity(data, 1, jobId);
+      if (!acked) await part.ackOutbox([jobId]);
       return next;
     } catch (err) {
       this.log.warn({ err }, 'Eager activity could not be completed; queueing it instead');
-      await this.backend.dispatch([[jobId, payload]]).catch((e) => this.log.error({ err: e }, 'Queueing failed; the sweep will'));
+      await part.dispatch([[jobId, payload]]).catch((e) => this.log.error({ err: e }, 'Queueing failed; the sweep will'));
       return undefined;
     } finally {
       clearInterval(renew);
@@ -1297,18 +1357,19 @@ export class DurabullWorker {
   }
 
   private async wake(wake: [jobId: string, payload: string], loaded?: LoadedEpisode): Promise<void> {
+    const part = this.backend.forInstance(parseWake(wake[1]).i);
     if (!this.canRunInline()) {
-      this.dispatchSoon([wake]);
+      this.dispatchSoon(part, [wake]);
       return;
     }
     try {
       // `loaded` came back with the result's delivery, read in the same script: no second load.
       await this.runEpisode(parseWake(wake[1]), loaded);
       this.stats.inlineEpisodes++;
-      await this.backend.ackOutbox([wake[0]]);
+      await part.ackOutbox([wake[0]]);
     } catch (err) {
       this.log.warn({ err }, 'Inline episode failed; queueing it instead');
-      await this.backend.dispatch([wake]);
+      await part.dispatch([wake]);
     }
   }
 
@@ -1318,9 +1379,11 @@ export class DurabullWorker {
    * let them progress, or scheduled for longer than the sweep period with no job anywhere), and
    * the pending tasks that nothing would run (no outbox entry, no job: lost with a Redis crash).
    */
-  private async sweepStuckInstances(): Promise<void> {
+  private async sweepStuckInstances(part: RedisBackend): Promise<void> {
     try {
-      const repairs = await this.backend.sweepStuck({ graceMs: this.opts.sweepIntervalMs ?? 5000, limit: this.opts.sweepInstancesPerPass ?? 100 });
+      let sweeper = this.stuckSweepers.get(part);
+      if (!sweeper) this.stuckSweepers.set(part, (sweeper = new StuckSweeper(part)));
+      const repairs = await sweeper.pass({ graceMs: this.opts.sweepIntervalMs ?? 5000, limit: this.opts.sweepInstancesPerPass ?? 100 });
       for (const r of repairs) {
         this.instr.repaired(r.reason, r.reason === 'lost-task' ? r.tasks?.length ?? 1 : 1);
         if (r.reason === 'lost-task') {
@@ -1416,4 +1479,31 @@ export function activityJobProblem(d: unknown): string | undefined {
   }
   if (d.r !== undefined && !isSeq(d.r)) return `'r' (first attempt) is ${show(d.r)}, not a non-negative integer`;
   return undefined;
+}
+
+/** A process-wide bound on jobs run at once, shared by the BullMQ workers of every partition. */
+class Gate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else this.running++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
+function gated<T>(gate: Gate | undefined, fn: () => Promise<T>): Promise<T> {
+  return gate ? gate.run(fn) : fn();
+}
+
+/** Whether a connection is an ioredis Cluster (whose multi-key commands must keep to one slot). */
+function isCluster(redis: unknown): boolean {
+  return (redis as { isCluster?: boolean }).isCluster === true;
 }

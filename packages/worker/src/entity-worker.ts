@@ -38,11 +38,14 @@ export class EntityWorker {
   private loop: Promise<void> | undefined;
   private bellConn: RedisClient | undefined;
   private bell: Promise<unknown> | undefined;
+  /** The partition claimed from first in the next round (they take turns). */
+  private turn = 0;
   private readonly running = new Set<Promise<void>>();
   private wakeLoop: (() => void) | undefined;
 
   constructor(
-    private readonly backend: RedisBackend,
+    /** The hub's partitions: entities are claimed from each, within one process-wide concurrency. */
+    private readonly parts: readonly RedisBackend[],
     private readonly registry: Registry,
     private readonly log: Logger,
     private readonly opts: EntityWorkerOptions,
@@ -50,8 +53,8 @@ export class EntityWorker {
   ) {}
 
   start(): void {
-    const conn = this.backend.redis.duplicate();
-    this.backend.connections.watch(conn);
+    const conn = this.parts[0]!.redis.duplicate();
+    this.parts[0]!.connections.watch(conn);
     this.bellConn = conn;
     this.loop = this.run();
   }
@@ -65,16 +68,21 @@ export class EntityWorker {
   }
 
   private async run(): Promise<void> {
-    const key = this.backend.keys.entitiesBell;
+    const keys = this.parts.map((p) => p.keys.entitiesBell);
     while (!this.closing) {
       const free = this.opts.concurrency - this.running.size;
       let next: number | undefined;
       if (free > 0) {
         let claimed: ClaimedEntity[] = [];
         try {
-          const res = await this.backend.entities.claim(free, this.opts.leaseMs, this.opts.batchSize);
-          claimed = res.claimed;
-          next = res.next;
+          // One claim per partition while slots are free, starting from a different one each round.
+          const n = this.parts.length;
+          const start = this.turn++ % n;
+          for (let i = 0; i < n && claimed.length < free; i++) {
+            const res = await this.parts[(start + i) % n]!.entities.claim(free - claimed.length, this.opts.leaseMs, this.opts.batchSize);
+            for (const c of res.claimed) claimed.push(c);
+            if (res.next !== undefined) next = next === undefined ? res.next : Math.min(next, res.next);
+          }
         } catch (err) {
           if (this.closing) break;
           this.log.warn({ err }, 'Claiming entities failed; retrying');
@@ -95,7 +103,9 @@ export class EntityWorker {
       // Wait for the doorbell, a free slot, or the earliest ready time (at most a second).
       const wait = next === undefined ? 1000 : Math.max(0, Math.min(1000, next - Date.now()));
       if (wait === 0 && free > 0) continue;
-      this.bell ??= this.bellConn!.blpop(key, 1).catch(() => undefined).finally(() => (this.bell = undefined));
+      // BLPOP over every partition's doorbell (one Redis); on a cluster a command's keys share a
+      // slot, so it waits on one partition's and the loop's timeout covers the others.
+      this.bell ??= (isCluster(this.bellConn) ? this.bellConn!.blpop(keys[this.turn % keys.length]!, 1) : this.bellConn!.blpop(...keys, 1)).catch(() => undefined).finally(() => (this.bell = undefined));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         this.bell,
@@ -113,7 +123,7 @@ export class EntityWorker {
   private async runBatch(c: ClaimedEntity): Promise<void> {
     const now = Date.now();
     const entityId = EntityId.parse(c.id);
-    const batch = new EntityBatch(this.registry, entityId, c.state, (v, what) => void this.backend.checkPayload(v, what));
+    const batch = new EntityBatch(this.registry, entityId, c.state, (v, what) => void this.parts[0]!.checkPayload(v, what));
     let lock = c.lock;
     if (lock) {
       const [holder, exec] = lock.split('|');
@@ -182,7 +192,7 @@ export class EntityWorker {
     if (result.operations > 0) result.state = batch.state;
     let committed: { version: number; left: number } | undefined;
     try {
-      committed = await this.backend.entities.commit(c, result, { windowMs: this.opts.windowMs, maxMessages: this.opts.batchSize });
+      committed = await this.parts[0]!.route(c.id).entities.commit(c, result, { windowMs: this.opts.windowMs, maxMessages: this.opts.batchSize });
     } catch (err) {
       // A state that cannot be encoded after all (checked per operation): the batch fails as a whole.
       this.log.error({ err: toFailureDetails(err), entityId: c.id }, 'Entity batch could not be committed');
@@ -195,7 +205,7 @@ export class EntityWorker {
     this.stats.entityBatches++;
     this.stats.entityOperations += result.operations;
     if (result.responses.length > 0) {
-      await this.backend.dispatch(result.responses).catch((err: unknown) => this.log.warn({ err, entityId: c.id }, 'Dispatch of entity responses failed; the outbox sweep will deliver them'));
+      await this.parts[0]!.route(c.id).dispatch(result.responses).catch((err: unknown) => this.log.warn({ err, entityId: c.id }, 'Dispatch of entity responses failed; the outbox sweep will deliver them'));
     }
   }
 }
@@ -206,4 +216,8 @@ function raw(q: Queued): Buffer {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+function isCluster(redis: unknown): boolean {
+  return (redis as { isCluster?: boolean } | undefined)?.isCluster === true;
 }

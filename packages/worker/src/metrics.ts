@@ -6,7 +6,7 @@
  */
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type HubGauges, type HubStatsRecorder, QUEUE_NAMES, QUEUE_STATES, type RedisBackend, STATUSES, readHubGauges } from '@durabull/redis';
+import { type HubGauges, type HubStatsRecorder, QUEUE_NAMES, QUEUE_STATES, type RedisBackend, STATUSES, type TaskHub, readHubGauges } from '@durabull/redis';
 import { Gauge, type Metric, Registry } from 'prom-client';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './metric-cells.js';
 import {
@@ -55,7 +55,7 @@ export class DurabullMetrics {
   readonly queueJobs: Gauge<'hub' | 'queue' | 'state'>;
   readonly outboxEntries: Gauge<'hub'>;
   readonly outboxOldestAge: Gauge<'hub'>;
-  private readonly hubs = new Map<string, RedisBackend>();
+  private readonly hubs = new Map<string, RedisBackend | TaskHub>();
   private reading: Promise<void> | undefined;
 
   constructor() {
@@ -106,14 +106,14 @@ export class DurabullMetrics {
   }
 
   /** Reads the hub gauges of `backend`'s hub (instances, queues, outbox) whenever the metrics are scraped. */
-  watchHub(backend: RedisBackend): this {
-    this.hubs.set(backend.keys.hub, backend);
+  watchHub(backend: RedisBackend | TaskHub): this {
+    this.hubs.set(backend.hub, backend);
     return this;
   }
 
   /** Stops reading the gauges of a hub (its backend is closing). */
-  unwatchHub(backend: RedisBackend): void {
-    if (this.hubs.get(backend.keys.hub) === backend) this.hubs.delete(backend.keys.hub);
+  unwatchHub(backend: RedisBackend | TaskHub): void {
+    if (this.hubs.get(backend.hub) === backend) this.hubs.delete(backend.hub);
   }
 
   /** Registers every metric in `registry` too (the application's), so that its `/metrics` shows them. */

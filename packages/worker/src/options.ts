@@ -31,6 +31,7 @@ export function assertWorkerOptions(opts: DurabullWorkerOptions): void {
   }
   assertConnection(c, `${WHERE}: options.connection`);
   assertOptionalString(WHERE, 'options.hub', o.hub);
+  if (o.partitions !== undefined) assertOptionalInteger(WHERE, 'options.partitions', o.partitions, 1, 1024);
   assertOptionalNumber(WHERE, 'options.maxPayloadBytes', o.maxPayloadBytes, 0);
   assertOptionalNumber(WHERE, 'options.claimCheckThresholdBytes', o.claimCheckThresholdBytes, 0, true);
   for (const k of ['orchestrators', 'activities', 'inlineEpisodes', 'eagerActivities', 'extendedSessions', 'stickyEpisodes', 'tracing', 'entities']) {

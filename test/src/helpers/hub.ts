@@ -64,6 +64,8 @@ export async function createTestHub(
     },
   };
   if (start) await th.startWorker();
+  // The partition map read (written, for a new hub) once the worker fixed it: tests may reach partitions at once.
+  await client.backend.open();
   return th;
 }
 

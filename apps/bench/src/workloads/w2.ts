@@ -70,7 +70,7 @@ export async function runW2(b: Bench, ns: number[], skipped: number[], timeoutFo
 
 async function durabullFanOut(b: Bench, n: number, timeoutMs: number): Promise<W2Point['durabull']> {
   const rig = await startDurabull(b, b.hub(`w2-n${n}`));
-  const prefix = rig.client.backend.keys.queuePrefix;
+  const prefix = (await rig.client.backend.at(`fan-${n}`)).keys.queuePrefix;
   const id = `fan-${n}`;
   let ms = Number.NaN;
   let ok = false;
@@ -116,7 +116,7 @@ async function durabullFanOut(b: Bench, n: number, timeoutMs: number): Promise<W
   await rig.close();
   const leftBehind = await b.probe.keysSummary(prefix, ['orchestrator', 'activity']);
   const memLeft = await b.probe.usedMemory();
-  await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
+  await b.probe.deleteMatching(`dbl:{${rig.hub}[:}]*`);
   const run: W2Point['durabull'] = {
     ms,
     ok,

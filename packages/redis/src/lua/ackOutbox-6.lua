@@ -18,8 +18,12 @@
 
     ARGV[1] mode: "ack" (remove what is safe, keep the rest) or "sweep" (the same, and return
             what was kept with its payload; a batch's payload reduced to its entries not safe yet,
-            and rewritten so)
-    ARGV[2...] job ids (outbox entry ids)
+            and rewritten so), or "done" (remove them: the caller delivered them, awaited)
+    ARGV[2] "1": the hub has several partitions. Entries that name another instance (S a child's
+            start, P a parent's notification, R an entity's response) may point into another
+            partition, whose keys this script must not touch: they are never safe here, only
+            removed by "done" once delivered
+    ARGV[3...] job ids (outbox entry ids)
 
   Output:
     ack:    the number of entries kept
@@ -42,8 +46,11 @@ local function parseId(jobId)
   return string.match(jobId, "^%a%-(.+)%-(" .. EXEC .. ")%-(%d+)$")
 end
 
+local crossing = ARGV[2] == "1"
+
 local function isSafe(jobId, payload)
   local kind = string.sub(payload, 1, 1)
+  if crossing and (kind == "S" or kind == "P" or kind == "R") then return false end
   if kind == "A" or kind == "T" then
     local jobs = kind == "A" and activityJobs or orchestratorJobs
     if rcall("EXISTS", jobs .. jobId) == 1 then return true end
@@ -79,10 +86,18 @@ local function isSafe(jobId, payload)
   return true
 end
 
+if ARGV[1] == "done" then
+  for i = 3, #ARGV do
+    rcall("HDEL", KEYS[1], ARGV[i])
+    rcall("ZREM", KEYS[2], ARGV[i])
+  end
+  return 0
+end
+
 local sweep = ARGV[1] == "sweep"
 local kept = {}
 local nkept = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local jobId = ARGV[i]
   local keep = false
   -- The common case first, without reading the payload: an activity, timer or wake job that BullMQ holds.

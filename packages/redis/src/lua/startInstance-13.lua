@@ -14,9 +14,8 @@
     KEYS[9] partition status index (lex zset)
     KEYS[10] partition name index (lex zset)
     KEYS[11] claim set (tokens of the instance's payloads stored apart)
-    KEYS[12] the parent's state hash (a sub-orchestration; any key otherwise: not read)
-    KEYS[13] partition schedule index (lex zset)
-    KEYS[14] the instance's heartbeat details hash
+    KEYS[12] partition schedule index (lex zset)
+    KEYS[13] the instance's heartbeat details hash
 
     ARGV[1] instance id
     ARGV[2] orchestrator name
@@ -32,8 +31,11 @@
             `tick`) and in the schedule index
     ARGV[10] "1": refuse an id whose instance exists whatever its status (a schedule's tick: a
             start made twice must not replace the instance the first one started)
-    ARGV[11] M: number of payloads stored apart (claim check; the input when it is large)
-    ARGV[12...] M pairs: token, encoded payload
+    ARGV[11] a sub-orchestration's parent as the dispatcher read it in the parent's partition,
+            "<status>|<execution>|<tree>" ("" otherwise): the parent may be in another partition,
+            whose keys no script here may touch
+    ARGV[12] M: number of payloads stored apart (claim check; the input when it is large)
+    ARGV[13...] M pairs: token, encoded payload
 
   Output:
     {1, wakeJobId, wakePayload}   created
@@ -64,10 +66,10 @@ end
 if status and ARGV[7] ~= "" and cur[2] == ARGV[7] then
   return {2}
 end
-if ARGV[7] ~= "" then
-  local parent = rcall("HMGET", KEYS[12], "status", "exec", "tree")
+if ARGV[7] ~= "" and ARGV[11] ~= "" then
+  local pstatus, pexec, ptree = string.match(ARGV[11], "^([^|]*)|([^|]*)|([^|]*)$")
   local parentExec = string.match(ARGV[7], "^[^|]*|([^|]*)|")
-  if parent[1] == "Terminated" and parent[3] == "1" and parent[2] == parentExec then return {-7} end
+  if pstatus == "Terminated" and ptree == "1" and pexec == parentExec then return {-7} end
 end
 if status and (ARGV[10] == "1" or not isTerminal(status)) then
   return {-1, status}
@@ -76,10 +78,10 @@ end
 -- execution goes away; with no state at all, whatever an instance's keys still hold is left over
 -- (a Redis that lost or re-applied writes, a key deleted by hand) and goes too, so the new history
 -- begins with this start's ExecutionStarted and nothing else.
-if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1], KEYS[13]) end
-rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[14])
+if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1], KEYS[12]) end
+rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[13])
 deleteClaims(KEYS[11])
-storeClaims(KEYS[11], 12, tonumber(ARGV[11]))
+storeClaims(KEYS[11], 13, tonumber(ARGV[12]))
 
 local now = ARGV[4]
 rcall("HSET", st,
@@ -93,7 +95,7 @@ rcall("ZADD", KEYS[10], 0, indexMember(ARGV[2], now, ARGV[1]))
 if ARGV[9] ~= "" then
   local sched, tick = string.match(ARGV[9], "^([^|]+)|(%d+)$")
   rcall("HSET", st, "sched", sched, "tick", tick)
-  rcall("ZADD", KEYS[13], 0, indexMember(sched, now, ARGV[1]))
+  rcall("ZADD", KEYS[12], 0, indexMember(sched, now, ARGV[1]))
 end
 rcall("RPUSH", KEYS[3], ARGV[6])
 local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
