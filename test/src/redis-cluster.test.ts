@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type OrchestrationContext, Registry, ValidationError } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { type ConnectionLike, HubKeys, type RedisClient, clusterUrl, createRedisClient, isCluster, masterNodes, parseClusterNodes } from '@durabull/redis';
+import { type ConnectionLike, HubKeys, hubMetaKey, type RedisClient, clusterUrl, createRedisClient, isCluster, masterNodes, parseClusterNodes } from '@durabull/redis';
 import { type RedisCluster, startRedisCluster } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import { Cluster, Redis } from 'ioredis';
@@ -96,13 +96,16 @@ describe('durabull on a Redis Cluster', () => {
     expect(clusterUrl(nodes)).toBe(url);
   });
 
-  it('keeps every key of a hub on one slot, on one master', async () => {
+  it('keeps every key of a one-partition hub on one slot, on one master; the partition map under a tag of its own', async () => {
     const hub = await runFanOut(url);
-    const keys = await scanAll(admin, new HubKeys(hub).pattern);
+    const meta = hubMetaKey(hub);
+    const all = await scanAll(admin, new HubKeys(hub).pattern);
+    expect(all).toContain(meta);
+    const keys = all.filter((k) => k !== meta);
     expect(keys.length).toBeGreaterThan(5);
     const slots = new Set(await Promise.all(keys.map((k) => (admin as Cluster).cluster('KEYSLOT', k))));
     expect(slots.size).toBe(1);
-    const perNode = await Promise.all((await masterNodes(admin)).map(async (n) => (await n.keys(new HubKeys(hub).pattern)).length));
+    const perNode = await Promise.all((await masterNodes(admin)).map(async (n) => (await n.keys(new HubKeys(hub).pattern)).filter((k) => k !== meta).length));
     expect(perNode.filter((n) => n > 0)).toEqual([keys.length]);
   });
 

@@ -22,7 +22,7 @@
  *   BENCH_W4_INSTANCES  timed instances per W4 fleet (default 1,000)
  *   BENCH_W4_WARMUP     warm-up per process, in instances of the k = 1 process (default 2,000)
  *   BENCH_W4L_INSTANCES timed instances per W4L fleet (default 200, each a chain of 50)
- *   BENCH_W5_INSTANCES  chains per W5 W1 run (default 2,000); BENCH_W5_RUNS runs per side (default 3)
+ *   BENCH_W5_INSTANCES  chains per W5 W1 run (default 2,000); BENCH_W5_RUNS runs per side (default 5)
  *   BENCH_MODEL_CORES   worker cores of the capacity model's prediction (default 8; one Redis core)
  */
 import { execFileSync } from 'node:child_process';
@@ -126,7 +126,7 @@ const W6 = { hotSignals: 10_000, senders: 100, entities: 1000, opsEach: 10, orch
 /** Instances of the untimed MONITOR census, slow-log census and CPU profile of each W4 fleet. */
 const W4_CENSUS = census ? 200 : 0;
 /** W5: W1 chains per run, the W2 fan-out, runs per side, warm-up chains per side. */
-const W5 = orExit(() => ({ w1Instances: intEnv('BENCH_W5_INSTANCES', 2000, 10), w2N: 10_000, runs: intEnv('BENCH_W5_RUNS', 3, 1), warmup: 1000 }));
+const W5 = orExit(() => ({ w1Instances: intEnv('BENCH_W5_INSTANCES', 2000, 10), w2N: 10_000, runs: intEnv('BENCH_W5_RUNS', 5, 1), warmup: 1000 }));
 
 /** % of all CPUs busy over `ms` (from the kernel's per-CPU times): what else is running on the machine. */
 async function cpuBusyPct(ms = 1000): Promise<number> {
@@ -218,6 +218,7 @@ async function main(): Promise<number> {
     baselinePrefix,
     ownsRedis: server !== undefined,
     ...(server ? { redisPid: server.pid } : {}),
+    ...(partitions !== undefined ? { partitions } : {}),
   };
   const results: Results = {
     startedAt: new Date().toISOString(),

@@ -79,9 +79,17 @@ export interface W5Result {
   partitions: number;
   single: W5Arm;
   cluster: W5Arm;
-  /** Redis CPU per activity, cluster over single (W1); target <= 1.3. */
+  /**
+   * Redis CPU per activity, cluster over single (W1): the median of the ratios of the pairs of runs
+   * made one after the other (what other load on the machine does moves both runs of a pair alike);
+   * target <= 1.3.
+   */
   clusterRedisCpuRatio: number;
-  /** The same for W2. */
+  /** The same as the ratio of the medians. */
+  clusterRedisCpuRatioOfMedians: number;
+  /** The pairs' ratios. */
+  clusterRedisCpuRatioPairs: number[];
+  /** The same for W2 (median of the pairs). */
   clusterRedisCpuRatioW2: number;
   /** W1 on the cluster: busiest master's share of commands over the mean; target <= 1.25. */
   masterSpread: number;
@@ -259,6 +267,18 @@ async function partitionsOf(rig: DurabullRig): Promise<number> {
   return typeof hub.open === 'function' ? (await hub.open()).length : 1;
 }
 
+/** Redis CPU per activity, cluster over single, of each pair of good runs (a single run, then its cluster run). */
+function pairRatios(runs: W5Run[], workload: 'w1' | 'w2'): number[] {
+  const single = runs.filter((r) => r.workload === workload && r.mode === 'single');
+  const cluster = runs.filter((r) => r.workload === workload && r.mode === 'cluster');
+  const out: number[] = [];
+  single.forEach((s, i) => {
+    const c = cluster[i];
+    if (c && s.errors === 0 && c.errors === 0) out.push(c.redisCpuUsPerActivity / s.redisCpuUsPerActivity);
+  });
+  return out;
+}
+
 /** The run whose value is the median (the lower middle one for an even count). */
 function medianRun(runs: W5Run[], f: (r: W5Run) => number): W5Run {
   const sorted = [...runs].sort((a, b) => f(a) - f(b));
@@ -331,6 +351,8 @@ export async function runW5(
   } finally {
     await targets.single.stop();
   }
+  const w1Pairs = pairRatios(runs, 'w1');
+  const w2Pairs = pairRatios(runs, 'w2');
   const single = arm('single', 1, runs);
   const cluster = arm('cluster', 3, runs);
   const cost = { redisCpuMsPerInstance: (cluster.w1RedisCpuUsPerActivity * CHAIN_STEPS) / 1000, workerCpuMsPerInstance: cluster.w1NodeCpuMsPerInstance };
@@ -352,8 +374,10 @@ export async function runW5(
     partitions,
     single,
     cluster,
-    clusterRedisCpuRatio: cluster.w1RedisCpuUsPerActivity / single.w1RedisCpuUsPerActivity,
-    clusterRedisCpuRatioW2: cluster.w2RedisCpuUsPerActivity / single.w2RedisCpuUsPerActivity,
+    clusterRedisCpuRatio: w1Pairs.length ? median(w1Pairs) : Number.NaN,
+    clusterRedisCpuRatioOfMedians: cluster.w1RedisCpuUsPerActivity / single.w1RedisCpuUsPerActivity,
+    clusterRedisCpuRatioPairs: w1Pairs,
+    clusterRedisCpuRatioW2: w2Pairs.length ? median(w2Pairs) : Number.NaN,
     masterSpread: cluster.w1Spread,
     masterSpreadW2: cluster.w2Spread,
     clusterInstancesRatio: cluster.w1InstancesPerSec / single.w1InstancesPerSec,
@@ -361,7 +385,7 @@ export async function runW5(
     runsDetail: runs,
     how:
       `W1: ${o.w1Instances} × ${CHAIN_STEPS}-activity chains; W2: one fan-out of ${o.w2N}; ${o.runs} runs of each on each side, alternating, after ${o.warmup} warm-up chains; ` +
-      'medians. Both sides: redis-server 7 with no persistence started by the bench (the single one is not the AOF redis-server of W1–W4), ' +
+      'medians (of the runs; the cluster / single CPU ratios: median of the pairs\' ratios). Both sides: redis-server 7 with no persistence started by the bench (the single one is not the AOF redis-server of W1–W4), ' +
       'workers and client in the bench process, everything on loopback on the same cores.',
   };
 }
