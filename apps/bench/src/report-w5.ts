@@ -30,7 +30,6 @@ export function w5Section(w: W5Result): string[] {
   L.push(row([`W1 instances/s (${fmt(w.w1Instances, 0)} × 4)`, fmt(s.w1InstancesPerSec, 0), fmt(c.w1InstancesPerSec, 0), fmtRatio(w.clusterInstancesRatio)]));
   L.push(row(['W1 Redis CPU µs / activity (summed over the masters)', fmt(s.w1RedisCpuUsPerActivity, 1), fmt(c.w1RedisCpuUsPerActivity, 1), fmtRatio(w.clusterRedisCpuRatioOfMedians)]));
   L.push(row(['W1 Redis CPU per activity, cluster / single, per pair of runs (median)', '', '', `${w.clusterRedisCpuRatioPairs.map((x) => fmt(x, 2)).join(', ')} (${fmtRatio(w.clusterRedisCpuRatio)})`]));
-  L.push(row(['W1 of which running scripts (commandstats usec of EVALSHA/EVAL; the rest: other commands, I/O, event loop), µs / activity', fmt(s.w1CommandUsPerActivity, 1), fmt(c.w1CommandUsPerActivity, 1), fmtRatio(c.w1CommandUsPerActivity / s.w1CommandUsPerActivity)]));
   L.push(row(['W1 commands / activity (all masters)', fmt(s.w1CommandsPerActivity, 2), fmt(c.w1CommandsPerActivity, 2), fmtRatio(c.w1CommandsPerActivity / s.w1CommandsPerActivity)]));
   L.push(row(['W1 commands per master (one run)', perMaster(s.w1CommandsPerMaster), perMaster(c.w1CommandsPerMaster), '']));
   L.push(row(['W1 busiest master / mean (spread)', '1', fmt(c.w1Spread, 2), '']));

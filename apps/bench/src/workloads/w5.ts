@@ -27,8 +27,6 @@ export interface NodeDelta {
   /** Commands the node processed (scripts' inner commands included), less the probe's INFO calls. */
   commands: number;
   cpuMs: number;
-  /** Time spent running scripts (INFO commandstats usec of EVALSHA and EVAL), ms. */
-  commandMs: number;
 }
 
 export interface W5Run {
@@ -49,8 +47,6 @@ export interface W5Run {
   redisCpuUsPerActivity: number;
   /** Commands (all masters) per activity. */
   commandsPerActivity: number;
-  /** Of the Redis CPU, the time spent running scripts (commandstats usec; the rest: other commands, I/O, the event loop), µs per activity. */
-  commandUsPerActivity: number;
   nodes: NodeDelta[];
   /** Busiest master's commands over the mean of the masters (1 on a single Redis). */
   spread: number;
@@ -63,8 +59,6 @@ export interface W5Arm {
   w1InstancesPerSec: number;
   w1RedisCpuUsPerActivity: number;
   w1CommandsPerActivity: number;
-  /** Of the Redis CPU per activity, µs running scripts (INFO commandstats). */
-  w1CommandUsPerActivity: number;
   w1Spread: number;
   /** Commands per master of the median-spread W1 run (port -> commands). */
   w1CommandsPerMaster: Record<string, number>;
@@ -162,19 +156,7 @@ function nodeDeltas(t: Target, before: RedisSnapshot[], after: RedisSnapshot[]):
     port: n.port,
     commands: after[i]!.totalCommands - before[i]!.totalCommands - INFO_PER_SNAPSHOT,
     cpuMs: (after[i]!.cpuSec - before[i]!.cpuSec) * 1000,
-    commandMs: commandUsec(after[i]!, before[i]!) / 1000,
   }));
-}
-
-/**
- * usec spent running scripts (EVALSHA, EVAL: durabull's and BullMQ's) between two snapshots. The
- * commands a script runs are counted in its time and again under their own names (Redis 7), so
- * only the scripts are summed: most of the work, without counting anything twice.
- */
-function commandUsec(after: RedisSnapshot, before: RedisSnapshot): number {
-  let total = 0;
-  for (const name of ['evalsha', 'eval', 'evalsha_ro', 'eval_ro']) total += (after.usec[name] ?? 0) - (before.usec[name] ?? 0);
-  return total;
 }
 
 /** Busiest node's commands over the mean of the nodes. */
@@ -197,7 +179,6 @@ function runOf(
 ): W5Run {
   const redisCpuMs = nodes.reduce((a, n) => a + n.cpuMs, 0);
   const commands = nodes.reduce((a, n) => a + n.commands, 0);
-  const commandMs = nodes.reduce((a, n) => a + n.commandMs, 0);
   return {
     mode: t.mode,
     workload,
@@ -212,7 +193,6 @@ function runOf(
     redisCpuMs,
     redisCpuUsPerActivity: (redisCpuMs * 1000) / activities,
     commandsPerActivity: commands / activities,
-    commandUsPerActivity: (commandMs * 1000) / activities,
     nodes,
     spread: spreadOf(nodes.map((n) => n.commands)),
   };
@@ -319,7 +299,6 @@ function arm(mode: W5Mode, masters: number, runs: W5Run[]): W5Arm {
     w1InstancesPerSec: med(w1, (r) => r.instancesPerSec),
     w1RedisCpuUsPerActivity: med(w1, (r) => r.redisCpuUsPerActivity),
     w1CommandsPerActivity: med(w1, (r) => r.commandsPerActivity),
-    w1CommandUsPerActivity: med(w1, (r) => r.commandUsPerActivity),
     w1Spread: med(w1, (r) => r.spread),
     w1CommandsPerMaster: w1.length ? perMaster(medianRun(w1, (r) => r.spread)) : {},
     w2Ms: med(w2, (r) => r.ms),
