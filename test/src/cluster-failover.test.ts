@@ -1,8 +1,8 @@
 /**
  * A Redis Cluster failover under load. The test starts its own cluster (3 masters, one replica each,
- * cluster-node-timeout 1 s), whatever Redis the rest of the run uses, runs chains and fan-outs on
- * two workers, SIGKILLs a master that holds a partition of the hub while they run, and waits for its
- * replica to take over. Every instance must complete with the right result or be reported by the
+ * cluster-node-timeout 1 s), whatever Redis the rest of the run uses, runs chains and fan-outs of
+ * a hub of 6 partitions on two workers, SIGKILLs the master of some of its partitions while they
+ * run, and waits for its replica to take over. Every instance must complete with the right result or be reported by the
  * checker (a write the old master acknowledged but had not replicated is lost with it: Redis
  * Cluster replicates asynchronously), and no history may hold an event twice.
  */
@@ -24,6 +24,8 @@ const CHAINS = 60;
 const CHAIN_STEPS = 5;
 const FANOUTS = 6;
 const FANOUT_SIZE = 40;
+/** Partitions of the hub: spread over the 3 masters, so the failover hits some of them and not the others. */
+const PARTITIONS = 6;
 
 let cluster: RedisCluster;
 let dir: string;
@@ -78,6 +80,7 @@ describe('Redis Cluster failover', () => {
       [0, 1].map(() => new DurabullWorker({
           connection: cluster.url,
           hub,
+          partitions: PARTITIONS,
           registry: registry(),
           logger: false,
           orchestratorConcurrency: 10,
@@ -89,7 +92,7 @@ describe('Redis Cluster failover', () => {
           sweepIntervalMs: 1000,
         }).start()),
     );
-    const client = new DurabullClient({ connection: cluster.url, hub, logger: false });
+    const client = new DurabullClient({ connection: cluster.url, hub, partitions: PARTITIONS, logger: false });
     try {
       const expected = new Map<string, number>();
       for (let c = 0; c < CHAINS; c++) expected.set(`chain-${c}`, c + CHAIN_STEPS);
@@ -100,8 +103,11 @@ describe('Redis Cluster failover', () => {
 
       // The kill lands while work is in flight: some activities ran, most have not.
       await waitUntil('a fifth of the activities to run', () => runs.size >= total / 5, 20_000);
-      // The master of chain-0's partition (of the whole hub when it has one partition).
+      // The master of chain-0's partition; the hub's other partitions on the other masters go on meanwhile.
       const victim = await masterOf((await client.backend.at('chain-0')).keys.state('chain-0'));
+      const owners = await Promise.all((await client.backend.open()).map((p) => masterOf(p.keys.state('x'))));
+      expect(new Set(owners).size).toBeGreaterThan(1);
+      expect(owners.filter((o) => o !== victim).length).toBeGreaterThan(0);
       const before = runs.size;
       await cluster.killNode(victim);
       const promoted = await cluster.waitForPromotion(victim, 20_000);
