@@ -1,7 +1,7 @@
 /**
  * `npm run test:cluster`: the integration tests that exercise the storage paths, on a 3-master Redis Cluster that
  * test/global-setup.ts starts for the run (DURABULL_TEST_REDIS=cluster). The whole suite passes on a cluster too
- * (`DURABULL_TEST_REDIS=cluster npx vitest run test/src apps packages/cli`); this list keeps `npm test` near ten
+ * (`DURABULL_TEST_REDIS=cluster npx vitest run test/src apps/demo apps/samples apps/server packages/cli`); this list keeps `npm test` near ten
  * minutes on two cores. docs/operations.md#the-tests-on-a-cluster says which files and why.
  */
 import { defineConfig } from 'vitest/config';
