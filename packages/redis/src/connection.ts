@@ -152,7 +152,11 @@ export function assertConnection(connection: unknown, what = 'connection'): void
     throw new ValidationError(`${what} must be a Redis URL, ioredis options, { clusterNodes: [...] }, or an ioredis Redis or Cluster; got ${connection === null ? 'null' : Array.isArray(connection) ? 'an array' : typeof connection}`);
   }
   const o = connection as Partial<ClusterConnectionOptions>;
-  if ('clusterNodes' in o) {
+  if (!('clusterNodes' in o)) {
+    // Cluster settings without the nodes would otherwise be read as options of one server on localhost.
+    const clusterish = ['redisOptions', 'clusterOptions', 'startupNodes', 'nodes'].find((k) => k in o);
+    if (clusterish) throw new ValidationError(`${what} has '${clusterish}' but no clusterNodes: a Redis Cluster is { clusterNodes: ['host:port', ...], redisOptions?, clusterOptions? }`);
+  } else {
     if (!Array.isArray(o.clusterNodes) || o.clusterNodes.length === 0) throw new ValidationError(`${what}.clusterNodes must be a non-empty array of 'host:port'`);
     for (const n of o.clusterNodes) {
       if (typeof n === 'string') parseNode(n, `${what}.clusterNodes`);

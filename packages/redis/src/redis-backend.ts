@@ -51,9 +51,6 @@ import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore } from './entity-store.js';
 
-export type { ConnectionLike } from './connection.js';
-export { closeConnection, createRedisClient } from './connection.js';
-
 export interface BackendOptions {
   connection?: ConnectionLike;
   /** Task hub name: the namespace of keys and queues. Default `default`. */

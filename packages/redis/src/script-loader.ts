@@ -67,12 +67,20 @@ export function scriptsDir(): string {
 
 let cache: LoadedScript[] | undefined;
 
+/**
+ * Every script starts with `#!lua` (Redis 7 script flags, none set): on a Redis Cluster, a key a script
+ * builds itself (not in KEYS) must then hash to the slot of its KEYS, even when another slot lives on the
+ * same node, so a key outside the hub's tag fails in the tests instead of working by chance. A script
+ * with no flags may write, and Redis refuses it up front while over `maxmemory`.
+ */
+const SHEBANG = '#!lua\n';
+
 /** All scripts of the backend, read once per process. */
 export function loadScripts(dir = scriptsDir()): LoadedScript[] {
   if (dir === scriptsDir() && cache) return cache;
   const scripts = readdirSync(dir)
     .filter((f) => f.endsWith('.lua'))
-    .map((f) => ({ ...splitFilename(f), lua: resolveScript(join(dir, f)) }));
+    .map((f) => ({ ...splitFilename(f), lua: SHEBANG + resolveScript(join(dir, f)) }));
   if (dir === scriptsDir()) cache = scripts;
   return scripts;
 }

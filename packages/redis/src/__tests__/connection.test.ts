@@ -79,6 +79,8 @@ describe('createRedisClient', () => {
     expect(() => createRedisClient({ clusterNodes: [] })).toThrow(/clusterNodes must be a non-empty array/);
     expect(() => createRedisClient({ clusterNodes: ['h'] })).toThrow(/'h' is not a cluster node/);
     expect(() => createRedisClient({ clusterNodes: [{ host: 'h' } as never] })).toThrow(/each node is 'host:port' or \{ host, port \}/);
+    expect(() => createRedisClient({ redisOptions: { password: 'x' } } as never)).toThrow(/has 'redisOptions' but no clusterNodes/);
+    expect(() => createRedisClient({ startupNodes: [{ host: 'h', port: 1 }] } as never)).toThrow(/has 'startupNodes' but no clusterNodes/);
     expect(() => assertConnection('foo', 'DurabullClient: options.connection')).toThrow(/DurabullClient: options.connection 'foo' is not a Redis URL/);
   });
 
