@@ -744,6 +744,8 @@ export class RedisBackend {
    * keeps itself is left to it.
    */
   workerId = '';
+  /** Run before a start's script (the router stores the hub's partition map there, once). */
+  beforeWrite: (() => Promise<void>) | undefined;
 
   constructor(opts: BackendOptions = {}, setup?: PartitionSetup) {
     const hub = opts.hub ?? 'default';
@@ -869,7 +871,13 @@ export class RedisBackend {
     if (startAt !== undefined) started.scheduledStartTime = startAt;
     const startedBuf = encodeEvent(started);
     if (opts.checkServed) await this.workerRegistry.assertServed(name);
+    let parentState = opts.parentState;
+    if (opts.parent && parentState === undefined && this.route(opts.parent.instanceId) === this) {
+      // Called directly (not by the dispatcher, which reads it): the parent is in this partition.
+      parentState = (await this.redis.hmget(this.keys.state(opts.parent.instanceId), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
+    }
     const k = this.keys;
+    await this.beforeWrite?.();
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
       k.outbox,
@@ -891,7 +899,7 @@ export class RedisBackend {
       opts.schedule ? `${opts.schedule.scheduleId}|${opts.schedule.tick}` : '',
       opts.refuseExisting ? '1' : '0',
       // A sub-orchestration: a parent terminated recursively meanwhile refuses it.
-      opts.parentState ?? '',
+      parentState ?? '',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };

@@ -326,6 +326,9 @@ function toSchedule(s: StoredSchedule): Schedule {
 export class ScheduleStore {
   constructor(private readonly backend: RedisBackend) {}
 
+  /** Run before a schedule is first written (the router stores the hub's partition map). */
+  beforeWrite: (() => Promise<void>) | undefined;
+
   private get scripts(): ScheduleScripts {
     return this.backend.redis as unknown as ScheduleScripts;
   }
@@ -343,6 +346,7 @@ export class ScheduleStore {
     const fields = specFields(checked, this.backend.maxPayloadBytes);
     if (opts.paused) fields.push('paused', 1);
     if (opts.allowUnknownName !== true) await this.backend.workerRegistry.assertServed(checked.orchestrator);
+    await this.beforeWrite?.();
     const res = await this.scripts.writeSchedule(this.backend.keys.schedule(scheduleId), this.backend.keys.schedules, 'create', scheduleId, now, ...fields);
     if (res[0] === -1) throw new ScheduleAlreadyExistsError(scheduleId);
     if (!opts.paused) await this.upsertScheduler(scheduleId, checked, res[1]!, now);
