@@ -595,7 +595,24 @@ export class ScheduleStore {
   private async fire(s: StoredSchedule, tick: number, mode: 'tick' | 'trigger' | 'buffer', overlap?: OverlapPolicy): Promise<{ code: number; result: FireResult }> {
     const { keys } = this.backend;
     const instanceId = scheduleInstanceId(s.scheduleId, tick);
-    const [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '');
+    let code: number;
+    for (let attempt = 1; ; attempt++) {
+      if (keys.count === 1) {
+        [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '');
+        break;
+      }
+      // Several partitions: the tick's instance and the last one may be in others, read there.
+      const last = (await this.backend.redis.hget(keys.schedule(s.scheduleId), 'last')) ?? '';
+      const tickPart = this.backend.route(instanceId);
+      const lastPart = last ? this.backend.route(last) : undefined;
+      const [exists, lastStatus] = await Promise.all([
+        tickPart.redis.exists(tickPart.keys.state(instanceId)),
+        lastPart ? lastPart.redis.hget(lastPart.keys.state(last), 'status') : Promise.resolve(null),
+      ]);
+      [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '', '1', exists ? '1' : '0', last, lastStatus ?? '');
+      // The last instance changed between the reads and the script (another tick started one): again.
+      if (code !== -4 || attempt >= 10) break;
+    }
     if (code === 1) {
       try {
         await this.backend.route(instanceId).startInstance(s.orchestrator, instanceId, s.input, { inputBuf: s.inputBuf, schedule: { scheduleId: s.scheduleId, tick }, refuseExisting: true });
