@@ -219,8 +219,10 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     redis.on('error', quiet);
     client.backend.redis.on('error', quiet);
     client.backend.queueConnection.on('error', quiet);
-    client.backend.partitions[0]!.orchestratorQueue.on('error', quiet);
-    client.backend.partitions[0]!.activityQueue.on('error', quiet);
+    for (const p of await client.backend.open()) {
+      p.orchestratorQueue.on('error', quiet);
+      p.activityQueue.on('error', quiet);
+    }
     const keys = sideEffectKeys(hub);
 
     let started = 0;
@@ -613,11 +615,10 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     }
     for (const r of unfinished) problem(`diagnosis ${r.id}: ${await diagnose(client, r.id)}`);
     if (unfinished.length > 0) {
-      const [a, o] = await Promise.all([
-        client.backend.partitions[0]!.activityQueue.getJobCounts(),
-        client.backend.partitions[0]!.orchestratorQueue.getJobCounts(),
-      ]);
-      problem(`queues: activity ${JSON.stringify(a)}, orchestrator ${JSON.stringify(o)}, outbox ${await client.backend.redis.hlen(client.backend.keys.outbox)}`);
+      for (const p of client.backend.partitions) {
+        const [a, o] = await Promise.all([p.activityQueue.getJobCounts(), p.orchestratorQueue.getJobCounts()]);
+        problem(`partition ${p.partition} queues: activity ${JSON.stringify(a)}, orchestrator ${JSON.stringify(o)}, outbox ${await p.redis.hlen(p.keys.outbox)}`);
+      }
     }
     let activitiesRunTwice = 0;
     let extraRuns = 0;

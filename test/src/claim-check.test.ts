@@ -325,6 +325,7 @@ describe('claim check and continue-as-new', () => {
     const worker = new DurabullWorker({ connection: th.url, hub: th.hub, registry, logger: false });
     closers.push(worker);
     const c = th.client;
+    await worker.backend.open();
     const id = await c.startNew('Cont', { instanceId: 'carry', input: { gen: 0, pad: big('pad') } });
     // Episode 1 by hand: it waits for 'first'.
     let loaded = (await worker.backend.partitions[0]!.loadEpisode(id))!;

@@ -88,6 +88,8 @@ describeSingleRedis('stops and restarts a redis-server of its own', 'a client wh
   it('a start that failed so may be applied once Redis is back; the same start again is then refused as a duplicate', async () => {
     const client = newClient({ connection: srv.url, commandTimeoutMs: 300 });
     await waitUntil('the client to connect', () => client.backend.redis.status === 'ready');
+    // The partition map is read by the first call; read here while Redis is up.
+    await client.backend.open();
     await srv.stop();
     // allowUnknownName: the start itself is the command that waits (not the read of the hub's workers before it).
     await expect(client.startNew('NoWorkerServesThis', { instanceId: 'late-1', input: 7, allowUnknownName: true })).rejects.toBeInstanceOf(RedisUnavailableError);

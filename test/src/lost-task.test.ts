@@ -123,7 +123,7 @@ describe('lost timers and sub-orchestration starts', () => {
     // A worker that loses every sub-orchestration start: it drops it, and its outbox entry is lost
     // too (as with Redis data lost). An ack alone would not remove it: the child does not exist.
     const lossy = await th.startWorker({ registry: family });
-    const dispatch = lossy.backend.partitions[0]!.dispatch.bind(lossy.backend);
+    const dispatch = lossy.backend.partitions[0]!.dispatch.bind(lossy.backend.partitions[0]!);
     let dropped = 0;
     const keptByAck: (string | null)[] = [];
     lossy.backend.partitions[0]!.dispatch = async (entries, opts) => {

@@ -2,7 +2,7 @@
  * A task hub of several partitions: the partition function and tags, the partition map, messages
  * between instances of different partitions (delivered twice), and hub-wide reads.
  */
-import type { OrchestrationContext } from '@durabull/core';
+import type { EntityFunction, OrchestrationContext, OrchestratorFunction } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
 import {
   CLUSTER_SLOTS,
@@ -79,6 +79,9 @@ describe('partition map', () => {
     const c = new TaskHub({ connection: redisUrl(), hub });
     try {
       expect((await a.open()).length).toBe(3);
+      // A read stores nothing; the first write (here store(), as a worker's start or a start does) fixes it.
+      expect(await a.redis.exists(hubMetaKey(hub))).toBe(0);
+      await a.store();
       const err = await b.open().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PartitionMismatchError);
       expect((err as Error).message).toMatch(/has 3 partitions.*partitions: 5/);
@@ -230,5 +233,36 @@ describe('a hub of 4 partitions', () => {
     expect(checked).toBe(24);
     expect(await th.client.purgeInstances({ status: 'Completed' })).toBe(24);
     expect((await th.client.list({ pageSize: 1000 })).instances).toEqual([]);
+  });
+
+  it('an entity in another partition: calls and signals arrive once, in order, also when their messages are delivered twice', async () => {
+    const Log: EntityFunction<string[]> = (ctx) => {
+      const list = ctx.getState(() => [])!;
+      if (ctx.operationName === 'append') ctx.setState([...list, ctx.getInput<string>()]);
+      else ctx.return(list);
+    };
+    const Sender: OrchestratorFunction = async function (ctx, input: { entity: string }) {
+      ctx.signalEntity(input.entity, 'append', 's1');
+      ctx.signalEntity(input.entity, 'append', 's2');
+      await ctx.callEntity(input.entity, 'append', 'c3');
+      return ctx.callEntity(input.entity, 'get');
+    };
+    th = await createTestHub({ entities: { log: Log }, orchestrators: { Sender } }, { partitions: P });
+    const sender = idIn(0, 'sender');
+    let entity = '';
+    for (let k = 0; !entity; k++) if (partitionOf(`@log@k${k}`, P) === 2) entity = `@log@k${k}`;
+    await th.client.startNew('Sender', { instanceId: sender, input: { entity } });
+    const done = await th.client.waitForCompletion(sender, WAIT);
+    expect(done.failure).toBeUndefined();
+    expect(done.output).toEqual(['s1', 's2', 'c3']);
+    // The first message again, as the sweep would deliver it: the entity's duplicate filter drops it.
+    const hub = th.client.backend;
+    const senderPart = hub.forInstance(sender);
+    const history = await hub.getHistory(sender, { resolve: false });
+    expect(history.length).toBeGreaterThan(0);
+    const [jobId, payload] = senderPart.entities.remoteMessageFor(sender, done.executionId, { type: 'SendEntityMessage', kind: 'signal', id: 0, entity, operation: 'append', input: 's1' } as never, Date.now());
+    await senderPart.dispatch([[jobId, payload]], { awaitCleanup: true });
+    expect((await th.client.readEntityState<string[]>(entity)).entityState).toEqual(['s1', 's2', 'c3']);
+    for (const part of hub.partitions) expect(await part.redis.hlen(part.keys.outbox)).toBe(0);
   });
 });

@@ -212,7 +212,7 @@ describe('delayed start', () => {
 
   it('keeps the delay when the start reaches BullMQ through the outbox sweep (its client died before queueing it)', async () => {
     th = await createTestHub(functions, { sweepIntervalMs: 300 });
-    const backend = th.client.backend.partitions[0]!;
+    const backend = th.client.backend.forInstance('swept-later');
     // The client "dies" after the start's script, before it queues the first episode.
     const add = backend.orchestratorQueue.add.bind(backend.orchestratorQueue);
     backend.orchestratorQueue.add = (() => Promise.reject(new Error('client died'))) as never;

@@ -57,7 +57,7 @@ describe('sticky episodes', () => {
     const { th, orchestrators } = await fleet();
     const loads = orchestrators.map((w) => {
       let n = 0;
-      const load = w.backend.partitions[0]!.loadEpisode.bind(w.backend);
+      const load = w.backend.partitions[0]!.loadEpisode.bind(w.backend.partitions[0]!);
       w.backend.partitions[0]!.loadEpisode = (id: string) => {
         n++;
         return load(id);

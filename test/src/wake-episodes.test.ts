@@ -32,7 +32,7 @@ async function splitHub(double: (x: number) => Promise<number>): Promise<{ th: T
   const orch = await th.startWorker({ activities: false, stickyEpisodes: false });
   await th.startWorker({ orchestrators: false });
   let n = 0;
-  const load = orch.backend.partitions[0]!.loadEpisode.bind(orch.backend);
+  const load = orch.backend.partitions[0]!.loadEpisode.bind(orch.backend.partitions[0]!);
   orch.backend.partitions[0]!.loadEpisode = (id: string) => {
     n++;
     return load(id);

@@ -303,7 +303,7 @@ async function durabullDriver(b: Bench, hub: string, w: Workload): Promise<Drive
     async close() {
       await done.close();
       await client.close();
-      await b.probe.deleteMatching(`dbl:{${hub}[:}]*`);
+      await b.probe.deleteMatching(`dbl:{${hub}:*`);
     },
   };
 }

@@ -602,16 +602,26 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
   // Every partition's two queues, grouped by partition (`p<n>/orchestrator`), once the partition
   // map is read; a hub of one partition shows its two queues as before.
-  app.addHook('onReady', async () => {
-    const parts = await client.backend.open().catch(() => undefined);
-    if (!parts) return;
-    const many = parts.length > 1;
-    bullBoard.setQueues(
-      parts.flatMap((p) =>
-        [p.orchestratorQueue, p.activityQueue].map((q) => new BullMQAdapter(q, { readOnlyMode: true, ...(many ? { prefix: `p${p.partition}/`, delimiter: '/' } : {}) })),
-      ),
+  // Not awaited: a server started while Redis is down serves (503s) until it is back; tried again each second.
+  let boardRetry: NodeJS.Timeout | undefined;
+  const fillBoard = (): void => {
+    client.backend.open().then(
+      (parts) => {
+        const many = parts.length > 1;
+        bullBoard.setQueues(
+          parts.flatMap((p) =>
+            [p.orchestratorQueue, p.activityQueue].map((q) => new BullMQAdapter(q, { readOnlyMode: true, ...(many ? { prefix: `p${p.partition}/`, delimiter: '/' } : {}) })),
+          ),
+        );
+      },
+      () => {
+        boardRetry = setTimeout(fillBoard, 1000);
+        boardRetry.unref();
+      },
     );
-  });
+  };
+  app.addHook('onReady', async () => fillBoard());
+  app.addHook('onClose', async () => clearTimeout(boardRetry));
   // Bull Board's own handler would add the stack under NODE_ENV=development; answer like the API does.
   type BoardAnswer = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>;
   board.setErrorHandler((err) => toHttpError(err) as BoardAnswer);

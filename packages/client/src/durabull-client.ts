@@ -353,7 +353,7 @@ export class DurabullClient {
    * stats. A worker that died drops out once its entry expires (`heartbeatExpiryMs`).
    */
   listWorkers(): Promise<WorkerInfo[]> {
-    return this.backend.workerRegistry.list();
+    return this.io('listWorkers', () => this.backend.workerRegistry.list());
   }
 
   /**
@@ -579,7 +579,8 @@ export class DurabullClient {
     }
     // SUBSCRIBE again after a failure (ioredis resubscribes by itself after a reconnect).
     // Every partition's channel on one connection: an instance's id is published on its partition's.
-    this.subscribed ??= this.subscriber.subscribe(...this.backend.partitions.map((p) => p.keys.doneChannel)).catch((err: unknown) => {
+    const sub = this.subscriber;
+    this.subscribed ??= this.backend.open().then((parts) => sub.subscribe(...parts.map((p) => p.keys.doneChannel))).catch((err: unknown) => {
       this.subscribed = undefined;
       throw err;
     });

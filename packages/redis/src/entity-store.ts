@@ -112,6 +112,17 @@ type EntityScripts = RedisClient & {
   wakeEntity(...args: Arg[]): Promise<number>;
 };
 
+/** An `M` outbox payload: a message to an entity of another partition. */
+function remoteMessage(entityId: string, message: Buffer, due: number): string {
+  return `M${JSON.stringify({ e: entityId, m: message.toString('base64'), d: due })}`;
+}
+
+/** An `M` outbox payload's parts. */
+export function parseRemoteMessage(payload: string): { entityId: string; message: Buffer; due: number } {
+  const d = JSON.parse(payload.slice(1)) as { e: string; m: string; d: number };
+  return { entityId: d.e, message: Buffer.from(d.m, 'base64'), due: d.d };
+}
+
 /** Outbox job id of an orchestration's message to an entity (never a BullMQ job: commitEpisode delivers it). */
 export function entityMessageJobId(instanceId: string, executionId: string, seq: number): string {
   return `e-${instanceId}-${executionId}-${seq}`;
@@ -143,6 +154,8 @@ export class EntityStore {
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: HubKeys,
+    /** The entity store of the partition that holds an instance or entity (this one for a hub of one). */
+    private readonly route: (id: string) => { entities: EntityStore; redis: RedisClient; keys: HubKeys } = () => ({ entities: this, redis, keys }),
   ) {}
 
   private get scripts(): EntityScripts {
@@ -151,12 +164,7 @@ export class EntityStore {
 
   /** The message an orchestration's action sends, and its outbox pair for commitEpisode (the payload as bytes). */
   messageFor(instanceId: string, executionId: string, a: SendEntityMessageAction, now: number): [jobId: string, payload: Buffer] {
-    const m: EntityMessage = { k: a.kind === 'lock' ? 'l' : a.kind === 'unlock' ? 'u' : 'o', i: `${instanceId}|${executionId}|${a.id}`, s: `${instanceId}|${executionId}`, t: now };
-    if (a.operation !== undefined) m.o = a.operation;
-    if (a.input !== undefined) m.a = a.input;
-    if (a.kind === 'call' || a.kind === 'lock') m.c = a.id;
-    if (a.lockSet) m.l = a.lockSet;
-    if (a.scheduledTime !== undefined) m.d = a.scheduledTime;
+    const m = this.message(instanceId, executionId, a, now);
     const k = this.keys;
     const fields = [k.entity(a.entity), k.entityInbox(a.entity), k.entitiesReady, k.entitiesBell, k.entityIndex, a.entity, encode(m), String(m.d ?? 0)];
     const parts: Buffer[] = [Buffer.from('E')];
@@ -167,6 +175,37 @@ export class EntityStore {
       parts.push(len, b);
     }
     return [entityMessageJobId(instanceId, executionId, a.id), Buffer.concat(parts)];
+  }
+
+  /** The message an orchestration's action sends. */
+  private message(instanceId: string, executionId: string, a: SendEntityMessageAction, now: number): EntityMessage {
+    const m: EntityMessage = { k: a.kind === 'lock' ? 'l' : a.kind === 'unlock' ? 'u' : 'o', i: `${instanceId}|${executionId}|${a.id}`, s: `${instanceId}|${executionId}`, t: now };
+    if (a.operation !== undefined) m.o = a.operation;
+    if (a.input !== undefined) m.a = a.input;
+    if (a.kind === 'call' || a.kind === 'lock') m.c = a.id;
+    if (a.lockSet) m.l = a.lockSet;
+    if (a.scheduledTime !== undefined) m.d = a.scheduledTime;
+    return m;
+  }
+
+  /**
+   * The outbox entry of an orchestration's message to an entity of another partition (`M`): the
+   * dispatcher delivers it there ({@link deliverMessage}), once, in the order of the episode.
+   */
+  remoteMessageFor(instanceId: string, executionId: string, a: SendEntityMessageAction, now: number): [jobId: string, payload: string] {
+    const m = this.message(instanceId, executionId, a, now);
+    return [`m-${instanceId}-${executionId}-${a.id}`, remoteMessage(a.entity, encode(m), m.d ?? 0)];
+  }
+
+  /**
+   * Appends a message that came from another partition (an `M` outbox entry) to the entity's
+   * inbox, unless this `messageId` (the entry's id) arrived in the last hour: delivered twice, it
+   * is appended once.
+   */
+  async deliverMessage(entityId: string, message: Buffer, due: number, messageId: string, now = Date.now()): Promise<boolean> {
+    const k = this.keys;
+    const res = await this.scripts.signalEntity(k.entity(entityId), k.entityInbox(entityId), k.entitiesReady, k.entitiesBell, k.entityIndex, k.entitySeen(entityId), entityId, message, due, now, messageId);
+    return res === 1;
   }
 
   /**
@@ -199,7 +238,8 @@ export class EntityStore {
   /** Claims up to `max` entities whose time has come and loads their batches; `next` is the earliest time another one may run. */
   async claim(max: number, leaseMs: number, maxMessages: number, now = Date.now()): Promise<{ claimed: ClaimedEntity[]; next: number | undefined }> {
     const k = this.keys;
-    const res = await this.scripts.claimEntitiesBuffer(k.entitiesReady, k.entityPrefix, k.entityInboxPrefix, k.statePrefix, now, max, leaseMs, maxMessages);
+    const crossing = k.count > 1;
+    const res = await this.scripts.claimEntitiesBuffer(k.entitiesReady, k.entityPrefix, k.entityInboxPrefix, k.statePrefix, now, max, leaseMs, maxMessages, crossing ? '1' : '0');
     const nextRaw = res[0] as Buffer;
     const next = nextRaw.length ? Number(nextRaw.toString('latin1')) : undefined;
     const claimed: ClaimedEntity[] = [];
@@ -216,6 +256,19 @@ export class EntityStore {
       if (hx) c.holderExec = hx.toString('latin1');
       if (hs) c.holderStatus = hs.toString('latin1');
       claimed.push(c);
+    }
+    if (crossing) {
+      // The lock holders' execution and status, each read in its own partition.
+      await Promise.all(
+        claimed.map(async (c) => {
+          if (!c.lock) return;
+          const holder = c.lock.slice(0, c.lock.indexOf('|'));
+          const p = this.route(holder);
+          const [hx, hs] = await p.redis.hmget(p.keys.state(holder), 'exec', 'status');
+          if (hx) c.holderExec = hx;
+          if (hs) c.holderStatus = hs;
+        }),
+      );
     }
     return { claimed, next };
   }
@@ -260,8 +313,23 @@ export class EntityStore {
       r.state?.exists ? encode(r.state.value) : '',
       r.held.length ? encode(r.held) : '',
     ];
-    for (const [jobId, payload] of r.responses) args.push(jobId, payload);
-    for (const [target, msg, due] of r.signals) args.push(target, msg, due);
+    // Signals to entities of other partitions travel as outbox entries (`M`), delivered there.
+    const responses = [...r.responses];
+    const signals = k.count > 1 ? r.signals.filter(([target]) => this.route(target).entities === this) : r.signals;
+    if (signals.length !== r.signals.length) {
+      r.signals.forEach(([target, msg, due], n) => {
+        if (this.route(target).entities !== this) {
+          const entry: [string, string] = [`m-${c.id}-${c.version}-${n}`, remoteMessage(target, msg, due)];
+          responses.push(entry);
+          r.responses.push(entry);
+        }
+      });
+      scalars[8] = String(responses.length);
+      scalars[9] = String(signals.length);
+      args[9] = encode(scalars);
+    }
+    for (const [jobId, payload] of responses) args.push(jobId, payload);
+    for (const [target, msg, due] of signals) args.push(target, msg, due);
     const res = await this.scripts.commitEntity(...args);
     if (res[0] !== 1) return undefined;
     return { version: res[1]!, left: res[2]! };

@@ -69,11 +69,12 @@ export function partitionOf(id: string, count: number): number {
 }
 
 /**
- * The hub-level keys: one fixed hash tag `{<hub>}`, apart from every partition's. Only the
- * partition map lives there.
+ * The hub's partition map (a hash, field `partitions`): the one hub-level key, under a fixed tag
+ * of its own, `{<hub>:meta}` (no partition's tag: those are `<hub>:<number>...`), and under
+ * `dbl:{<hub>:` like every key of the hub (a per-hub ACL covers it).
  */
 export function hubMetaKey(hub: string): string {
-  return `dbl:{${hub}}:meta`;
+  return `dbl:{${hub}:meta}`;
 }
 
 export class HubKeys {
@@ -276,9 +277,9 @@ export class HubKeys {
   rename(key: string, from: HubKeys): string {
     return key.startsWith(from.base) ? this.base + key.slice(from.base.length) : key;
   }
-  /** A SCAN pattern for every key of the hub, every partition's and the hub-level ones (tests and tools only). */
+  /** A SCAN pattern for every key of the hub, every partition's and the partition map (tests and tools only). */
   get pattern(): string {
-    return `dbl:{${this.hub}[:}]*`;
+    return `dbl:{${this.hub}:*}*`;
   }
 }
 

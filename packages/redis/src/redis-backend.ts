@@ -49,7 +49,7 @@ import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from '.
 import { defineScripts } from './script-loader.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
-import { type EntityResponseData, EntityStore } from './entity-store.js';
+import { type EntityResponseData, EntityStore, parseRemoteMessage } from './entity-store.js';
 
 export interface BackendOptions {
   connection?: ConnectionLike;
@@ -717,6 +717,8 @@ export class RedisBackend {
    * keeps itself is left to it.
    */
   workerId = '';
+  /** Run before a start's script (the router stores the hub's partition map there, once). */
+  beforeWrite: (() => Promise<void>) | undefined;
 
   constructor(opts: BackendOptions = {}, setup?: PartitionSetup) {
     const hub = opts.hub ?? 'default';
@@ -736,7 +738,7 @@ export class RedisBackend {
     this.route = setup?.route ?? (() => this);
     this.partitionRegistry = new WorkerRegistry(this.redis, this.keys, sh.servedNamesCacheMs);
     this.workerRegistry = setup?.registry ?? this.partitionRegistry;
-    this.entities = new EntityStore(this.redis, this.keys);
+    this.entities = new EntityStore(this.redis, this.keys, (id) => this.route(id));
   }
 
   /** The task hub's name. */
@@ -842,7 +844,13 @@ export class RedisBackend {
     if (startAt !== undefined) started.scheduledStartTime = startAt;
     const startedBuf = encodeEvent(started);
     if (opts.checkServed) await this.workerRegistry.assertServed(name);
+    let parentState = opts.parentState;
+    if (opts.parent && parentState === undefined && this.route(opts.parent.instanceId) === this) {
+      // Called directly (not by the dispatcher, which reads it): the parent is in this partition.
+      parentState = (await this.redis.hmget(this.keys.state(opts.parent.instanceId), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
+    }
     const k = this.keys;
+    await this.beforeWrite?.();
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
       k.outbox,
@@ -864,7 +872,7 @@ export class RedisBackend {
       opts.schedule ? `${opts.schedule.scheduleId}|${opts.schedule.tick}` : '',
       opts.refuseExisting ? '1' : '0',
       // A sub-orchestration: a parent terminated recursively meanwhile refuses it.
-      opts.parentState ?? '',
+      parentState ?? '',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -1121,11 +1129,10 @@ export class RedisBackend {
     const entityEntries: [string, Buffer][] = [];
     for (const a of result.actions) {
       if (a.type === 'SendEntityMessage') {
-        // Appended by this commit's script, which may touch this partition's keys only.
-        if (this.route(a.entity) !== this) {
-          throw new ValidationError(`Orchestration '${id}' sends a message to entity '${a.entity}', which is in another partition of task hub '${this.keys.hub}': entity messages across partitions are not supported yet; use a hub of one partition for entities.`);
-        }
-        entityEntries.push(this.entities.messageFor(id, state.executionId, a, now));
+        // Appended by this commit's script when the entity is in this partition; else an outbox
+        // entry, delivered into the entity's partition by the dispatcher.
+        if (this.route(a.entity) !== this) outbox.push(this.entities.remoteMessageFor(id, state.executionId, a, now));
+        else entityEntries.push(this.entities.messageFor(id, state.executionId, a, now));
         if (a.kind === 'call' || a.kind === 'lock') newSeqs.push(a.id);
         continue;
       }
@@ -1577,6 +1584,7 @@ export class RedisBackend {
     const orch: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const acts: { name: string; data: unknown; opts: JobsOptions }[] = [];
     const others: Promise<unknown>[] = [];
+    const messages: [string, string][] = [];
     const expanded: [string, string][] = [];
     for (const e of entries) {
       if (e[1][0] === 'B') for (const inner of JSON.parse(e[1].slice(1)) as [string, string][]) expanded.push(inner);
@@ -1602,7 +1610,16 @@ export class RedisBackend {
         others.push(this.deliverEntityResponse(JSON.parse(payload.slice(1)) as EntityResponseData));
       } else if (type === 'X') {
         others.push(this.cancelTimer(JSON.parse(payload.slice(1)) as { i: string; x: string; s: number }));
+      } else if (type === 'M') {
+        messages.push([jobId, payload]);
       }
+    }
+    // Messages to entities of other partitions, one after another and before the jobs are queued:
+    // an entity gets a sender's messages in the order they were sent, also across its episodes
+    // (the next episode needs a job queued here).
+    for (const [jobId, payload] of messages) {
+      const m = parseRemoteMessage(payload);
+      await this.route(m.entityId).entities.deliverMessage(m.entityId, m.message, m.due, jobId);
     }
     const adds: Promise<unknown>[] = [...others];
     // One job is one script call; addBulk wraps jobs in MULTI/EXEC, worth it from two jobs on, in
@@ -1618,7 +1635,7 @@ export class RedisBackend {
       // Entries that name another instance (a child's start, a parent's notification, an entity's
       // response) may point into another partition, whose keys the ack script cannot read: once
       // delivered (above, awaited), they are removed as done.
-      const crossing = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || (p[0] === 'B' && /"[SPR]/.test(p));
+      const crossing = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || p[0] === 'M' || (p[0] === 'B' && /"[SPRM]/.test(p));
       const done = entries.filter(([, p]) => crossing(p)).map(([id]) => id);
       if (done.length > 0) {
         const rest = entries.filter(([, p]) => !crossing(p)).map(([id]) => id);

@@ -326,6 +326,9 @@ function toSchedule(s: StoredSchedule): Schedule {
 export class ScheduleStore {
   constructor(private readonly backend: RedisBackend) {}
 
+  /** Run before a schedule is first written (the router stores the hub's partition map). */
+  beforeWrite: (() => Promise<void>) | undefined;
+
   private get scripts(): ScheduleScripts {
     return this.backend.redis as unknown as ScheduleScripts;
   }
@@ -343,6 +346,7 @@ export class ScheduleStore {
     const fields = specFields(checked, this.backend.maxPayloadBytes);
     if (opts.paused) fields.push('paused', 1);
     if (opts.allowUnknownName !== true) await this.backend.workerRegistry.assertServed(checked.orchestrator);
+    await this.beforeWrite?.();
     const res = await this.scripts.writeSchedule(this.backend.keys.schedule(scheduleId), this.backend.keys.schedules, 'create', scheduleId, now, ...fields);
     if (res[0] === -1) throw new ScheduleAlreadyExistsError(scheduleId);
     if (!opts.paused) await this.upsertScheduler(scheduleId, checked, res[1]!, now);
@@ -591,7 +595,24 @@ export class ScheduleStore {
   private async fire(s: StoredSchedule, tick: number, mode: 'tick' | 'trigger' | 'buffer', overlap?: OverlapPolicy): Promise<{ code: number; result: FireResult }> {
     const { keys } = this.backend;
     const instanceId = scheduleInstanceId(s.scheduleId, tick);
-    const [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '');
+    let code: number;
+    for (let attempt = 1; ; attempt++) {
+      if (keys.count === 1) {
+        [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '');
+        break;
+      }
+      // Several partitions: the tick's instance and the last one may be in others, read there.
+      const last = (await this.backend.redis.hget(keys.schedule(s.scheduleId), 'last')) ?? '';
+      const tickPart = this.backend.route(instanceId);
+      const lastPart = last ? this.backend.route(last) : undefined;
+      const [exists, lastStatus] = await Promise.all([
+        tickPart.redis.exists(tickPart.keys.state(instanceId)),
+        lastPart ? lastPart.redis.hget(lastPart.keys.state(last), 'status') : Promise.resolve(null),
+      ]);
+      [code] = await this.scripts.fireSchedule(keys.schedule(s.scheduleId), keys.statePrefix, mode, tick, instanceId, overlap ?? '', '1', exists ? '1' : '0', last, lastStatus ?? '');
+      // The last instance changed between the reads and the script (another tick started one): again.
+      if (code !== -4 || attempt >= 10) break;
+    }
     if (code === 1) {
       try {
         await this.backend.route(instanceId).startInstance(s.orchestrator, instanceId, s.input, { inputBuf: s.inputBuf, schedule: { scheduleId: s.scheduleId, tick }, refuseExisting: true });

@@ -102,19 +102,43 @@ export class TaskHub {
 
   private async readCount(): Promise<number> {
     const key = hubMetaKey(this.hub);
-    let stored = await this.redis.hget(key, 'partitions');
+    const stored = await this.redis.hget(key, 'partitions');
     if (stored === null) {
-      // A hub with data and no partition map was made before partitions: it has one.
+      // No map yet: a hub with data made before partitions has one; a new hub gets the configured
+      // count or the default. Nothing is written by a read: the first write stores the map (store()).
       const legacy = new HubKeys(this.hub, 0, 1);
       const old = await this.redis.exists(legacy.instances, legacy.schedules, legacy.entityIndex, legacy.outbox);
       const count = old > 0 ? 1 : (this.configured ?? DEFAULT_PARTITIONS);
-      await this.redis.hsetnx(key, 'partitions', String(count));
-      stored = await this.redis.hget(key, 'partitions');
+      if (this.configured !== undefined && this.configured !== count) throw new PartitionMismatchError(this.hub, this.configured, count);
+      this.unstored = true;
+      return count;
     }
     const count = Number(stored);
     if (!Number.isInteger(count) || count < 1) throw new ValidationError(`Task hub '${this.hub}': its partition map (${key}) holds ${JSON.stringify(stored)}, not a partition count`);
     if (this.configured !== undefined && this.configured !== count) throw new PartitionMismatchError(this.hub, this.configured, count);
     return count;
+  }
+
+  /** The map was not in the hub when read: {@link store} writes it before the first write. */
+  private unstored = false;
+  private storing: Promise<void> | undefined;
+
+  /**
+   * Makes sure the hub's partition map is stored (HSETNX: the first writer of a new hub fixes it),
+   * before anything is written to the hub. Throws PartitionMismatchError when another process
+   * stored another count meanwhile. One round trip the first time, none after.
+   */
+  async store(): Promise<void> {
+    const parts = await this.open();
+    if (!this.unstored) return;
+    this.storing ??= (async () => {
+      const key = hubMetaKey(this.hub);
+      await this.redis.hsetnx(key, 'partitions', String(parts.length));
+      const stored = Number(await this.redis.hget(key, 'partitions'));
+      if (stored !== parts.length) throw new PartitionMismatchError(this.hub, parts.length, stored);
+      this.unstored = false;
+    })().finally(() => (this.storing = undefined));
+    return this.storing;
   }
 
   private build(count: number): void {
@@ -123,7 +147,10 @@ export class TaskHub {
     for (let i = 0; i < count; i++) {
       parts.push(new RedisBackend(this.opts, { shared: this.shared, index: i, count, route, ...(i > 0 ? { registry: parts[0]!.workerRegistry } : {}) }));
     }
-    for (const p of parts) p.workerId = this._workerId;
+    for (const p of parts) {
+      p.workerId = this._workerId;
+      p.beforeWrite = () => this.store();
+    }
     this.parts = parts;
   }
 
@@ -166,7 +193,9 @@ export class TaskHub {
 
   /** The hub's schedules (kept in partition 0; their instances started in their own partitions). */
   get schedules(): ScheduleStore {
-    return this.partitions[0]!.schedules;
+    const store = this.partitions[0]!.schedules;
+    store.beforeWrite ??= () => this.store();
+    return store;
   }
 
   /** Payload checks and encoding need no partition (the limits are the process's): usable before open(). */
@@ -262,8 +291,10 @@ export class TaskHub {
   // ---- entities: routed by entity id ----
 
   readonly entities = {
-    signal: async (entity: EntityId, operation: string, input: unknown, opts: { scheduledTime?: number; signalId: string; now?: number }): Promise<boolean> =>
-      (await this.at(entity.toString())).entities.signal(entity, operation, input, opts),
+    signal: async (entity: EntityId, operation: string, input: unknown, opts: { scheduledTime?: number; signalId: string; now?: number }): Promise<boolean> => {
+      await this.store();
+      return (await this.at(entity.toString())).entities.signal(entity, operation, input, opts);
+    },
     readState: async <T = unknown>(entity: EntityId): Promise<EntityStateResponse<T>> => (await this.at(entity.toString())).entities.readState<T>(entity),
     describe: async (entity: EntityId, withState = true): Promise<EntityMetadata | undefined> => (await this.at(entity.toString())).entities.describe(entity, withState),
     purge: async (entity: EntityId, now = Date.now()): Promise<number> => (await this.at(entity.toString())).entities.purge(entity, now),
@@ -285,16 +316,15 @@ export class TaskHub {
     },
   };
 
+  /** One PING ({@link RedisBackend.ping}: a refused password becomes RedisAuthError). Needs no partition map. */
   async ping(): Promise<void> {
-    const parts = await this.open();
-    await parts[0]!.ping();
+    await this.codec.ping();
   }
 
   /** Closes every partition's queues, then the shared connections. */
   async close(): Promise<void> {
-    const parts = this.parts ?? [];
-    if (this.opening && !this.parts) await this.opening.catch(() => undefined);
-    await Promise.all((this.parts ?? parts).map((p) => p.close()));
+    // Not waiting for an open under way: while Redis is away it may never end.
+    await Promise.all((this.parts ?? []).map((p) => p.close()));
     await this.shared.close();
   }
 }

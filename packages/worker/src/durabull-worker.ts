@@ -475,10 +475,11 @@ export class DurabullWorker {
 
   /** Starts consuming. Resolves once the workers are connected. */
   async start(): Promise<this> {
-    // The partition map first: a worker configured with another count than the hub's stops here.
-    const parts = await this.backend.open();
     // A wrong password fails here, at once, with RedisAuthError (BullMQ's workers would retry forever).
     await this.backend.ping();
+    // The partition map: a worker configured with another count than the hub's stops here.
+    const parts = await this.backend.open();
+    await this.backend.store();
     // Registered before taking jobs: from here on, starts of this worker's orchestrators are accepted.
     this.startedAt = Date.now();
     await this.heartbeatAll();

@@ -4,6 +4,9 @@ import { HubKeys, type RedisClient } from '@durabull/redis';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { connectRedis, deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
 
+/** DURABULL_TEST_PARTITIONS=n: the test hubs get n partitions (default: durabull's default). */
+const TEST_PARTITIONS = process.env.DURABULL_TEST_PARTITIONS ? { partitions: Number(process.env.DURABULL_TEST_PARTITIONS) } : {};
+
 export interface TestHub {
   hub: string;
   url: string;
@@ -41,7 +44,7 @@ export async function createTestHub(
     else registry.add(e);
   }
   const redis = connectRedis(url);
-  const client = new DurabullClient({ connection: url, hub });
+  const client = new DurabullClient({ connection: url, hub, ...TEST_PARTITIONS });
   const workers: DurabullWorker[] = [];
   const { startWorker: start = true, ...workerOpts } = opts;
   const th: TestHub = {
@@ -52,7 +55,7 @@ export async function createTestHub(
     client,
     workers,
     async startWorker(more = {}) {
-      const w = new DurabullWorker({ connection: url, hub, registry, logger: false, ...workerOpts, ...more });
+      const w = new DurabullWorker({ connection: url, hub, registry, logger: false, ...TEST_PARTITIONS, ...workerOpts, ...more });
       workers.push(w);
       return w.start();
     },

@@ -56,6 +56,6 @@ export async function runReplayCheck(b: Bench, opts: { instances: number; batch:
     return { instances: n, checked: report.checked, divergences: report.divergences.length, seconds: report.seconds, wallSeconds, batch: opts.batch, exitCode };
   } finally {
     await rig.close().catch(() => undefined);
-    await b.probe.deleteMatching(`dbl:{${hub}[:}]*`);
+    await b.probe.deleteMatching(`dbl:{${hub}:*`);
   }
 }

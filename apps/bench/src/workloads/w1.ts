@@ -115,7 +115,7 @@ export async function runW1(
     workerStats = { ...rig.worker.stats };
     failedAttempts = rig.failures.length;
     await rig.close();
-    await b.probe.deleteMatching(`dbl:{${rig.hub}[:}]*`);
+    await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
   }
   b.log(`W1 durabull: ${durabull.instancesPerSec.toFixed(0)} instances/s, ${durabull.activitiesPerSec.toFixed(0)} activities/s`);
 

@@ -116,7 +116,7 @@ async function durabullFanOut(b: Bench, n: number, timeoutMs: number): Promise<W
   await rig.close();
   const leftBehind = await b.probe.keysSummary(prefix, ['orchestrator', 'activity']);
   const memLeft = await b.probe.usedMemory();
-  await b.probe.deleteMatching(`dbl:{${rig.hub}[:}]*`);
+  await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
   const run: W2Point['durabull'] = {
     ms,
     ok,

@@ -86,7 +86,7 @@ async function durabullSide(b: Bench, opts: { steps: number; sequenceRuns: numbe
     b.log(`W3 durabull: ${side.error}`);
   } finally {
     await rig.close();
-    await b.probe.deleteMatching(`dbl:{${rig.hub}[:}]*`);
+    await b.probe.deleteMatching(`dbl:{${rig.hub}:*`);
   }
   return side;
 }

@@ -36,7 +36,7 @@ describe('script loader', () => {
     const byName = Object.fromEntries(scripts.map((s) => [s.name, s]));
     expect(byName.commitEpisode?.numberOfKeys).toBe(9);
     expect(byName.deliverEvent?.numberOfKeys).toBe(10);
-    expect(byName.startInstance?.numberOfKeys).toBe(14);
+    expect(byName.startInstance?.numberOfKeys).toBe(13);
     expect(byName.terminateInstance?.numberOfKeys).toBe(9);
     expect(byName.purgeInstance?.numberOfKeys).toBe(11);
     expect(byName.setSuspended?.numberOfKeys).toBe(6);

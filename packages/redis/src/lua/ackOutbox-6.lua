@@ -20,7 +20,8 @@
             what was kept with its payload; a batch's payload reduced to its entries not safe yet,
             and rewritten so), or "done" (remove them: the caller delivered them, awaited)
     ARGV[2] "1": the hub has several partitions. Entries that name another instance (S a child's
-            start, P a parent's notification, R an entity's response) may point into another
+            start, P a parent's notification, R an entity's response, M a message to an entity of
+            another partition) may point into another
             partition, whose keys this script must not touch: they are never safe here, only
             removed by "done" once delivered
     ARGV[3...] job ids (outbox entry ids)
@@ -50,7 +51,7 @@ local crossing = ARGV[2] == "1"
 
 local function isSafe(jobId, payload)
   local kind = string.sub(payload, 1, 1)
-  if crossing and (kind == "S" or kind == "P" or kind == "R") then return false end
+  if crossing and (kind == "S" or kind == "P" or kind == "R" or kind == "M") then return false end
   if kind == "A" or kind == "T" then
     local jobs = kind == "A" and activityJobs or orchestratorJobs
     if rcall("EXISTS", jobs .. jobId) == 1 then return true end

@@ -15,6 +15,8 @@
     ARGV[2] most entities to claim
     ARGV[3] lease (ms)
     ARGV[4] most messages per entity
+    ARGV[5] "1": the hub has several partitions: the lock holder may be in another one, whose keys
+            this script must not touch; its execution and status are read by the caller instead
 
   Output:
     {next, e1, e2, ...}: next = the earliest score left in the ready zset ("" when empty); each
@@ -34,7 +36,7 @@ for _, id in ipairs(ids) do
     rcall("ZADD", KEYS[1], now + lease, id)
     rcall("HSET", h, "lease", now + lease)
     local hx, hs = false, false
-    if st[4] then
+    if st[4] and ARGV[5] ~= "1" then
       local holder = string.match(st[4], "^([^|]*)|")
       local hst = rcall("HMGET", KEYS[4] .. holder, "exec", "status")
       hx, hs = hst[1] or false, hst[2] or false

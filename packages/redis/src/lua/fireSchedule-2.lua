@@ -13,6 +13,11 @@
     ARGV[2] the tick (epoch ms)
     ARGV[3] the instance id for the tick
     ARGV[4] overlap policy for this tick ("" for the schedule's): skip | bufferOne | allowAll
+    ARGV[5] "1": the hub has several partitions; the instances may be in other partitions, whose
+            keys this script must not touch (KEYS[2] is not read). The caller read them instead:
+    ARGV[6] "1" when the tick's instance exists
+    ARGV[7] the schedule's last instance as the caller read it ("" for none)
+    ARGV[8] that instance's status ("" when it is gone)
 
   Output:
     {1}    start it (recorded as the schedule's last instance; also when it already was: a tick
@@ -24,6 +29,7 @@
     {-1}   no such schedule
     {-2}   paused: skipped
     {-3}   (buffer) no longer the buffered tick: nothing to do
+    {-4}   (several partitions) the last instance is not the one the caller read: read again
 ]]
 local rcall = redis.call
 --- @include "includes/isTerminal"
@@ -33,7 +39,10 @@ local s = rcall("HMGET", key, "name", "paused", "overlap", "last", "buf")
 if not s[1] then return {-1} end
 if s[4] == id then return {1} end
 local buffered = s[5]
-if rcall("EXISTS", KEYS[2] .. id) == 1 then
+local crossing = ARGV[5] == "1"
+local exists
+if crossing then exists = ARGV[6] == "1" else exists = rcall("EXISTS", KEYS[2] .. id) == 1 end
+if exists then
   if buffered == tick then rcall("HDEL", key, "buf") end
   return {4}
 end
@@ -46,7 +55,13 @@ end
 local overlap = ARGV[4] ~= "" and ARGV[4] or s[3] or "skip"
 local running = false
 if s[4] and overlap ~= "allowAll" then
-  local status = rcall("HGET", KEYS[2] .. s[4], "status")
+  local status
+  if crossing then
+    if s[4] ~= ARGV[7] then return {-4} end
+    status = ARGV[8] ~= "" and ARGV[8] or false
+  else
+    status = rcall("HGET", KEYS[2] .. s[4], "status")
+  end
   running = status ~= false and not isTerminal(status)
 end
 
