@@ -52,7 +52,7 @@ const registry = () =>
   new Registry()
     .addActivity('Step', async (x: { id: string; i: number; v: number }) => {
       runs.set(`${x.id}#${x.i}`, (runs.get(`${x.id}#${x.i}`) ?? 0) + 1);
-      await sleep(5);
+      await sleep(10);
       return x.v + 1;
     })
     .addOrchestrator('Chain', function* (ctx: OrchestrationContext, v: number): Generator<unknown, number, number> {
@@ -101,19 +101,19 @@ describe('Redis Cluster failover', () => {
       for (let c = 0; c < CHAINS; c++) await client.startNew('Chain', { instanceId: `chain-${c}`, input: c });
       for (let f = 0; f < FANOUTS; f++) await client.startNew('FanOut', { instanceId: `fan-${f}`, input: FANOUT_SIZE });
 
-      // The kill lands while work is in flight: some activities ran, most have not.
-      await waitUntil('a fifth of the activities to run', () => runs.size >= total / 5, 20_000);
+      // The kill lands while work is in flight on the master it hits: instances of its partitions have not finished.
+      await waitUntil('a tenth of the activities to run', () => runs.size >= total / 10, 20_000);
       // The master of chain-0's partition; the hub's other partitions on the other masters go on meanwhile.
       const victim = await masterOf((await client.backend.at('chain-0')).keys.state('chain-0'));
       const owners = await Promise.all((await client.backend.open()).map((p) => masterOf(p.keys.state('x'))));
       expect(new Set(owners).size).toBeGreaterThan(1);
-      expect(owners.filter((o) => o !== victim).length).toBeGreaterThan(0);
-      const before = runs.size;
+      const onVictim = [...expected.keys()].filter((id) => owners[client.backend.partitionOf(id)] === victim);
+      const unfinished = (await Promise.all(onVictim.map((id) => client.getStatus(id)))).filter((st) => st?.runtimeStatus !== 'Completed');
       await cluster.killNode(victim);
+      expect(unfinished.length).toBeGreaterThan(0);
+      expect(onVictim.length).toBeLessThan(expected.size);
       const promoted = await cluster.waitForPromotion(victim, 20_000);
       expect(promoted).not.toBe(victim);
-      expect(runs.size).toBeLessThan(total);
-      expect(before).toBeLessThan(total);
 
       // Everything finishes on the promoted replica (or the checker names what was lost).
       const statuses = async () => Promise.all([...expected.keys()].map((id) => client.getStatus(id).catch(() => undefined)));
@@ -150,8 +150,9 @@ describe('Redis Cluster failover', () => {
       // The failover lost nothing here that the sweeps could not bring back: every instance finished.
       expect(finished).toBe(expected.size);
     } finally {
-      await client.close();
-      await Promise.all(workers.map((w) => w.close()));
+      // close() right after a failover can wait for ever (docs/reliability.md): bounded, so that a failed assertion
+      // above is what the test reports.
+      await Promise.race([Promise.all([client.close(), ...workers.map((w) => w.close())]), sleep(15_000)]);
     }
   }, 75_000);
 });
