@@ -44,7 +44,7 @@ export async function createTestHub(
     else registry.add(e);
   }
   const redis = new Redis(url, { maxRetriesPerRequest: null });
-  const client = new DurabullClient({ connection: url, hub, ...TEST_PARTITIONS });
+  const client = new DurabullClient({ connection: url, hub, ...(opts.partitions !== undefined ? { partitions: opts.partitions } : TEST_PARTITIONS) });
   const workers: DurabullWorker[] = [];
   const { startWorker: start = true, ...workerOpts } = opts;
   const th: TestHub = {
