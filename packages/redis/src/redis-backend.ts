@@ -1635,7 +1635,8 @@ export class RedisBackend {
       // Entries that name another instance (a child's start, a parent's notification, an entity's
       // response) may point into another partition, whose keys the ack script cannot read: once
       // delivered (above, awaited), they are removed as done.
-      const crossing = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || p[0] === 'M' || (p[0] === 'B' && /"[SPRM]/.test(p));
+      const crosses = (p: string) => p[0] === 'S' || p[0] === 'P' || p[0] === 'R' || p[0] === 'M';
+      const crossing = (p: string) => crosses(p) || (p[0] === 'B' && (JSON.parse(p.slice(1)) as [string, string][]).some(([, q]) => crosses(q)));
       const done = entries.filter(([, p]) => crossing(p)).map(([id]) => id);
       if (done.length > 0) {
         const rest = entries.filter(([, p]) => !crossing(p)).map(([id]) => id);

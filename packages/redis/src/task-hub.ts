@@ -23,14 +23,15 @@ import type { ScheduleStore } from './schedules.js';
 import type { CheckedPayload } from './codec.js';
 
 /**
- * Partitions of a new hub when none is configured: 12 spreads evenly over 1, 2, 3, 4, 6 and 12
- * cluster masters, so a hub can move from one Redis to a cluster without rewriting its data.
+ * Partitions of a new hub when none is configured. 1: the whole hub is one cluster slot. More
+ * (12 spreads evenly over 1, 2, 3, 4, 6 and 12 masters) is opt-in: measured on one Redis, W1 ran
+ * about 8% slower with 12 (docs/performance.md), over the 5% bound for a default.
  */
 export const DEFAULT_PARTITIONS = 1;
 
 export interface HubOptions extends BackendOptions {
   /**
-   * Partitions of the hub (1 to 1024). Fixed when the hub is first used and stored in it; a
+   * Partitions of the hub (1 to 1024). Fixed by the hub's first write and stored in it; a
    * process configured with another number gets `PartitionMismatchError`. Unset: the hub's own
    * number (a new hub gets {@link DEFAULT_PARTITIONS}; a hub made before partitions has 1).
    */

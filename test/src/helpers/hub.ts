@@ -44,13 +44,13 @@ export async function createTestHub(
     else registry.add(e);
   }
   const redis = connectRedis(url);
-  const client = new DurabullClient({ connection: url, hub, ...TEST_PARTITIONS });
+  const client = new DurabullClient({ connection: url, hub, ...(opts.partitions !== undefined ? { partitions: opts.partitions } : TEST_PARTITIONS) });
   const workers: DurabullWorker[] = [];
   const { startWorker: start = true, ...workerOpts } = opts;
   const th: TestHub = {
     hub,
     url,
-    keys: new HubKeys(hub),
+    keys: routedKeys(hub, client),
     redis,
     client,
     workers,
@@ -74,3 +74,31 @@ export async function createTestHub(
 
 /** Worker options for tests of replay itself: every episode replays the history (no extended sessions). */
 export const REPLAY_EVERY_EPISODE = { extendedSessions: false } as const;
+
+/** HubKeys methods that take an instance or entity id: their keys are in that id's partition. */
+const ROUTED = new Set(['state', 'history', 'inbox', 'pending', 'wait', 'claims', 'claim', 'heartbeats', 'instanceKeys', 'entity', 'entityInbox', 'entitySeen']);
+
+/**
+ * The hub's keys as tests read them: a key of an instance or entity in its partition; the
+ * partition-level keys (outbox, indexes...) of partition 0; `pattern` covering every partition.
+ */
+export function routedKeys(hub: string, client: DurabullClient): HubKeys {
+  const base = new HubKeys(hub);
+  return new Proxy(base, {
+    get(target, prop, receiver) {
+      if (prop === 'pattern' || prop === 'hub') return Reflect.get(target, prop, receiver);
+      let parts;
+      try {
+        parts = client.backend.partitions;
+      } catch {
+        return Reflect.get(target, prop, receiver);
+      }
+      if (typeof prop === 'string' && ROUTED.has(prop)) {
+        return (id: string, ...rest: unknown[]) => (client.backend.forInstance(id).keys as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!(id, ...rest);
+      }
+      const k = parts[0]!.keys;
+      const v = Reflect.get(k, prop, k) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(k) : v;
+    },
+  });
+}
