@@ -67,7 +67,7 @@ async function snapshot(): Promise<Map<string, string>> {
     const [next, found] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 1000);
     cursor = next;
     for (const k of found) {
-      if (k.startsWith(keys.workers) || k.startsWith(keys.statsPrefix) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
+      if (/^dbl:\{[^}]*\}:(workers|stats:|orchestrator:|activity:)/.test(k)) continue;
       out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
     }
   } while (cursor !== '0');
