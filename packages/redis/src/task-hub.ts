@@ -26,7 +26,7 @@ import type { CheckedPayload } from './codec.js';
  * Partitions of a new hub when none is configured: 4 spread evenly over 1, 2 and 4 cluster
  * masters, so a hub can move from one Redis to such a cluster without rewriting its data, and cost
  * W1 nothing measurable on one Redis. 12 (even over 3, 6 and 12 masters too) is an option: it
- * measured up to about 8% slower on W1, over the 5% bound for a default (docs/performance.md).
+ * measured about 5% slower on W1, at the bound for a default (docs/performance.md).
  */
 export const DEFAULT_PARTITIONS: number = 4;
 
