@@ -204,7 +204,7 @@ describe('cancellation', () => {
     );
     const id = await th.client.startNew('FanAndTimer');
     await running;
-    const { activityQueue, orchestratorQueue } = th.client.backend.partitions[0]!;
+    const { activityQueue, orchestratorQueue } = th.client.backend.forInstance(id);
     await waitUntil('two activity jobs to wait and the timer to be delayed', async () => (await activityQueue.getWaitingCount()) === 2 && (await orchestratorQueue.getDelayedCount()) === 1);
     const st = await th.client.getStatus(id);
 
@@ -268,7 +268,7 @@ describe('cancellation', () => {
       },
     });
     const id = await th.client.startNew('RaceTimer');
-    const { orchestratorQueue } = th.client.backend.partitions[0]!;
+    const { orchestratorQueue } = th.client.backend.forInstance(id);
     await waitUntil('the timer to be delayed', async () => (await orchestratorQueue.getDelayedCount()) === 1);
     await th.client.raiseEvent(id, 'go');
     expect((await th.client.waitForCompletion(id)).output).toBe('event');

@@ -132,7 +132,7 @@ describe('claim check: large payloads stored apart', () => {
     const id = await th.client.startNew('Fan', { instanceId: 'big-fan', input: 6 });
     await gate.entered;
     const exec = (await th.client.getStatus(id))!.executionId;
-    const job = await th.client.backend.partitions[0]!.activityQueue.getJob(`a-${id}-${exec}-3`);
+    const job = await th.client.backend.forInstance(id).activityQueue.getJob(`a-${id}-${exec}-3`);
     expect(job).toBeTruthy();
     const p = (job!.data as { p: string }).p;
     expect(p.length).toBeLessThan(100);
@@ -328,12 +328,12 @@ describe('claim check and continue-as-new', () => {
     await worker.backend.open();
     const id = await c.startNew('Cont', { instanceId: 'carry', input: { gen: 0, pad: big('pad') } });
     // Episode 1 by hand: it waits for 'first'.
-    let loaded = (await worker.backend.partitions[0]!.loadEpisode(id))!;
+    let loaded = (await worker.backend.forInstance(id).loadEpisode(id))!;
     await worker.runEpisode({ i: id, x: loaded.state.executionId, v: loaded.state.version }, loaded);
     // 'first' and 'a' (large) arrive; the episode consumes both and continues as new: 'a' is carried over by the code.
     await c.raiseEvent(id, 'first', 'F');
     await c.raiseEvent(id, 'a', big('a'));
-    loaded = (await worker.backend.partitions[0]!.loadEpisode(id))!;
+    loaded = (await worker.backend.forInstance(id).loadEpisode(id))!;
     // 'b' (large) arrives during the episode: in the inbox tail, carried over by the commit script.
     await c.raiseEvent(id, 'b', big('b', 2 * MB));
     const oldKeys = await payloadKeys(id);
@@ -416,9 +416,8 @@ describe('claim check: refused transitions store nothing', () => {
       return bigOut;
     }
     th = await createTestHub({ orchestrators: { Quick: quick } }, { startWorker: false });
-    const backend = new RedisBackend({ connection: th.url, hub: th.hub });
-    closers.push(backend);
     const id = await th.client.startNew('Quick', { instanceId: 'stale' });
+    const backend = th.client.backend.forInstance(id);
     const loaded = (await backend.loadEpisode(id))!;
     const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
     const result = await executeOrchestration(new Registry().addOrchestrator('Quick', quick), loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
@@ -455,7 +454,7 @@ describe('claim check: a reference whose payload is gone', () => {
     const err = await th.client.getStatus(id, { showHistory: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PayloadMissingError);
     expect((err as PayloadMissingError).key).toBe(th.keys.claim(id, token));
-    expect((err as Error).message).toMatch(/^Instance 'lost': the payload stored apart under 'dbl:\{t-[0-9a-f]+:0\}:c:lost:[0-9a-f]{16}' \(\d+ bytes\) is missing; a reference to it remains\.$/);
+    expect((err as Error).message).toMatch(/^Instance 'lost': the payload stored apart under 'dbl:\{t-[0-9a-f]+:[0-9-]+\}:c:lost:[0-9a-f]{16}' \(\d+ bytes\) is missing; a reference to it remains\.$/);
     // The status without history needs only the state's payloads, which are small here.
     expect((await th.client.getStatus(id))!.runtimeStatus).toBe('Completed');
     const report = await checkInstance(th.client.backend, id);

@@ -23,14 +23,15 @@ const functions = { orchestrators: { Chain: chain }, activities: { Double: async
 const loadCounts = new WeakMap<TestHub, { n: number }>();
 /** Counts the history loads of the hub's worker. */
 function countLoads(th: TestHub): void {
-  const backend = th.workers[0]!.backend.partitions[0]!;
   const count = { n: 0 };
   loadCounts.set(th, count);
-  const load = backend.loadEpisode.bind(backend);
-  backend.loadEpisode = (id: string) => {
-    count.n++;
-    return load(id);
-  };
+  for (const backend of th.workers[0]!.backend.partitions) {
+    const load = backend.loadEpisode.bind(backend);
+    backend.loadEpisode = (id: string) => {
+      count.n++;
+      return load(id);
+    };
+  }
 }
 const loads = (th: TestHub) => loadCounts.get(th)!.n;
 

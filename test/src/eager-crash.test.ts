@@ -33,8 +33,9 @@ describe('eager activities', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     // It ran eagerly: no job for it in the activity queue, only its (leased) outbox entry.
-    expect(await th.client.backend.partitions[0]!.activityQueue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
-    expect(await th.redis.hkeys(th.keys.outbox)).toEqual([expect.stringMatching(/^a-/)]);
+    const part = th.client.backend.forInstance(id);
+    expect(await part.activityQueue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
+    expect(await th.redis.hkeys(part.keys.outbox)).toEqual([expect.stringMatching(/^a-/)]);
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
 

@@ -65,7 +65,7 @@ const keysNaming = (id: string) => keysContaining(th!.redis, th!.keys.pattern, i
 
 /** Members of the creation, status and name indexes that belong to instance `id`. */
 async function indexEntriesOf(id: string): Promise<string[]> {
-  const k = th!.keys;
+  const k = th!.client.backend.forInstance(id).keys;
   const out: string[] = [];
   for (const key of [k.instances, k.statusIndex, k.nameIndex]) {
     const members = await th!.redis.zrangebylex(key, '-', '+');
@@ -213,7 +213,7 @@ describe('terminate', () => {
     expect(worker.stats.episodes).toBe(1);
     // The activity job completed normally (the dropped result is not a job failure), so it ran once.
     expect(calls).toBe(1);
-    expect(await worker.backend.partitions[0]!.activityQueue.getJobCountByTypes('failed', 'wait', 'delayed', 'active')).toBe(0);
+    expect(await worker.backend.forInstance(id).activityQueue.getJobCountByTypes('failed', 'wait', 'delayed', 'active')).toBe(0);
   });
 
   it('refuses to terminate a finished instance (InstanceFinishedError) and a missing one (InstanceNotFoundError)', async () => {
@@ -463,13 +463,13 @@ describe('purge', () => {
     await c.startNew('Approval', { instanceId: id });
     const running = await untilRunning(id);
     const timerJob = `t-${id}-${running.executionId}-0`;
-    await until('the timer job to be delayed', () => c.backend.partitions[0]!.orchestratorQueue.getJobState(timerJob), (s) => s === 'delayed');
+    await until('the timer job to be delayed', () => c.backend.forInstance(id).orchestratorQueue.getJobState(timerJob), (s) => s === 'delayed');
     await c.raiseEvent(id, 'approve', 'alice');
     expect((await c.waitForCompletion(id, { timeoutMs: 10_000 })).output).toBe('approved by alice');
-    expect(await c.backend.partitions[0]!.orchestratorQueue.getJobState(timerJob)).toBe('delayed');
+    expect(await c.backend.forInstance(id).orchestratorQueue.getJobState(timerJob)).toBe('delayed');
 
     await c.purge(id);
-    expect(await c.backend.partitions[0]!.orchestratorQueue.getJobState(timerJob)).toBe('unknown');
+    expect(await c.backend.forInstance(id).orchestratorQueue.getJobState(timerJob)).toBe('unknown');
     expect(await th.redis.exists(...th.keys.instanceKeys(id))).toBe(0);
     expect(await indexEntriesOf(id)).toEqual([]);
     await until(`no key naming ${id}`, () => keysNaming(id), (keys) => keys.length === 0, 5000);
@@ -540,7 +540,7 @@ describe('purge', () => {
     expect(calls).toBe(1);
     expect(worker.stats.activities).toBe(1);
     expect(await c.getStatus(id)).toBeUndefined();
-    expect(await worker.backend.partitions[0]!.activityQueue.getJobCountByTypes('failed', 'wait', 'delayed', 'active')).toBe(0);
+    expect(await worker.backend.forInstance(id).activityQueue.getJobCountByTypes('failed', 'wait', 'delayed', 'active')).toBe(0);
     await until(`no key naming ${id}`, () => keysNaming(id), (keys) => keys.length === 0, 5000);
   });
 

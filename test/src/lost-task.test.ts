@@ -31,7 +31,7 @@ async function firstActivityQueued() {
   const orchestrator = await th.startWorker({ registry, activities: false });
   const x = (await th.client.getStatus(id))!.executionId;
   const jobId = activityJobId(id, x, 0);
-  const queue = th.client.backend.partitions[0]!.activityQueue;
+  const queue = th.client.backend.forInstance(id).activityQueue;
   await waitUntil('the activity job is queued', async () => (await queue.getJobState(jobId)) === 'waiting');
   await orchestrator.close();
   return { hub: th, id, x, jobId, queue };
@@ -90,7 +90,7 @@ describe('lost timers and sub-orchestration starts', () => {
     const id = await th.client.startNew('Nap');
     const x = (await th.client.getStatus(id))!.executionId;
     const jobId = timerJobId(id, x, 0);
-    const queue = th.client.backend.partitions[0]!.orchestratorQueue;
+    const queue = th.client.backend.forInstance(id).orchestratorQueue;
     await waitUntil('the timer job is delayed', async () => (await queue.getJobState(jobId)) === 'delayed');
     const fireAt = (await queue.getJob(jobId))!.data.f as number;
     await worker.close();
@@ -123,20 +123,22 @@ describe('lost timers and sub-orchestration starts', () => {
     // A worker that loses every sub-orchestration start: it drops it, and its outbox entry is lost
     // too (as with Redis data lost). An ack alone would not remove it: the child does not exist.
     const lossy = await th.startWorker({ registry: family });
-    const dispatch = lossy.backend.partitions[0]!.dispatch.bind(lossy.backend.partitions[0]!);
     let dropped = 0;
     const keptByAck: (string | null)[] = [];
-    lossy.backend.partitions[0]!.dispatch = async (entries, opts) => {
-      const starts = entries.filter(([, payload]) => payload[0] === 'S');
-      if (starts.length > 0) {
-        const ids = starts.map(([jobId]) => jobId);
-        await lossy.backend.partitions[0]!.ackOutbox(ids, true);
-        keptByAck.push(...(await th!.redis.hmget(th!.keys.outbox, ...ids)));
-        await th!.redis.multi().hdel(th!.keys.outbox, ...ids).zrem(th!.keys.outboxIndex, ...ids).exec();
-      }
-      dropped += starts.length;
-      return dispatch(entries.filter(([, payload]) => payload[0] !== 'S'), opts);
-    };
+    for (const part of lossy.backend.partitions) {
+      const dispatch = part.dispatch.bind(part);
+      part.dispatch = async (entries, opts) => {
+        const starts = entries.filter(([, payload]) => payload[0] === 'S');
+        if (starts.length > 0) {
+          const ids = starts.map(([jobId]) => jobId);
+          await part.ackOutbox(ids, true);
+          keptByAck.push(...(await th!.redis.hmget(part.keys.outbox, ...ids)));
+          await th!.redis.multi().hdel(part.keys.outbox, ...ids).zrem(part.keys.outboxIndex, ...ids).exec();
+        }
+        dropped += starts.length;
+        return dispatch(entries.filter(([, payload]) => payload[0] !== 'S'), opts);
+      };
+    }
     const id = await th.client.startNew('Parent', { input: 21 });
     await waitUntil('the child start was dropped', () => dropped === 1);
     await lossy.close();

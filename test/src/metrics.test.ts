@@ -140,9 +140,11 @@ describe('worker metrics', () => {
     expect(sample(await scrape(), 'durabull_timers_fired_total', { hub })).toBe(1);
 
     // Activity jobs held back from BullMQ (as by a worker that died before dispatching): the outbox.
-    const dispatch = worker.backend.partitions[0]!.dispatch.bind(worker.backend.partitions[0]!);
     let hold = true;
-    worker.backend.partitions[0]!.dispatch = (entries, opts) => dispatch(hold ? entries.filter(([, p]) => p[0] !== 'A') : entries, opts);
+    for (const part of worker.backend.partitions) {
+      const dispatch = part.dispatch.bind(part);
+      part.dispatch = (entries, opts) => dispatch(hold ? entries.filter(([, p]) => p[0] !== 'A') : entries, opts);
+    }
     await th.client.startNew('Fan', { instanceId: 'fan-1', input: ['a', 'b'] });
     text = await until(async () => {
       const t = await scrape();

@@ -193,7 +193,6 @@ describe('two worker processes on one task hub', () => {
       redis = connectRedis(url);
       client = new DurabullClient({ connection: url, hub });
       const keys = sideEffectKeys(hub);
-      const hubKeys = new HubKeys(hub);
 
       // A takes no sticky wake-ups: B's deliveries would hand them to A's stream instead of writing the
       // wake-ups B must leave in the outbox (sticky hand-offs: test/src/sticky-episodes.test.ts).
@@ -273,7 +272,7 @@ describe('two worker processes on one task hub', () => {
       while (notRerun.length > 0) {
         if (Date.now() > rerunDeadline) throw new Error(`A did not finish the jobs B froze in within 20 s: ${notRerun.join(', ')}`);
         await sleep(50);
-        const states = await Promise.all(notRerun.map((id) => client!.backend.partitions[0]!.activityQueue.getJobState(id)));
+        const states = await Promise.all(notRerun.map((id) => client!.backend.forInstance(GATED_ID).activityQueue.getJobState(id)));
         notRerun = notRerun.filter((_, i) => states[i] !== 'completed' && states[i] !== 'unknown');
       }
       const gatedBefore = await client.getStatus(GATED_ID);
@@ -325,13 +324,9 @@ describe('two worker processes on one task hub', () => {
       const outboxDeadline = Date.now() + 5000;
       let outbox = -1;
       while (Date.now() < outboxDeadline) {
-        const [h, z] = await redis
-          .pipeline()
-          .hlen(hubKeys.outbox)
-          .zcard(hubKeys.outboxIndex)
-          .exec()
-          .then((r) => r!.map(([, v]) => Number(v)));
-        outbox = h! + z!;
+        outbox = 0;
+        // Every partition's outbox.
+        for (const p of await client.backend.open()) outbox += (await redis.hlen(p.keys.outbox)) + (await redis.zcard(p.keys.outboxIndex));
         if (outbox === 0) break;
         await sleep(100);
       }

@@ -381,9 +381,9 @@ describe('timer cancellation', () => {
       return s?.runtimeStatus === 'Running' ? s : undefined;
     });
     const jobId = `t-${id}-${st0.executionId}-0`;
-    expect(await th.client.backend.partitions[0]!.orchestratorQueue.getJobState(jobId)).toBe('delayed');
+    expect(await th.client.backend.forInstance(id).orchestratorQueue.getJobState(jobId)).toBe('delayed');
     await th.client.raiseEvent(id, 'Approval', 'ann');
-    await waitUntil(async () => ((await th!.client.backend.partitions[0]!.orchestratorQueue.getJobState(jobId)) === 'unknown' ? true : undefined));
+    await waitUntil(async () => ((await th!.client.backend.forInstance(id).orchestratorQueue.getJobState(jobId)) === 'unknown' ? true : undefined));
     expect(await th.redis.sismember(th.keys.pending(id), '0')).toBe(0);
     await th.client.raiseEvent(id, 'Done');
     const st = await th.client.waitForCompletion(id, { timeoutMs: 20_000 });

@@ -4,7 +4,7 @@
  * instance; an activity whose worker keeps dying fails its task.
  */
 import { type OrchestrationContext, TaskFailedError } from '@durabull/core';
-import { ACTIVITY_QUEUE, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, type RedisClient, checkInstance } from '@durabull/redis';
+import { ACTIVITY_QUEUE, type InstanceReport, ORCHESTRATOR_QUEUE, type RedisClient, checkInstance } from '@durabull/redis';
 import { type Job, Queue, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
@@ -28,8 +28,10 @@ async function until<T>(f: () => Promise<T | undefined | false>, timeoutMs = 15_
   }
 }
 
-function queue(t: TestHub, name: string): Queue {
-  const q = new Queue(name, { connection: connectRedis(t.url), prefix: t.keys.queuePrefix });
+/** A queue of the hub; with `instanceId`, of that instance's partition. */
+function queue(t: TestHub, name: string, instanceId?: string): Queue {
+  const prefix = instanceId === undefined ? t.keys.queuePrefix : t.client.backend.forInstance(instanceId).keys.queuePrefix;
+  const q = new Queue(name, { connection: connectRedis(t.url), prefix });
   closers.push(async () => {
     await q.close();
     await (q.opts.connection as RedisClient).quit();
@@ -132,7 +134,7 @@ describe('poison episodes', () => {
     expect(st.failure?.errorName).toBe('PoisonJobError');
     expect(st.failure?.message).toMatch(/^episode failed 3 times: /);
     // The job stays visible in the failed set.
-    const orch = queue(th, ORCHESTRATOR_QUEUE);
+    const orch = queue(th, ORCHESTRATOR_QUEUE, id);
     const failed = await orch.getFailed();
     const job = failed.find((j) => j.data?.i === id);
     expect(job?.failedReason).toMatch(/^episode failed 3 times: /);
@@ -154,8 +156,7 @@ describe('RedisBackend.failExecution', () => {
     });
     // No worker from here on: the raised event stays in the inbox (the failure consumes it).
     await th.workers[0]!.close();
-    const backend = new RedisBackend({ connection: th.url, hub: th.hub });
-    closers.push(() => backend.close());
+    const backend = th.client.backend;
     await th.client.raiseEvent(id, 'other');
     const failure = { errorName: 'PoisonJobError', message: 'episode failed 3 times: boom' };
     expect(await backend.failExecution(id, st0.executionId, failure)).toBe(true);
@@ -179,7 +180,7 @@ describe('activity worker that keeps dying', () => {
     // A "worker" that takes the activity job and dies: it never renews the lock nor finishes the job.
     const dying = new Worker(ACTIVITY_QUEUE, null, {
       connection: connectRedis(th.url),
-      prefix: th.keys.queuePrefix,
+      prefix: th.client.backend.forInstance(id).keys.queuePrefix,
       lockDuration: 300,
       autorun: false,
     });
@@ -195,7 +196,7 @@ describe('activity worker that keeps dying', () => {
     expect(st.runtimeStatus).toBe('Failed');
     expect(st.failure?.message).toMatch(/Activity 'Work' \(task 0\) failed: PoisonJobError: activity worker crashed 1 times running 'Work'/);
     expect(ran).toBe(0);
-    const acts = queue(th, ACTIVITY_QUEUE);
+    const acts = queue(th, ACTIVITY_QUEUE, id);
     const job = await failedJob(acts, taken.id!);
     expect(job.failedReason).toBe('job stalled more than allowable limit');
   });
@@ -205,7 +206,7 @@ describe('activity worker that keeps dying', () => {
     const id = await th.client.startNew('Echo', { instanceId: 'crashy-episode', input: 'x' });
     const dying = new Worker(ORCHESTRATOR_QUEUE, null, {
       connection: connectRedis(th.url),
-      prefix: th.keys.queuePrefix,
+      prefix: th.client.backend.forInstance(id).keys.queuePrefix,
       lockDuration: 300,
       autorun: false,
     });

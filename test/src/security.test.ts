@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { runCli } from '@durabull/cli';
 import { DurabullClient } from '@durabull/client';
 import { type OrchestrationContext, Registry, ValidationError } from '@durabull/core';
+import { DEFAULT_PARTITIONS, HubKeys, partitionOf } from '@durabull/redis';
 import { createServer } from '@durabull/server';
 import { type RedisServer, findRedisServer, getFreePort, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
@@ -130,7 +131,7 @@ describeSingleRedis('ACL users on a redis-server of its own', 'Redis ACL: a user
       expect(stdout).toContain('Completed');
 
       // The hub's keys really are there, and only the app user can touch them.
-      const stateKey = `dbl:{${hub}:0}:i:${chainId}`;
+      const stateKey = new HubKeys(hub, partitionOf(chainId, DEFAULT_PARTITIONS), DEFAULT_PARTITIONS).state(chainId);
       expect(await admin.exists(stateKey)).toBe(1);
       await expect(intruder.hgetall(stateKey)).rejects.toThrow(/NOPERM/);
       await expect(intruder.del(stateKey)).rejects.toThrow(/NOPERM/);
@@ -225,9 +226,10 @@ describeSingleRedis('scans every key of a redis-server of its own', 'key confine
       expect(keys.length).toBeGreaterThan(10);
       expect(keys.filter((k) => !k.startsWith(`dbl:{${hub}:`))).toEqual([]);
       // Instance keys carry the odd-but-allowed ids verbatim.
-      expect(keys).toContain(`dbl:{${hub}:0}:i:${ids.fan}`);
-      expect(keys).toContain(`dbl:{${hub}:0}:i:${ids.parent}.child@1`);
-      expect(keys.filter((k) => k.startsWith(`dbl:{${hub}:0}:c:${ids.large}:`))).toHaveLength(8);
+      const keysOf = (id: string) => new HubKeys(hub, partitionOf(id, DEFAULT_PARTITIONS), DEFAULT_PARTITIONS);
+      expect(keys).toContain(keysOf(ids.fan).state(ids.fan));
+      expect(keys).toContain(keysOf(`${ids.parent}.child@1`).state(`${ids.parent}.child@1`));
+      expect(keys.filter((k) => k.startsWith(`${keysOf(ids.large).claims(ids.large)}:`))).toHaveLength(8);
       expect(keys.some((k) => k.includes(ids.chain))).toBe(false);
     } finally {
       await c.close();

@@ -57,11 +57,13 @@ describe('sticky episodes', () => {
     const { th, orchestrators } = await fleet();
     const loads = orchestrators.map((w) => {
       let n = 0;
-      const load = w.backend.partitions[0]!.loadEpisode.bind(w.backend.partitions[0]!);
-      w.backend.partitions[0]!.loadEpisode = (id: string) => {
-        n++;
-        return load(id);
-      };
+      for (const p of w.backend.partitions) {
+        const load = p.loadEpisode.bind(p);
+        p.loadEpisode = (id: string) => {
+          n++;
+          return load(id);
+        };
+      }
       return () => n;
     });
     const id = await th.client.startNew('Chain', { input: 6 });

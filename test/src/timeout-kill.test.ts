@@ -74,7 +74,7 @@ describe('a worker killed mid-attempt', () => {
     const id = await th.client.startNew('StcRetry');
     await waitUntil('the attempt to run in the worker process', async () => (await th!.redis.exists(keys.stcEntered)) === 1, 20_000);
     // An attempt records its deadline once it has run a second (half its timeout at most).
-    await waitUntil('the attempt deadline to be recorded', async () => (await th!.redis.zcard(th!.keys.activityDeadlines)) === 1, 20_000);
+    await waitUntil('the attempt deadline to be recorded', async () => (await th!.redis.zcard(th!.client.backend.forInstance(id).keys.activityDeadlines)) === 1, 20_000);
     await killed(child);
 
     await th.startWorker({ registry: survivor, sweepIntervalMs: 300 });

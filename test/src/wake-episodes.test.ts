@@ -32,11 +32,13 @@ async function splitHub(double: (x: number) => Promise<number>): Promise<{ th: T
   const orch = await th.startWorker({ activities: false, stickyEpisodes: false });
   await th.startWorker({ orchestrators: false });
   let n = 0;
-  const load = orch.backend.partitions[0]!.loadEpisode.bind(orch.backend.partitions[0]!);
-  orch.backend.partitions[0]!.loadEpisode = (id: string) => {
-    n++;
-    return load(id);
-  };
+  for (const p of orch.backend.partitions) {
+    const load = p.loadEpisode.bind(p);
+    p.loadEpisode = (id: string) => {
+      n++;
+      return load(id);
+    };
+  }
   return { th, orch, loads: () => n };
 }
 
@@ -52,7 +54,7 @@ describe('wake jobs that carry their inbox', () => {
 
     // The same chain with every woken episode loaded writes the same history.
     const plain = await splitHub(async (x) => x * 2);
-    plain.orch.backend.partitions[0]!.wakeEpisodeFrom = () => undefined;
+    for (const p of plain.orch.backend.partitions) p.wakeEpisodeFrom = () => undefined;
     const id2 = await plain.th.client.startNew('Chain', { input: 1 });
     const st2 = await plain.th.client.waitForCompletion(id2, { timeoutMs: 15_000, showHistory: true });
     expect(plain.loads()).toBe(3);
@@ -85,7 +87,7 @@ describe('wake jobs that carry their inbox', () => {
     const id = await th.client.startNew('Chain', { input: 1 });
     await gate.entered;
     // Hold the woken episode in the queue, then change the result in the inbox under it.
-    const queue = th.client.backend.partitions[0]!.orchestratorQueue;
+    const queue = th.client.backend.forInstance(id).orchestratorQueue;
     await queue.pause();
     gate.open();
     await waitUntil('the result is in the inbox', async () => (await th.redis.llen(th.keys.inbox(id))) === 1);

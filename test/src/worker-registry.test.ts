@@ -18,7 +18,7 @@ import {
   type TaskFailedError,
   ValidationError,
 } from '@durabull/core';
-import { HubKeys, type WorkerEntry } from '@durabull/redis';
+import { DEFAULT_PARTITIONS, HubKeys, type WorkerEntry } from '@durabull/redis';
 import { startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import { Redis } from 'ioredis';
@@ -154,7 +154,8 @@ describe('the start check', () => {
     const monitor = await monitorConn.monitor();
     closeAfter.push({ close: async () => (monitor.disconnect(), monitorConn.disconnect()) });
     const hub = uniqueHub('reg');
-    const keys = new HubKeys(hub);
+    // Starts read the registry of partition 0.
+    const keys = new HubKeys(hub, 0, DEFAULT_PARTITIONS);
     let reads = 0;
     const seen = new Set<string>();
     // A registry read GETs each worker's entry (in the readWorkers script; MONITOR shows commands run by scripts).

@@ -5,6 +5,7 @@
  * event raised from the page's form, the instance completing; and the overview's charts after a
  * short run. Saves screenshots in test-results/.
  */
+import { DEFAULT_PARTITIONS } from '@durabull/redis';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -122,7 +123,7 @@ describe('orchestration view in Chromium', () => {
     const queues = page.waitForResponse((r) => r.url().startsWith(`${base}/queues/api/queues`));
     await page.getByRole('link', { name: 'Queues (Bull Board)' }).click();
     const listed = (await (await queues).json()) as { queues: { name: string }[] };
-    expect(listed.queues.map((q) => q.name).sort()).toEqual(['activity', 'orchestrator']);
+    expect(listed.queues.map((q) => q.name).sort()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (DEFAULT_PARTITIONS === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
     await page.getByText(/\d+ Jobs?/).nth(1).waitFor({ timeout: 15_000 }); // both queue cards rendered
     await page.screenshot({ path: join(RESULTS, 'dashboard-queues.png') });
   });

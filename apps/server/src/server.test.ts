@@ -3,6 +3,7 @@
  * polling pattern, the pages, Bull Board, authentication, and the requests it must refuse without
  * writing anything.
  */
+import { DEFAULT_PARTITIONS } from '@durabull/redis';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { OrchestrationStatus } from '@durabull/client';
@@ -364,7 +365,7 @@ describe('management API', () => {
     expect(ui.body).toContain('<base href="/queues/"');
     const queues = await req('GET', '/queues/api/queues');
     expect(queues.statusCode).toBe(200);
-    expect(queues.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(['activity', 'orchestrator']);
+    expect(queues.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (DEFAULT_PARTITIONS === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
   });
 });
 

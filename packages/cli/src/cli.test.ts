@@ -113,10 +113,10 @@ function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
  */
 async function snapshot(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const registry = new HubKeys(hub).workers;
   for (const k of await scanAll(redis, new HubKeys(hub).pattern)) {
-    if (k.startsWith(new HubKeys(hub).statsPrefix)) continue; // the charts' counters, written by a worker on its own
-    out.set(k, k.startsWith(registry) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
+    if (/^dbl:\{[^}]*\}:stats:/.test(k)) continue; // the charts' counters, written by a worker on its own
+    // The worker registry, in every partition: rewritten by every heartbeat.
+    out.set(k, /^dbl:\{[^}]*\}:workers/.test(k) ? 'registry' : ((await redis.dumpBuffer(k))?.toString('hex') ?? ''));
   }
   return out;
 }
@@ -496,7 +496,7 @@ describe('managing instances', () => {
     for (const id of ['pf-1', 'pf-2']) await cli(['start', 'Hello', '--input', '"F"', '--id', id, '--wait']);
     await cli(['start', 'Approve', '--id', 'pf-running']);
     // Its first episode done and its job gone from the queue: nothing moves while the commands below run.
-    const queue = `${new HubKeys(hub).queuePrefix}:orchestrator`;
+    const queue = `${(await client.backend.at('pf-running')).keys.queuePrefix}:orchestrator`;
     await until('pf-running has run its first episode', async () => (await client.getStatus('pf-running'))?.episodes === 1 && (await redis.llen(`${queue}:active`)) + (await redis.llen(`${queue}:wait`)) === 0);
     const before = await snapshot();
     const usage = [
@@ -701,7 +701,7 @@ describe('check and dashboard', () => {
     expect(await cli(['check', 'k1'])).toEqual({ code: 0, stdout: "Checked instance 'k1' (Pending): no findings.\n", stderr: '' });
 
     // Break an invariant: k2's status index entry goes missing.
-    const keys = new HubKeys(hub);
+    const keys = (await client.backend.at('k2')).keys;
     const entry = (await redis.zrange(keys.statusIndex, 0, -1)).find((m) => m.endsWith('|k2'))!;
     await redis.zrem(keys.statusIndex, entry);
     const broken = await cli(['check']);

@@ -62,7 +62,7 @@ async function snapshot(): Promise<Map<string, string>> {
   const keys = new HubKeys(hub);
   const out = new Map<string, string>();
   for (const k of await scanAll(redis, keys.pattern)) {
-    if (k.startsWith(keys.workers) || k.startsWith(keys.statsPrefix) || k.startsWith(`${keys.queuePrefix}:orchestrator:`) || k.startsWith(`${keys.queuePrefix}:activity:`)) continue;
+    if (/^dbl:\{[^}]*\}:(workers|stats:|orchestrator:|activity:)/.test(k)) continue;
     out.set(k, (await redis.dumpBuffer(k))?.toString('hex') ?? '');
   }
   return out;

@@ -23,6 +23,7 @@ export {
   InstanceFinishedError,
   InvalidInstanceStateError,
   RedisUnavailableError,
+  PartitionMismatchError,
   type ListQuery,
   type WorkerInfo,
   type WorkerKind,

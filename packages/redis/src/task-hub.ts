@@ -23,11 +23,12 @@ import type { ScheduleStore } from './schedules.js';
 import type { CheckedPayload } from './codec.js';
 
 /**
- * Partitions of a new hub when none is configured. 1: the whole hub is one cluster slot. More
- * (12 spreads evenly over 1, 2, 3, 4, 6 and 12 masters) is opt-in: measured on one Redis, W1 ran
- * about 8% slower with 12 (docs/performance.md), over the 5% bound for a default.
+ * Partitions of a new hub when none is configured: 4 spread evenly over 1, 2 and 4 cluster
+ * masters, so a hub can move from one Redis to such a cluster without rewriting its data, and cost
+ * W1 nothing measurable on one Redis. 12 (even over 3, 6 and 12 masters too) is an option: it
+ * measured about 5% slower on W1, at the bound for a default (docs/performance.md).
  */
-export const DEFAULT_PARTITIONS = 1;
+export const DEFAULT_PARTITIONS: number = 4;
 
 export interface HubOptions extends BackendOptions {
   /**

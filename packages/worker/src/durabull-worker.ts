@@ -84,7 +84,7 @@ export interface DurabullWorkerOptions {
   hub?: string;
   /**
    * The hub's partition count (1 to 1024): checked against the hub's own (PartitionMismatchError
-   * at `start()` when they differ). Default: the hub's (a new hub gets 1). The worker serves
+   * at `start()` when they differ). Default: the hub's (a new hub gets 4). The worker serves
    * every partition.
    */
   partitions?: number;
