@@ -6,6 +6,7 @@ import type { EntityFunction, OrchestrationContext, OrchestratorFunction } from 
 import { DurabullClient } from '@durabull/client';
 import {
   CLUSTER_SLOTS,
+  DEFAULT_PARTITIONS,
   HubKeys,
   PartitionMismatchError,
   RedisBackend,
@@ -93,6 +94,23 @@ describe('partition map', () => {
       expect(await c.getState('x')).toBeUndefined();
     } finally {
       await Promise.all([a.close(), b.close(), c.close()]);
+      const r = new RedisBackend({ connection: redisUrl(), hub });
+      await deleteKeysByPattern(r.redis, r.keys.pattern);
+      await r.close();
+    }
+  });
+
+  it('a process that read a new hub before its first write follows the count that write stored', async () => {
+    const hub = uniqueHub();
+    const early = new TaskHub({ connection: redisUrl(), hub });
+    const writer = new TaskHub({ connection: redisUrl(), hub, partitions: 3 });
+    try {
+      expect((await early.open()).length).toBe(DEFAULT_PARTITIONS); // the default, not stored: nobody wrote yet
+      await writer.startInstance('X', 'x-1', 1);
+      expect((await early.open()).length).toBe(3);
+      expect((await early.getState('x-1'))?.name).toBe('X');
+    } finally {
+      await Promise.all([early.close(), writer.close()]);
       const r = new RedisBackend({ connection: redisUrl(), hub });
       await deleteKeysByPattern(r.redis, r.keys.pattern);
       await r.close();

@@ -88,7 +88,10 @@ export class TaskHub {
    * the hub's.
    */
   open(): Promise<readonly RedisBackend[]> {
-    if (this.parts) return Promise.resolve(this.parts);
+    if (this.parts && !this.unstored) return Promise.resolve(this.parts);
+    // A hub nobody has written to yet: its map is read again until it is there (another process,
+    // a worker, may store another count first), one HGET per call until then.
+    if (this.parts) return (this.recheck ??= this.recheckCount().finally(() => (this.recheck = undefined)));
     this.opening ??= this.readCount().then(
       (count) => {
         this.build(count);
@@ -119,6 +122,23 @@ export class TaskHub {
     if (!Number.isInteger(count) || count < 1) throw new ValidationError(`Task hub '${this.hub}': its partition map (${key}) holds ${JSON.stringify(stored)}, not a partition count`);
     if (this.configured !== undefined && this.configured !== count) throw new PartitionMismatchError(this.hub, this.configured, count);
     return count;
+  }
+
+  private recheck: Promise<readonly RedisBackend[]> | undefined;
+
+  /** The partitions in use, after reading the map of a hub that had none when opened. */
+  private async recheckCount(): Promise<readonly RedisBackend[]> {
+    const stored = await this.redis.hget(hubMetaKey(this.hub), 'partitions');
+    const parts = this.parts!;
+    if (stored === null || !this.unstored) return this.parts!;
+    const count = Number(stored);
+    this.unstored = false;
+    if (count === parts.length) return parts;
+    if (this.configured !== undefined) throw new PartitionMismatchError(this.hub, this.configured, count);
+    // Stored meanwhile with another count (the default of another version, or a configured one): use it.
+    this.build(count);
+    void Promise.all(parts.map((p) => p.close())).catch(() => undefined);
+    return this.parts!;
   }
 
   /** The map was not in the hub when read: {@link store} writes it before the first write. */
