@@ -189,7 +189,7 @@ function buildProgram(run: Run): Command {
     .addOption(new Option('--redis <url>', 'Redis URL; redis-cluster://host:port,... for a Redis Cluster (env REDIS_URL)').default(io.env.REDIS_URL || DEFAULT_REDIS_URL))
     .addOption(new Option('--cluster-nodes <host:port,...>', 'a Redis Cluster: some of its nodes (env REDIS_CLUSTER_NODES)').default(io.env.REDIS_CLUSTER_NODES || undefined))
     .addOption(new Option('--hub <name>', 'task hub (env DURABULL_HUB)').default(io.env.DURABULL_HUB || 'default'))
-    .addOption(new Option('--partitions <n>', "the hub's partition count, 1 to 1024, fixed when the hub is first used (env DURABULL_PARTITIONS; default: the hub's, 4 for a new hub)").default(io.env.DURABULL_PARTITIONS || undefined))
+    .addOption(new Option('--partitions <n>', "the hub's partition count, 1 to 1024, fixed when the hub is first used (env DURABULL_PARTITIONS; default: the hub's, 6 for a new hub)").default(io.env.DURABULL_PARTITIONS || undefined))
     .option('--json', 'machine-readable output (JSON on stdout)')
     .exitOverride()
     .configureOutput({

@@ -23,12 +23,13 @@ import type { ScheduleStore } from './schedules.js';
 import type { CheckedPayload } from './codec.js';
 
 /**
- * Partitions of a new hub when none is configured: 4 spread evenly over 1, 2 and 4 cluster
- * masters, so a hub can move from one Redis to such a cluster without rewriting its data, and cost
- * W1 nothing measurable on one Redis. 12 (even over 3, 6 and 12 masters too) is an option: it
- * measured about 5% slower on W1, at the bound for a default (docs/performance.md).
+ * Partitions of a new hub when none is configured: 6 spread evenly over 1, 2, 3 and 6 cluster
+ * masters (3 is the smallest cluster), so a hub can move from one Redis to such a cluster without
+ * rewriting its data; on one Redis its cost on W1 is within the noise of the machine we measure on
+ * (docs/performance.md#partitions). 12 (even over 4 and 12 masters too) is an option: it measured
+ * 5 to 10% slower on W1.
  */
-export const DEFAULT_PARTITIONS: number = 4;
+export const DEFAULT_PARTITIONS: number = 6;
 
 export interface HubOptions extends BackendOptions {
   /**
