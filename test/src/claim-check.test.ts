@@ -430,11 +430,12 @@ describe('claim check: refused transitions store nothing', () => {
 
     // A task result delivered twice (at-least-once activities): the second is dropped with its payload.
     const id2 = await th.client.startNew('Quick', { instanceId: 'dup' });
+    const backend2 = th.client.backend.forInstance(id2);
     const x = (await th.client.getStatus(id2))!.executionId;
     await th.redis.sadd(th.keys.pending(id2), '0');
     const completed: HistoryEvent = { type: 'TaskCompleted', taskScheduledId: 0, result: big('r'), timestamp: Date.now() };
-    expect((await backend.deliverEvent(id2, x, 'c', 0, completed, { dispatch: false })).status).toBe('delivered');
-    expect((await backend.deliverEvent(id2, x, 'c', 0, completed, { dispatch: false })).status).toBe('duplicate');
+    expect((await backend2.deliverEvent(id2, x, 'c', 0, completed, { dispatch: false })).status).toBe('delivered');
+    expect((await backend2.deliverEvent(id2, x, 'c', 0, completed, { dispatch: false })).status).toBe('duplicate');
     expect((await payloadKeys(id2)).size).toBe(1);
   });
 });

@@ -57,12 +57,13 @@ const registry = () =>
     .addActivity('Square', async (i: number) => i * i)
     .addActivity('Forever', () => new Promise(() => {}));
 
-/** Runs FanOut through a client and a worker on `connection`; returns the hub. */
-async function runFanOut(connection: ConnectionLike): Promise<string> {
+/** Runs FanOut through a client and a worker on `connection` (hubs of `partitions`, default: the default count); returns the hub. */
+async function runFanOut(connection: ConnectionLike, partitions?: number): Promise<string> {
   const hub = uniqueHub('cl');
   hubs.push(hub);
-  const worker = await new DurabullWorker({ connection, hub, registry: registry(), logger: false }).start();
-  const client = new DurabullClient({ connection, hub, logger: false });
+  const p = partitions === undefined ? {} : { partitions };
+  const worker = await new DurabullWorker({ connection, hub, registry: registry(), logger: false, ...p }).start();
+  const client = new DurabullClient({ connection, hub, logger: false, ...p });
   try {
     const id = await client.startNew('FanOut', { input: 20, instanceId: 'fan-1' });
     await client.raiseEvent(id, 'Approve', true);
@@ -71,7 +72,7 @@ async function runFanOut(connection: ConnectionLike): Promise<string> {
     expect(done.output).toEqual({ sum: 2870, approved: true, child: 'c!' });
     expect((await client.list({ name: 'FanOut' })).instances.map((i) => i.instanceId)).toEqual(['fan-1']);
     // Written to the cluster, not to some other Redis the connection fell back to.
-    expect(await admin.hget(new HubKeys(hub).state('fan-1'), 'status')).toBe('Completed');
+    expect(await admin.hget(client.backend.forInstance('fan-1').keys.state('fan-1'), 'status')).toBe('Completed');
   } finally {
     await client.close();
     await worker.close();
@@ -97,7 +98,7 @@ describe('durabull on a Redis Cluster', () => {
   });
 
   it('keeps every key of a one-partition hub on one slot, on one master; the partition map under a tag of its own', async () => {
-    const hub = await runFanOut(url);
+    const hub = await runFanOut(url, 1);
     const meta = hubMetaKey(hub);
     const all = await scanAll(admin, new HubKeys(hub).pattern);
     expect(all).toContain(meta);
@@ -122,8 +123,9 @@ describe('durabull on a Redis Cluster', () => {
         s.on('message', (channel: string, msg: string) => heard.get(i)!.push(`${channel === keys.doneChannel ? 'done' : 'cancel'}:${msg}`));
         await s.subscribe(keys.doneChannel, keys.cancelChannel);
       }
-      const worker = await new DurabullWorker({ connection: url, hub, registry: registry(), logger: false }).start();
-      const client = new DurabullClient({ connection: url, hub, logger: false });
+      // One partition: the channels of partition 0 are the hub's.
+      const worker = await new DurabullWorker({ connection: url, hub, registry: registry(), logger: false, partitions: 1 }).start();
+      const client = new DurabullClient({ connection: url, hub, logger: false, partitions: 1 });
       try {
         const id = await client.startNew('Waits', { instanceId: 'w-1' });
         // Terminated once its activity is pending, so that the terminate cancels it.
@@ -156,8 +158,9 @@ describe('durabull through a failover', () => {
     const cluster = await startRedisCluster({ dataDir: dir, masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 1000 });
     const hub = uniqueHub('fo');
     const keys = new HubKeys(hub);
-    const worker = await new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false }).start();
-    const client = new DurabullClient({ connection: cluster.url, hub, logger: false, commandTimeoutMs: 30_000 });
+    // One partition, so that `keys` names the instance's keys and the fence goes to their master.
+    const worker = await new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false, partitions: 1 }).start();
+    const client = new DurabullClient({ connection: cluster.url, hub, logger: false, commandTimeoutMs: 30_000, partitions: 1 });
     const probe = new Cluster(cluster.masterPorts.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } });
     try {
       const id = await client.startNew('FanOut', { input: 5, instanceId: 'fo-1' });

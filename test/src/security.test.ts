@@ -111,12 +111,12 @@ describeSingleRedis('ACL users on a redis-server of its own', 'Redis ACL: a user
       const large = 'L'.repeat(200_000);
       const bigId = await c.startNew('Chain', { input: large, instanceId: 'acl-big' });
       expect((await c.waitForCompletion(bigId, { timeoutMs: T })).output).toBe(`${large}>1>2>3`);
-      expect(await admin.scard(`dbl:{${hub}:0}:c:${bigId}`)).toBe(8);
+      expect(await admin.scard(new HubKeys(hub, partitionOf(bigId, DEFAULT_PARTITIONS), DEFAULT_PARTITIONS).claims(bigId))).toBe(8);
       const rb = await app.inject({ method: 'GET', url: `/instances/${bigId}?showHistory=true` });
       expect(rb.statusCode).toBe(200);
       expect(rb.json()).toMatchObject({ input: large, output: `${large}>1>2>3` });
       await c.purge(bigId);
-      expect(await admin.exists(`dbl:{${hub}:0}:c:${bigId}`)).toBe(0);
+      expect(await admin.exists(new HubKeys(hub, partitionOf(bigId, DEFAULT_PARTITIONS), DEFAULT_PARTITIONS).claims(bigId))).toBe(0);
 
       let stdout = '';
       let stderr = '';
