@@ -1,7 +1,7 @@
 /**
  * The router over a task hub's partitions. Each partition ({@link RedisBackend}) is one hash tag:
  * its instances' keys, outbox, indexes and BullMQ queues, and the scripts that move them. The
- * hub knows how many partitions there are (stored once in the hub, `dbl:{<hub>}:meta`), which one
+ * hub knows how many partitions there are (stored once in the hub, `dbl:{<hub>:meta}`), which one
  * holds an instance ({@link partitionOf}), and reads the whole hub one pipeline per partition.
  */
 import { type EntityId, type HistoryEvent, ValidationError } from '@durabull/core';
