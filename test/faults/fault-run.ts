@@ -358,7 +358,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       c.on('error', () => undefined);
       try {
         const p = c.pipeline();
-        for (const r of runs) p.hget(`dbl:{${hub}:0}:i:${r.id}`, 'episodes');
+        for (const r of runs) p.hget(client!.backend.forInstance(r.id).keys.state(r.id), 'episodes');
         const res = await p.exec();
         return res!.reduce((n, [, v]) => n + Number(v ?? 0), 0);
       } finally {
@@ -377,7 +377,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       for (let i = 0; i < ids.length; i += 200) {
         const batch = ids.slice(i, i + 200);
         const p = client!.backend.redis.pipeline();
-        for (const id of batch) p.hget(`dbl:{${hub}:0}:i:${id}`, 'status');
+        for (const id of batch) p.hget(client!.backend.forInstance(id).keys.state(id), 'status');
         const res = await p.exec();
         batch.forEach((id, k) => {
           if (res![k]![0]) return; // e.g. LOADING right after a restart
@@ -420,9 +420,9 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
     let lastRestartAt = 0;
     /** When Redis was crashed (SIGKILL). */
     const crashTimes: number[] = [];
-    /** Instances whose state a dropped tail of the file created (startInstance's HSET of the state hash, `name` first). */
+    /** Instances whose state a dropped tail of the file created (startInstance's HSET of the state hash, `name` first; any partition's tag). */
     const startsInDroppedTails = new Set<string>();
-    const stateKeyCreated = new RegExp(`HSET\\r\\n\\$\\d+\\r\\ndbl:\\{${hub}:0\\}:i:([A-Za-z0-9_.@-]+)\\r\\n\\$4\\r\\nname\\r\\n`, 'gi');
+    const stateKeyCreated = new RegExp(`HSET\\r\\n\\$\\d+\\r\\ndbl:\\{${hub}:[0-9-]+\\}:i:([A-Za-z0-9_.@-]+)\\r\\n\\$4\\r\\nname\\r\\n`, 'gi');
     /** The crash under way, if any (fixed-point and periodic crashes never overlap). */
     let restarting: Promise<void> = Promise.resolve();
     // The AOF's size over time (every 50 ms), to cut its tail off after a crash (redisLoseTailMs).
@@ -529,7 +529,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<FaultRunFigures>
       await starting;
       // A completion seen before a crash can be rolled back with the AOF tail (everysec): look at every
       // instance again, and wait for the ones that are running again.
-      const again = await Promise.all(runs.map((r) => client!.backend.redis.hget(`dbl:{${hub}:0}:i:${r.id}`, 'status')));
+      const again = await Promise.all(runs.map((r) => client!.backend.redis.hget(client!.backend.forInstance(r.id).keys.state(r.id), 'status')));
       runs.forEach((r, k) => {
         const st = again[k];
         if (st !== null && st !== 'Completed' && st !== 'Failed' && st !== 'Terminated') {
