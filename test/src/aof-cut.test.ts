@@ -16,7 +16,6 @@ import { type RedisServer, findRedisServer, startRedisServer } from '@durabull/t
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { aofCutPoint } from '../faults/fault-run.js';
-import { describeSingleRedis } from './helpers/redis.js';
 
 const resp = (...args: string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
@@ -44,7 +43,8 @@ describe('aofCutPoint', () => {
   });
 });
 
-describeSingleRedis('restarts a redis-server of its own from a cut append-only file', 'a file torn inside a MULTI block, on this Redis', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): restarts a redis-server of its own from a cut append-only file.
+describe('a file torn inside a MULTI block, on this Redis', () => {
   async function tornRun(): Promise<string[]> {
     const dir = await mkdtemp(join(tmpdir(), 'durabull-aof-'));
     const server = await startRedisServer({ dataDir: dir, appendonly: true, appendfsync: 'always' });
@@ -86,7 +86,8 @@ describeSingleRedis('restarts a redis-server of its own from a cut append-only f
   });
 });
 
-describeSingleRedis('restarts a redis-server of its own from a cut append-only file', 'a file torn inside an episode commit, repaired as docs/reliability.md says', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): restarts a redis-server of its own from a cut append-only file.
+describe('a file torn inside an episode commit, repaired as docs/reliability.md says', () => {
   const registry = new Registry().addOrchestrator('Chain2', function* (ctx, n: number) {
     const a: number = yield ctx.callActivity('Sq', n);
     return yield ctx.callActivity('Sq', a);

@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DurabullClient, InstanceAlreadyExistsError, RedisUnavailableError, WaitTimeoutError } from '@durabull/client';
 import { type RedisServer, getFreePort, pingRedis, startRedisServer } from '@durabull/testing';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, describe } from 'vitest';
 import { waitUntil } from './helpers/orchestration.js';
-import { describeSingleRedis } from './helpers/redis.js';
 
 let srv: RedisServer;
 let dir: string;
@@ -37,7 +36,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describeSingleRedis('stops and restarts a redis-server of its own', 'a client whose Redis is unreachable', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): stops and restarts a redis-server of its own.
+describe('a client whose Redis is unreachable', () => {
   it('waitForCompletion keeps its timeout: WaitTimeoutError, even with a command timeout far longer', async () => {
     const client = newClient({ connection: srv.url, commandTimeoutMs: 10 * 60_000 });
     await client.startNew('NoWorkerServesThis', { instanceId: 'w-1' });

@@ -13,10 +13,9 @@ import { Registry } from '@durabull/core';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import type { Logger } from 'pino';
-import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, vi, describe } from 'vitest';
 import { captureLog } from './helpers/log.js';
 import { waitUntil } from './helpers/orchestration.js';
-import { describeSingleRedis } from './helpers/redis.js';
 
 interface Line {
   level: number;
@@ -55,7 +54,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describeSingleRedis('stops and restarts a redis-server of its own', 'a lost Redis connection in the log', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): stops and restarts a redis-server of its own.
+describe('a lost Redis connection in the log', () => {
   it('is logged once by the client and once by the worker, and once more each when it is back; nothing unhandled', async () => {
     const printed: string[] = [];
     for (const method of ['error', 'warn', 'log'] as const) {

@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { DurabullClient } from '@durabull/client';
 import { newEventId } from '@durabull/redis';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, describe } from 'vitest';
 import { forkReadyWorker } from './helpers/processes.js';
-import { uniqueHub, describeSingleRedis } from './helpers/redis.js';
+import { uniqueHub } from './helpers/redis.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/entity-worker.ts', import.meta.url));
 
@@ -40,7 +40,8 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 12
   }
 }
 
-describeSingleRedis('kills and restarts a redis-server of its own', 'entities: exactly-once state under crashes', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): kills and restarts a redis-server of its own.
+describe('entities: exactly-once state under crashes', () => {
   it('a counter that receives N signals ends at N across worker SIGKILLs and a Redis restart', { timeout: 240_000 }, async () => {
     const hub = uniqueHub();
     const env = { REDIS_URL: server.url, DURABULL_HUB: hub };

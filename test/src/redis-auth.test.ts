@@ -9,8 +9,7 @@ import { DurabullClient } from '@durabull/client';
 import { Registry, RedisAuthError } from '@durabull/core';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeSingleRedis } from './helpers/redis.js';
+import { afterAll, beforeAll, expect, it, describe } from 'vitest';
 
 let srv: RedisServer;
 let dir: string;
@@ -28,7 +27,8 @@ const registry = () =>
     return yield ctx.callActivity('Greet', name);
   }).addActivity('Greet', async (name: string) => `Hello ${name}`);
 
-describeSingleRedis('a redis-server of its own with requirepass', 'Redis password', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): a redis-server of its own with requirepass.
+describe('Redis password', () => {
   for (const [what, url] of [
     ['a wrong password', () => srv.url.replace('s3cret-pw', 'wrong')],
     ['no password', () => srv.url.replace(':s3cret-pw@', '')],

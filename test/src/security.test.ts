@@ -23,8 +23,7 @@ import { createServer } from '@durabull/server';
 import { type RedisServer, findRedisServer, getFreePort, startRedisServer } from '@durabull/testing';
 import { DurabullWorker } from '@durabull/worker';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeSingleRedis } from './helpers/redis.js';
+import { afterAll, beforeAll, expect, it, describe } from 'vitest';
 
 const T = 20_000;
 
@@ -64,7 +63,8 @@ async function allKeys(redis: Redis): Promise<string[]> {
 /** The command rules of the ACL users below (what durabull + BullMQ need, found by trying). */
 const ACL_COMMANDS = ['+@read', '+@write', '+@scripting', '+@pubsub', '+@connection', '+@transaction', '-@dangerous', '+info'];
 
-describeSingleRedis('ACL users on a redis-server of its own', 'Redis ACL: a user confined to one hub', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): ACL users on a redis-server of its own.
+describe('Redis ACL: a user confined to one hub', () => {
   const hub = 'apphub';
   let srv: RedisServer;
   let dir: string;
@@ -168,7 +168,8 @@ describeSingleRedis('ACL users on a redis-server of its own', 'Redis ACL: a user
   }, 60_000);
 });
 
-describeSingleRedis('scans every key of a redis-server of its own', 'key confinement and instance id rules', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): scans every key of a redis-server of its own.
+describe('key confinement and instance id rules', () => {
   const hub = 'confined';
   let srv: RedisServer;
   let dir: string;
@@ -252,7 +253,8 @@ describeSingleRedis('scans every key of a redis-server of its own', 'key confine
   }, 60_000);
 });
 
-describeSingleRedis('a redis-server of its own', 'prototype pollution through payloads', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): a redis-server of its own.
+describe('prototype pollution through payloads', () => {
   const hub = 'proto';
   let srv: RedisServer;
   let dir: string;
@@ -343,7 +345,8 @@ function tlsSupported(): boolean {
   return false;
 }
 
-describeSingleRedis('a TLS redis-server of its own', 'TLS', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): a TLS redis-server of its own.
+describe('TLS', () => {
   let dir: string;
   let proc: ChildProcess;
   let port: number;

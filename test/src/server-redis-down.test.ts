@@ -11,9 +11,8 @@ import { createServer } from '@durabull/server';
 import { type RedisServer, getFreePort, startRedisServer } from '@durabull/testing';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, describe } from 'vitest';
 import { waitUntil } from './helpers/orchestration.js';
-import { describeSingleRedis } from './helpers/redis.js';
 
 let srv: RedisServer;
 let dir: string;
@@ -29,7 +28,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describeSingleRedis('stops a redis-server of its own', 'HTTP server without Redis', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): stops a redis-server of its own.
+describe('HTTP server without Redis', () => {
   it('answers 503 while Redis is unreachable, starts nothing later, and serves again once it is back', async () => {
     const start = () =>
       app.inject({ method: 'POST', url: '/orchestrations/Anything?instanceId=while-down', headers: { 'content-type': 'application/json' }, payload: '1' });
@@ -58,7 +58,8 @@ describeSingleRedis('stops a redis-server of its own', 'HTTP server without Redi
   });
 });
 
-describeSingleRedis('starts a redis-server of its own late', 'HTTP server started while Redis is down', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): starts a redis-server of its own late.
+describe('HTTP server started while Redis is down', () => {
   it('says it is unhealthy and answers 503 with Retry-After on every route from the start, then serves once Redis is up', async () => {
     const port = await getFreePort();
     const late = createServer({ connection: `redis://127.0.0.1:${port}`, hub: 'down' });
@@ -97,7 +98,8 @@ describeSingleRedis('starts a redis-server of its own late', 'HTTP server starte
   }, 60_000);
 });
 
-describeSingleRedis('freezes a redis-server of its own', 'a request in flight when Redis stops answering', () => {
+// Single server only, left out of the cluster runs (vitest.cluster.config.ts): freezes a redis-server of its own.
+describe('a request in flight when Redis stops answering', () => {
   it('ends with a 503 after the command timeout instead of hanging', async () => {
     const frozenDir = await mkdtemp(join(tmpdir(), 'durabull-down-frozen-'));
     const frozen = await startRedisServer({ dataDir: frozenDir });

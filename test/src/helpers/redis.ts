@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type RedisClient, createRedisClient, isCluster, isClusterUrl, masterNodes, scanKeys } from '@durabull/redis';
 import type { RedisOptions } from 'ioredis';
-import { describe, inject } from 'vitest';
+import { inject } from 'vitest';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -42,16 +42,6 @@ export function onCluster(): boolean {
  */
 export function connectRedis(url: string = redisUrl(), opts: RedisOptions = {}): RedisClient {
   return createRedisClient(url, opts);
-}
-
-/**
- * `describe` for tests that need a redis-server of their own or a single server's behaviour (kill/restart Redis,
- * AOF cuts, auth and ACLs, Redis down): on a Redis Cluster run they are reported as skipped, with `reason` in their
- * name, instead of running against a cluster they do not test. docs/operations.md lists them.
- */
-export function describeSingleRedis(reason: string, name: string, fn: () => void): void {
-  if (onCluster()) describe.skip(`${name} [single Redis only: ${reason}]`, fn);
-  else describe(name, fn);
 }
 
 /** What a task-hub name may contain; it ends up in Redis key names and BullMQ queue names. */
