@@ -60,6 +60,14 @@ export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean>
   });
   // Without a listener ioredis prints "[ioredis] Unhandled error event" for every refused connection.
   client.on('error', () => {});
+  return answersWithin(client, timeoutMs, async () => (await client.ping()) === 'PONG');
+}
+
+/**
+ * Connects `client` and runs `check` on it, giving `false` for any error or when `timeoutMs` passes first; the
+ * client is disconnected either way.
+ */
+async function answersWithin(client: Redis | Cluster, timeoutMs: number, check: () => Promise<boolean>): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
@@ -67,7 +75,7 @@ export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean>
   const attempt = (async () => {
     try {
       await client.connect();
-      return (await client.ping()) === 'PONG';
+      return await check();
     } catch {
       return false;
     }
@@ -107,25 +115,7 @@ async function pingCluster(url: string, timeoutMs: number): Promise<boolean> {
     },
   });
   client.on('error', () => {});
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  const attempt = (async () => {
-    try {
-      await client.connect();
-      if ((await client.ping()) !== 'PONG') return false;
-      return /cluster_state:ok/.test(String(await client.cluster('INFO')));
-    } catch {
-      return false;
-    }
-  })();
-  try {
-    return await Promise.race([attempt, deadline]);
-  } finally {
-    clearTimeout(timer);
-    client.disconnect();
-  }
+  return answersWithin(client, timeoutMs, async () => (await client.ping()) === 'PONG' && /cluster_state:ok/.test(String(await client.cluster('INFO'))));
 }
 
 /** `url` with its password replaced by `***`, for log lines (cluster URLs too). Returns the input unchanged when it does not parse. */
