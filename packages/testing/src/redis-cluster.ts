@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { Redis } from 'ioredis';
 import { LOOPBACK_HOST, getFreePort, isPortFree } from './net.js';
-import { RedisServerNotFoundError, findRedisServer } from './redis-server.js';
+import { RedisServerNotFoundError, findRedisServer, installExitHook, running } from './redis-server.js';
 
 const SLOTS = 16384;
 
@@ -58,18 +58,6 @@ export interface RedisCluster {
    * promoted after that master failed), once every live node agrees and reports `cluster_state:ok`.
    */
   waitForPromotion(masterPort: number, timeoutMs?: number): Promise<number>;
-}
-
-/** Nodes still running; they get a SIGTERM if the Node.js process exits without stopping them. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGTERM');
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -125,11 +125,14 @@ class AddressInUseError extends Error {
 /** How many lines of the server's own output are kept for error messages. */
 const KEPT_OUTPUT_LINES = 30;
 
-/** Processes still running; they get a SIGTERM if the Node.js process exits without stopping them. */
-const running = new Set<ChildProcess>();
+/**
+ * redis-server processes still running (this file's and redis-cluster.ts's nodes); they get a SIGTERM if the Node.js
+ * process exits without stopping them. Add a child here, then call installExitHook().
+ */
+export const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-function installExitHook(): void {
+export function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' handlers must be synchronous; kill() is, and Redis finishes its shutdown on its own.
