@@ -7,7 +7,7 @@
  */
 import { type HistoryEvent, type OrchestrationContext, Registry, executeOrchestration } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, StuckSweeper, checkHub, checkInstance, encodeEvent, wakeJobId, type RedisClient } from '@durabull/redis';
+import { type FindingCode, type InstanceReport, ORCHESTRATOR_QUEUE, RedisBackend, StuckSweeper, checkHub, checkInstance, encodeEvent, wakeJobId, duplicateClient, type RedisClient } from '@durabull/redis';
 import { DurabullWorker } from '@durabull/worker';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -398,7 +398,7 @@ describe('findings of corrupted instances', () => {
     const { executionId: x } = await backend.startInstance('Chain2', 'failed-job', 2);
     const job = wakeJobId('failed-job', x, 0);
     // Something fails the wake job for good (here: a rogue consumer of the orchestrator queue).
-    const connection = backend.queueConnection.duplicate();
+    const connection = duplicateClient(backend.queueConnection);
     const rogue = new Worker(ORCHESTRATOR_QUEUE, async () => {
       throw new UnrecoverableError('rogue');
     }, { connection, prefix: backend.keys.queuePrefix });

@@ -3,7 +3,7 @@
  * moves when the thing it counts happens (scraped over the worker's metrics port), the hub gauges
  * tell what Redis holds, and the counters the dashboard draws reach Redis.
  */
-import { ACTIVITY_QUEUE, ORCHESTRATOR_QUEUE, readHubStats } from '@durabull/redis';
+import { ACTIVITY_QUEUE, ORCHESTRATOR_QUEUE, duplicateClient, readHubStats } from '@durabull/redis';
 import { type OrchestrationContext, ValidationError } from '@durabull/core';
 import { DurabullMetrics, DurabullWorker } from '@durabull/worker';
 import { Queue } from 'bullmq';
@@ -165,7 +165,7 @@ describe('worker metrics', () => {
     expect(sample(await scrape(), 'durabull_activity_schedule_to_start_seconds_count', { hub, activity: 'Block' })).toBe(2);
 
     // A malformed job is dead-lettered: a failed activity job.
-    const acts = new Queue(ACTIVITY_QUEUE, { connection: th.redis.duplicate(), prefix: th.keys.queuePrefix });
+    const acts = new Queue(ACTIVITY_QUEUE, { connection: duplicateClient(th.redis), prefix: th.keys.queuePrefix });
     queues.push(acts);
     await acts.add('x', { i: 'nobody', x: 'e', s: 0, n: 42, p: null }, { jobId: 'bad-1' });
     await until(async () => (sample(await scrape(), 'durabull_queue_jobs', { hub, queue: 'activity', state: 'failed' }) === 1 ? true : undefined), 'a failed job');

@@ -17,7 +17,17 @@ import { HubKeys } from '@durabull/redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteKeysByPattern, redisUrl, uniqueHub, connectRedis } from './helpers/redis.js';
 
-const run = promisify(execFile);
+const exec = promisify(execFile);
+/** execFile that fails with what the command printed (tsc prints its errors on stdout). */
+const run: typeof exec = (async (...args: Parameters<typeof exec>) => {
+  try {
+    return await exec(...args);
+  } catch (err) {
+    const e = err as Error & { stdout?: string; stderr?: string };
+    e.message += `\n${e.stdout ?? ''}${e.stderr ?? ''}`;
+    throw e;
+  }
+}) as typeof exec;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The environment of a process outside the test runner: no `--conditions` inherited through NODE_OPTIONS. */

@@ -160,6 +160,8 @@ describe('durabull through a failover', () => {
     const keys = new HubKeys(hub);
     // One partition, so that `keys` names the instance's keys and the fence goes to their master.
     const worker = await new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false, partitions: 1 }).start();
+    // A second worker, closed as soon as the replica has taken over: its blocking reads were being retried across the failover.
+    const leaving = await new DurabullWorker({ connection: cluster.url, hub, registry: registry(), logger: false, partitions: 1 }).start();
     const client = new DurabullClient({ connection: cluster.url, hub, logger: false, commandTimeoutMs: 30_000, partitions: 1 });
     const probe = new Cluster(cluster.masterPorts.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } });
     try {
@@ -176,6 +178,8 @@ describe('durabull through a failover', () => {
       await cluster.killNode(master);
       const promoted = await cluster.waitForPromotion(master);
       expect(promoted).not.toBe(master);
+      // close() returns (ioredis before 6.1 could leave a retried BZPOPMIN pending for ever: the close waited on it).
+      await leaving.close();
       await client.raiseEvent(id, 'Approve', true);
       const done = await client.waitForCompletion(id, { timeoutMs: 60_000 });
       expect(done.runtimeStatus).toBe('Completed');
@@ -183,7 +187,7 @@ describe('durabull through a failover', () => {
     } finally {
       probe.disconnect();
       await client.close();
-      await worker.close();
+      await Promise.all([worker.close(), leaving.close()]);
       await cluster.stop();
       await rm(dir, { recursive: true, force: true });
     }

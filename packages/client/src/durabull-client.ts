@@ -55,6 +55,7 @@ import {
   assertConnection,
   assertInstanceId,
   closeConnection,
+  duplicateClient,
   createRedisClient,
   ignoreGone,
   isRedisClient,
@@ -569,7 +570,7 @@ export class DurabullClient {
   private subscribe(): Promise<unknown> {
     if (!this.subscriber) {
       const c = this.opts.connection;
-      const sub = isRedisClient(c) ? c.duplicate() : createRedisClient(c, { commandTimeout: this.commandTimeoutMs });
+      const sub = isRedisClient(c) ? duplicateClient(c) : createRedisClient(c, { commandTimeout: this.commandTimeoutMs });
       this.backend.connections.watch(sub);
       this.subscriber = sub;
       sub.on('message', (_channel: string, id: string) => {

@@ -215,6 +215,11 @@ function newCluster(c: ClusterConnectionOptions, opts: RedisOptions): Cluster {
   });
 }
 
+/** A new connection like `c`: its nodes and options, not its commands or subscriptions. */
+export function duplicateClient<C extends RedisClient>(c: C): C {
+  return (isCluster(c) ? c.duplicate() : (c as Redis).duplicate()) as C;
+}
+
 /**
  * A second connection like `redis` (same nodes and options), with `maxRetriesPerRequest: null`
  * whatever `redis` has (on a cluster: on every node's connection), as BullMQ's blocking

@@ -8,6 +8,7 @@ export {
   createRedisClient,
   closeConnection,
   duplicateConnection,
+  duplicateClient,
   assertConnection,
   connectionFromEnv,
   parseClusterUrl,

@@ -51,6 +51,7 @@ import {
   TaskHub,
   type HubOptions,
   closeConnection,
+  duplicateClient,
   SCHEDULE_BUFFER_JOB,
   SCHEDULE_JOB,
   parseWake,
@@ -568,7 +569,7 @@ export class DurabullWorker {
     const parts = this.backend.partitions;
     const groups: RedisBackend[][] = isCluster(this.backend.redis) ? parts.map((p) => [p]) : [[...parts]];
     for (const group of groups) {
-      const conn = this.backend.redis.duplicate();
+      const conn = duplicateClient(this.backend.redis);
       this.backend.connections.watch(conn);
       this.stickyConnections.push(conn);
       const keys = group.map((p) => p.keys.sticky(this.id));
@@ -773,7 +774,7 @@ export class DurabullWorker {
    * attempt's next heartbeat, whose reply says the instance was terminated.
    */
   private async subscribeCancels(): Promise<void> {
-    const sub = this.backend.redis.duplicate();
+    const sub = duplicateClient(this.backend.redis);
     this.backend.connections.watch(sub);
     this.cancelSubscriber = sub;
     sub.on('message', (_channel: string, instanceId: string) => this.cancelAttempts(instanceId, 'terminated'));

@@ -9,7 +9,7 @@
  * parked message, so each sender's messages keep their order.
  */
 import { EntityBatch, EntityId, type Registry, isTerminalStatus, toFailureDetails } from '@durabull/core';
-import { type ClaimedEntity, type EntityBatchResult, type EntityMessage, type RedisBackend, decode, encode, entityResponse, newEventId } from '@durabull/redis';
+import { type ClaimedEntity, type EntityBatchResult, type EntityMessage, type RedisBackend, decode, duplicateClient, encode, entityResponse, newEventId } from '@durabull/redis';
 import type { RedisClient } from '@durabull/redis';
 import type { Logger } from 'pino';
 
@@ -53,7 +53,7 @@ export class EntityWorker {
   ) {}
 
   start(): void {
-    const conn = this.parts[0]!.redis.duplicate();
+    const conn = duplicateClient(this.parts[0]!.redis);
     this.parts[0]!.connections.watch(conn);
     this.bellConn = conn;
     this.loop = this.run();
