@@ -2,9 +2,10 @@
  * A task hub of several partitions: the partition function and tags, the partition map, messages
  * between instances of different partitions (delivered twice), and hub-wide reads.
  */
-import type { EntityFunction, OrchestrationContext, OrchestratorFunction } from '@durabull/core';
+import { type EntityFunction, type OrchestrationContext, type OrchestratorFunction, Registry } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
 import {
+  ACTIVITY_QUEUE,
   CLUSTER_SLOTS,
   DEFAULT_PARTITIONS,
   HubKeys,
@@ -19,8 +20,10 @@ import {
   partitionTag,
   subStartJobId,
 } from '@durabull/redis';
+import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
+import { waitUntil } from './helpers/orchestration.js';
 import { deleteKeysByPattern, redisUrl, uniqueHub } from './helpers/redis.js';
 
 let th: TestHub | undefined;
@@ -282,5 +285,91 @@ describe('a hub of 4 partitions', () => {
     await senderPart.dispatch([[jobId, payload]], { awaitCleanup: true });
     expect((await th.client.readEntityState<string[]>(entity)).entityState).toEqual(['s1', 's2', 'c3']);
     for (const part of hub.partitions) expect(await part.redis.hlen(part.keys.outbox)).toBe(0);
+  });
+});
+
+describe('a process serving several partitions', () => {
+  it('holds no more jobs than its concurrency and one fetch per partition, and leaves the rest to another process', async () => {
+    const parts = 6;
+    const C = 3;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const running = { a: 0, b: 0 };
+    const ran = { a: 0, b: 0 };
+    const hold = (who: 'a' | 'b') => async (n: number) => {
+      running[who]++;
+      ran[who]++;
+      try {
+        await released;
+        return n * 2;
+      } finally {
+        running[who]--;
+      }
+    };
+    const One: OrchestratorFunction = function* (ctx: OrchestrationContext, n: number) {
+      return yield ctx.callActivity('Hold', n);
+    };
+    // Activities through the queue only (none run in place), C at once.
+    th = await createTestHub({ orchestrators: { One }, activities: { Hold: hold('a') } }, { partitions: parts, activityConcurrency: C, eagerActivities: false });
+    // Three instances in each partition: 18 activity jobs; with the whole concurrency in each
+    // partition's BullMQ worker, this process would hold all 18 while running 3.
+    const ids = Array.from({ length: parts }, (_, p) => [0, 1, 2].map((k) => idIn(p, `hold-${p}-${k}`, parts))).flat();
+    await Promise.all(ids.map((id, n) => th!.client.startNew('One', { input: n, instanceId: id })));
+    const queues = Array.from({ length: parts }, (_, p) => new Queue(ACTIVITY_QUEUE, { connection: th!.redis, prefix: new HubKeys(th!.hub, p, parts).queuePrefix }));
+    try {
+      const counts = async () => {
+        const c = await Promise.all(queues.map((q) => q.getJobCounts('active', 'waiting')));
+        return { active: c.reduce((s, x) => s + (x.active ?? 0), 0), waiting: c.reduce((s, x) => s + (x.waiting ?? 0), 0) };
+      };
+      await waitUntil('the 18 activity jobs are queued and 3 run', async () => {
+        const c = await counts();
+        return running.a === C && c.active + c.waiting === ids.length;
+      });
+      // Give the BullMQ workers time to take what they would take.
+      await new Promise((r) => setTimeout(r, 300));
+      const held = (await counts()).active;
+      expect(running.a).toBe(C);
+      expect(held).toBeGreaterThanOrEqual(C);
+      expect(held).toBeLessThanOrEqual(C + parts - 1);
+      // A second process (activities only) takes jobs the first holds no lock on.
+      await th.startWorker({ registry: new Registry().addActivity('Hold', hold('b')), orchestrators: false });
+      await waitUntil('the second process runs 3 activities', () => running.b === C);
+      release();
+      const done = await Promise.all(ids.map((id) => th!.client.waitForCompletion(id, WAIT)));
+      expect(done.map((d) => d.output)).toEqual(ids.map((_, n) => n * 2));
+      expect(ran.a + ran.b).toBe(ids.length);
+    } finally {
+      release();
+      await Promise.all(queues.map((q) => q.close()));
+    }
+  });
+
+  it('a fan-out in one partition gets the whole concurrency of the process', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let running = 0;
+    let most = 0;
+    const Fan: OrchestratorFunction = function* (ctx: OrchestrationContext, n: number) {
+      const xs = (yield ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity('Slow', i)))) as number[];
+      return xs.reduce((a, b) => a + b, 0);
+    };
+    const Slow = async (i: number) => {
+      most = Math.max(most, ++running);
+      try {
+        await released;
+        return i;
+      } finally {
+        running--;
+      }
+    };
+    th = await createTestHub({ orchestrators: { Fan }, activities: { Slow } }, { partitions: 6, activityConcurrency: 5, eagerActivities: false });
+    const id = await th.client.startNew('Fan', { input: 12 });
+    try {
+      await waitUntil('5 activities of the fan-out run at once', () => running === 5);
+    } finally {
+      release();
+    }
+    expect((await th.client.waitForCompletion(id, WAIT)).output).toBe(66);
+    expect(most).toBe(5);
   });
 });

@@ -77,6 +77,7 @@ import { DurabullMetrics } from './metrics.js';
 import { assertWorkerOptions } from './options.js';
 import { TracingInstrumentation } from './tracing.js';
 import { EntityWorker } from './entity-worker.js';
+import { SharedConcurrency } from './shared-concurrency.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -398,8 +399,8 @@ export class DurabullWorker {
   /** The last entry read of each partition's sticky stream, by key. */
   private readonly stickyLast = new Map<string, string>();
   /** Process-wide bounds of the jobs of all partitions' BullMQ workers (with several partitions). */
-  private orchestratorGate: Gate | undefined;
-  private activityGate: Gate | undefined;
+  private orchestratorShare: SharedConcurrency | undefined;
+  private activityShare: SharedConcurrency | undefined;
   private readonly stuckSweepers = new Map<RedisBackend, StuckSweeper>();
 
   /** The worker's Prometheus metrics (unless `metrics: false`). */
@@ -493,30 +494,39 @@ export class DurabullWorker {
       maxStalledCount: this.opts.maxStalledCount ?? 10,
       autorun: true,
     };
-    // Every partition has its own queues, each its own BullMQ worker with the whole concurrency
-    // (a fan-out lands in one partition); with several partitions a gate keeps the process to it.
+    // Every partition has its own queues, each its own BullMQ worker; with several partitions they
+    // share the process's concurrency (shared-concurrency.ts): a fan-out in one partition gets all
+    // of it, and the process does not hold jobs it cannot run.
     const orchestratorConcurrency = this.opts.orchestratorConcurrency ?? 20;
     const activityConcurrency = this.opts.activityConcurrency ?? 20;
     if (parts.length > 1) {
-      this.orchestratorGate = new Gate(orchestratorConcurrency);
-      this.activityGate = new Gate(activityConcurrency);
+      this.orchestratorShare = new SharedConcurrency(orchestratorConcurrency);
+      this.activityShare = new SharedConcurrency(activityConcurrency);
     }
     for (const part of parts) {
       const opts = { ...common, prefix: part.keys.queuePrefix };
       if (this.opts.orchestrators !== false) {
-        const w = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(gated(this.orchestratorGate, () => this.processOrchestratorJob(job, token))), {
+        const share = this.orchestratorShare;
+        let slot = -1;
+        const run = (job: Job, token?: string) => this.processOrchestratorJob(job, token);
+        const w = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(share ? share.run(slot, () => run(job, token)) : run(job, token)), {
           ...opts,
           concurrency: orchestratorConcurrency,
         });
+        if (share) slot = share.add(w);
         w.on('error', (err) => part.onBullMQError(err, 'orchestrator worker'));
         w.on('failed', (job, err) => void this.onOrchestratorJobFailed(job, err));
         this.orchestratorWorkers.push(w);
       }
       if (this.opts.activities !== false) {
-        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(gated(this.activityGate, () => this.processActivityJob(job))), {
+        const share = this.activityShare;
+        let slot = -1;
+        const run = (job: Job) => this.processActivityJob(job);
+        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, () => run(job)) : run(job)), {
           ...opts,
           concurrency: activityConcurrency,
         });
+        if (share) slot = share.add(w);
         w.on('error', (err) => part.onBullMQError(err, 'activity worker'));
         w.on('failed', (job, err) => void this.onActivityJobFailed(job, err));
         this.activityWorkers.push(w);
@@ -1481,28 +1491,6 @@ export function activityJobProblem(d: unknown): string | undefined {
   }
   if (d.r !== undefined && !isSeq(d.r)) return `'r' (first attempt) is ${show(d.r)}, not a non-negative integer`;
   return undefined;
-}
-
-/** A process-wide bound on jobs run at once, shared by the BullMQ workers of every partition. */
-class Gate {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    else this.running++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-}
-
-function gated<T>(gate: Gate | undefined, fn: () => Promise<T>): Promise<T> {
-  return gate ? gate.run(fn) : fn();
 }
 
 /** Whether a connection is an ioredis Cluster (whose multi-key commands must keep to one slot). */
