@@ -7,7 +7,7 @@
  */
 import { ScheduleAlreadyExistsError, ScheduleNotFoundError } from '@durabull/client';
 import type { OrchestrationContext } from '@durabull/core';
-import { scheduleInstanceId } from '@durabull/redis';
+import { checkInstance, scheduleInstanceId } from '@durabull/redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { waitUntil } from './helpers/orchestration.js';
@@ -221,6 +221,28 @@ describe('delayed start', () => {
     backend.orchestratorQueue.add = add;
     const done = await th.client.waitForCompletion('swept-later', { showHistory: true });
     expect(done.output).toBe('x');
+    expect(done.history![0]!.timestamp).toBeGreaterThanOrEqual(startAt);
+  });
+
+  it("keeps the delay when a delayed start's lost wake is re-queued by the checker", async () => {
+    th = await createTestHub(functions);
+    const startAt = Date.now() + 2500;
+    await th.client.startNew('Quick', { instanceId: 'lost-wake', input: 'y', startAt });
+    const backend = th.client.backend.forInstance('lost-wake');
+    const wakes = async () => (await backend.orchestratorQueue.getDelayed()).filter((j) => j.id?.startsWith('w-lost-wake-'));
+    const [job] = await wakes();
+    expect(job).toBeDefined();
+    // The delayed wake is lost (as in a Redis that lost the job's keys).
+    await job!.remove();
+    const report = await checkInstance(backend, 'lost-wake', { repair: true, graceMs: 0 });
+    expect(report.findings.map((f) => f.code)).toEqual(['stuck']);
+    // Re-queued as a delayed job again, not run at once.
+    const [requeued] = await wakes();
+    expect(requeued).toBeDefined();
+    expect(requeued!.id).not.toBe(job!.id);
+    expect((await th.client.getStatus('lost-wake'))?.runtimeStatus).toBe('Pending');
+    const done = await th.client.waitForCompletion('lost-wake', { showHistory: true });
+    expect(done.output).toBe('y');
     expect(done.history![0]!.timestamp).toBeGreaterThanOrEqual(startAt);
   });
 });

@@ -29,6 +29,7 @@
 
   Output:
     {1, wakeJobId, wakePayload}   re-queued: `scheduled` = 1, version + 1, a wake in the outbox
+                                  (for a delayed start not run yet, with its `startAt`)
     {0, reason}                   not stuck, nothing written: "scheduled" (the flag changed),
                                   "wake-queued" (a wake for this version is in the outbox),
                                   "no-progress" (nothing in the inbox lets the code progress)
@@ -43,7 +44,7 @@ local rcall = redis.call
 --- @include "includes/addWake"
 
 local st = KEYS[1]
-local cur = rcall("HMGET", st, "status", "exec", "version", "scheduled", "wmode", "wcov", "need")
+local cur = rcall("HMGET", st, "status", "exec", "version", "scheduled", "wmode", "wcov", "need", "startAt")
 local status, exec, seenVersion = cur[1], cur[2], cur[3]
 if not status then return {-1} end
 if isTerminal(status) then return {-3, status} end
@@ -83,4 +84,9 @@ end
 local version = tonumber(seenVersion) + 1
 rcall("HSET", st, "version", version, "scheduled", 1, "updatedAt", now)
 local jobId, payload = addWake(KEYS[4], KEYS[5], instanceId, exec, version, now)
+if status == "Pending" and cur[8] then
+  -- A delayed start that has not run yet: the new wake keeps its time, as startInstance's did.
+  payload = payload .. "||" .. cur[8]
+  rcall("HSET", KEYS[4], jobId, payload)
+end
 return {1, jobId, payload}
