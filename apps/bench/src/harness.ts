@@ -195,12 +195,13 @@ export async function startDurabull(b: Bench, hub: string, extra: Partial<Durabu
   const failures: JobFailure[] = [];
   // DurabullWorker keeps its BullMQ workers private and logs no failed attempt; the bench looks anyway, so a job
   // that fails and is retried with backoff shows up in the output instead of as a silent stall.
-  const internals = worker as unknown as { orchestratorWorker?: Worker; activityWorker?: Worker };
+  // One BullMQ worker per partition and queue.
+  const internals = worker as unknown as { orchestratorWorkers: Worker[]; activityWorkers: Worker[] };
   for (const [queue, w] of [
-    ['orchestrator', internals.orchestratorWorker],
-    ['activity', internals.activityWorker],
-  ] as const) {
-    w?.on('failed', (job, err) => {
+    ...internals.orchestratorWorkers.map((w) => ['orchestrator', w] as const),
+    ...internals.activityWorkers.map((w) => ['activity', w] as const),
+  ]) {
+    w.on('failed', (job, err) => {
       const f: JobFailure = { queue, jobId: job?.id ?? '?', attempt: job?.attemptsMade ?? 0, reason: errorMessage(err), at: performance.now() };
       failures.push(f);
       if (failures.length <= 3) b.log(`${hub}: ${queue} job ${f.jobId} failed (attempt ${f.attempt}, BullMQ retries it): ${f.reason}`);

@@ -65,9 +65,9 @@ if (role === 'baseline') {
   }).start();
   // DurabullWorker keeps its BullMQ workers private and retries failed attempts silently: count them.
   let failedJobs = 0;
-  const internals = worker as unknown as { orchestratorWorker?: Worker; activityWorker?: Worker };
-  internals.orchestratorWorker?.on('failed', () => failedJobs++);
-  internals.activityWorker?.on('failed', () => failedJobs++);
+  // One BullMQ worker per partition and queue.
+  const internals = worker as unknown as { orchestratorWorkers: Worker[]; activityWorkers: Worker[] };
+  for (const w of [...internals.orchestratorWorkers, ...internals.activityWorkers]) w.on('failed', () => failedJobs++);
   close = () => worker.close();
   stats = () => ({ ...worker.stats, failedJobs });
 }
