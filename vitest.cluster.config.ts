@@ -41,6 +41,7 @@ export default defineConfig({
       'test/src/partitions.test.ts',
       // instances: scripts, episodes, queries, management, payloads stored apart, bad input
       'test/src/orchestrations.test.ts',
+      'test/src/activity-job-layout.test.ts',
       'test/src/orchestration-api*.test.ts',
       'test/src/instance-management.test.ts',
       'test/src/redis-backend.redis.test.ts',

@@ -1127,6 +1127,8 @@ export class RedisBackend {
     const newSeqs: number[] = [];
     /** Messages to entities: appended to their inboxes by the commit itself, in this order. */
     const entityEntries: [string, Buffer][] = [];
+    /** The activity jobs' names, by job id. */
+    const activityNames = new Map<string, string>();
     for (const a of result.actions) {
       if (a.type === 'SendEntityMessage') {
         // Appended by this commit's script when the entity is in this partition; else an outbox
@@ -1138,10 +1140,18 @@ export class RedisBackend {
       }
       const entry = this.outboxEntryFor(id, state.executionId, a, inputRefs, opts.trace);
       if (entry) outbox.push(entry);
+      if (entry && a.type === 'ScheduleTask') activityNames.set(entry[0], a.name);
       if (a.type === 'ScheduleTask' || a.type === 'CreateTimer' || a.type === 'CreateSubOrchestration') newSeqs.push(a.id);
     }
     // Many new jobs travel as one outbox entry, expanded by the dispatcher.
     const written: [string, string][] = outbox.length > 64 ? [[`b-${id}-${state.executionId}-${state.version}`, `B${JSON.stringify(outbox)}`]] : outbox;
+    // Fewer, and the commit adds their activity jobs to BullMQ itself ("Q" pairs, addActivityJob):
+    // no outbox entry, no add and no ack per step. An activity this worker runs itself (leased)
+    // keeps its outbox entry.
+    const sent = written === outbox ? written.map((e): [string, string] => {
+      const name = e[1][0] === 'A' && e[0] !== opts.lease?.jobId ? activityNames.get(e[0]) : undefined;
+      return name === undefined ? e : [e[0], `Q${Buffer.byteLength(name)}:${name}${e[1].slice(1)}`];
+    }) : written;
     const wait = result.wait ?? { kind: 'unknown' as const };
     const waitIds = wait.kind === 'unknown' ? [] : wait.ids;
     const newExec = continued ? newExecutionId() : '';
@@ -1158,7 +1168,7 @@ export class RedisBackend {
         newInbox.push(Buffer.concat([Buffer.from('e|'), encodeStoredEvent(raised, undefined, max, threshold, nextClaims).bytes]));
       }
     }
-    // The 29 scalar arguments travel as one msgpack array of strings (the blobs apart): each
+    // The 31 scalar arguments travel as one msgpack array of strings (the blobs apart): each
     // argument costs ioredis more to build and send than the script spends unpacking them.
     const scalars: string[] = [
       String(state.version),
@@ -1182,7 +1192,7 @@ export class RedisBackend {
       continued && result.carryOverEvents !== undefined ? '1' : '0',
       String(prefix.length + (opts.direct ? 1 : 0)),
       '0',
-      String(written.length + entityEntries.length),
+      String(sent.length + entityEntries.length),
       opts.direct || loaded.fromCache ? `${opts.direct?.seq ?? ''}|${loaded.stream?.lastId ?? ''}|${loaded.stream?.entries ?? 0}` : '',
       opts.ackJobId ?? '',
       opts.lease?.jobId ?? '',
@@ -1191,6 +1201,8 @@ export class RedisBackend {
       String(continued ? 0 : claims.length),
       String(nextClaims.length),
       opts.stickyWorker ?? '',
+      this.keys.jobPrefix(ACTIVITY_QUEUE),
+      ACTIVITY_JOB_OPTS_JSON,
     ];
     const args: (string | Buffer)[] = [
       ...this.keys.instanceKeys(id),
@@ -1207,7 +1219,7 @@ export class RedisBackend {
     const prefixBufs = prefix.map((e) => encodeEvent(e));
     if (opts.direct) prefixBufs.push(opts.direct.encoded);
     for (const b of prefixBufs) args.push(b);
-    for (const [jobId, payload] of written) args.push(jobId, payload);
+    for (const [jobId, payload] of sent) args.push(jobId, payload);
     for (const [jobId, payload] of entityEntries) args.push(jobId, payload);
     for (const b of newInbox) args.push(b);
     if (!continued) for (const c of claims) args.push(c.token, c.blob);
@@ -1219,7 +1231,7 @@ export class RedisBackend {
       throw new DurabullError(`Instance '${id}': its inbox is not what this episode read (deliveries lost by a Redis restart?); nothing was committed, the episode runs again.`);
     }
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
-    outbox = written;
+    outbox = written === outbox ? written.filter((e, k) => sent[k] === e) : written;
     if (res[2]) outbox.push([res[2], res[3]!]);
     if (res[4]) outbox.push([res[4], res[5]!]);
     const prefixEvents = opts.direct ? [...prefix, opts.direct.event ?? decodeEvent(opts.direct.encoded)] : prefix;
@@ -2307,6 +2319,8 @@ export function ignoreGone(err: unknown): undefined {
 const WAKE_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
 const TIMER_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
+/** ACTIVITY_JOB_OPTS as BullMQ stores them in a job (its `jobId` apart), for commitEpisode's addActivityJob. */
+const ACTIVITY_JOB_OPTS_JSON = JSON.stringify(ACTIVITY_JOB_OPTS);
 
 /**
  * The episode job data of a wake outbox entry (`W<instance>|<execution>|<version>`), or of a wake

@@ -15,7 +15,7 @@
     KEYS[8] partition status index
     KEYS[9] claim set (tokens of the instance's payloads stored apart)
 
-    ARGV[1]  A: msgpack array of the 29 scalar arguments A[1]..A[29] below, as strings ("" in the
+    ARGV[1]  A: msgpack array of the 31 scalar arguments A[1]..A[31] below, as strings ("" in the
              places of A[7], A[8], A[10] and A[15], which are blobs and travel as ARGV[2..5])
     ARGV[2..5] A[7], A[8], A[10], A[15]
     ARGV[6...] P events, S events, O pairs, C inbox entries, M pairs (token, encoded payload),
@@ -64,6 +64,10 @@
     A[28] M2: ContinuedAsNew: number of payloads of the next execution stored apart
     A[29] Running: the id of the worker that keeps this episode's session (state field `sw`: the
           wake-ups of the next episode go to it, see deliverEvent), "" for none
+    A[30] the BullMQ activity queue's key prefix ("<prefix>:activity:"): outbox pairs whose payload
+          is "Q<n>:<name><job data JSON>" (<n>: the name's length in bytes) are activity jobs added
+          to that queue by this commit (addActivityJob), not outbox entries
+    A[31] with A[30]: the activity jobs' BullMQ options as JSON, without jobId
 
   Claim check: the M payloads are stored unless the execution continues as new (their events go
   with its history); then the execution's payloads are deleted, but those referenced by raised
@@ -97,6 +101,7 @@ A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/storeClaims"
 --- @include "includes/deleteClaims"
 --- @include "includes/enqueueEntityMessage"
+--- @include "includes/addActivityJob"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
@@ -166,7 +171,15 @@ end
 
 local function writeOutbox()
   for j = outboxStart, outboxEnd, 2 do
-    if string.sub(ARGV[j], 1, 2) ~= "e-" then addOutboxEntry(KEYS[6], KEYS[7], ARGV[j], ARGV[j + 1], ARGV[j] == A[25] and A[26] or now) end
+    local jobId, payload = ARGV[j], ARGV[j + 1]
+    if string.sub(payload, 1, 1) == "Q" then
+      -- An activity job, added to BullMQ here (A[30]): no outbox entry, no add, no ack.
+      local len, rest = string.match(payload, "^Q(%d+):(.*)$")
+      len = tonumber(len)
+      addActivityJob(A[30], jobId, string.sub(rest, 1, len), string.sub(rest, len + 1), A[31], now)
+    elseif string.sub(jobId, 1, 2) ~= "e-" then
+      addOutboxEntry(KEYS[6], KEYS[7], jobId, payload, jobId == A[25] and A[26] or now)
+    end
   end
 end
 
