@@ -142,6 +142,9 @@ describe('worker metrics', () => {
     // Activity jobs held back from BullMQ (as by a worker that died before dispatching): the outbox.
     let hold = true;
     for (const part of worker.backend.partitions) {
+      // The commit leaves them in the outbox (it would add them to BullMQ itself), and the dispatch drops them.
+      const commit = part.commitEpisode.bind(part);
+      part.commitEpisode = (loaded, prefix, result, now, opts) => commit(loaded, prefix, result, now, hold ? { ...opts, activityJobsViaOutbox: true } : opts);
       const dispatch = part.dispatch.bind(part);
       part.dispatch = (entries, opts) => dispatch(hold ? entries.filter(([, p]) => p[0] !== 'A') : entries, opts);
     }

@@ -269,11 +269,13 @@ describe('two worker processes on one task hub', () => {
       const hungJobs = hungInB.map((t) => `a-${GATED_ID}-${gatedExec}-${t.split('#')[1]}`);
       const rerunDeadline = Date.now() + 20_000;
       let notRerun = hungJobs;
+      let states: string[] = [];
       while (notRerun.length > 0) {
-        if (Date.now() > rerunDeadline) throw new Error(`A did not finish the jobs B froze in within 20 s: ${notRerun.join(', ')}`);
+        if (Date.now() > rerunDeadline) throw new Error(`A did not finish the jobs B froze in within 20 s: ${notRerun.map((id, i) => `${id} (${states[i]})`).join(', ')}`);
         await sleep(50);
-        const states = await Promise.all(notRerun.map((id) => client!.backend.forInstance(GATED_ID).activityQueue.getJobState(id)));
+        states = await Promise.all(notRerun.map((id) => client!.backend.forInstance(GATED_ID).activityQueue.getJobState(id)));
         notRerun = notRerun.filter((_, i) => states[i] !== 'completed' && states[i] !== 'unknown');
+        states = states.filter((st) => st !== 'completed' && st !== 'unknown');
       }
       const gatedBefore = await client.getStatus(GATED_ID);
       expect(gatedBefore?.runtimeStatus, 'gated-0 must still be open when A takes the frozen jobs').toBe('Running');

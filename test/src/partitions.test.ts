@@ -312,7 +312,7 @@ describe('a process serving several partitions', () => {
     // Activities through the queue only (none run in place), C at once.
     th = await createTestHub({ orchestrators: { One }, activities: { Hold: hold('a') } }, { partitions: parts, activityConcurrency: C, eagerActivities: false });
     // Three instances in each partition: 18 activity jobs; with the whole concurrency in each
-    // partition's BullMQ worker, this process would hold all 18 while running 3.
+    // partition's BullMQ worker, this process would hold all 18 while running 3, and at most 9 now.
     const ids = Array.from({ length: parts }, (_, p) => [0, 1, 2].map((k) => idIn(p, `hold-${p}-${k}`, parts))).flat();
     await Promise.all(ids.map((id, n) => th!.client.startNew('One', { input: n, instanceId: id })));
     const queues = Array.from({ length: parts }, (_, p) => new Queue(ACTIVITY_QUEUE, { connection: th!.redis, prefix: new HubKeys(th!.hub, p, parts).queuePrefix }));
@@ -330,7 +330,8 @@ describe('a process serving several partitions', () => {
       const held = (await counts()).active;
       expect(running.a).toBe(C);
       expect(held).toBeGreaterThanOrEqual(C);
-      expect(held).toBeLessThanOrEqual(C + parts - 1);
+      // The slots, and one job per partition waiting for one.
+      expect(held).toBeLessThanOrEqual(C + parts);
       // A second process (activities only) takes jobs the first holds no lock on.
       await th.startWorker({ registry: new Registry().addActivity('Hold', hold('b')), orchestrators: false });
       await waitUntil('the second process runs 3 activities', () => running.b === C);
@@ -371,5 +372,49 @@ describe('a process serving several partitions', () => {
     }
     expect((await th.client.waitForCompletion(id, WAIT)).output).toBe(66);
     expect(most).toBe(5);
+  });
+
+  it("a partition's jobs get a slot while another partition has a steady backlog", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let worked = 0;
+    let workedWhenQuickRan = -1;
+    const Backlog: OrchestratorFunction = function* (ctx: OrchestrationContext, n: number) {
+      const xs = (yield ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity('Work', i)))) as number[];
+      return xs.length;
+    };
+    const BlockAndQuick: OrchestratorFunction = function* (ctx: OrchestrationContext) {
+      return yield ctx.all([ctx.callActivity('Block'), ctx.callActivity('Quick')]);
+    };
+    const activities = {
+      Work: async (i: number) => {
+        await new Promise((r) => setTimeout(r, 2));
+        worked++;
+        return i;
+      },
+      Block: async () => {
+        await released;
+        return 'b';
+      },
+      Quick: async () => {
+        workedWhenQuickRan = worked;
+        return 'q';
+      },
+    };
+    th = await createTestHub({ orchestrators: { Backlog, BlockAndQuick }, activities }, { partitions: 6, activityConcurrency: 2, eagerActivities: false });
+    const backlog = idIn(0, 'backlog', 6);
+    const blocked = idIn(3, 'blocked', 6);
+    await th.client.startNew('Backlog', { instanceId: backlog, input: 200 });
+    await waitUntil('the backlog runs', () => worked > 0);
+    await th.client.startNew('BlockAndQuick', { instanceId: blocked });
+    try {
+      // One slot holds Block; Quick waits for the other, which the backlog's jobs keep taking in turn.
+      await waitUntil('Quick ran', () => workedWhenQuickRan >= 0);
+    } finally {
+      release();
+    }
+    expect(workedWhenQuickRan).toBeLessThan(100);
+    expect((await th.client.waitForCompletion(blocked, WAIT)).output).toEqual(['b', 'q']);
+    expect((await th.client.waitForCompletion(backlog, WAIT)).output).toBe(200);
   });
 });

@@ -42,13 +42,13 @@ afterEach(async () => {
 });
 
 /** Runs one episode by hand (as `on`, default `backend`); returns the commit (not dispatched unless asked). */
-async function episode(id: string, opts: { between?: () => Promise<void>; on?: RedisBackend } = {}) {
+async function episode(id: string, opts: { between?: () => Promise<void>; on?: RedisBackend; viaOutbox?: boolean } = {}) {
   const on = opts.on ?? backend;
   const loaded = (await on.loadEpisode(id))!;
   const prefix: HistoryEvent[] = [{ type: 'OrchestratorStarted', timestamp: Date.now() }];
   const result = await executeOrchestration(registry, loaded.history, [...prefix, ...loaded.inbox.map((m) => m.event)]);
   await opts.between?.();
-  const commit = await on.commitEpisode(loaded, prefix, result);
+  const commit = await on.commitEpisode(loaded, prefix, result, Date.now(), opts.viaOutbox ? { activityJobsViaOutbox: true } : {});
   return { loaded, prefix, result, commit };
 }
 
@@ -106,7 +106,9 @@ describe('commitEpisode with a direct result', () => {
     const first = await direct('d1', 0, 4, { ackJobId: `a-d1-${x}-0` });
     expect(first.refused).toBeUndefined();
     expect(await redis.hexists(backend.keys.outbox, `a-d1-${x}-0`)).toBe(0);
-    expect(first.outbox.map(([id]) => id)).toEqual([`a-d1-${x}-1`]);
+    // The next activity's job is in BullMQ (added by the commit), not in the outbox.
+    expect(first.outbox).toEqual([]);
+    expect(await backend.activityQueue.getJobState(`a-d1-${x}-1`)).toBe('waiting');
     const last = await direct('d1', 1, 16);
     expect(last.refused).toBeUndefined();
     const st = (await backend.getState('d1'))!;
@@ -352,7 +354,7 @@ describe('deliverEvent', () => {
 describe('outbox', () => {
   it('is drained by the sweep when the committing worker died before dispatching', async () => {
     await backend.startInstance('Fan3', 'crash', undefined);
-    const { commit } = await episode('crash');
+    const { commit } = await episode('crash', { viaOutbox: true });
     // The worker "crashed" here: entries are in the outbox, not in BullMQ.
     expect(commit.outbox).toHaveLength(3);
     expect(await redis.zcard(backend.keys.outboxIndex)).toBe(3);
@@ -373,7 +375,7 @@ describe('outbox acks', () => {
     // As after a Redis crash that lost the job's add but kept the commit, the ack arriving after the restart.
     await backend.startInstance('Fan3', 'ack', undefined);
     await acksSent();
-    const { commit } = await episode('ack');
+    const { commit } = await episode('ack', { viaOutbox: true });
     const ids = commit.outbox.map(([id]) => id);
     await backend.ackOutbox(ids, true);
     expect(await outboxIds()).toEqual([...ids].sort());
@@ -385,7 +387,7 @@ describe('outbox acks', () => {
   it('remove an entry whose job is held, or whose task has its result, or whose wake has passed', async () => {
     const { executionId: x } = await backend.startInstance('Fan3', 'acked', undefined);
     await acksSent();
-    const { commit } = await episode('acked');
+    const { commit } = await episode('acked', { viaOutbox: true });
     const [a0, a1, a2] = commit.outbox;
     await backend.activityQueue.add('Sq', {}, { jobId: a0![0] }); // held
     await backend.deliverEvent('acked', x, 'c', 1, completed(1, 4), { dispatch: false }); // settled

@@ -193,6 +193,11 @@ export interface CommitOptions {
    * the delivery that wakes the next episode hands it to that worker ({@link DeliverResult.sticky}).
    */
   stickyWorker?: string;
+  /**
+   * Activity jobs go through the outbox like the other jobs (the caller dispatches them) instead of
+   * being added to BullMQ by the commit itself: for tools and tests of the outbox path.
+   */
+  activityJobsViaOutbox?: boolean;
 }
 
 /** An event encoded for storage: its bytes, with a large payload replaced by a reference, and that payload. */
@@ -1148,7 +1153,7 @@ export class RedisBackend {
     // Fewer, and the commit adds their activity jobs to BullMQ itself ("Q" pairs, addActivityJob):
     // no outbox entry, no add and no ack per step. An activity this worker runs itself (leased)
     // keeps its outbox entry.
-    const sent = written === outbox ? written.map((e): [string, string] => {
+    const sent = written === outbox && !opts.activityJobsViaOutbox ? written.map((e): [string, string] => {
       const name = e[1][0] === 'A' && e[0] !== opts.lease?.jobId ? activityNames.get(e[0]) : undefined;
       return name === undefined ? e : [e[0], `Q${Buffer.byteLength(name)}:${name}${e[1].slice(1)}`];
     }) : written;

@@ -1,66 +1,93 @@
 /**
  * One process-wide concurrency shared by the BullMQ workers of every partition (one per
- * partition's queue). Each worker's own `concurrency` is what it may take: what it holds now plus
- * what the process has free, and at least 1 (its blocking fetch). A worker fetches one job at a
- * time, so a process holds at most `limit + partitions - 1` jobs: it no longer keeps jobs locked
- * that it cannot run while another process could (with the whole concurrency per worker it held up
- * to `partitions × limit`). A fan-out in one partition still gets the whole limit. The jobs over
- * the limit wait here, in order, for a slot.
+ * partition's queue). Each worker's own `concurrency` says what it may take: while the process has
+ * free slots, what it holds plus what is free (a fan-out in one partition gets them all); once
+ * every slot is taken, what it holds plus one job to wait for a slot, unless one of its jobs waits
+ * already. The jobs that wait get the slots in the order they came, whatever their partition, so a
+ * partition with a steady backlog cannot starve another one; a process holds at most
+ * `limit + partitions` jobs (with the whole concurrency per worker it held up to
+ * `partitions × limit`), and leaves the rest to the other processes of the fleet.
  */
 export interface ConcurrencyHolder {
   concurrency: number;
 }
 
+/**
+ * BullMQ's worker loop (bullmq 6.x) checks its concurrency only when one of its fetches or jobs
+ * settles: raised while every job it holds runs for long, it would not fetch again. A settled
+ * promise added to the loop's queue (`mainLoopQueue`, an AsyncFifoQueue) wakes it; the loop reads
+ * its value as "no job" and checks again. Without that field (another BullMQ) nothing is done.
+ */
+function wake(holder: ConcurrencyHolder, before: number): void {
+  const q = (holder as { mainLoopQueue?: { add(p: Promise<unknown>): void; numTotal(): number } | null }).mainLoopQueue;
+  if (q && typeof q.add === 'function' && q.numTotal() >= before) q.add(Promise.resolve(undefined));
+}
+
 export class SharedConcurrency {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
   private readonly holders: ConcurrencyHolder[] = [];
-  /** Jobs each holder has handed us (running or waiting for a slot). */
-  private readonly held: number[] = [];
-  private total = 0;
+  /** Per worker: jobs running, and jobs waiting for a slot. */
+  private readonly running: number[] = [];
+  private readonly waiting: number[] = [];
+  private runningTotal = 0;
+  private waitingTotal = 0;
+  private readonly queue: { index: number; start: () => void }[] = [];
 
   constructor(readonly limit: number) {}
 
   /** Adds a worker; returns its index for {@link run}. */
   add(holder: ConcurrencyHolder): number {
     this.holders.push(holder);
-    this.held.push(0);
+    this.running.push(0);
+    this.waiting.push(0);
     this.rebalance();
     return this.holders.length - 1;
   }
 
   /** Jobs held by the workers now (running or waiting for a slot). */
   get holding(): number {
-    return this.total;
+    return this.runningTotal + this.waitingTotal;
   }
 
   /** Runs one job of worker `index` once a slot of the process is free. */
   async run<T>(index: number, fn: () => Promise<T>): Promise<T> {
-    this.held[index]!++;
-    this.total++;
-    this.rebalance();
+    if (this.runningTotal >= this.limit) {
+      this.waiting[index]!++;
+      this.waitingTotal++;
+      this.rebalance();
+      await new Promise<void>((start) => this.queue.push({ index, start }));
+    } else {
+      this.running[index]!++;
+      this.runningTotal++;
+      this.rebalance();
+    }
     try {
-      if (this.running >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-      else this.running++;
-      try {
-        return await fn();
-      } finally {
-        const next = this.waiting.shift();
-        if (next) next();
-        else this.running--;
-      }
+      return await fn();
     } finally {
-      this.held[index]!--;
-      this.total--;
+      this.running[index]!--;
+      this.runningTotal--;
+      const next = this.queue.shift();
+      if (next) {
+        // The slot goes to the job that has waited longest.
+        this.waiting[next.index]!--;
+        this.waitingTotal--;
+        this.running[next.index]!++;
+        this.runningTotal++;
+        next.start();
+      }
       this.rebalance();
     }
   }
 
   private rebalance(): void {
-    const free = Math.max(0, this.limit - this.total);
+    const free = this.limit - this.runningTotal - this.waitingTotal;
     for (let i = 0; i < this.holders.length; i++) {
-      const c = Math.max(1, this.held[i]! + free);
-      if (this.holders[i]!.concurrency !== c) this.holders[i]!.concurrency = c;
+      const held = this.running[i]! + this.waiting[i]!;
+      const c = Math.max(1, held + (free > 0 ? free : this.waiting[i] === 0 ? 1 : 0));
+      const before = this.holders[i]!.concurrency;
+      if (before === c) continue;
+      this.holders[i]!.concurrency = c;
+      // Parked at its old limit: it must see the new one.
+      if (c > before) wake(this.holders[i]!, before);
     }
   }
 }
