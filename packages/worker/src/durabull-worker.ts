@@ -521,8 +521,8 @@ export class DurabullWorker {
       if (this.opts.activities !== false) {
         const share = this.activityShare;
         let slot = -1;
-        const run = (job: Job) => this.processActivityJob(job);
-        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, () => run(job)) : run(job)), {
+        const run = (job: Job, waited = false) => this.processActivityJob(job, waited);
+        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, (waited) => run(job, waited)) : run(job)), {
           ...opts,
           concurrency: activityConcurrency,
         });
@@ -1100,7 +1100,8 @@ export class DurabullWorker {
 
   // ---- activity side ----
 
-  private async processActivityJob(job: Job): Promise<void> {
+  /** `waited`: the job waited in this process for a slot (shared-concurrency.ts). */
+  private async processActivityJob(job: Job, waited = false): Promise<void> {
     const bad = activityJobProblem(job.data);
     if (bad) {
       // When it still names a task of a real instance, that task fails (the code sees a
@@ -1111,8 +1112,9 @@ export class DurabullWorker {
       }
       this.deadLetter(job, ACTIVITY_QUEUE, bad);
     }
-    // A job delivered again (its worker died, or shut down mid-attempt) first checks that its task still waits.
-    const redelivered = job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
+    // A job delivered again (its worker died, or shut down mid-attempt), or one that waited here for
+    // a slot (its instance may have been terminated meanwhile), first checks that its task still waits.
+    const redelivered = waited || job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
     const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, redelivered, job.timestamp);
     // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
     if (next) await this.runEagerChain(next);

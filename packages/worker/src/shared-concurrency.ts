@@ -48,9 +48,13 @@ export class SharedConcurrency {
     return this.runningTotal + this.waitingTotal;
   }
 
-  /** Runs one job of worker `index` once a slot of the process is free. */
-  async run<T>(index: number, fn: () => Promise<T>): Promise<T> {
-    if (this.runningTotal >= this.limit) {
+  /**
+   * Runs one job of worker `index` once a slot of the process is free; `fn` learns whether the job
+   * waited for one (what it was fetched for may have changed meanwhile: a terminate, say).
+   */
+  async run<T>(index: number, fn: (waited: boolean) => Promise<T>): Promise<T> {
+    const waited = this.runningTotal >= this.limit;
+    if (waited) {
       this.waiting[index]!++;
       this.waitingTotal++;
       this.rebalance();
@@ -61,7 +65,7 @@ export class SharedConcurrency {
       this.rebalance();
     }
     try {
-      return await fn();
+      return await fn(waited);
     } finally {
       this.running[index]!--;
       this.runningTotal--;
