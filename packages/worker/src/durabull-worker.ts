@@ -787,8 +787,28 @@ export class DurabullWorker {
     const sub = duplicateClient(this.backend.redis);
     this.backend.connections.watch(sub);
     this.cancelSubscriber = sub;
-    sub.on('message', (_channel: string, instanceId: string) => this.cancelAttempts(instanceId, 'terminated'));
+    sub.on('message', (_channel: string, instanceId: string) => {
+      this.noteTerminated(instanceId);
+      this.cancelAttempts(instanceId, 'terminated');
+    });
     await sub.subscribe(...this.backend.partitions.map((p) => p.keys.cancelChannel));
+  }
+
+  /**
+   * Instances the cancel channel named in the last ten minutes (at most 10,000): an activity job
+   * that waited in this process for a slot reads its task before it runs only when its instance is
+   * one of them (a terminate while it waited), so that the wait costs no read otherwise.
+   */
+  private readonly terminatedLately = new Map<string, number>();
+
+  private noteTerminated(instanceId: string): void {
+    const now = Date.now();
+    this.terminatedLately.delete(instanceId);
+    this.terminatedLately.set(instanceId, now);
+    for (const [id, at] of this.terminatedLately) {
+      if (at > now - 600_000 && this.terminatedLately.size <= 10_000) break;
+      this.terminatedLately.delete(id);
+    }
   }
 
   /** Cancels the running attempts of one instance, or all of them (`instanceId` undefined). */
@@ -1113,8 +1133,9 @@ export class DurabullWorker {
       this.deadLetter(job, ACTIVITY_QUEUE, bad);
     }
     // A job delivered again (its worker died, or shut down mid-attempt), or one that waited here for
-    // a slot (its instance may have been terminated meanwhile), first checks that its task still waits.
-    const redelivered = waited || job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
+    // a slot while its instance was terminated, first checks that its task still waits.
+    const terminated = waited && this.terminatedLately.has((job.data as Partial<ActivityJobData> | null)?.i ?? '');
+    const redelivered = terminated || job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
     const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, redelivered, job.timestamp);
     // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
     if (next) await this.runEagerChain(next);

@@ -12,16 +12,10 @@ export interface ConcurrencyHolder {
   concurrency: number;
 }
 
-/**
- * BullMQ's worker loop (bullmq 6.x) checks its concurrency only when one of its fetches or jobs
- * settles: raised while every job it holds runs for long, it would not fetch again. A settled
- * promise added to the loop's queue (`mainLoopQueue`, an AsyncFifoQueue) wakes it; the loop reads
- * its value as "no job" and checks again. Without that field (another BullMQ) nothing is done.
- */
-function wake(holder: ConcurrencyHolder, before: number): void {
-  const q = (holder as { mainLoopQueue?: { add(p: Promise<unknown>): void; numTotal(): number } | null }).mainLoopQueue;
-  if (q && typeof q.add === 'function' && q.numTotal() >= before) q.add(Promise.resolve(undefined));
-}
+/** How long a raised concurrency waits before it wakes a worker's loop (ms): see {@link SharedConcurrency.wakeSoon}. */
+const WAKE_AFTER_MS = 20;
+
+type LoopQueue = { add(p: Promise<unknown>): void; numTotal(): number };
 
 export class SharedConcurrency {
   private readonly holders: ConcurrencyHolder[] = [];
@@ -31,6 +25,7 @@ export class SharedConcurrency {
   private runningTotal = 0;
   private waitingTotal = 0;
   private readonly queue: { index: number; start: () => void }[] = [];
+  private readonly wakes: (NodeJS.Timeout | undefined)[] = [];
 
   constructor(readonly limit: number) {}
 
@@ -39,6 +34,7 @@ export class SharedConcurrency {
     this.holders.push(holder);
     this.running.push(0);
     this.waiting.push(0);
+    this.wakes.push(undefined);
     this.rebalance();
     return this.holders.length - 1;
   }
@@ -90,8 +86,28 @@ export class SharedConcurrency {
       const before = this.holders[i]!.concurrency;
       if (before === c) continue;
       this.holders[i]!.concurrency = c;
-      // Parked at its old limit: it must see the new one.
-      if (c > before) wake(this.holders[i]!, before);
+      if (c > before) this.wakeSoon(i);
     }
+  }
+
+  /**
+   * BullMQ's worker loop (bullmq 6.x) reads its concurrency only when one of its fetches or jobs
+   * settles: raised while every job it holds runs for long, it would not fetch again. A settled
+   * promise added to the loop's queue (`mainLoopQueue`, an AsyncFifoQueue) wakes it; the loop reads
+   * its value as "no job" and looks again. Not at once: a slot freed by a finished job is mostly
+   * taken within a few ms by its worker's next job (fetched with the finish) or a waiting one, and
+   * waking every partition's loop for it would cost a fetch each. Without that field (another
+   * BullMQ) nothing is done.
+   */
+  private wakeSoon(i: number): void {
+    if (this.wakes[i]) return;
+    const t = setTimeout(() => {
+      this.wakes[i] = undefined;
+      const holder = this.holders[i]!;
+      const q = (holder as { mainLoopQueue?: LoopQueue | null }).mainLoopQueue;
+      if (q && typeof q.add === 'function' && q.numTotal() < holder.concurrency) q.add(Promise.resolve(undefined));
+    }, WAKE_AFTER_MS);
+    t.unref();
+    this.wakes[i] = t;
   }
 }
