@@ -188,10 +188,20 @@ export function createRedisClient(connection: ConnectionLike | undefined, extra:
   const opts: RedisOptions = { maxRetriesPerRequest: null, ...extra };
   if (typeof connection === 'string') {
     if (isClusterUrl(connection)) return newCluster(parseClusterUrl(connection), opts);
-    return new Redis(connection, opts);
+    return new Redis(connection, { retryStrategy: reconnectDelay, ...opts });
   }
   if (connection && 'clusterNodes' in connection) return newCluster(connection as ClusterConnectionOptions, opts);
-  return new Redis({ host: '127.0.0.1', port: 6379, ...(connection as RedisOptions | undefined), ...opts });
+  return new Redis({ host: '127.0.0.1', port: 6379, retryStrategy: reconnectDelay, ...(connection as RedisOptions | undefined), ...opts });
+}
+
+/**
+ * How long a lost connection to one Redis waits before its next attempt, unless the options give
+ * a `retryStrategy`: 50 ms more per attempt, at most 2 s (ioredis 5's default; ioredis 6 doubles
+ * from 50 ms up to 5 s, so a worker would wait up to 5 s more to see a restarted Redis). A
+ * Cluster reconnects its nodes itself.
+ */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(attempt * 50, 2000);
 }
 
 /**

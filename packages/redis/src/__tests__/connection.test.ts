@@ -9,6 +9,7 @@ import {
   isCluster,
   parseClusterNodes,
   parseClusterUrl,
+  reconnectDelay,
   redactConnectionUrl,
 } from '../connection.js';
 import { RedisBackend } from '../redis-backend.js';
@@ -112,6 +113,17 @@ describe('createRedisClient', () => {
       } finally {
         c.disconnect();
       }
+    }
+    // A lost connection tries again 50 ms later per attempt, at most 2 s apart, unless the options say otherwise.
+    expect([1, 2, 10, 40, 1000].map(reconnectDelay)).toEqual([50, 100, 500, 2000, 2000]);
+    const own1 = createRedisClient('redis://127.0.0.1:1', { lazyConnect: true }) as Redis;
+    const own2 = createRedisClient({ port: 1, lazyConnect: true, retryStrategy: () => 7 }) as Redis;
+    try {
+      expect(own1.options.retryStrategy).toBe(reconnectDelay);
+      expect(own2.options.retryStrategy!(1)).toBe(7);
+    } finally {
+      own1.disconnect();
+      own2.disconnect();
     }
     // The caller's clusterOptions win over those defaults.
     const own = createRedisClient({ clusterNodes: ['127.0.0.1:1'], clusterOptions: { lazyConnect: true, maxRedirections: 5, retryDelayOnFailover: 50 } }) as Cluster;
