@@ -1236,7 +1236,8 @@ export class RedisBackend {
       throw new DurabullError(`Instance '${id}': its inbox is not what this episode read (deliveries lost by a Redis restart?); nothing was committed, the episode runs again.`);
     }
     if (res[0] !== 1) throw toError(res[0], { instanceId: id, script: 'commitEpisode' });
-    outbox = written === outbox ? written.filter((e, k) => sent[k] === e) : written;
+    // What the commit wrote to the outbox: all but the activity jobs it added to BullMQ.
+    outbox = written.filter((e, k) => sent[k] === e);
     if (res[2]) outbox.push([res[2], res[3]!]);
     if (res[4]) outbox.push([res[4], res[5]!]);
     const prefixEvents = opts.direct ? [...prefix, opts.direct.event ?? decodeEvent(opts.direct.encoded)] : prefix;

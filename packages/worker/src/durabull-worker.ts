@@ -52,6 +52,7 @@ import {
   type HubOptions,
   closeConnection,
   duplicateClient,
+  isCluster,
   SCHEDULE_BUFFER_JOB,
   SCHEDULE_JOB,
   parseWake,
@@ -1514,9 +1515,4 @@ export function activityJobProblem(d: unknown): string | undefined {
   }
   if (d.r !== undefined && !isSeq(d.r)) return `'r' (first attempt) is ${show(d.r)}, not a non-negative integer`;
   return undefined;
-}
-
-/** Whether a connection is an ioredis Cluster (whose multi-key commands must keep to one slot). */
-function isCluster(redis: unknown): boolean {
-  return (redis as { isCluster?: boolean }).isCluster === true;
 }

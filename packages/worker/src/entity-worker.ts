@@ -9,7 +9,7 @@
  * parked message, so each sender's messages keep their order.
  */
 import { EntityBatch, EntityId, type Registry, isTerminalStatus, toFailureDetails } from '@durabull/core';
-import { type ClaimedEntity, type EntityBatchResult, type EntityMessage, type RedisBackend, decode, duplicateClient, encode, entityResponse, newEventId } from '@durabull/redis';
+import { type ClaimedEntity, type EntityBatchResult, type EntityMessage, type RedisBackend, decode, duplicateClient, isCluster, encode, entityResponse, newEventId } from '@durabull/redis';
 import type { RedisClient } from '@durabull/redis';
 import type { Logger } from 'pino';
 
@@ -216,8 +216,4 @@ function raw(q: Queued): Buffer {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function isCluster(redis: unknown): boolean {
-  return (redis as { isCluster?: boolean } | undefined)?.isCluster === true;
 }

@@ -39,11 +39,6 @@ export class SharedConcurrency {
     return this.holders.length - 1;
   }
 
-  /** Jobs held by the workers now (running or waiting for a slot). */
-  get holding(): number {
-    return this.runningTotal + this.waitingTotal;
-  }
-
   /**
    * Runs one job of worker `index` once a slot of the process is free; `fn` learns whether the job
    * waited for one (what it was fetched for may have changed meanwhile: a terminate, say).

@@ -11,7 +11,8 @@ import { type Bench, type DurabullRig, cpuMsSince, errorMessage, startDurabull, 
 import { type Census, RedisProbe, type SnapshotDelta, allScriptNames, monitorCensus } from '../redis-probe.js';
 import { perSecond, ratio } from '../stats.js';
 
-export interface ThroughputRun {
+/** What one timed run of instances did and cost. */
+export interface RunFigures {
   instances: number;
   activities: number;
   ms: number;
@@ -19,10 +20,13 @@ export interface ThroughputRun {
   activitiesPerSec: number;
   /** Instances whose result was wrong or missing. */
   errors: number;
-  timedOut: boolean;
-  /** CPU of this process (workers + client + bench) and of redis-server over the run, ms. */
+  /** CPU of this process (workers + client + bench) and of Redis (on a cluster: summed over the masters) over the run, ms. */
   nodeCpuMs: number;
   redisCpuMs: number;
+}
+
+export interface ThroughputRun extends RunFigures {
+  timedOut: boolean;
   redis: SnapshotDelta;
 }
 

@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import { CHAIN, CHAIN_STEPS, FAN_OUT, fanOutSum } from '../functions.js';
 import { type Bench, type DurabullRig, cpuMsSince, errorMessage, stallWatch, startDurabull, ticker } from '../harness.js';
 import { type ClusterCapacity, clusterCapacity } from '../model.js';
+import type { RunFigures } from './w1.js';
 import { type RedisSnapshot, RedisProbe } from '../redis-probe.js';
 import { median, perSecond } from '../stats.js';
 
@@ -29,21 +30,11 @@ export interface NodeDelta {
   cpuMs: number;
 }
 
-export interface W5Run {
+export interface W5Run extends RunFigures {
   mode: W5Mode;
   workload: 'w1' | 'w2';
-  instances: number;
-  activities: number;
-  ms: number;
-  instancesPerSec: number;
-  activitiesPerSec: number;
-  /** Instances with a wrong or missing result (0 for a good run). */
-  errors: number;
   error?: string;
-  /** CPU of this process (workers + client + bench), ms. */
-  nodeCpuMs: number;
-  /** Redis CPU summed over the masters, ms, and per activity, µs. */
-  redisCpuMs: number;
+  /** Redis CPU per activity, summed over the masters, µs. */
   redisCpuUsPerActivity: number;
   /** Commands (all masters) per activity. */
   commandsPerActivity: number;
