@@ -42,6 +42,7 @@ export default defineConfig({
       // instances: scripts, episodes, queries, management, payloads stored apart, bad input
       'test/src/orchestrations.test.ts',
       'test/src/activity-job-layout.test.ts',
+      'test/src/activity-finish.test.ts',
       'test/src/orchestration-api*.test.ts',
       'test/src/instance-management.test.ts',
       'test/src/redis-backend.redis.test.ts',

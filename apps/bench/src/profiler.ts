@@ -4,7 +4,9 @@
  * Node's own code, the garbage collector. W4's worker processes take one of an untimed batch
  * (profiling costs CPU of its own), so that the CPU of each role splits by library.
  */
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 
 /** Self time by source, ms, and the functions with the most self time. */
 export interface ProfileSummary {
@@ -109,6 +111,9 @@ export async function stopProfile(): Promise<ProfileSummary> {
   session = undefined;
   try {
     const { profile } = (await s.post('Profiler.stop')) as { profile: CpuProfile };
+    // BENCH_PROFILE_DIR keeps the raw profile (open it in Chrome's DevTools) as <pid>-<time>.cpuprofile.
+    const dir = process.env.BENCH_PROFILE_DIR;
+    if (dir) writeFileSync(join(dir, `${process.pid}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
     return summarizeProfile(profile);
   } finally {
     await s.post('Profiler.disable').catch(() => undefined);

@@ -4,7 +4,7 @@
  * sends.
  */
 import { createHash } from 'node:crypto';
-import { loadScripts, scanKeys } from '@durabull/redis';
+import { finishActivityLua, loadScripts, scanKeys } from '@durabull/redis';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { counterDelta } from './stats.js';
@@ -212,6 +212,14 @@ export async function allScriptNames(url: string, prefix: string): Promise<Scrip
     const bull = scriptNames(conn);
     for (const [k, v] of bull.bySha) out.bySha.set(k, v);
     for (const [k, v] of bull.byText) out.byText.set(k, v);
+    // An activity-only worker's result delivery and job completion in one script (finish-activity.ts).
+    const sets = (conn as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet;
+    const moveToFinished = Object.entries(sets).find(([name]) => name.startsWith('moveToFinished:'))?.[1].lua;
+    if (moveToFinished) {
+      const lua = finishActivityLua(moveToFinished);
+      out.bySha.set(scriptSha(lua), 'finishActivity');
+      out.byText.set(normalizeLua(lua), 'finishActivity');
+    }
   } finally {
     await queue.close();
     await new RedisProbe(conn).deleteMatching(`${globEscape(prefix)}:bench-script-names:*`).catch(() => 0);

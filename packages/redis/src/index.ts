@@ -171,6 +171,7 @@ export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnecti
 
 // Scripts (exported for tests and tools)
 export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';
+export { finishActivityLua, DELIVER_EVENT_KEYS } from './finish-activity.js';
 
 // The dashboard's charts: per-minute counters and gauge samples kept in Redis
 export {

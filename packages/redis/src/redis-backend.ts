@@ -47,6 +47,7 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
+import { defineFinishActivity } from './finish-activity.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore, parseRemoteMessage } from './entity-store.js';
@@ -1394,36 +1395,61 @@ export class RedisBackend {
       eventId?: string;
     } = {},
   ): Promise<DeliverResult> {
-    const now = opts.now ?? Date.now();
-    const k = this.keys;
     const load = opts.dispatch === false && opts.load === true;
     const cached = load ? this.historyCache.get(instanceId) : undefined;
     const stored = opts.encoded ?? this.encodeForStorage(event);
-    const args: Arg[] = [
-      k.state(instanceId),
-      k.inbox(instanceId),
-      k.pending(instanceId),
-      k.wait(instanceId),
-      k.outbox,
-      k.outboxIndex,
-      k.history(instanceId),
-      k.claims(instanceId),
-      k.workers,
-      k.stickyPrefix,
-      instanceId,
-      executionId,
-      kind,
-      seq === undefined ? (kind === 'e' ? (opts.eventId ?? '') : '') : seq,
-      stored.bytes,
-      now,
-      load ? '1' : '0',
-      cached ? `(${cached.lastId}` : '-',
-      this.workerId,
-      ...claimArgs(stored.claims),
-    ];
+    const { keys, args } = this.deliveryArgs(instanceId, executionId, kind, seq, stored, opts.now ?? Date.now(), load, cached, opts.eventId);
     // With `load` the reply carries msgpack, so it is read as buffers.
-    const raw = load ? await this.scripts.deliverEventBuffer(...args) : await this.scripts.deliverEvent(...args);
+    const raw = load ? await this.scripts.deliverEventBuffer(...keys, ...args) : await this.scripts.deliverEvent(...keys, ...args);
     const res = raw.map((v, i) => (i < 3 && Buffer.isBuffer(v) ? v.toString('latin1') : v)) as [number, string?, string?, ...unknown[]];
+    const code = res[0];
+    if (code === 1 && res[1] && load && res.length > 3) {
+      const flat = res[3] as Buffer[];
+      const st: Record<string, Buffer> = {};
+      for (let i = 0; i < flat.length; i += 2) st[flat[i]!.toString('latin1')] = flat[i + 1]!;
+      const loaded = await this.assembleEpisode(instanceId, st, res[5] as [Buffer, Buffer[]][], res[4] as Buffer[], cached, res[6] as number);
+      if (loaded) return { status: 'delivered', wakeJobId: res[1], wake: [res[1], res[2]!], loaded };
+    }
+    const delivered = this.parseDelivery(res, instanceId, kind, seq, stored, load);
+    if (delivered.wake && opts.dispatch !== false) {
+      await this.dispatch([delivered.wake]);
+      return { status: 'delivered', wakeJobId: delivered.wakeJobId };
+    }
+    return delivered;
+  }
+
+  /** deliverEvent's keys and arguments (its script's header says what each is). */
+  private deliveryArgs(
+    instanceId: string,
+    executionId: string,
+    kind: 'c' | 'f' | 'e',
+    seq: number | undefined,
+    stored: StoredEvent,
+    now: number,
+    load: boolean,
+    cached: { lastId: string } | undefined,
+    eventId: string | undefined,
+  ): { keys: string[]; args: Arg[] } {
+    const k = this.keys;
+    return {
+      keys: [k.state(instanceId), k.inbox(instanceId), k.pending(instanceId), k.wait(instanceId), k.outbox, k.outboxIndex, k.history(instanceId), k.claims(instanceId), k.workers, k.stickyPrefix],
+      args: [
+        instanceId,
+        executionId,
+        kind,
+        seq === undefined ? (kind === 'e' ? (eventId ?? '') : '') : seq,
+        stored.bytes,
+        now,
+        load ? '1' : '0',
+        cached ? `(${cached.lastId}` : '-',
+        this.workerId,
+        ...claimArgs(stored.claims),
+      ],
+    };
+  }
+
+  /** deliverEvent's reply, read without `load`: the wake (not dispatched) when it woke the instance. */
+  private parseDelivery(res: [number, string?, string?, ...unknown[]], instanceId: string, kind: 'c' | 'f' | 'e', seq: number | undefined, stored: StoredEvent, load: boolean): DeliverResult {
     const code = res[0];
     if (code === 2) return { status: 'delivered', wakeJobId: res[1]!, sticky: true };
     if (code === 1) {
@@ -1434,20 +1460,36 @@ export class RedisBackend {
       if (!load && res[3] === 1 && stored.claims.length === 0 && stored.bytes.length <= FIRST_EPISODE_MAX_BYTES) {
         wake[1] += `|${Buffer.concat([Buffer.from(`${kind}${seq ?? ''}|`, 'latin1'), stored.bytes]).toString('base64')}`;
       }
-      if (load && res.length > 3) {
-        const flat = res[3] as Buffer[];
-        const st: Record<string, Buffer> = {};
-        for (let i = 0; i < flat.length; i += 2) st[flat[i]!.toString('latin1')] = flat[i + 1]!;
-        const loaded = await this.assembleEpisode(instanceId, st, res[5] as [Buffer, Buffer[]][], res[4] as Buffer[], cached, res[6] as number);
-        if (loaded) return { status: 'delivered', wakeJobId, wake, loaded };
-      }
-      if (opts.dispatch === false) return { status: 'delivered', wakeJobId, wake };
-      await this.dispatch([wake]);
-      return { status: 'delivered', wakeJobId };
+      return { status: 'delivered', wakeJobId, wake };
     }
     if (code === 0) return { status: 'duplicate' };
     if (code === ErrorCode.StaleExecution) return { status: 'stale' };
     throw toError(code, { instanceId, status: res[1], script: 'deliverEvent' });
+  }
+
+  /**
+   * An activity's result delivered and its BullMQ job completed in one script (finish-activity.ts):
+   * deliverEvent, then BullMQ's own moveToFinished with the arguments BullMQ built for it (`finish`:
+   * its Lua, its key count, its keys and arguments). The job's queue must be this partition's (one
+   * slot on a cluster). Returns the delivery (never dispatched: the caller wakes) or the error it
+   * would have thrown (the job is completed either way), and moveToFinished's raw reply.
+   */
+  async deliverAndFinish(
+    d: { instanceId: string; executionId: string; kind: 'c' | 'f'; seq: number; encoded: StoredEvent; now?: number },
+    finish: { lua: string; keyCount: number; args: Arg[] },
+  ): Promise<{ delivery: DeliverResult | Error; finished: unknown }> {
+    const { keys, args } = this.deliveryArgs(d.instanceId, d.executionId, d.kind, d.seq, d.encoded, d.now ?? Date.now(), false, undefined, undefined);
+    const command = defineFinishActivity(this.redis, finish.lua, finish.keyCount);
+    const finishKeys = finish.args.slice(0, finish.keyCount);
+    const finishArgs = finish.args.slice(finish.keyCount);
+    const raw = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[unknown[], unknown]>>)[command]!(...keys, ...finishKeys, args.length, ...args, ...finishArgs))!;
+    let delivery: DeliverResult | Error;
+    try {
+      delivery = this.parseDelivery(raw[0] as [number, string?, string?], d.instanceId, d.kind, d.seq, d.encoded, false);
+    } catch (err) {
+      delivery = err as Error;
+    }
+    return { delivery, finished: raw[1] };
   }
 
   // ---- activity attempts: heartbeats, deadlines, cancellation ----

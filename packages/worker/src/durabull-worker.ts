@@ -58,6 +58,7 @@ import {
   parseWake,
   type TimerJobData,
   type StoredEvent,
+  type DeliverResult,
   type WorkerEntry,
   type WorkerKind,
   decode,
@@ -79,6 +80,7 @@ import { assertWorkerOptions } from './options.js';
 import { TracingInstrumentation } from './tracing.js';
 import { EntityWorker } from './entity-worker.js';
 import { SharedConcurrency } from './shared-concurrency.js';
+import { ActivityQueueWorker, DeliverOnFinish } from './activity-queue-worker.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -357,6 +359,11 @@ export interface WorkerStats {
   loads: number;
   /** Activities run in place right after the episode that scheduled them (included in `activities`). */
   eagerActivities: number;
+  /**
+   * Activity jobs whose result was delivered by the script that completed the job (one round trip
+   * for both; a worker that runs no episodes), included in `activities`.
+   */
+  deliveredOnFinish: number;
   staleEpisodes: number;
   activities: number;
   swept: number;
@@ -367,10 +374,10 @@ export class DurabullWorker {
   readonly backend: TaskHub;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, deliveredOnFinish: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   /** One BullMQ worker per partition and queue; `orchestratorWorker` / `activityWorker` say whether there are any. */
   private orchestratorWorkers: Worker[] = [];
-  private activityWorkers: Worker[] = [];
+  private activityWorkers: ActivityQueueWorker[] = [];
   private orchestratorWorker: Worker | undefined;
   private entityWorker: EntityWorker | undefined;
   private activityWorker: Worker | undefined;
@@ -522,8 +529,8 @@ export class DurabullWorker {
       if (this.opts.activities !== false) {
         const share = this.activityShare;
         let slot = -1;
-        const run = (job: Job, waited = false) => this.processActivityJob(job, waited);
-        const w = new Worker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, (waited) => run(job, waited)) : run(job)), {
+        const run = (job: Job, waited = false) => this.processActivityJob(job, waited, w.canFinishWithDelivery ? part : undefined);
+        const w: ActivityQueueWorker = new ActivityQueueWorker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, (waited) => run(job, waited)) : run(job)), {
           ...opts,
           concurrency: activityConcurrency,
         });
@@ -536,6 +543,8 @@ export class DurabullWorker {
     this.orchestratorWorker = this.orchestratorWorkers[0];
     this.activityWorker = this.activityWorkers[0];
     await Promise.all([...this.orchestratorWorkers, ...this.activityWorkers].map((w) => w.waitUntilReady()).concat(this.activityWorker ? [this.subscribeCancels()] : []));
+    // Results delivered with their job's completion, in one script, where BullMQ allows it.
+    if (this.opts.orchestrators === false) await Promise.all(this.activityWorkers.map((w) => w.enableFinish()));
     if (this.sticky) this.startStickyLoops();
     if (this.runsEntities) {
       this.entityWorker = new EntityWorker(
@@ -651,7 +660,7 @@ export class DurabullWorker {
   }
 
   /** Counts a queue job as running until it settles (the registry entry's `jobsRunning`). */
-  private counted(job: Promise<void>): Promise<void> {
+  private counted<T>(job: Promise<T>): Promise<T> {
     this.jobsRunning++;
     return job.finally(() => this.jobsRunning--);
   }
@@ -1121,8 +1130,12 @@ export class DurabullWorker {
 
   // ---- activity side ----
 
-  /** `waited`: the job waited in this process for a slot (shared-concurrency.ts). */
-  private async processActivityJob(job: Job, waited = false): Promise<void> {
+  /**
+   * `waited`: the job waited in this process for a slot (shared-concurrency.ts). `finishIn`: the
+   * partition whose queue the job came from, when its BullMQ worker can complete the job and
+   * deliver the result in one script (activity-queue-worker.ts): then the result is returned for that.
+   */
+  private async processActivityJob(job: Job, waited = false, finishIn?: RedisBackend): Promise<void | DeliverOnFinish> {
     const bad = activityJobProblem(job.data);
     if (bad) {
       // When it still names a task of a real instance, that task fails (the code sees a
@@ -1137,7 +1150,8 @@ export class DurabullWorker {
     // a slot while its instance was terminated, first checks that its task still waits.
     const terminated = waited && this.terminatedLately.has((job.data as Partial<ActivityJobData> | null)?.i ?? '');
     const redelivered = terminated || job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
-    const { next } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, redelivered, job.timestamp);
+    const { next, deliver } = await this.executeActivity(job.data as ActivityJobData, job.attemptsMade + 1 + (job.stalledCounter ?? 0), undefined, redelivered, job.timestamp, finishIn);
+    if (deliver) return deliver;
     // The chain's next step runs in this job's slot (BullMQ keeps renewing its lock meanwhile).
     if (next) await this.runEagerChain(next);
   }
@@ -1146,8 +1160,17 @@ export class DurabullWorker {
    * Runs one activity and delivers its result (or failure) to the instance, then wakes it if
    * needed. `ackJobId`: the outbox entry of an eagerly run activity; `acked` says the result's
    * commit removed it already. `next`: the activity the result's episode scheduled, for this slot.
+   * `finishIn`: the partition of the job's queue, when the result may go with the job's completion
+   * (`deliver`, returned instead of delivering here; see processActivityJob).
    */
-  private async executeActivity(d: ActivityJobData, attempt: number, ackJobId?: string, redelivered = false, scheduledAt?: number): Promise<{ acked: boolean; next?: OutboxEntry }> {
+  private async executeActivity(
+    d: ActivityJobData,
+    attempt: number,
+    ackJobId?: string,
+    redelivered = false,
+    scheduledAt?: number,
+    finishIn?: RedisBackend,
+  ): Promise<{ acked: boolean; next?: OutboxEntry; deliver?: DeliverOnFinish }> {
     let event: HistoryEvent;
     let kind: 'c' | 'f';
     let encoded: StoredEvent;
@@ -1194,6 +1217,11 @@ export class DurabullWorker {
     };
     const direct = await this.runDirect(d, encoded, logResult, ackJobId);
     if (direct) return { acked: true, ...direct };
+    // A process that runs no episode here: the result goes with the job's completion, when the
+    // job's queue is the instance's partition's (the composite's keys share its slot).
+    if (finishIn && !this.canRunInline() && finishIn === this.backend.forInstance(d.i)) {
+      return { acked: false, deliver: this.deliverOnFinish(finishIn, d, kind, event, encoded, logResult) };
+    }
     const res = await this.backend
       .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), encoded })
       .catch(ignoreGone);
@@ -1203,6 +1231,36 @@ export class DurabullWorker {
       if (res.wake) await this.wake(res.wake, res.loaded);
     }
     return { acked: false };
+  }
+
+  /**
+   * A result to deliver with its job's completion (activity-queue-worker.ts), and what follows a
+   * delivery: its log line, and the wake-up's dispatch when the instance is not kept by a live
+   * orchestrator process (the sticky hand-off happens in the script). A delivery the script
+   * refused as it would have thrown (the instance is gone, or has finished) completes the job
+   * all the same, as before.
+   */
+  private deliverOnFinish(part: RedisBackend, d: ActivityJobData, kind: 'c' | 'f', event: HistoryEvent, encoded: StoredEvent, logResult: () => void): DeliverOnFinish {
+    const after = async (res: DeliverResult | undefined) => {
+      if (res?.status !== 'delivered') return;
+      logResult();
+      if (res.wake) await this.wake(res.wake);
+    };
+    return new DeliverOnFinish(
+      async (cmd) => {
+        const { delivery, finished } = await part.deliverAndFinish({ instanceId: d.i, executionId: d.x, kind, seq: d.s, encoded }, cmd);
+        this.stats.deliveredOnFinish++;
+        if (delivery instanceof Error) {
+          try {
+            ignoreGone(delivery);
+          } catch (err) {
+            this.log.error({ err, instanceId: d.i, executionId: d.x, taskId: d.s }, `The result of activity function ${d.n} was not delivered`);
+          }
+        } else await after(delivery);
+        return finished;
+      },
+      async () => after(await part.deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, encoded }).catch(ignoreGone)),
+    );
   }
 
   /**
