@@ -11,7 +11,8 @@
  * fixture):
  * - DROP_WAKE_DISPATCH=1: every wake-up B's deliverEvent writes to the outbox stays there, as if B had
  *   crashed right after that script: the chains B serves move on only through A's outbox sweep;
- * - HANG_AFTER_DELIVER=3 on the instance `gated-0`: B freezes in 3 of its jobs right after delivering
+ * - HANG_AFTER_DELIVER=3 on the instance `gated-0`: B (its deliveries apart from its jobs' completions, as
+ *   in a process that runs episodes, not in one script) freezes in 3 of its jobs right after delivering
  *   their results. After the kill, BullMQ hands those jobs to A while the instance is still running
  *   (its gate activity holds it open until then): a job delivered again checks its task first, finds
  *   its result in and does not run the activity again, so no second result reaches the instance.
