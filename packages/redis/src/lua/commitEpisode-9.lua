@@ -104,7 +104,7 @@ A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/addActivityJob"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast")
+local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast", "createdAt", "episodes")
 if cur[1] ~= A[1] or cur[2] ~= A[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
 if A[23] ~= "" then
   local seq, last, entries = string.match(A[23], "^(%d*)|([^|]*)|(%d+)$")
@@ -113,9 +113,18 @@ if A[23] ~= "" then
 end
 local n, inboxSha = string.match(A[5], "^(%d+)|?(%x*)$")
 n = tonumber(n)
+local status = A[6]
 local consumed = {}
-if n > 0 then
+-- A Running commit also looks at the events that arrived during the episode (after the consumed
+-- ones): one read of the whole inbox serves both.
+local whole
+if status == "Running" then
+  whole = rcall("LRANGE", inbox, 0, -1)
+  for k = 1, math.min(n, #whole) do consumed[k] = whole[k] end
+elseif n > 0 then
   consumed = rcall("LRANGE", inbox, 0, n - 1)
+end
+if n > 0 then
   if inboxSha ~= "" then
     local framed = {}
     for k, entry in ipairs(consumed) do framed[k] = struct.pack(">I4", #entry) .. entry end
@@ -128,7 +137,6 @@ if A[24] ~= "" then
 end
 
 local exec, instanceId, now = A[2], A[3], A[4]
-local status = A[6]
 local wmode, wcov = A[11], A[12]
 local P, S, O = tonumber(A[20]), tonumber(A[21]), tonumber(A[22])
 local C = tonumber(A[18])
@@ -155,9 +163,15 @@ if A[15] ~= "" then parts[#parts + 1] = A[15] end
 local entryId = rcall("XADD", hist, "*", "b", table.concat(parts))
 
 local version = tonumber(A[1]) + 1
-rcall("HSET", st, "version", version, "updatedAt", now, "hlast", entryId)
-rcall("HINCRBY", st, "episodes", 1)
-if A[9] == "1" then rcall("HSET", st, "custom", A[10]) end
+-- The state fields this commit writes: one HSET per outcome, below.
+local fields = {"version", version, "updatedAt", now, "hlast", entryId, "episodes", (tonumber(cur[7]) or 0) + 1}
+local function field(name, value)
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
+end
+if A[9] == "1" then field("custom", A[10]) end
+-- Status and creation time as read above (setStatus would read them again).
+local known = {cur[3], cur[6]}
 local outboxStart = i
 local outboxEnd = i + 2 * O - 1
 local inboxStart = outboxEnd + 1
@@ -184,10 +198,11 @@ local function writeOutbox()
 end
 
 if isTerminal(status) then
-  setStatus(st, KEYS[8], instanceId, status)
-  if A[7] ~= "" then rcall("HSET", st, "output", A[7]) end
-  if A[8] ~= "" then rcall("HSET", st, "failure", A[8]) end
-  rcall("HSET", st, "completedAt", now, "scheduled", 0, "wmode", "u", "need", 0)
+  setStatus(st, KEYS[8], instanceId, status, known)
+  if A[7] ~= "" then field("output", A[7]) end
+  if A[8] ~= "" then field("failure", A[8]) end
+  field("completedAt", now); field("scheduled", 0); field("wmode", "u"); field("need", 0)
+  rcall("HSET", st, unpack(fields))
   rcall("HDEL", st, "sw")
   rcall("DEL", inbox, pending, waitKey)
   -- Work the code started and never awaited still runs (fire and forget); its results are dropped.
@@ -216,15 +231,16 @@ if status == "ContinuedAsNew" then
   end
   deleteClaims(KEYS[9], carried)
   storeClaims(KEYS[9], claimsStart + 2 * M, M2)
-  rcall("HSET", st, "exec", newExec, "input", A[7], "scheduled", 1, "wmode", "u", "need", 0)
+  field("exec", newExec); field("input", A[7]); field("scheduled", 1); field("wmode", "u"); field("need", 0)
+  rcall("HSET", st, unpack(fields))
   rcall("HDEL", st, "output", "failure", "hlast", "sw")
-  setStatus(st, KEYS[8], instanceId, "ContinuedAsNew")
+  setStatus(st, KEYS[8], instanceId, "ContinuedAsNew", known)
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, newExec, version, now)
   return {1, version, jobId, payload, "", "", entryId}
 end
 
 -- 2. Running: what the code waits on now.
-setStatus(st, KEYS[8], instanceId, "Running")
+setStatus(st, KEYS[8], instanceId, "Running", known)
 addAll(pending, A[14])
 rcall("DEL", waitKey)
 local K = 0
@@ -236,8 +252,8 @@ if wmode == "a" and K > 0 then need = K end
 
 -- 3. Events that arrived during the episode: would they let the code progress?
 local progress = false
-local tail = rcall("LRANGE", inbox, 0, -1)
-for _, entry in ipairs(tail) do
+for k = n + 1, #whole do
+  local entry = whole[k]
   local kind, seq = parseInboxHeader(entry)
   if kind == "n" then
     -- informational (suspend/resume markers): never a reason to run
@@ -249,15 +265,17 @@ for _, entry in ipairs(tail) do
   if progress then break end
 end
 if need <= 0 then progress = true end
-rcall("HSET", st, "wmode", wmode, "wcov", wcov, "need", need)
-if A[29] ~= "" then rcall("HSET", st, "sw", A[29]) else rcall("HDEL", st, "sw") end
+field("wmode", wmode); field("wcov", wcov); field("need", need)
+if A[29] ~= "" then field("sw", A[29]) else rcall("HDEL", st, "sw") end
 
 -- 4. New work.
 writeOutbox()
 
 if progress then
   local jobId, payload = addWake(KEYS[6], KEYS[7], instanceId, exec, version, now)
+  rcall("HSET", st, unpack(fields))
   return {1, version, jobId, payload, "", "", entryId}
 end
-rcall("HSET", st, "scheduled", 0)
+field("scheduled", 0)
+rcall("HSET", st, unpack(fields))
 return {1, version, "", "", "", "", entryId}

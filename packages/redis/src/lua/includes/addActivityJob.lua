@@ -11,7 +11,9 @@ local function addActivityJob(base, jobId, name, data, optsTail, now)
   local jobKey = base .. jobId
   if rcall("EXISTS", jobKey) == 1 then return end
   local meta, events = base .. "meta", base .. "events"
-  local maxEvents = rcall("HGET", meta, "opts.maxLenEvents")
+  -- One read of the queue's meta for the events' cap and the marker (nothing in between writes it).
+  local q = rcall("HMGET", meta, "opts.maxLenEvents", "paused", "concurrency")
+  local maxEvents = q[1]
   if not maxEvents then
     maxEvents = 10000
     rcall("HSET", meta, "opts.maxLenEvents", maxEvents)
@@ -19,8 +21,7 @@ local function addActivityJob(base, jobId, name, data, optsTail, now)
   local opts = '{"jobId":' .. cjson.encode(jobId) .. (optsTail == "{}" and "}" or ("," .. string.sub(optsTail, 2)))
   rcall("HMSET", jobKey, "name", name, "data", data, "opts", opts, "timestamp", now, "delay", 0, "priority", 0)
   rcall("XADD", events, "*", "event", "added", "jobId", jobId, "name", name)
-  local q = rcall("HMGET", meta, "paused", "concurrency")
-  local pausedOrMaxed = q[1] and true or (q[2] and rcall("LLEN", base .. "active") >= tonumber(q[2])) or false
+  local pausedOrMaxed = q[2] and true or (q[3] and rcall("LLEN", base .. "active") >= tonumber(q[3])) or false
   rcall("LPUSH", base .. "wait", jobId)
   if not pausedOrMaxed then rcall("ZADD", base .. "marker", 0, "0") end
   rcall("XADD", events, "MAXLEN", "~", maxEvents, "*", "event", "waiting", "jobId", jobId)
