@@ -81,7 +81,10 @@ process.once('exit', () => {
  */
 export function startProcess(env: Record<string, string> & { BENCH_ROLE: Role }, cpus?: string): Proc {
   const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const node = [process.execPath, ...extra, '--import', 'tsx', '--conditions=source', WORKER_ENTRY];
+  // BENCH_WORKER_CODE=dist: the workers load durabull's compiled packages (npm run build first), as
+  // an application does, instead of its TypeScript through tsx (whose keepNames adds a call per closure).
+  const source = process.env.BENCH_WORKER_CODE === 'dist' ? [] : ['--conditions=source'];
+  const node = [process.execPath, ...extra, '--import', 'tsx', ...source, WORKER_ENTRY];
   // taskset execs node in its own process: the pid is node's.
   const [cmd, ...args] = cpus ? ['taskset', '-c', cpus, ...node] : node;
   const child = spawn(cmd!, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

@@ -306,13 +306,28 @@ export function countMonitorLines(lines: readonly MonitorLine[], byName: ScriptN
 }
 
 /**
+ * A connection in MONITOR mode, with an error listener of its own: on a busy Redis the first
+ * MONITOR lines can arrive in the same read as MONITOR's OK, before ioredis (6.1) has switched the
+ * connection to monitoring, and it reports them as replies to nothing ("Command queue state
+ * error"), which `conn.monitor()` takes for a failure. Lines before the census' start marker are
+ * not counted anyway.
+ */
+async function startMonitor(url: string): Promise<Redis> {
+  const monitor = new Redis(url, { monitor: true, maxRetriesPerRequest: null, lazyConnect: true });
+  monitor.on('error', () => undefined);
+  const on = new Promise<void>((resolve) => monitor.once('monitoring', () => resolve()));
+  await monitor.connect();
+  await on;
+  return monitor;
+}
+
+/**
  * Runs `fn` with MONITOR attached and counts the commands Redis saw: the ones clients sent (EVAL
  * and EVALSHA named after their script) and the ones scripts ran. MONITOR slows Redis down, so
  * this is for counting, never for timing.
  */
 export async function monitorCensus(url: string, names: () => ScriptNames, fn: () => Promise<void>): Promise<Census> {
-  const conn = new Redis(url, { maxRetriesPerRequest: null });
-  const monitor = await conn.monitor();
+  const monitor = await startMonitor(url);
   const raw: MonitorLine[] = [];
   let counting = false;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
@@ -353,7 +368,6 @@ export async function monitorCensus(url: string, names: () => ScriptNames, fn: (
     await ended;
     counting = false;
     monitor.disconnect();
-    conn.disconnect();
     pinger.disconnect();
   }
   return countMonitorLines(raw, names());
