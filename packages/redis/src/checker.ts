@@ -831,8 +831,8 @@ const SWEPT_STATUSES = ['Running', 'Pending', 'ContinuedAsNew'] as const;
  * The stuck-instance pass of the worker's sweep, bounded: each pass looks at the next `limit`
  * instances of the status index (Running, then Pending, then ContinuedAsNew; the cursor is kept
  * between passes and starts over after the last), and re-queues the stuck ones with the
- * `requeueInstance` script. Per pass: one ZRANGEBYLEX per status touched, one pipelined read of
- * the instances, then only for candidates: a script call (idle with inbox entries: the script
+ * `requeueInstance` script. Per pass: one ZRANGEBYLEX per status touched, one `scanStuck` script
+ * that reads the instances and returns only the candidates, then only for those: a script call (idle with inbox entries: the script
  * decides whether they let the code progress, without sending the inbox over the wire) or an
  * outbox and BullMQ lookup (scheduled for longer than the grace period).
  */
@@ -866,27 +866,16 @@ export class StuckSweeper {
       }
     }
     if (ids.length === 0) return [];
-    // 2. Their state, in one round trip.
-    const p = redis.pipeline();
-    for (const id of ids) {
-      p.hmget(keys.state(id), 'status', 'exec', 'version', 'scheduled', 'updatedAt');
-      p.llen(keys.inbox(id));
-      p.srandmember(keys.pending(id), LOST_TASK_LOOKUPS);
-    }
-    const res = (await p.exec()) ?? [];
+    // 2. Of those, the ones to look at further, with their state: one script (scanStuck).
+    type Candidate = [id: string, exec: string, version: string, scheduled: string, updatedAt: string, inboxLength: number, pending: string[]];
+    const candidates = (await (redis as unknown as { scanStuck(...a: (string | number)[]): Promise<Candidate[]> }).scanStuck(keys.statusIndex, keys.keyBase, now, graceMs, LOST_TASK_LOOKUPS, ...ids)) ?? [];
     const repairs: StuckRepair[] = [];
     // 3. Candidates.
     await Promise.all(
-      ids.map(async (id, i) => {
-        const [e1, fields] = res[3 * i] ?? [];
-        const [e2, inboxLength] = res[3 * i + 1] ?? [];
-        const [e3, pending] = res[3 * i + 2] ?? [];
-        if (e1 || e2 || !fields) return;
-        const [status, exec, v, scheduled, updatedAt] = fields as (string | null)[];
-        if (!status || !exec || isTerminalStatus(status) || status === 'Suspended') return;
+      candidates.map(async ([id, exec, v, scheduled, updatedAt, inboxLength, pending]) => {
         const version = Number(v);
-        if (!e3 && (pending as string[]).length > 0 && now - Number(updatedAt ?? 0) >= graceMs) {
-          const { tasks, history } = await this.lostTasks(id, exec, version, (pending as string[]).map(Number));
+        if (pending.length > 0 && now - Number(updatedAt || 0) >= graceMs) {
+          const { tasks, history } = await this.lostTasks(id, exec, version, pending.map(Number));
           if (tasks.length > 0) {
             await this.backend.requeueTasks(id, exec, history ?? (await this.backend.getHistory(id, { resolve: false })), tasks.map((t) => t.seq));
             repairs.push({ instanceId: id, executionId: exec, version, reason: 'lost-task', tasks });
@@ -897,7 +886,7 @@ export class StuckSweeper {
           if (!inboxLength) return;
           reason = 'idle';
         } else {
-          if (now - Number(updatedAt ?? 0) < graceMs) return;
+          if (now - Number(updatedAt || 0) < graceMs) return;
           if (!(await wakeJobIsLost(this.backend, id, exec, version))) return;
           reason = 'lost-wake';
         }

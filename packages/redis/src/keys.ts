@@ -96,6 +96,11 @@ export class HubKeys {
     this.queuePrefix = this.base;
   }
 
+  /** What every key of the partition starts with (`dbl:{<tag>}`); scripts build instance keys from it. */
+  get keyBase(): string {
+    return this.base;
+  }
+
   /** Instance state hash. */
   state(id: string): string {
     return `${this.base}:i:${id}`;
