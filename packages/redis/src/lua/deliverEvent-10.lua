@@ -70,12 +70,13 @@ end
 local entry = kind .. seq .. "|" .. ARGV[5]
 local inboxLength = rcall("RPUSH", KEYS[2], entry)
 if ARGV[10] ~= "0" then storeClaims(KEYS[8], 11, tonumber(ARGV[10])) end
-rcall("HSET", st, "updatedAt", ARGV[6])
 
 -- An episode is queued or running: its commit looks at the inbox tail and decides.
-if scheduled == "1" then return {1, ""} end
 -- Suspended: events wait in the inbox; resuming wakes the orchestrator.
-if status == "Suspended" then return {1, ""} end
+if scheduled == "1" or status == "Suspended" then
+  rcall("HSET", st, "updatedAt", ARGV[6])
+  return {1, ""}
+end
 
 local progress = false
 if kind == "e" or wmode == "u" or not wmode then
@@ -87,9 +88,12 @@ elseif isCounted(KEYS[4], wcov, seq) then
     progress = true
   end
 end
-if not progress then return {1, ""} end
+if not progress then
+  rcall("HSET", st, "updatedAt", ARGV[6])
+  return {1, ""}
+end
 
-rcall("HSET", st, "scheduled", 1)
+rcall("HSET", st, "scheduled", 1, "updatedAt", ARGV[6])
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
 if sw and sw ~= ARGV[9] and rcall("EXISTS", KEYS[9] .. ":" .. sw) == 1 then
   -- Sticky: the worker that keeps the session runs the episode, resuming the code it holds. The
