@@ -21,6 +21,7 @@
  *   BENCH_W4_KS=1,2,4   worker-process counts of W4 and W4L
  *   BENCH_W4_INSTANCES  timed instances per W4 fleet (default 1,000)
  *   BENCH_W4_WARMUP     warm-up per process, in instances of the k = 1 process (default 2,000)
+ *   BENCH_W4_PAIRS      pairs of k = 1 runs (split, then 2 baseline processes) whose medians make the k = 1 keys (default 3)
  *   BENCH_W4L_INSTANCES timed instances per W4L fleet (default 200, each a chain of 50)
  *   BENCH_W5_INSTANCES  chains per W5 W1 run (default 2,000); BENCH_W5_RUNS runs per side (default 5)
  *   BENCH_MODEL_CORES   worker cores of the capacity model's prediction (default 8; one Redis core)
@@ -39,7 +40,7 @@ import { buildModel, checkModel } from './workloads/model.js';
 import { runW1 } from './workloads/w1.js';
 import { runW2 } from './workloads/w2.js';
 import { runW3 } from './workloads/w3.js';
-import { type ScaleSet, W4L_STEPS, runW4, runW4L, w4Keys } from './workloads/w4.js';
+import { type K1Pair, type ScaleSet, W4L_STEPS, runK1Pairs, runW4, runW4L, w4Keys } from './workloads/w4.js';
 import { runW1Metrics } from './workloads/w1-metrics.js';
 import { runReplayCheck } from './workloads/replay-check.js';
 import { runW6 } from './workloads/w6.js';
@@ -98,7 +99,7 @@ function orExit<T>(f: () => T): T {
   }
 }
 
-const { quick, only, concurrency, partitions, W4_KS, W4_INSTANCES, W4_WARMUP, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
+const { quick, only, concurrency, partitions, W4_KS, W4_INSTANCES, W4_WARMUP, W4_PAIRS, W4L_INSTANCES, MODEL_CORES } = orExit(() => {
   const args = parseArgs(process.argv.slice(2));
   const only = new Set((args.only ?? env.BENCH_ONLY ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
   const known: readonly string[] = [...WORKLOADS, ...EXTRA_WORKLOADS];
@@ -112,6 +113,7 @@ const { quick, only, concurrency, partitions, W4_KS, W4_INSTANCES, W4_WARMUP, W4
     W4_KS: intList('BENCH_W4_KS', env.BENCH_W4_KS ?? '1,2,4', 1),
     W4_INSTANCES: intEnv('BENCH_W4_INSTANCES', 1000, 10),
     W4_WARMUP: intEnv('BENCH_W4_WARMUP', 2000, 1),
+    W4_PAIRS: intEnv('BENCH_W4_PAIRS', 3, 1),
     W4L_INSTANCES: intEnv('BENCH_W4L_INSTANCES', 200, 10),
     MODEL_CORES: intEnv('BENCH_MODEL_CORES', 8, 1),
   };
@@ -252,6 +254,7 @@ async function main(): Promise<number> {
   const scriptNamesOnce = async () => (names ??= await allScriptNames(url, baselinePrefix));
   let scale: ScaleSet | undefined;
   let long: ScaleSet | undefined;
+  let pairs: K1Pair[] = [];
   const scaleOpts = async (instances: number, warmupPerProcess: number, withCensus: boolean) => ({
     instances,
     ks: W4_KS,
@@ -264,7 +267,7 @@ async function main(): Promise<number> {
   });
   const setW4 = () => {
     const model = results.w4?.model;
-    results.w4 = { ...w4Keys(scale, long), ...(model ? { model } : {}), ...(scale ? { scale } : {}), ...(long ? { long } : {}) };
+    results.w4 = { ...w4Keys(scale, long, pairs), ...(model ? { model } : {}), ...(scale ? { scale } : {}), ...(long ? { long } : {}) };
   };
 
   const step = async (name: string, fn: () => Promise<void>) => {
@@ -290,8 +293,14 @@ async function main(): Promise<number> {
       results.w3 = await runW3(bench, { ...W3, timeoutMs: 30_000 });
     });
     await step('w4', async () => {
-      scale = await runW4(bench, await scaleOpts(W4_INSTANCES, W4_WARMUP, true));
+      const opts = await scaleOpts(W4_INSTANCES, W4_WARMUP, true);
+      scale = await runW4(bench, opts);
       setW4();
+      // The k = 1 keys are medians over more pairs than W4's own (BENCH_W4_PAIRS in all).
+      if (W4_KS.includes(1) && W4_PAIRS > 1) {
+        pairs = await runK1Pairs(bench, opts, W4_PAIRS - 1);
+        setW4();
+      }
     });
     await step('w4l', async () => {
       // Warm-up per process: as many activities as W4's, in 50-step chains.

@@ -10,7 +10,7 @@
 import { CHAIN4, type FleetRun, type Workload, fleetRun, longChain } from '../fleet.js';
 import type { Bench } from '../harness.js';
 import type { ScriptNames } from '../redis-probe.js';
-import { ratio } from '../stats.js';
+import { median, ratio } from '../stats.js';
 
 export interface ScaleSet {
   instances: number;
@@ -120,6 +120,40 @@ export function runW4(b: Bench, o: ScaleOptions): Promise<ScaleSet> {
   return runScaleSet(b, 'w4', CHAIN4, o);
 }
 
+/** One pair of k = 1 runs: the split layout against 2 baseline processes, one right after the other. */
+export interface K1Pair {
+  /** Steady instances/s, durabull over baseline; over whole runs. */
+  ratio: number;
+  ratioWhole: number;
+  /** Worker CPU per activity, durabull over baseline. */
+  cpu: number;
+}
+
+export function k1Pair(split: FleetRun | undefined, baseline: FleetRun | undefined): K1Pair {
+  return {
+    ratio: ratio(split?.steadyInstancesPerSec, baseline?.steadyInstancesPerSec),
+    ratioWhole: ratio(split?.instancesPerSec, baseline?.instancesPerSec),
+    cpu: split && baseline ? ratio(split.workersCpuMs / split.activities, baseline.workersCpuMs / baseline.activities) : Number.NaN,
+  };
+}
+
+/**
+ * `n` more pairs of W4's k = 1 runs (split, then 2 baseline processes, fresh fleets warmed up as in
+ * W4, no census): on a shared machine one pair moves by 1.5x, so the k = 1 keys are medians over
+ * W4's own pair and these (BENCH_W4_PAIRS).
+ */
+export async function runK1Pairs(b: Bench, o: ScaleOptions, n: number): Promise<K1Pair[]> {
+  const pairs: K1Pair[] = [];
+  for (let i = 0; i < n; i++) {
+    const run = (layout: FleetRun['layout'], k: number) =>
+      fleetRun(b, { layout, k, workload: CHAIN4, instances: o.instances, warmupPerProcess: o.warmupPerProcess, timeoutMs: o.timeoutMs, names: o.names, name: `w4p${i}-${layout}-${k}` });
+    const split = await run('split', 1);
+    const baseline = await run('baseline', 2);
+    pairs.push(k1Pair(split, baseline));
+  }
+  return pairs;
+}
+
 export const W4L_STEPS = 50;
 
 export function runW4L(b: Bench, o: ScaleOptions): Promise<ScaleSet> {
@@ -158,6 +192,8 @@ export interface W4Keys {
   splitVsBaseline1Whole: number;
   /** Split layout worker CPU per activity over the baseline's at k = 1. */
   splitCpuVsBaseline1: number;
+  /** The k = 1 pairs the two keys above are the medians of: W4's own, then runK1Pairs'. */
+  pairs1: K1Pair[];
   /** (durabull / baseline at k = 4) / (the same at k = 1), the worse of the two layouts. */
   ratioHeld4: number;
   ratioHeld4ByLayout: { split: number; combined: number };
@@ -173,9 +209,11 @@ export interface W4Keys {
   sweepPickups: number;
 }
 
-export function w4Keys(scale: ScaleSet | undefined, long: ScaleSet | undefined): W4Keys {
+export function w4Keys(scale: ScaleSet | undefined, long: ScaleSet | undefined, morePairs: K1Pair[] = []): W4Keys {
   const s1 = scale?.durabull.find((r) => r.k === 1);
   const b1 = scale?.baseline.find((r) => r.k === 2);
+  const pairs1 = [...(s1 && b1 ? [k1Pair(s1, b1)] : []), ...morePairs];
+  const mid = (f: (p: K1Pair) => number) => median(pairs1.map(f).filter((x) => !Number.isNaN(x)));
   const held = (layout: 'split' | 'combined', p: Pace = 'steady') => (scale ? ratio(layoutRatio(scale, layout, 4, p), layoutRatio(scale, layout, 1, p)) : Number.NaN);
   const ratioHeld4ByLayout = { split: held('split'), combined: held('combined') };
   const longRun = (layout: 'split' | 'combined', k: number) => (layout === 'split' ? long?.durabull : long?.combined.durabull)?.find((r) => r.k === k);
@@ -185,9 +223,10 @@ export function w4Keys(scale: ScaleSet | undefined, long: ScaleSet | undefined):
   const worse = (a: number, b: number, pick: (x: number, y: number) => number) => (Number.isNaN(a) ? b : Number.isNaN(b) ? a : pick(a, b));
   const runs = [...(scale ? [...scale.durabull, ...scale.combined.durabull] : []), ...(long ? [...long.durabull, ...long.combined.durabull] : [])];
   return {
-    splitVsBaseline1: ratio(s1?.steadyInstancesPerSec, b1?.steadyInstancesPerSec),
-    splitVsBaseline1Whole: ratio(s1?.instancesPerSec, b1?.instancesPerSec),
-    splitCpuVsBaseline1: s1 && b1 ? ratio(s1.workersCpuMs / s1.activities, b1.workersCpuMs / b1.activities) : Number.NaN,
+    splitVsBaseline1: mid((p) => p.ratio),
+    splitVsBaseline1Whole: mid((p) => p.ratioWhole),
+    splitCpuVsBaseline1: mid((p) => p.cpu),
+    pairs1,
     ratioHeld4: worse(ratioHeld4ByLayout.split, ratioHeld4ByLayout.combined, Math.min),
     ratioHeld4ByLayout,
     ratioHeld4Whole: worse(held('split', 'whole'), held('combined', 'whole'), Math.min),
