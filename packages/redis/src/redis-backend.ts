@@ -429,7 +429,7 @@ export interface CommitResult {
 
 type Arg = string | Buffer | number;
 type ScriptClient = RedisClient & {
-  startInstance(...args: Arg[]): Promise<[number, string?, string?]>;
+  startInstance(...args: Arg[]): Promise<[number, string?, string?, number?]>;
   deliverEvent(...args: Arg[]): Promise<unknown[]>;
   deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
   commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?, string?]>;
@@ -856,6 +856,9 @@ export class RedisBackend {
       parentState = (await this.redis.hmget(this.keys.state(opts.parent.instanceId), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
     }
     const k = this.keys;
+    // The first episode's job carries its one event (the worker need not load anything), and the
+    // script adds it to BullMQ itself, unless its start is delayed or its payload stored apart.
+    const direct = claims.length === 0 && startedBuf.length <= FIRST_EPISODE_MAX_BYTES && startAt === undefined;
     await this.beforeWrite?.();
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -879,6 +882,9 @@ export class RedisBackend {
       opts.refuseExisting ? '1' : '0',
       // A sub-orchestration: a parent terminated recursively meanwhile refuses it.
       parentState ?? '',
+      direct ? k.jobPrefix(ORCHESTRATOR_QUEUE) : '',
+      direct ? JSON.stringify({ i: instanceId, x: executionId, v: 0, s: startedBuf.toString('base64') }) : '',
+      direct ? WAKE_JOB_OPTS_JSON : '',
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -890,6 +896,7 @@ export class RedisBackend {
     }
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
     const [jobId, payload] = [res[1]!, res[2]!];
+    if (res[3] === 1) return { executionId, created: true };
     if (claims.length > 0 || startedBuf.length > FIRST_EPISODE_MAX_BYTES) {
       await this.dispatch([[jobId, payload]]);
     } else {
@@ -1151,7 +1158,7 @@ export class RedisBackend {
     }
     // Many new jobs travel as one outbox entry, expanded by the dispatcher.
     const written: [string, string][] = outbox.length > 64 ? [[`b-${id}-${state.executionId}-${state.version}`, `B${JSON.stringify(outbox)}`]] : outbox;
-    // Fewer, and the commit adds their activity jobs to BullMQ itself ("Q" pairs, addActivityJob):
+    // Fewer, and the commit adds their activity jobs to BullMQ itself ("Q" pairs, addQueueJob):
     // no outbox entry, no add and no ack per step. An activity this worker runs itself (leased)
     // keeps its outbox entry.
     const sent = written === outbox && !opts.activityJobsViaOutbox ? written.map((e): [string, string] => {
@@ -2367,7 +2374,9 @@ export function ignoreGone(err: unknown): undefined {
 const WAKE_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
 const TIMER_JOB_OPTS: JobsOptions = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, ...RETRY };
 const ACTIVITY_JOB_OPTS: JobsOptions = { removeOnComplete: true, removeOnFail: { count: 5000 }, ...RETRY };
-/** ACTIVITY_JOB_OPTS as BullMQ stores them in a job (its `jobId` apart), for commitEpisode's addActivityJob. */
+/** WAKE_JOB_OPTS as BullMQ stores them in a job (its `jobId` apart), for startInstance's addQueueJob. */
+const WAKE_JOB_OPTS_JSON = JSON.stringify(WAKE_JOB_OPTS);
+/** ACTIVITY_JOB_OPTS as BullMQ stores them in a job (its `jobId` apart), for commitEpisode's addQueueJob. */
 const ACTIVITY_JOB_OPTS_JSON = JSON.stringify(ACTIVITY_JOB_OPTS);
 
 /**

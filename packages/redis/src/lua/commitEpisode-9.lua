@@ -66,7 +66,7 @@
           wake-ups of the next episode go to it, see deliverEvent), "" for none
     A[30] the BullMQ activity queue's key prefix ("<prefix>:activity:"): outbox pairs whose payload
           is "Q<n>:<name><job data JSON>" (<n>: the name's length in bytes) are activity jobs added
-          to that queue by this commit (addActivityJob), not outbox entries
+          to that queue by this commit (addQueueJob), not outbox entries
     A[31] with A[30]: the activity jobs' BullMQ options as JSON, without jobId
 
   Claim check: the M payloads are stored unless the execution continues as new (their events go
@@ -101,7 +101,7 @@ A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/storeClaims"
 --- @include "includes/deleteClaims"
 --- @include "includes/enqueueEntityMessage"
---- @include "includes/addActivityJob"
+--- @include "includes/addQueueJob"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast", "createdAt", "episodes")
@@ -190,7 +190,7 @@ local function writeOutbox()
       -- An activity job, added to BullMQ here (A[30]): no outbox entry, no add, no ack.
       local len, rest = string.match(payload, "^Q(%d+):(.*)$")
       len = tonumber(len)
-      addActivityJob(A[30], jobId, string.sub(rest, 1, len), string.sub(rest, len + 1), A[31], now)
+      addQueueJob(A[30], jobId, string.sub(rest, 1, len), string.sub(rest, len + 1), A[31], now)
     elseif string.sub(jobId, 1, 2) ~= "e-" then
       addOutboxEntry(KEYS[6], KEYS[7], jobId, payload, jobId == A[25] and A[26] or now)
     end

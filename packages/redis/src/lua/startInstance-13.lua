@@ -34,11 +34,16 @@
     ARGV[11] a sub-orchestration's parent as the dispatcher read it in the parent's partition,
             "<status>|<execution>|<tree>" ("" otherwise): the parent may be in another partition,
             whose keys no script here may touch
-    ARGV[12] M: number of payloads stored apart (claim check; the input when it is large)
-    ARGV[13...] M pairs: token, encoded payload
+    ARGV[12] the orchestrator queue's key prefix ("<prefix>:orchestrator:"), or "": the first
+             episode's wake job is added to that queue here (addQueueJob: no outbox entry, no add
+             and no ack by the caller), else it goes through the outbox
+    ARGV[13] with ARGV[12]: the job's data (JSON)
+    ARGV[14] with ARGV[12]: the job's BullMQ options as JSON, without jobId
+    ARGV[15] M: number of payloads stored apart (claim check; the input when it is large)
+    ARGV[16...] M pairs: token, encoded payload
 
   Output:
-    {1, wakeJobId, wakePayload}   created
+    {1, wakeJobId, wakePayload, added}   created; added is 1 when the wake job was added here (ARGV[12])
     {3, wakeJobId, wakePayload}   this very start (the same execution id) was applied before: a
                                   command that ioredis sent again after a reply lost with its
                                   connection; nothing is written (never a restart of what it created)
@@ -50,6 +55,7 @@
 local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/addWake"
+--- @include "includes/addQueueJob"
 --- @include "includes/setStatus"
 --- @include "includes/removeFromIndexes"
 --- @include "includes/storeClaims"
@@ -81,7 +87,7 @@ end
 if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1], KEYS[12]) end
 rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[13])
 deleteClaims(KEYS[11])
-storeClaims(KEYS[11], 13, tonumber(ARGV[12]))
+storeClaims(KEYS[11], 16, tonumber(ARGV[15]))
 
 local now = ARGV[4]
 rcall("HSET", st,
@@ -98,6 +104,11 @@ if ARGV[9] ~= "" then
   rcall("ZADD", KEYS[12], 0, indexMember(sched, now, ARGV[1]))
 end
 rcall("RPUSH", KEYS[3], ARGV[6])
+if ARGV[12] ~= "" and ARGV[8] == "" then
+  local jobId = "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0"
+  addQueueJob(ARGV[12], jobId, "episode", ARGV[13], ARGV[14], now)
+  return {1, jobId, "W" .. ARGV[1] .. "|" .. ARGV[3] .. "|0", 1}
+end
 local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
 if ARGV[8] ~= "" then
   -- A delayed start: the wake says when (a dispatch from the outbox queues it delayed too).

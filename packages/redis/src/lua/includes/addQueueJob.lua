@@ -1,5 +1,5 @@
--- Adds an activity job to the partition's BullMQ activity queue the way BullMQ's addStandardJob
--- script does for a job with a custom id, no delay, no priority, no parent and no deduplication
+-- Adds a job to one of the partition's BullMQ queues (activity jobs from commitEpisode, a first
+-- episode's wake from startInstance) the way BullMQ's addStandardJob script does for a job with a custom id, no delay, no priority, no parent and no deduplication
 -- (bullmq 6.x): the job hash, the "added" event, LPUSH to wait, the marker unless the queue is
 -- paused or at its global concurrency, the "waiting" event. A job id the queue holds already is
 -- left alone (BullMQ would only emit "duplicated"). The job counter is not touched (only ids
@@ -7,7 +7,7 @@
 -- Queue.add's, key by key.
 --   base: the queue's key prefix ("<prefix>:activity:"); optsTail: the job options as JSON
 --   without jobId, "{...}"; now: the job's timestamp (ms).
-local function addActivityJob(base, jobId, name, data, optsTail, now)
+local function addQueueJob(base, jobId, name, data, optsTail, now)
   local jobKey = base .. jobId
   if rcall("EXISTS", jobKey) == 1 then return end
   local meta, events = base .. "meta", base .. "events"
