@@ -117,6 +117,27 @@ describe('clean histories', () => {
     // Pending instances with their first job waiting in BullMQ: nothing to report, even long after.
     expect((await checkHub(th.client.backend, { now: Date.now() + 60_000 })).findings).toEqual([]);
   });
+
+  it('gives no cursor when the limit ends the last partition that holds instances', async () => {
+    th = await createTestHub({}, { startWorker: false });
+    const parts = th.client.backend.partitions;
+    // Two instances in the first partition, none in the others.
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 2; i++) if (th.client.backend.forInstance(`first-${i}`) === parts[0]) ids.push(`first-${i}`);
+    for (const id of ids) await th.client.startNew('Anything', { instanceId: id });
+    const report = await checkHub(th.client.backend, { limit: 2 });
+    expect([report.checked, report.nextCursor]).toEqual([2, undefined]);
+    // With more partitions, an instance in a later one: the cursor leads there.
+    if (parts.length > 1) {
+      let j = 0;
+      while (th.client.backend.forInstance(`later-${j}`) === parts[0]) j++;
+      await th.client.startNew('Anything', { instanceId: `later-${j}` });
+      const first = await checkHub(th.client.backend, { limit: 2 });
+      expect(first.nextCursor).toBeTruthy();
+      const rest = await checkHub(th.client.backend, { limit: 2, cursor: first.nextCursor! });
+      expect([rest.checked, rest.nextCursor]).toEqual([1, undefined]);
+    }
+  });
 });
 
 // ---- corrupted instances, driven by hand ----

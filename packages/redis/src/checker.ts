@@ -736,7 +736,13 @@ async function checkPartitions(parts: readonly RedisBackend[], opts: HubCheckOpt
   for (let p = at.p; p < parts.length; p++) {
     const left = limit - report.checked;
     if (left <= 0) {
-      report.nextCursor = Buffer.from(JSON.stringify({ p })).toString('base64url');
+      // A cursor only when more follows: the first of the partitions left that holds an instance.
+      for (let q = p; q < parts.length; q++) {
+        if ((await parts[q]!.redis.zcard(parts[q]!.keys.instances)) > 0) {
+          report.nextCursor = Buffer.from(JSON.stringify({ p: q })).toString('base64url');
+          break;
+        }
+      }
       break;
     }
     const { cursor: _c, ...rest } = opts;
