@@ -4,8 +4,7 @@ import { HubKeys, type RedisClient } from '@durabull/redis';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { connectRedis, deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
 
-/** DURABULL_TEST_PARTITIONS=n: the test hubs get n partitions (default: durabull's default). */
-const TEST_PARTITIONS = process.env.DURABULL_TEST_PARTITIONS ? { partitions: Number(process.env.DURABULL_TEST_PARTITIONS) } : {};
+import { TEST_PARTITIONS } from './partitions.js';
 
 export interface TestHub {
   hub: string;
