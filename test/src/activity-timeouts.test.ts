@@ -11,6 +11,7 @@ import { DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { eventsOf, waitUntil } from './helpers/orchestration.js';
+import { TEST_PARTITIONS } from './helpers/partitions.js';
 
 let th: TestHub | undefined;
 const release: (() => void)[] = [];
@@ -91,7 +92,7 @@ describe('start-to-close timeout', () => {
         return out;
       });
     th = await createTestHub({}, { startWorker: false });
-    const w = new DurabullWorker({ connection: th.url, hub: th.hub, registry, logger: false, defaultStartToCloseTimeoutMs: 300 });
+    const w = new DurabullWorker({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, registry, logger: false, defaultStartToCloseTimeoutMs: 300 });
     th.workers.push(w);
     await w.start();
     const id = await th.client.startNew('Three');
@@ -302,7 +303,7 @@ describe('cancellation', () => {
         return yield ctx.callActivity('Stubborn');
       });
     th = await createTestHub({}, { startWorker: false });
-    const first = new DurabullWorker({ connection: th.url, hub: th.hub, registry, logger: false, shutdownGraceMs: 200, eagerActivities: false });
+    const first = new DurabullWorker({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, registry, logger: false, shutdownGraceMs: 200, eagerActivities: false });
     await first.start();
     const id = await th.client.startNew('OneStep');
     await running;

@@ -22,6 +22,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { keysContaining, scanAll } from './helpers/redis.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate, eventsOf, waitUntil } from './helpers/orchestration.js';
+import { TEST_PARTITIONS } from './helpers/partitions.js';
 
 const MB = 1 << 20;
 const WAIT = { timeoutMs: 30_000, showHistory: true };
@@ -322,7 +323,7 @@ describe('claim check and continue-as-new', () => {
     }
     const registry = new Registry().addOrchestrator('Cont', cont);
     th = await createTestHub({ orchestrators: { Cont: cont } }, { startWorker: false });
-    const worker = new DurabullWorker({ connection: th.url, hub: th.hub, registry, logger: false });
+    const worker = new DurabullWorker({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, registry, logger: false });
     closers.push(worker);
     const c = th.client;
     await worker.backend.open();

@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { uniqueHub, scanAll } from './helpers/redis.js';
+import { TEST_PARTITIONS } from './helpers/partitions.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/registry-worker.ts', import.meta.url));
 const WORKER_VERSION = (JSON.parse(readFileSync(new URL('../../packages/worker/package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -101,7 +102,7 @@ describe('the start check', () => {
   it('accepts any name while the hub has no live worker (none started, or the last one closed): it stays Pending', async () => {
     th = await createTestHub({ orchestrators: { Chaining: chaining }, activities }, { startWorker: false });
     // Reads the registry at every start (the default reuses what it read for 2 s).
-    const client = new DurabullClient({ connection: th.url, hub: th.hub, servedNamesCacheMs: 0 });
+    const client = new DurabullClient({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, servedNamesCacheMs: 0 });
     closeAfter.push(client);
     expect(await client.listWorkers()).toEqual([]);
     await client.startNew('NoSuchOrchestrator', { instanceId: 'early-1' });
@@ -128,7 +129,7 @@ describe('the start check', () => {
   it('reads the names again once before refusing: a worker that just started with a new name is not refused', async () => {
     th = await createTestHub({ orchestrators: { Chaining: chaining }, activities });
     // The served names are kept for an hour: only the read again on a miss can see the new worker.
-    const client = new DurabullClient({ connection: th.url, hub: th.hub, servedNamesCacheMs: 3_600_000 });
+    const client = new DurabullClient({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, servedNamesCacheMs: 3_600_000 });
     closeAfter.push(client);
     await client.startNew('Chaining', { input: 'a' });
     await expect(client.startNew('Fresh', { instanceId: 'fresh-0' })).rejects.toThrow(OrchestratorNotServedError);
@@ -199,7 +200,7 @@ describe('the start check', () => {
     await th.client.waitForCompletion(id, { timeoutMs: 20_000 });
     await th.workers[0]!.close();
     await th.startWorker({ registry: new Registry().addOrchestrator('Newer', function* () {}) });
-    const client = new DurabullClient({ connection: th.url, hub: th.hub });
+    const client = new DurabullClient({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub });
     closeAfter.push(client);
     const err = await client.restart('old-1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OrchestratorNotServedError);

@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
+import { TEST_PARTITIONS } from '../../../test/src/helpers/partitions.js';
 import { createServer } from './server.js';
 import { testChromium } from './test-chromium.js';
 import { activities, orchestrators } from './test-functions.js';
@@ -32,7 +33,7 @@ describe('orchestration view in Chromium', () => {
   beforeAll(async () => {
     const binary = await testChromium();
     th = await createTestHub({ orchestrators, activities });
-    app = createServer({ connection: th.url, hub: th.hub, token: TOKEN });
+    app = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, token: TOKEN });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     profile = await mkdtemp(join(tmpdir(), 'durabull-chromium-'));
@@ -123,7 +124,8 @@ describe('orchestration view in Chromium', () => {
     const queues = page.waitForResponse((r) => r.url().startsWith(`${base}/queues/api/queues`));
     await page.getByRole('link', { name: 'Queues (Bull Board)' }).click();
     const listed = (await (await queues).json()) as { queues: { name: string }[] };
-    expect(listed.queues.map((q) => q.name).sort()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (DEFAULT_PARTITIONS === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
+    const count = TEST_PARTITIONS.partitions ?? DEFAULT_PARTITIONS;
+    expect(listed.queues.map((q) => q.name).sort()).toEqual(Array.from({ length: count }, (_, p) => (count === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
     await page.getByText(/\d+ Jobs?/).nth(1).waitFor({ timeout: 15_000 }); // both queue cards rendered
     await page.screenshot({ path: join(RESULTS, 'dashboard-queues.png') });
   });

@@ -10,6 +10,7 @@ import type { OrchestrationStatus } from '@durabull/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from '../../../test/src/helpers/hub.js';
+import { TEST_PARTITIONS } from '../../../test/src/helpers/partitions.js';
 import { scanAll } from '../../../test/src/helpers/redis.js';
 import { createServer } from './server.js';
 import { activities, orchestrators } from './test-functions.js';
@@ -55,7 +56,7 @@ describe('management API', () => {
 
   beforeAll(async () => {
     th = await createTestHub({ orchestrators, activities });
-    app = createServer({ connection: th.url, hub: th.hub, registeredOrchestrators: Object.keys(orchestrators) });
+    app = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, registeredOrchestrators: Object.keys(orchestrators) });
   });
   afterAll(async () => {
     await app?.close();
@@ -255,7 +256,7 @@ describe('management API', () => {
 
   it('refuses with 404 and the served names to start an orchestrator no live worker runs, and lists the workers', async () => {
     // Without registeredOrchestrators: the hub's worker registry decides.
-    const open = createServer({ connection: th.url, hub: th.hub });
+    const open = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub });
     try {
       const inject = (method: 'GET' | 'POST', url: string) => open.inject({ method, url, headers: { host: HOST } });
       const refused = await inject('POST', '/orchestrations/NoSuchOrchestrator?instanceId=ns-1');
@@ -365,7 +366,8 @@ describe('management API', () => {
     expect(ui.body).toContain('<base href="/queues/"');
     const queues = await req('GET', '/queues/api/queues');
     expect(queues.statusCode).toBe(200);
-    expect(queues.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (DEFAULT_PARTITIONS === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
+    const count = TEST_PARTITIONS.partitions ?? DEFAULT_PARTITIONS;
+    expect(queues.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(Array.from({ length: count }, (_, p) => (count === 1 ? ['activity', 'orchestrator'] : [`p${p}/activity`, `p${p}/orchestrator`])).flat().sort());
   });
 });
 
@@ -374,7 +376,7 @@ describe('refused requests', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
     th = await createTestHub({}, { startWorker: false });
-    app = createServer({ connection: th.url, hub: th.hub, bodyLimitBytes: 1024, registeredOrchestrators: ['Approval', 'Quick'] });
+    app = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, bodyLimitBytes: 1024, registeredOrchestrators: ['Approval', 'Quick'] });
   });
   afterAll(async () => {
     await app?.close();
@@ -422,7 +424,7 @@ describe('refused requests', () => {
   });
 
   it('refuses input nested 2,000 or 100,000 deep with 400 PayloadError naming the depth, and writes nothing', async () => {
-    const roomy = createServer({ connection: th.url, hub: th.hub });
+    const roomy = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub });
     try {
       const bodies = [`${'{"a":'.repeat(2_000)}1${'}'.repeat(2_000)}`, `${'['.repeat(100_000)}1${']'.repeat(100_000)}`];
       for (const [i, payload] of bodies.entries()) {
@@ -471,7 +473,7 @@ describe('refused requests', () => {
   });
 
   it('accepts an orchestrator name that is well formed when no registered names are given', async () => {
-    const open = createServer({ connection: th.url, hub: th.hub });
+    const open = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub });
     try {
       const r = await open.inject({ method: 'POST', url: '/orchestrations/Whatever?instanceId=open-1', payload: { a: 1 } });
       expect(r.statusCode).toBe(202);
@@ -490,7 +492,7 @@ describe('security', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
     th = await createTestHub({}, { startWorker: false });
-    app = createServer({ connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0' });
+    app = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0' });
   });
   afterAll(async () => {
     await app?.close();
@@ -499,19 +501,19 @@ describe('security', () => {
 
   it('refuses to start on a non-loopback host without a token', () => {
     for (const host of ['0.0.0.0', '::', '192.168.1.10']) {
-      expect(() => createServer({ connection: th.url, hub: th.hub, host })).toThrow(/without a token/);
+      expect(() => createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, host })).toThrow(/without a token/);
     }
-    expect(() => createServer({ connection: th.url, hub: th.hub, host: '0.0.0.0', token: '' })).toThrow(/must not be empty/);
+    expect(() => createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, host: '0.0.0.0', token: '' })).toThrow(/must not be empty/);
   });
 
   it('refuses a token shorter than 16 characters beyond loopback, and says how to make one', async () => {
-    expect(() => createServer({ connection: th.url, hub: th.hub, host: '0.0.0.0', token: 'x' })).toThrow(
+    expect(() => createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, host: '0.0.0.0', token: 'x' })).toThrow(
       'Refusing to serve on 0.0.0.0 with a token of 1 character: beyond loopback the token (DURABULL_TOKEN) must be at least 16 characters; make one with `openssl rand -hex 32`.',
     );
-    expect(() => createServer({ connection: th.url, hub: th.hub, host: '192.168.1.10', token: 'a'.repeat(15) })).toThrow(/with a token of 15 characters: .* at least 16 characters/);
+    expect(() => createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, host: '192.168.1.10', token: 'a'.repeat(15) })).toThrow(/with a token of 15 characters: .* at least 16 characters/);
     // 16 characters beyond loopback, and any token on loopback, are accepted.
     for (const [host, t] of [['0.0.0.0', 'a'.repeat(16)], ['127.0.0.1', 'x'], ['localhost', 'short']] as const) {
-      const ok = createServer({ connection: th.url, hub: th.hub, host, token: t });
+      const ok = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, host, token: t });
       await ok.close();
     }
   });
@@ -597,7 +599,7 @@ describe('security', () => {
     // Plain HTTP, and a proxy header nobody said to trust: not Secure.
     expect(await login(app)).not.toMatch(/Secure/);
     expect(await login(app, { 'x-forwarded-proto': 'https' })).not.toMatch(/Secure/);
-    const proxied = createServer({ connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0', trustProxy: true });
+    const proxied = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub, token: TOKEN, host: '0.0.0.0', trustProxy: true });
     try {
       expect(await login(proxied, { 'x-forwarded-proto': 'https' })).toMatch(/^durabull_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
       expect(await login(proxied, { 'x-forwarded-proto': 'http' })).not.toMatch(/Secure/);
@@ -620,7 +622,7 @@ describe('schedules and delayed starts', () => {
 
   beforeAll(async () => {
     th = await createTestHub({ orchestrators, activities });
-    app = createServer({ connection: th.url, hub: th.hub });
+    app = createServer({ ...TEST_PARTITIONS, connection: th.url, hub: th.hub });
   });
   afterAll(async () => {
     await app?.close();
