@@ -856,9 +856,10 @@ export class RedisBackend {
       parentState = (await this.redis.hmget(this.keys.state(opts.parent.instanceId), 'status', 'exec', 'tree')).map((v) => v ?? '').join('|');
     }
     const k = this.keys;
-    // The first episode's job carries its one event (the worker need not load anything), and the
-    // script adds it to BullMQ itself, unless its start is delayed or its payload stored apart.
-    const direct = claims.length === 0 && startedBuf.length <= FIRST_EPISODE_MAX_BYTES && startAt === undefined;
+    // The first episode's job carries its one event (the worker need not load anything) unless its
+    // payload is stored apart or large, and the script adds it to BullMQ itself unless it is delayed.
+    const carried = claims.length === 0 && startedBuf.length <= FIRST_EPISODE_MAX_BYTES;
+    const direct = carried && startAt === undefined;
     await this.beforeWrite?.();
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -896,11 +897,12 @@ export class RedisBackend {
     }
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
     const [jobId, payload] = [res[1]!, res[2]!];
+    // Added by the script (direct).
     if (res[3] === 1) return { executionId, created: true };
-    if (claims.length > 0 || startedBuf.length > FIRST_EPISODE_MAX_BYTES) {
+    if (!carried) {
       await this.dispatch([[jobId, payload]]);
     } else {
-      // The first episode's job carries its one event: the worker need not load anything.
+      // A delayed start: its delayed job carries the event all the same.
       const jobOpts: JobsOptions = { jobId, ...WAKE_JOB_OPTS };
       if (startAt !== undefined) jobOpts.delay = Math.max(0, startAt - Date.now());
       await this.orchestratorQueue.add('episode', { ...parseWake(payload), s: startedBuf.toString('base64') }, jobOpts);

@@ -1225,12 +1225,18 @@ export class DurabullWorker {
     const res = await this.backend
       .deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, load: this.canRunInline(), encoded })
       .catch(ignoreGone);
-    if (res?.status === 'delivered') {
-      // Logged before the wake is dispatched, so the log reads in causal order.
-      logResult();
-      if (res.wake) await this.wake(res.wake, res.loaded);
-    }
+    await this.afterDelivery(res, logResult);
     return { acked: false };
+  }
+
+  /**
+   * What follows an activity result's delivery: its log line (before the wake is dispatched, so the
+   * log reads in causal order), then the wake, run here or dispatched (undefined: the instance is gone).
+   */
+  private async afterDelivery(res: DeliverResult | undefined, logResult: () => void): Promise<void> {
+    if (res?.status !== 'delivered') return;
+    logResult();
+    if (res.wake) await this.wake(res.wake, res.loaded);
   }
 
   /**
@@ -1241,11 +1247,6 @@ export class DurabullWorker {
    * all the same, as before.
    */
   private deliverOnFinish(part: RedisBackend, d: ActivityJobData, kind: 'c' | 'f', event: HistoryEvent, encoded: StoredEvent, logResult: () => void): DeliverOnFinish {
-    const after = async (res: DeliverResult | undefined) => {
-      if (res?.status !== 'delivered') return;
-      logResult();
-      if (res.wake) await this.wake(res.wake);
-    };
     return new DeliverOnFinish(
       async (cmd) => {
         const { delivery, finished } = await part.deliverAndFinish({ instanceId: d.i, executionId: d.x, kind, seq: d.s, encoded }, cmd);
@@ -1256,10 +1257,10 @@ export class DurabullWorker {
           } catch (err) {
             this.log.error({ err, instanceId: d.i, executionId: d.x, taskId: d.s }, `The result of activity function ${d.n} was not delivered`);
           }
-        } else await after(delivery);
+        } else await this.afterDelivery(delivery, logResult);
         return finished;
       },
-      async () => after(await part.deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, encoded }).catch(ignoreGone)),
+      async () => this.afterDelivery(await part.deliverEvent(d.i, d.x, kind, d.s, event, { dispatch: false, encoded }).catch(ignoreGone), logResult),
     );
   }
 
