@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './connection.js';
+import { useFastEncoding } from './script-command.js';
 import { loadScripts } from './script-loader.js';
 
 /** deliverEvent's key count (its file name's suffix). */
@@ -59,6 +60,7 @@ export function defineFinishActivity(client: RedisClient, bullLua: string, bullK
     const lua = finishActivityLua(bullLua);
     name = `finishActivity_${createHash('sha1').update(lua).digest('hex').slice(0, 12)}`;
     client.defineCommand(name, { numberOfKeys: DELIVER_EVENT_KEYS + bullKeyCount, lua });
+    useFastEncoding(client, name);
     byLua.set(bullLua, name);
   }
   return name;

@@ -170,8 +170,9 @@ export { ErrorCode, PartitionMismatchError, InstanceFinishedError, InvalidInstan
 export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnectionError, silentLogger } from './connection-monitor.js';
 
 // Scripts (exported for tests and tools)
-export { loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';
+export { defineScripts, loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';
 export { finishActivityLua, DELIVER_EVENT_KEYS } from './finish-activity.js';
+export { encodeCommand, useFastEncoding } from './script-command.js';
 
 // The dashboard's charts: per-minute counters and gauge samples kept in Redis
 export {

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RedisClient } from './connection.js';
+import { useFastEncoding } from './script-command.js';
 
 export interface LoadedScript {
   name: string;
@@ -85,10 +86,13 @@ export function loadScripts(dir = scriptsDir()): LoadedScript[] {
   return scripts;
 }
 
-/** Defines every script as a command on the client (idempotent per client). */
+/** Defines every script as a command on the client, with the fast encoding of script-command.ts (idempotent per client). */
 export function defineScripts(client: RedisClient): void {
   const marker = client as RedisClient & { __durabullScripts?: boolean };
   if (marker.__durabullScripts) return;
-  for (const s of loadScripts()) client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  for (const s of loadScripts()) {
+    client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+    useFastEncoding(client, s.name);
+  }
   marker.__durabullScripts = true;
 }
