@@ -11,6 +11,8 @@ import { encodeCommand, useFastEncoding, defineScripts } from '@durabull/redis';
 import { type RedisServer, startRedisServer } from '@durabull/testing';
 import { Command, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestHub } from './helpers/hub.js';
+import { doubleThrice } from './helpers/orchestration.js';
 
 /** ioredis' own encoding of a command (its arguments converted as it converts them). */
 function ioredisBytes(name: string, args: (string | number | Buffer)[]): Buffer {
@@ -97,6 +99,24 @@ describe('useFastEncoding on a connection', () => {
       for (const n of names) expect(Object.getPrototypeOf(set[n]!.Command)).not.toBe(Command);
     } finally {
       other.disconnect();
+    }
+  });
+});
+
+describe('a worker', () => {
+  it("gives BullMQ's scripts on its queue connection the encoding, and chains run through them", async () => {
+    const th = await createTestHub({ orchestrators: { Chain: doubleThrice }, activities: { Double: async (x: number) => x * 2 } }, { startWorker: false });
+    try {
+      await th.startWorker({ activities: false });
+      const acts = await th.startWorker({ orchestrators: false });
+      const set = (acts.backend.queueConnection as unknown as { scriptsSet: Record<string, { Command: typeof Command }> }).scriptsSet;
+      const bull = Object.keys(set).filter((n) => /^moveTo(Active|Finished):/.test(n));
+      expect(bull).toHaveLength(2);
+      for (const n of bull) expect(Object.getPrototypeOf(set[n]!.Command)).not.toBe(Command);
+      const ids = await Promise.all([1, 2, 3].map((x) => th.client.startNew('Chain', { input: x })));
+      for (const [k, id] of ids.entries()) expect((await th.client.waitForCompletion(id, { timeoutMs: 15_000 })).output).toBe((k + 1) * 8);
+    } finally {
+      await th.cleanup();
     }
   });
 });

@@ -8,6 +8,9 @@
  * activities (about a fifth of its CPU). {@link encodeCommand} writes the same bytes with one string
  * per run of text arguments: one measure and one copy per Buffer argument and per run between them.
  *
+ * BullMQ defines its scripts on the connection it is given the same way; a worker gives those the
+ * encoding too once its BullMQ workers are ready ({@link useFastEncodingForAll}).
+ *
  * {@link useFastEncoding} gives a script defined with ioredis' `defineCommand` a command class that
  * keeps ioredis' EVALSHA/EVAL handling (a script not loaded on a connection is sent as EVAL once;
  * a NOSCRIPT reply forgets that) and encodes with {@link encodeCommand}. Only a client of the
@@ -100,6 +103,18 @@ export function useFastEncoding(client: object, name: string): boolean {
     }
   } as unknown as typeof Command;
   return true;
+}
+
+/**
+ * {@link useFastEncoding} for every script defined on `client` so far (BullMQ's, once its queues and
+ * workers are ready, ours); returns how many have it.
+ */
+export function useFastEncodingForAll(client: object): number {
+  const set = (client as { scriptsSet?: Record<string, unknown> }).scriptsSet;
+  if (!set) return 0;
+  let n = 0;
+  for (const name of Object.keys(set)) if (useFastEncoding(client, name)) n++;
+  return n;
 }
 
 /** The base of the script commands {@link useFastEncoding} makes (tells a script already changed). */

@@ -66,6 +66,7 @@ import {
   encodeEvent,
   ignoreGone,
   wakeJobId,
+  useFastEncodingForAll,
 } from '@durabull/redis';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Server } from 'node:http';
@@ -545,6 +546,8 @@ export class DurabullWorker {
     await Promise.all([...this.orchestratorWorkers, ...this.activityWorkers].map((w) => w.waitUntilReady()).concat(this.activityWorker ? [this.subscribeCancels()] : []));
     // Results delivered with their job's completion, in one script, where BullMQ allows it.
     if (this.opts.orchestrators === false) await Promise.all(this.activityWorkers.map((w) => w.enableFinish()));
+    // BullMQ's scripts, defined on the queue connection by now, written as ours are (script-command.ts).
+    useFastEncodingForAll(this.backend.queueConnection);
     if (this.sticky) this.startStickyLoops();
     if (this.runsEntities) {
       this.entityWorker = new EntityWorker(
