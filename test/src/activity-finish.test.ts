@@ -1,6 +1,6 @@
 /**
  * A worker that runs no episodes (activities only) delivers an activity's result and completes its
- * BullMQ job in one script (packages/redis/src/finish-activity.ts, packages/worker/src/activity-queue-worker.ts):
+ * BullMQ job in one script (packages/redis/src/finish-activity.ts, packages/worker/src/queue-worker.ts):
  * our deliverEvent, then BullMQ's own moveToFinished with the keys and arguments BullMQ built. What
  * it writes must be what the two steps wrote: the same history, the job gone from the queue with its
  * `completed` event, the next job fetched; and a completion BullMQ refuses (the job's lock is gone)
@@ -9,7 +9,7 @@
 import { type OrchestrationContext } from '@durabull/core';
 import { ACTIVITY_QUEUE, checkHub } from '@durabull/redis';
 import { type DurabullWorker } from '@durabull/worker';
-import { ActivityQueueWorker } from '../../packages/worker/src/activity-queue-worker.js';
+import { QueueWorker } from '../../packages/worker/src/queue-worker.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
 import { Gate, doubleThrice, historyShape, waitUntil } from './helpers/orchestration.js';
@@ -62,7 +62,7 @@ describe('an activity-only worker', () => {
     expect(await activityQueue(th)).toEqual({ jobs: 0, completed: 33 });
 
     // Without the composite (BullMQ's own completion after a deliverEvent): the same history.
-    vi.spyOn(ActivityQueueWorker.prototype, 'enableFinish').mockResolvedValue(false);
+    vi.spyOn(QueueWorker.prototype, 'enableFinish').mockResolvedValue(false);
     const plain = await splitHub(async (x) => x * 2);
     const id2 = await plain.th.client.startNew('Chain', { input: 1 });
     const st2 = await plain.th.client.waitForCompletion(id2, { timeoutMs: 15_000, showHistory: true });

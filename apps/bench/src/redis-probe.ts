@@ -4,7 +4,7 @@
  * sends.
  */
 import { createHash } from 'node:crypto';
-import { finishActivityLua, loadScripts, scanKeys } from '@durabull/redis';
+import { compositeLua, loadScripts, scanKeys } from '@durabull/redis';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { counterDelta } from './stats.js';
@@ -212,13 +212,15 @@ export async function allScriptNames(url: string, prefix: string): Promise<Scrip
     const bull = scriptNames(conn);
     for (const [k, v] of bull.bySha) out.bySha.set(k, v);
     for (const [k, v] of bull.byText) out.byText.set(k, v);
-    // An activity-only worker's result delivery and job completion in one script (finish-activity.ts).
+    // Our scripts with a BullMQ job's completion (finish-activity.ts).
     const sets = (conn as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet;
     const moveToFinished = Object.entries(sets).find(([name]) => name.startsWith('moveToFinished:'))?.[1].lua;
     if (moveToFinished) {
-      const lua = finishActivityLua(moveToFinished);
-      out.bySha.set(scriptSha(lua), 'finishActivity');
-      out.byText.set(normalizeLua(lua), 'finishActivity');
+      for (const name of ['finishActivity', 'finishEpisode'] as const) {
+        const lua = compositeLua(name, moveToFinished);
+        out.bySha.set(scriptSha(lua), name);
+        out.byText.set(normalizeLua(lua), name);
+      }
     }
   } finally {
     await queue.close();

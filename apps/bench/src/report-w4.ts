@@ -121,12 +121,13 @@ export function fleetBreakdown(set: ScaleSet, title: string): string[] {
     line('refused commits: direct / cached / stale episodes', d((r) => `${fmt(stat(r, 'directRefused'), 0)} / ${fmt(stat(r, 'cachedRefused'), 0)} / ${fmt(stat(r, 'staleEpisodes'), 0)}`));
     line('activities run eagerly (no queue hop), share', d((r) => pct(ratio(stat(r, 'eagerActivities'), stat(r, 'activities')))));
     line('results delivered by the script that completed their job, share', d((r) => pct(ratio(stat(r, 'deliveredOnFinish'), stat(r, 'activities')))));
+    line('orchestrator jobs completed by their episode\'s commit, per instance', d((r) => fmt(ratio(stat(r, 'committedOnFinish'), r.instances), 2)));
     line('outbox: swept entries (whole life) / left at the end', d((r) => `${fmt(r.sweptTotal, 0)} / ${fmt(r.outboxLeft, 0)}`));
   }
   line('failed job attempts (whole life)', (r) => fmt(r.failedJobsTotal, 0));
   // BullMQ's own costs, from the commands the workers sent.
   const c = (r: FleetRun, name: string) => commands(r)[name] ?? 0;
-  line('BullMQ: fetches (moveToActive) + completions (moveToFinished, finishActivity)', (r) => `${fmt(per(r, c(r, 'script:moveToActive')), 2)} + ${fmt(per(r, c(r, 'script:moveToFinished')), 2)}, ${fmt(per(r, c(r, 'script:finishActivity')), 2)}`);
+  line('BullMQ: fetches (moveToActive) + completions (moveToFinished; finishActivity, finishEpisode)', (r) => `${fmt(per(r, c(r, 'script:moveToActive')), 2)} + ${fmt(per(r, c(r, 'script:moveToFinished')), 2)}; ${fmt(per(r, c(r, 'script:finishActivity')), 2)}, ${fmt(per(r, c(r, 'script:finishEpisode')), 2)}`);
   line('BullMQ: blocking waits (bzpopmin)', (r) => fmt(per(r, c(r, 'bzpopmin')), 3));
   line(
     'BullMQ over the processes\' life (seconds): lock renewals / stalled checks / blocking waits, all processes',

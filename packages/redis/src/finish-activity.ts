@@ -1,16 +1,22 @@
 /**
- * The end of an activity job in one script: the result's delivery (our deliverEvent) and the job's
- * completion (BullMQ's own moveToFinished, which also fetches the worker's next job), where they
- * were two round trips. BullMQ's Lua is taken as the worker's connection defined it (ioredis keeps
- * each defined script's text), so the composite always runs the BullMQ that is installed; each
- * half runs as a function that sees its own KEYS and ARGV. Nothing here knows BullMQ's keys or
- * arguments: BullMQ builds them (its queue backend's `moveToCompletedArgs`).
+ * A BullMQ job completed in the script that does its work, where they were two round trips:
  *
- * Keys: deliverEvent's 10, then moveToFinished's. ARGV[1] is the number of deliverEvent's
- * arguments, then those, then moveToFinished's. Reply: {deliverEvent's reply, moveToFinished's}.
+ * - `finishActivity`: an activity's result delivered (our deliverEvent), then its job completed;
+ * - `finishEpisode`: an episode committed (our commitEpisode), then the orchestrator job that ran
+ *   it completed, only when the commit applied or found the episode stale (1 or -2): a refused
+ *   commit (-6, -8) leaves the job active, since the worker runs the episode again under it.
+ *
+ * BullMQ's half is its own moveToFinished (which also fetches the worker's next job), taken as the
+ * worker's connection defined it (ioredis keeps each defined script's text), so the composite
+ * always runs the BullMQ that is installed; each half runs as a function that sees its own KEYS
+ * and ARGV. Nothing here knows BullMQ's keys or arguments: BullMQ builds them (its queue backend's
+ * `moveToCompletedArgs`).
+ *
+ * Keys: our script's, then moveToFinished's. ARGV[1] is the number of our script's arguments, then
+ * those, then moveToFinished's. Reply: {our script's reply, moveToFinished's (false when not run)}.
  * A Lua error in the first half leaves the job active (BullMQ's handling of a failed attempt
- * follows); a refusal of the second (a lost lock, say) leaves the delivery done, as when the two
- * ran one after the other.
+ * follows); a refusal of the second (a lost lock, say) leaves the first half's writes done, as when
+ * the two ran one after the other.
  */
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './connection.js';
@@ -19,49 +25,68 @@ import { loadScripts } from './script-loader.js';
 
 /** deliverEvent's key count (its file name's suffix). */
 export const DELIVER_EVENT_KEYS = 10;
+/** commitEpisode's key count. */
+export const COMMIT_EPISODE_KEYS = 9;
 
-/** The composite's Lua for BullMQ's moveToFinished text `bullLua`. */
-export function finishActivityLua(bullLua: string): string {
-  const deliver = loadScripts().find((s) => s.name === 'deliverEvent');
-  if (!deliver || deliver.numberOfKeys !== DELIVER_EVENT_KEYS) throw new Error(`deliverEvent-${DELIVER_EVENT_KEYS}.lua not found`);
+/** The composites: our script, its key count, and when its reply lets the job be completed. */
+const COMPOSITES = {
+  finishActivity: { script: 'deliverEvent', keys: DELIVER_EVENT_KEYS, when: 'true' },
+  finishEpisode: { script: 'commitEpisode', keys: COMMIT_EPISODE_KEYS, when: 'first[1] == 1 or first[1] == -2' },
+} as const;
+
+export type CompositeName = keyof typeof COMPOSITES;
+
+/** The Lua of composite `name` for BullMQ's moveToFinished text `bullLua`. */
+export function compositeLua(name: CompositeName, bullLua: string): string {
+  const { script, keys, when } = COMPOSITES[name];
+  const ours = loadScripts().find((s) => s.name === script);
+  if (!ours || ours.numberOfKeys !== keys) throw new Error(`${script}-${keys}.lua not found`);
   // Our scripts start with their `#!lua` line; the composite has one of its own.
-  const body = deliver.lua.replace(/^#!lua[^\n]*\n/, '');
+  const body = ours.lua.replace(/^#!lua[^\n]*\n/, '');
   return [
     '#!lua',
-    'local function deliverEvent(KEYS, ARGV)',
+    `local function ${script}(KEYS, ARGV)`,
     body,
     'end',
     'local function moveToFinished(KEYS, ARGV)',
     bullLua.replace(/^#![^\n]*\n/, ''),
     'end',
     'local n = tonumber(ARGV[1])',
-    'local dk, da, fk, fa = {}, {}, {}, {}',
-    `for i = 1, ${DELIVER_EVENT_KEYS} do dk[i] = KEYS[i] end`,
-    `for i = ${DELIVER_EVENT_KEYS + 1}, #KEYS do fk[#fk + 1] = KEYS[i] end`,
-    'for i = 2, n + 1 do da[#da + 1] = ARGV[i] end',
+    'local ok, oa, fk, fa = {}, {}, {}, {}',
+    `for i = 1, ${keys} do ok[i] = KEYS[i] end`,
+    `for i = ${keys + 1}, #KEYS do fk[#fk + 1] = KEYS[i] end`,
+    'for i = 2, n + 1 do oa[#oa + 1] = ARGV[i] end',
     'for i = n + 2, #ARGV do fa[#fa + 1] = ARGV[i] end',
-    'local delivered = deliverEvent(dk, da)',
-    'return {delivered, moveToFinished(fk, fa)}',
+    `local first = ${script}(ok, oa)`,
+    `if ${when} then return {first, moveToFinished(fk, fa)} end`,
+    'return {first, false}',
     '',
   ].join('\n');
 }
 
-const defined = new WeakMap<object, Map<string, string>>();
+/** The Lua of `finishActivity` (kept for the bench's probe). */
+export function finishActivityLua(bullLua: string): string {
+  return compositeLua('finishActivity', bullLua);
+}
+
+/** Per client: per composite, the command name for each BullMQ Lua text (looked up by that string, whose hash V8 keeps). */
+const defined = new WeakMap<object, Record<CompositeName, Map<string, string>>>();
 
 /**
- * Defines the composite for `bullLua` on `client` once (a command named after its SHA-1: ioredis
+ * Defines composite `name` for `bullLua` on `client` once (a command named after its SHA-1: ioredis
  * sends EVALSHA and loads it on NOSCRIPT) and returns the command's name.
  */
-export function defineFinishActivity(client: RedisClient, bullLua: string, bullKeyCount: number): string {
-  let byLua = defined.get(client);
-  if (!byLua) defined.set(client, (byLua = new Map()));
-  let name = byLua.get(bullLua);
-  if (!name) {
-    const lua = finishActivityLua(bullLua);
-    name = `finishActivity_${createHash('sha1').update(lua).digest('hex').slice(0, 12)}`;
-    client.defineCommand(name, { numberOfKeys: DELIVER_EVENT_KEYS + bullKeyCount, lua });
-    useFastEncoding(client, name);
-    byLua.set(bullLua, name);
+export function defineComposite(client: RedisClient, name: CompositeName, bullLua: string, bullKeyCount: number): string {
+  let names = defined.get(client);
+  if (!names) defined.set(client, (names = { finishActivity: new Map(), finishEpisode: new Map() }));
+  const byLua = names[name];
+  let command = byLua.get(bullLua);
+  if (!command) {
+    const lua = compositeLua(name, bullLua);
+    command = `${name}_${createHash('sha1').update(lua).digest('hex').slice(0, 12)}`;
+    client.defineCommand(command, { numberOfKeys: COMPOSITES[name].keys + bullKeyCount, lua });
+    useFastEncoding(client, command);
+    byLua.set(bullLua, command);
   }
-  return name;
+  return command;
 }

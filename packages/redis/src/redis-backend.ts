@@ -47,7 +47,7 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
-import { defineFinishActivity } from './finish-activity.js';
+import { COMMIT_EPISODE_KEYS, defineComposite } from './finish-activity.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore, parseRemoteMessage } from './entity-store.js';
@@ -199,6 +199,24 @@ export interface CommitOptions {
    * being added to BullMQ by the commit itself: for tools and tests of the outbox path.
    */
   activityJobsViaOutbox?: boolean;
+  /**
+   * The orchestrator job that runs this episode, completed by the commit's own script
+   * (finish-activity.ts, `finishEpisode`) when the commit applies or finds the episode stale; the job's
+   * queue must be this partition's. `command` builds BullMQ's moveToFinished (its Lua, key count,
+   * keys then arguments) when the commit is sent; `reply` is then moveToFinished's raw reply, and
+   * `done` says the job was completed (or BullMQ refused: a negative reply).
+   */
+  finish?: EpisodeJobFinish;
+}
+
+/** commitEpisode's reply: its code, then (committed) version, wake job id and payload, parent job id and payload, history entry id. */
+type CommitReply = [number, number?, string?, string?, string?, string?, string?];
+
+/** {@link CommitOptions.finish}. */
+export interface EpisodeJobFinish {
+  command(): { lua: string; keyCount: number; args: Arg[] };
+  done?: boolean;
+  reply?: unknown;
 }
 
 /** An event encoded for storage: its bytes, with a large payload replaced by a reference, and that payload. */
@@ -432,7 +450,7 @@ type ScriptClient = RedisClient & {
   startInstance(...args: Arg[]): Promise<[number, string?, string?, number?]>;
   deliverEvent(...args: Arg[]): Promise<unknown[]>;
   deliverEventBuffer(...args: Arg[]): Promise<unknown[]>;
-  commitEpisode(...args: Arg[]): Promise<[number, number?, string?, string?, string?, string?, string?]>;
+  commitEpisode(...args: Arg[]): Promise<CommitReply>;
   terminateInstance(...args: Arg[]): Promise<[number, string?, string?, string?, ...string[]]>;
   heartbeatActivity(...args: Arg[]): Promise<[number, string?]>;
   endActivityAttempt(...args: Arg[]): Promise<number>;
@@ -1239,7 +1257,7 @@ export class RedisBackend {
     for (const b of newInbox) args.push(b);
     if (!continued) for (const c of claims) args.push(c.token, c.blob);
     for (const c of nextClaims) args.push(c.token, c.blob);
-    const res = await this.scripts.commitEpisode(...args);
+    const res = opts.finish ? await this.commitAndFinish(args, opts.finish) : await this.scripts.commitEpisode(...args);
     if (res[0] === ErrorCode.DirectRefused || (res[0] === ErrorCode.InboxChanged && loaded.fromCache)) return { version: state.version, refused: true, outbox: [] };
     if (res[0] === ErrorCode.InboxChanged) {
       // Thrown, not stale: the episode must run again on the inbox as it is (a retry reloads it).
@@ -1253,6 +1271,26 @@ export class RedisBackend {
     const prefixEvents = opts.direct ? [...prefix, opts.direct.event ?? decodeEvent(opts.direct.encoded)] : prefix;
     this.rememberCommit(loaded, { events: prefixEvents, bufs: prefixBufs }, { events: suffixEvents, bufs: suffix }, result, res[1]!, res[6]!, !!res[2], opts.session, claims.length > 0);
     return { version: res[1]!, outbox };
+  }
+
+  /** commitEpisode and the episode job's completion in one script ({@link CommitOptions.finish}). */
+  private async commitAndFinish(args: Arg[], finish: EpisodeJobFinish): Promise<CommitReply> {
+    const bull = finish.command();
+    const command = defineComposite(this.redis, 'finishEpisode', bull.lua, bull.keyCount);
+    const keys = args.slice(0, COMMIT_EPISODE_KEYS);
+    const argv = args.slice(COMMIT_EPISODE_KEYS);
+    const raw = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[CommitReply, unknown]>>)[command]!(
+      ...keys,
+      ...bull.args.slice(0, bull.keyCount),
+      argv.length,
+      ...argv,
+      ...bull.args.slice(bull.keyCount),
+    ))!;
+    if (raw[1] !== null && raw[1] !== false) {
+      finish.done = true;
+      finish.reply = raw[1];
+    }
+    return raw[0];
   }
 
   /**
@@ -1488,7 +1526,7 @@ export class RedisBackend {
     finish: { lua: string; keyCount: number; args: Arg[] },
   ): Promise<{ delivery: DeliverResult | Error; finished: unknown }> {
     const { keys, args } = this.deliveryArgs(d.instanceId, d.executionId, d.kind, d.seq, d.encoded, d.now ?? Date.now(), false, undefined, undefined);
-    const command = defineFinishActivity(this.redis, finish.lua, finish.keyCount);
+    const command = defineComposite(this.redis, 'finishActivity', finish.lua, finish.keyCount);
     const finishKeys = finish.args.slice(0, finish.keyCount);
     const finishArgs = finish.args.slice(finish.keyCount);
     const raw = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[unknown[], unknown]>>)[command]!(...keys, ...finishKeys, args.length, ...args, ...finishArgs))!;

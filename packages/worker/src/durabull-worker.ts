@@ -40,6 +40,7 @@ import {
   type ActivityJobData,
   HubStatsRecorder,
   type CommitOptions,
+  type EpisodeJobFinish,
   type ConnectionLike,
   activityJobId,
   type EpisodeJobData,
@@ -81,7 +82,7 @@ import { assertWorkerOptions } from './options.js';
 import { TracingInstrumentation } from './tracing.js';
 import { EntityWorker } from './entity-worker.js';
 import { SharedConcurrency } from './shared-concurrency.js';
-import { ActivityQueueWorker, DeliverOnFinish } from './activity-queue-worker.js';
+import { QueueWorker, DeliverOnFinish, FinishedInScript } from './queue-worker.js';
 
 export interface DurabullWorkerOptions {
   /** Redis connection (URL, ioredis options or client). Default `redis://127.0.0.1:6379`. */
@@ -365,6 +366,8 @@ export interface WorkerStats {
    * for both; a worker that runs no episodes), included in `activities`.
    */
   deliveredOnFinish: number;
+  /** Orchestrator jobs completed by their episode's commit (one script for both; a worker that runs no activities). */
+  committedOnFinish: number;
   staleEpisodes: number;
   activities: number;
   swept: number;
@@ -375,10 +378,10 @@ export class DurabullWorker {
   readonly backend: TaskHub;
   readonly registry: Registry;
   readonly log: Logger;
-  readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, deliveredOnFinish: 0, staleEpisodes: 0, activities: 0, swept: 0 };
+  readonly stats: WorkerStats = { entityBatches: 0, entityOperations: 0, entityStaleBatches: 0, episodes: 0, inlineEpisodes: 0, directEpisodes: 0, directRefused: 0, cachedEpisodes: 0, cachedRefused: 0, resumedEpisodes: 0, stickyEpisodes: 0, replayedEpisodes: 0, replayedEvents: 0, loads: 0, eagerActivities: 0, deliveredOnFinish: 0, committedOnFinish: 0, staleEpisodes: 0, activities: 0, swept: 0 };
   /** One BullMQ worker per partition and queue; `orchestratorWorker` / `activityWorker` say whether there are any. */
-  private orchestratorWorkers: Worker[] = [];
-  private activityWorkers: ActivityQueueWorker[] = [];
+  private orchestratorWorkers: QueueWorker[] = [];
+  private activityWorkers: QueueWorker[] = [];
   private orchestratorWorker: Worker | undefined;
   private entityWorker: EntityWorker | undefined;
   private activityWorker: Worker | undefined;
@@ -517,8 +520,8 @@ export class DurabullWorker {
       if (this.opts.orchestrators !== false) {
         const share = this.orchestratorShare;
         let slot = -1;
-        const run = (job: Job, token?: string) => this.processOrchestratorJob(job, token);
-        const w = new Worker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(share ? share.run(slot, () => run(job, token)) : run(job, token)), {
+        const run = (job: Job, token?: string) => this.processOrchestratorJob(job, token, w.canFinishWithDelivery ? { worker: w, part } : undefined);
+        const w: QueueWorker = new QueueWorker(ORCHESTRATOR_QUEUE, (job, token) => this.counted(share ? share.run(slot, () => run(job, token)) : run(job, token)), {
           ...opts,
           concurrency: orchestratorConcurrency,
         });
@@ -531,7 +534,7 @@ export class DurabullWorker {
         const share = this.activityShare;
         let slot = -1;
         const run = (job: Job, waited = false) => this.processActivityJob(job, waited, w.canFinishWithDelivery ? part : undefined);
-        const w: ActivityQueueWorker = new ActivityQueueWorker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, (waited) => run(job, waited)) : run(job)), {
+        const w: QueueWorker = new QueueWorker(ACTIVITY_QUEUE, (job) => this.counted(share ? share.run(slot, (waited) => run(job, waited)) : run(job)), {
           ...opts,
           concurrency: activityConcurrency,
         });
@@ -546,6 +549,9 @@ export class DurabullWorker {
     await Promise.all([...this.orchestratorWorkers, ...this.activityWorkers].map((w) => w.waitUntilReady()).concat(this.activityWorker ? [this.subscribeCancels()] : []));
     // Results delivered with their job's completion, in one script, where BullMQ allows it.
     if (this.opts.orchestrators === false) await Promise.all(this.activityWorkers.map((w) => w.enableFinish()));
+    // An episode committed and its job completed in one script, where BullMQ allows it: in processes
+    // that run no activities (elsewhere the episode's slot runs the activity it schedules, after the commit).
+    if (this.opts.activities === false) await Promise.all(this.orchestratorWorkers.map((w) => w.enableFinish()));
     // BullMQ's scripts, defined on the queue connection by now, written as ours are (script-command.ts).
     useFastEncodingForAll(this.backend.queueConnection);
     if (this.sticky) this.startStickyLoops();
@@ -869,7 +875,11 @@ export class DurabullWorker {
 
   // ---- orchestrator side ----
 
-  private async processOrchestratorJob(job: Job, token?: string): Promise<void> {
+  /**
+   * One job of the orchestrator queue. `finishIn`: the job's worker and partition, when the episode's
+   * commit may complete the job (queue-worker.ts); the processor then returns {@link FinishedInScript}.
+   */
+  private async processOrchestratorJob(job: Job, token?: string, finishIn?: { worker: QueueWorker; part: RedisBackend }): Promise<void | FinishedInScript> {
     // A schedule's tick, and a buffered tick's check (schedules.ts).
     if (job.name === SCHEDULE_JOB) return this.backend.schedules.onTickJob(job);
     if (job.name === SCHEDULE_BUFFER_JOB) return this.backend.schedules.onBufferJob(job, token);
@@ -887,9 +897,16 @@ export class DurabullWorker {
     // only dead-lettered: the instance's real wake, or the stuck sweep, runs it.
     if (bad) this.deadLetter(job, ORCHESTRATOR_QUEUE, bad);
     const data = job.data as EpisodeJobData;
+    // Same slot on a cluster: only a job of the instance's own partition.
+    const finish = finishIn && token && finishIn.part === this.backend.forInstance(data.i) ? episodeJobFinish(finishIn.worker, job, token) : undefined;
     try {
-      await this.runEpisode(data);
+      await this.runEpisode(data, undefined, undefined, undefined, finish);
     } catch (err) {
+      if (finish?.done) {
+        // The commit completed the job: what failed came after it (the outbox keeps what was not dispatched).
+        this.log.error({ err, instanceId: data.i, jobId: job.id }, 'Episode committed, then failed');
+        return new FinishedInScript(finish.reply, finish.finishedOn);
+      }
       const attempt = job.attemptsMade + 1;
       const limit = Math.min(this.opts.maxEpisodeAttempts ?? DEFAULT_MAX_EPISODE_ATTEMPTS, job.opts.attempts ?? 1);
       // A payload stored apart that is gone does not come back: no point in retrying (a stale job,
@@ -905,6 +922,10 @@ export class DurabullWorker {
       });
       this.log.error({ instanceId: data.i, executionId: data.x, jobId: job.id, attempts: attempt, err }, `Poison episode dead-lettered${failed ? '; instance failed' : ''}`);
       throw new UnrecoverableError(poison.message);
+    }
+    if (finish?.done) {
+      this.stats.committedOnFinish++;
+      return new FinishedInScript(finish.reply, finish.finishedOn);
     }
   }
 
@@ -963,7 +984,7 @@ export class DurabullWorker {
    * cached history in `preloaded`; it returns false when the commit was refused (the instance moved
    * on), having written nothing.
    */
-  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string): Promise<boolean> {
+  async runEpisode(data: EpisodeJobData, preloaded?: LoadedEpisode, direct?: DirectResult, handedWake?: string, finish?: EpisodeJobFinish): Promise<boolean> {
     const startedAt = performance.now();
     const { i: instanceId, x: executionId, v: version } = data;
     const cached = preloaded ? undefined : (this.backend.forInstance(data.i).firstEpisodeFrom(data) ?? this.backend.forInstance(data.i).wakeEpisodeFrom(data));
@@ -996,7 +1017,7 @@ export class DurabullWorker {
       prefix,
     });
     try {
-      return await this.runLoadedEpisode(data, loaded, direct, session, kept, prefix, newEvents, now, obs, handedWake);
+      return await this.runLoadedEpisode(data, loaded, direct, session, kept, prefix, newEvents, now, obs, handedWake, finish);
     } catch (err) {
       obs.dropped('error', err);
       throw err;
@@ -1015,6 +1036,7 @@ export class DurabullWorker {
     now: number,
     obs: EpisodeObserver,
     handedWake: string | undefined,
+    finish: EpisodeJobFinish | undefined,
   ): Promise<boolean> {
     const { i: instanceId, x: executionId, v: version } = data;
     const st = loaded.state;
@@ -1043,6 +1065,7 @@ export class DurabullWorker {
     if (handedWake && !opts.ackJobId) opts.ackJobId = handedWake;
     // Wake-ups of the next episode come here, where the session is kept.
     if (this.sticky) opts.stickyWorker = this.id;
+    if (finish) opts.finish = finish;
     let commit;
     try {
       commit = await this.backend.forInstance(loaded.state.instanceId).commitEpisode(loaded, prefix, result, now, opts);
@@ -1067,7 +1090,7 @@ export class DurabullWorker {
       // The cache was behind (another worker's commit, an event raised meanwhile): load and run again.
       this.stats.cachedRefused++;
       this.backend.forInstance(instanceId).forgetCommitted(instanceId);
-      return this.runEpisode({ i: instanceId, x: executionId, v: version }, undefined, undefined, handedWake);
+      return this.runEpisode({ i: instanceId, x: executionId, v: version }, undefined, undefined, handedWake, finish);
     }
     obs.committed(result);
     this.stats.episodes++;
@@ -1136,7 +1159,7 @@ export class DurabullWorker {
   /**
    * `waited`: the job waited in this process for a slot (shared-concurrency.ts). `finishIn`: the
    * partition whose queue the job came from, when its BullMQ worker can complete the job and
-   * deliver the result in one script (activity-queue-worker.ts): then the result is returned for that.
+   * deliver the result in one script (queue-worker.ts): then the result is returned for that.
    */
   private async processActivityJob(job: Job, waited = false, finishIn?: RedisBackend): Promise<void | DeliverOnFinish> {
     const bad = activityJobProblem(job.data);
@@ -1243,7 +1266,7 @@ export class DurabullWorker {
   }
 
   /**
-   * A result to deliver with its job's completion (activity-queue-worker.ts), and what follows a
+   * A result to deliver with its job's completion (queue-worker.ts), and what follows a
    * delivery: its log line, and the wake-up's dispatch when the instance is not kept by a live
    * orchestrator process (the sticky hand-off happens in the script). A delivery the script
    * refused as it would have thrown (the instance is gone, or has finished) completes the job
@@ -1577,4 +1600,20 @@ export function activityJobProblem(d: unknown): string | undefined {
   }
   if (d.r !== undefined && !isSeq(d.r)) return `'r' (first attempt) is ${show(d.r)}, not a non-negative integer`;
   return undefined;
+}
+
+/**
+ * The completion of orchestrator job `job` by its episode's commit (CommitOptions.finish): BullMQ's
+ * moveToFinished built when the commit is sent, and the time it writes.
+ */
+function episodeJobFinish(worker: QueueWorker, job: Job, token: string): EpisodeJobFinish & { finishedOn: number } {
+  const finish: EpisodeJobFinish & { finishedOn: number } = {
+    finishedOn: 0,
+    command: () => {
+      const { finishedOn, ...cmd } = worker.finishCommand(job, token);
+      finish.finishedOn = finishedOn;
+      return cmd;
+    },
+  };
+  return finish;
 }

@@ -1,15 +1,18 @@
 /**
- * The BullMQ worker of an activity queue, which can complete a job and deliver its result in one
- * script (@durabull/redis's finish-activity.ts) instead of a deliverEvent before BullMQ's
- * moveToFinished: one round trip per activity less in processes that do not run episodes.
+ * A BullMQ worker that can complete a job in the script that does the job's work
+ * (@durabull/redis's finish-activity.ts): an activity's result delivery (processes that run no
+ * episodes) or an episode's commit (processes that run no activities), instead of that script
+ * before BullMQ's moveToFinished: one round trip per job less.
  *
- * The processor asks for it by returning a {@link DeliverOnFinish}; `handleCompleted` (BullMQ's
- * hook after a job's processor resolved) then builds moveToFinished's keys and arguments with
- * BullMQ's own queue backend, as BullMQ's `Job.moveToCompleted` does, runs the composite, and
- * takes the next job its moveToFinished fetched, as BullMQ's own `handleCompleted` does. Anything
- * else a processor returns takes BullMQ's path. This relies on BullMQ 6.x internals (the queue
+ * An activity's processor asks for it by returning a {@link DeliverOnFinish}; `handleCompleted`
+ * (BullMQ's hook after a job's processor resolved) then builds moveToFinished's keys and arguments
+ * with BullMQ's own queue backend, as BullMQ's `Job.moveToCompleted` does, runs the composite, and
+ * takes the next job its moveToFinished fetched, as BullMQ's own `handleCompleted` does. An
+ * episode's processor builds them itself ({@link QueueWorker.finishCommand}) for the commit, and
+ * returns a {@link FinishedInScript} with moveToFinished's reply once the commit completed the job.
+ * Anything else a processor returns takes BullMQ's path. This relies on BullMQ 6.x internals (the queue
  * backend's `moveToCompletedArgs` and `moveToFinishedKeys`, the worker's `updateDelays`, ioredis'
- * `scriptsSet`); {@link ActivityQueueWorker.enableFinish} checks them, and without them the
+ * `scriptsSet`); {@link QueueWorker.enableFinish} checks them, and without them the
  * processor is never asked to defer (test/src/activity-finish.test.ts fails if they change).
  */
 import { Worker, raw2NextJobData, type Job } from 'bullmq';
@@ -44,13 +47,36 @@ interface QueueBackendInternals {
   finishedErrors?: (o: { code: number; jobId?: string; command: string; state?: string }) => Error;
 }
 
-export class ActivityQueueWorker extends Worker {
+/** What an episode's processor returns when its commit completed the job: moveToFinished's raw reply. */
+export class FinishedInScript {
+  constructor(
+    readonly reply: unknown,
+    /** The completion time the script wrote (moveToFinished's timestamp argument). */
+    readonly finishedOn: number,
+  ) {}
+}
+
+export class QueueWorker extends Worker {
   /** BullMQ's moveToFinished Lua, once {@link enableFinish} found what the composite needs. */
   private finishLua: string | undefined;
 
-  /** Whether a processor may return a {@link DeliverOnFinish}. */
+  /** Whether a processor may complete its job in its own script ({@link DeliverOnFinish}, {@link finishCommand}). */
   get canFinishWithDelivery(): boolean {
     return this.finishLua !== undefined;
+  }
+
+  /**
+   * BullMQ's moveToFinished for `job` (taken with `token`), built now, for a script that completes
+   * the job itself; the processor then returns a {@link FinishedInScript}. It fetches the next job
+   * as BullMQ's own completion would (while the worker's loop has room and it is not closing).
+   */
+  finishCommand(job: Job, token: string): FinishCommand & { finishedOn: number } {
+    const qb = this.queueBackend();
+    const loop = (this as unknown as { mainLoopQueue?: { numTotal(): number } | null }).mainLoopQueue;
+    const fetchNext = !(this.closing || this.paused || qb.closing) && (!loop || loop.numTotal() <= this.concurrency);
+    const keyCount = qb.moveToFinishedKeys!.length;
+    const args = qb.moveToCompletedArgs!(job, 'null', job.opts.removeOnComplete, token, fetchNext);
+    return { lua: this.finishLua!, keyCount, args, finishedOn: Number(args[keyCount + 1]) };
   }
 
   /**
@@ -69,6 +95,7 @@ export class ActivityQueueWorker extends Worker {
   }
 
   protected override async handleCompleted(result: unknown, job: Job, token: string, fetchNextCallback: () => boolean = () => true, span?: unknown): Promise<Job> {
+    if (result instanceof FinishedInScript) return this.afterFinish(result.reply, job, result.finishedOn, token);
     if (!(result instanceof DeliverOnFinish) || this.finishLua === undefined) {
       return super.handleCompleted(result, job, token, fetchNextCallback, span as Parameters<Worker['handleCompleted']>[4]);
     }
@@ -82,10 +109,16 @@ export class ActivityQueueWorker extends Worker {
     const keyCount = qb.moveToFinishedKeys!.length;
     const args = qb.moveToCompletedArgs!(job, 'null', job.opts.removeOnComplete, token, fetchNext);
     const finished = await result.finish({ lua: this.finishLua, keyCount, args });
+    return this.afterFinish(finished, job, Number(args[keyCount + 1]), token);
+  }
+
+  /** What BullMQ's handleCompleted does after its moveToFinished: the job's fields, `completed`, the next job. */
+  private async afterFinish(finished: unknown, job: Job, finishedOn: number, token: string): Promise<Job> {
+    const qb = this.queueBackend();
     if (typeof finished === 'number' && finished < 0) {
       throw qb.finishedErrors!({ code: finished, jobId: job.id, command: 'moveToFinished', state: 'active' });
     }
-    job.finishedOn = Number(args[keyCount + 1]);
+    job.finishedOn = finishedOn;
     job.attemptsMade += 1;
     this.emit('completed', job, undefined, 'active');
     if (Array.isArray(finished)) {
