@@ -104,7 +104,7 @@ A[7], A[8], A[10], A[15] = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 --- @include "includes/addQueueJob"
 
 local st, hist, inbox, pending, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast", "createdAt", "episodes")
+local cur = rcall("HMGET", st, "version", "exec", "status", "scheduled", "hlast", "createdAt", "episodes", "wmode", "wcov")
 if cur[1] ~= A[1] or cur[2] ~= A[2] or isTerminal(cur[3]) or cur[3] == "Suspended" then return {-2} end
 if A[23] ~= "" then
   local seq, last, entries = string.match(A[23], "^(%d*)|([^|]*)|(%d+)$")
@@ -242,7 +242,9 @@ end
 -- 2. Running: what the code waits on now.
 setStatus(st, KEYS[8], instanceId, "Running", known)
 addAll(pending, A[14])
-rcall("DEL", waitKey)
+-- Only a commit writes the wait set, and only when the code waited on some open tasks ("a" or "y",
+-- not all of them): none is left from the last commit otherwise (nor before the first).
+if cur[8] and cur[8] ~= "u" and cur[9] ~= "1" then rcall("DEL", waitKey) end
 local K = 0
 for _ in string.gmatch(A[13], "[^,]+") do K = K + 1 end
 if wmode ~= "u" and wcov ~= "1" and K > 0 then addAll(waitKey, A[13]) end

@@ -51,7 +51,7 @@ local rcall = redis.call
 --- @include "includes/storeClaims"
 
 local st = KEYS[1]
-local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version", "sw")
+local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version", "sw", "need")
 local status, exec, scheduled, wmode, wcov, version, sw = fields[1], fields[2], fields[3], fields[4], fields[5], fields[6], fields[7]
 if not status then return {-1} end
 if isTerminal(status) then return {-3, status} end
@@ -79,21 +79,28 @@ if scheduled == "1" or status == "Suspended" then
 end
 
 local progress = false
+-- The state fields this delivery writes, in one HSET: a counted result takes one off `need` (the
+-- results the code still waits for; as HINCRBY would, a missing count counts as 0).
+local writes = {"updatedAt", ARGV[6]}
 if kind == "e" or wmode == "u" or not wmode then
   progress = true
 elseif isCounted(KEYS[4], wcov, seq) then
   if kind == "f" then
     progress = true
-  elseif rcall("HINCRBY", st, "need", -1) <= 0 then
-    progress = true
+  else
+    local need = (tonumber(fields[8]) or 0) - 1
+    writes[3], writes[4] = "need", need
+    if need <= 0 then progress = true end
   end
 end
 if not progress then
-  rcall("HSET", st, "updatedAt", ARGV[6])
+  rcall("HSET", st, unpack(writes))
   return {1, ""}
 end
 
-rcall("HSET", st, "scheduled", 1, "updatedAt", ARGV[6])
+writes[#writes + 1] = "scheduled"
+writes[#writes + 1] = 1
+rcall("HSET", st, unpack(writes))
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
 if sw and sw ~= ARGV[9] and rcall("EXISTS", KEYS[9] .. ":" .. sw) == 1 then
   -- Sticky: the worker that keeps the session runs the episode, resuming the code it holds. The
