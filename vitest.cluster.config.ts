@@ -43,6 +43,8 @@ export default defineConfig({
       'test/src/orchestrations.test.ts',
       'test/src/activity-job-layout.test.ts',
       'test/src/activity-finish.test.ts',
+      'test/src/episode-finish.test.ts',
+      'test/src/wait-set.test.ts',
       'test/src/orchestration-api*.test.ts',
       'test/src/instance-management.test.ts',
       'test/src/redis-backend.redis.test.ts',
