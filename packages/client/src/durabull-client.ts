@@ -107,6 +107,14 @@ export interface ClientOptions {
    * Default 2000 ms.
    */
   servedNamesCacheMs?: number;
+  /**
+   * A start checked against the live workers (the default, not with `allowUnknownName`) hands its
+   * first episode to one of the workers that run the orchestrator, picked at random among those that
+   * read the wake-ups handed to them (sticky episodes), instead of queueing it on the orchestrator
+   * queue: no queue job to add, fetch and complete. If that worker dies before it runs the episode,
+   * the sweep queues it. Not for a delayed start or an input stored apart. Default true.
+   */
+  stickyStarts?: boolean;
 }
 
 /** Filter of {@link DurabullClient.purgeInstances}: at least one field, or `all: true`. */
@@ -236,6 +244,7 @@ export class DurabullClient {
     backendOpts.logger = opts.logger === false ? pino({ enabled: false }) : (opts.logger ?? pino({ name: 'durabull' }));
     backendOpts.component = 'client';
     if (opts.servedNamesCacheMs !== undefined) backendOpts.servedNamesCacheMs = opts.servedNamesCacheMs;
+    if (opts.stickyStarts !== undefined) backendOpts.stickyStarts = opts.stickyStarts;
     this.backend = new TaskHub(backendOpts);
   }
 

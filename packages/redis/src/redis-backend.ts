@@ -98,6 +98,12 @@ export interface BackendOptions {
    * (`startInstance` with `checkServed`) before they are read again. Default 2000 ms.
    */
   servedNamesCacheMs?: number;
+  /**
+   * A checked start (`checkServed`) hands its first episode to a live worker that runs the
+   * orchestrator and reads the wake-ups handed to it (sticky episodes), through that worker's
+   * stream, instead of a job on the orchestrator queue; the outbox keeps the fallback. Default true.
+   */
+  stickyStarts?: boolean;
 }
 
 export interface CachedHistory {
@@ -629,6 +635,7 @@ export class SharedResources {
   readonly maxPayloadBytes: number;
   readonly claimCheckThresholdBytes: number;
   readonly servedNamesCacheMs: number | undefined;
+  readonly stickyStarts: boolean;
   readonly historyCache: HistoryCache;
   private _queueConnection: RedisClient | undefined;
 
@@ -639,6 +646,8 @@ export class SharedResources {
       throw new ValidationError(`servedNamesCacheMs must be a number of ms >= 0, got ${String(servedMs)}`);
     }
     this.servedNamesCacheMs = servedMs;
+    if (opts.stickyStarts !== undefined && typeof opts.stickyStarts !== 'boolean') throw new ValidationError(`stickyStarts must be a boolean, got ${String(opts.stickyStarts)}`);
+    this.stickyStarts = opts.stickyStarts !== false;
     this.ownsClient = !isRedisClient(opts.connection);
     assertOptionalNumber('', 'maxPayloadBytes', opts.maxPayloadBytes, 0);
     const timeout = opts.commandTimeoutMs;
@@ -878,6 +887,8 @@ export class RedisBackend {
     // payload is stored apart or large, and the script adds it to BullMQ itself unless it is delayed.
     const carried = claims.length === 0 && startedBuf.length <= FIRST_EPISODE_MAX_BYTES;
     const direct = carried && startAt === undefined;
+    // A checked start may hand its first episode to a worker (no job): the registry was just read.
+    const handTo = direct && opts.checkServed && this.shared.stickyStarts ? this.workerRegistry.stickyWorkerFor(name) : undefined;
     await this.beforeWrite?.();
     const res = await this.scripts.startInstance(
       ...k.instanceKeys(instanceId),
@@ -904,6 +915,9 @@ export class RedisBackend {
       direct ? k.jobPrefix(ORCHESTRATOR_QUEUE) : '',
       direct ? JSON.stringify({ i: instanceId, x: executionId, v: 0, s: startedBuf.toString('base64') }) : '',
       direct ? WAKE_JOB_OPTS_JSON : '',
+      handTo ?? '',
+      k.workers,
+      k.stickyPrefix,
       ...claimArgs(claims),
     );
     if (res[0] === 2 || res[0] === ErrorCode.ParentTerminated) return { executionId, created: false };
@@ -915,8 +929,8 @@ export class RedisBackend {
     }
     if (res[0] !== 1) throw toError(res[0], { instanceId, status: res[1], script: 'startInstance' });
     const [jobId, payload] = [res[1]!, res[2]!];
-    // Added by the script (direct).
-    if (res[3] === 1) return { executionId, created: true };
+    // Added by the script (direct), or handed to a worker's stream.
+    if (res[3] === 1 || res[3] === 2) return { executionId, created: true };
     if (!carried) {
       await this.dispatch([[jobId, payload]]);
     } else {

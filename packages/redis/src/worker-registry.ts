@@ -40,6 +40,11 @@ export interface WorkerEntry {
   episodesDone: number;
   /** Activities run since the worker started. */
   activitiesDone: number;
+  /**
+   * It reads the wake-ups handed to it (sticky episodes): a client may hand it the first episode of
+   * an instance it starts (`stickyStarts`).
+   */
+  sticky?: boolean;
   /** The entities it runs (absent or empty when it runs none). */
   entityNames?: string[];
   /** The operations of its typed entities (defineEntity), by entity name. */
@@ -58,6 +63,8 @@ export interface WorkerInfo extends Omit<WorkerEntry, 'startedAt'> {
 /** The orchestrator names live workers run, as read at `readAt` (this process' clock). */
 interface Served {
   names: Set<string>;
+  /** By orchestrator name: the live workers that run it and read the wake-ups handed to them. */
+  sticky: Map<string, string[]>;
   /** Live workers that run orchestrators (0: nothing is checked). */
   orchestratorWorkers: number;
   readAt: number;
@@ -139,6 +146,18 @@ export class WorkerRegistry {
   }
 
   /**
+   * A live worker that runs orchestrator `name` and reads the wake-ups handed to it, picked at random
+   * among them, from the names {@link assertServed} read last (no read of its own; none when they
+   * are older than `cacheMs`). The caller's script checks that the worker's entry is still live.
+   */
+  stickyWorkerFor(name: string): string | undefined {
+    const s = this.served;
+    if (!s || Date.now() - s.readAt >= this.cacheMs) return undefined;
+    const ids = s.sticky.get(name);
+    return ids && ids.length > 0 ? ids[Math.floor(Math.random() * ids.length)] : undefined;
+  }
+
+  /**
    * Throws EntityNotFoundError unless a live worker of the hub runs entity `name` (or no live
    * worker runs entities: nothing to check against), and EntityOperationNotFoundError when the
    * workers that run it list its operations (a typed entity) without `operation`. Names are reused
@@ -182,13 +201,17 @@ export class WorkerRegistry {
       try {
         const workers = await this.list();
         const names = new Set<string>();
+        const sticky = new Map<string, string[]>();
         let orchestratorWorkers = 0;
         for (const w of workers) {
           if (!w.kinds.includes('orchestrator')) continue;
           orchestratorWorkers++;
-          for (const n of w.orchestratorNames) names.add(n);
+          for (const n of w.orchestratorNames) {
+            names.add(n);
+            if (w.sticky) sticky.set(n, [...(sticky.get(n) ?? []), w.id]);
+          }
         }
-        this.served = { names, orchestratorWorkers, readAt };
+        this.served = { names, sticky, orchestratorWorkers, readAt };
         return this.served;
       } finally {
         this.reading = undefined;
@@ -230,6 +253,7 @@ function parseEntry(json: string): WorkerEntry | undefined {
     jobsRunning: isCount(e.jobsRunning) ? e.jobsRunning : 0,
     episodesDone: isCount(e.episodesDone) ? e.episodesDone : 0,
     activitiesDone: isCount(e.activitiesDone) ? e.activitiesDone : 0,
+    ...(e.sticky === true ? { sticky: true } : {}),
     ...(isStrings(e.entityNames) ? { entityNames: e.entityNames } : {}),
     ...(typeof e.entityOperations === 'object' && e.entityOperations !== null ? { entityOperations: e.entityOperations } : {}),
   };

@@ -687,6 +687,7 @@ export class DurabullWorker {
       kinds,
       orchestratorNames: this.opts.orchestrators !== false ? this.registry.orchestratorNames() : [],
       activityNames: this.opts.activities !== false ? this.registry.activityNames() : [],
+      ...(this.sticky ? { sticky: true } : {}),
       ...this.entityEntry(),
       startedAt: this.startedAt,
       heartbeatIntervalMs: this.heartbeatMs.interval,
@@ -1538,7 +1539,11 @@ function parseStickyEntry(fields: Buffer[]): StickyWake | undefined {
   if (!payload || payload[0] !== 'W') return undefined;
   const data = parseWake(payload);
   if (episodeJobProblem(data)) return undefined;
-  if (carried && carried.length > 0) data.e = carried.toString('base64');
+  if (carried && carried.length > 0) {
+    // A first episode handed over by its start carries its ExecutionStarted, as its job would.
+    if (data.v === 0 && carried[0] === 0x65 && carried[1] === 0x7c) data.s = carried.subarray(2).toString('base64');
+    else data.e = carried.toString('base64');
+  }
   return { jobId: wakeJobId(data.i, data.x, data.v), payload, data };
 }
 

@@ -31,7 +31,7 @@ export async function createTestHub(
     /** Entities: functions (the function style) by name, or definitions from defineEntity. */
     entities?: Record<string, EntityFunction | EntityDefinition>;
   },
-  opts: Partial<DurabullWorkerOptions> & { startWorker?: boolean } = {},
+  opts: Partial<DurabullWorkerOptions> & { startWorker?: boolean; stickyStarts?: boolean } = {},
 ): Promise<TestHub> {
   const url = redisUrl();
   const hub = uniqueHub();
@@ -43,9 +43,14 @@ export async function createTestHub(
     else registry.add(e);
   }
   const redis = connectRedis(url);
-  const client = new DurabullClient({ connection: url, hub, ...(opts.partitions !== undefined ? { partitions: opts.partitions } : TEST_PARTITIONS) });
+  const client = new DurabullClient({
+    connection: url,
+    hub,
+    ...(opts.partitions !== undefined ? { partitions: opts.partitions } : TEST_PARTITIONS),
+    ...(opts.stickyStarts !== undefined ? { stickyStarts: opts.stickyStarts } : {}),
+  });
   const workers: DurabullWorker[] = [];
-  const { startWorker: start = true, ...workerOpts } = opts;
+  const { startWorker: start = true, stickyStarts: _stickyStarts, ...workerOpts } = opts;
   const th: TestHub = {
     hub,
     url,

@@ -39,11 +39,18 @@
              and no ack by the caller), else it goes through the outbox
     ARGV[13] with ARGV[12]: the job's data (JSON)
     ARGV[14] with ARGV[12]: the job's BullMQ options as JSON, without jobId
-    ARGV[15] M: number of payloads stored apart (claim check; the input when it is large)
-    ARGV[16...] M pairs: token, encoded payload
+    ARGV[15] with ARGV[12]: a worker to hand the first episode to ("" for none): when its registry
+             entry is live, the wake goes to its sticky stream with the ExecutionStarted inbox
+             entry (as deliverEvent hands a wake over), and its outbox entry stays as the fallback,
+             instead of a job
+    ARGV[16] the worker registry's index (a worker's entry is this .. ":" .. its id)
+    ARGV[17] sticky stream prefix (a worker's stream is this .. its id)
+    ARGV[18] M: number of payloads stored apart (claim check; the input when it is large)
+    ARGV[19...] M pairs: token, encoded payload
 
   Output:
-    {1, wakeJobId, wakePayload, added}   created; added is 1 when the wake job was added here (ARGV[12])
+    {1, wakeJobId, wakePayload, added}   created; added is 1 when the wake job was added here (ARGV[12]),
+                                  2 when the wake was handed to the worker ARGV[15]
     {3, wakeJobId, wakePayload}   this very start (the same execution id) was applied before: a
                                   command that ioredis sent again after a reply lost with its
                                   connection; nothing is written (never a restart of what it created)
@@ -87,7 +94,7 @@ end
 if status then removeFromIndexes(st, KEYS[8], KEYS[9], KEYS[10], ARGV[1], KEYS[12]) end
 rcall("DEL", st, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[3] .. ":r", KEYS[13])
 deleteClaims(KEYS[11])
-storeClaims(KEYS[11], 16, tonumber(ARGV[15]))
+storeClaims(KEYS[11], 19, tonumber(ARGV[18]))
 
 local now = ARGV[4]
 rcall("HSET", st,
@@ -105,6 +112,14 @@ if ARGV[9] ~= "" then
 end
 rcall("RPUSH", KEYS[3], ARGV[6])
 if ARGV[12] ~= "" and ARGV[8] == "" then
+  local target = ARGV[15]
+  if target ~= "" and rcall("EXISTS", ARGV[16] .. ":" .. target) == 1 then
+    local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
+    local stream = ARGV[17] .. target
+    rcall("XADD", stream, "MAXLEN", "~", 10000, "*", "w", payload, "e", ARGV[6])
+    rcall("PEXPIRE", stream, 3600000)
+    return {1, jobId, payload, 2}
+  end
   local jobId = "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0"
   addQueueJob(ARGV[12], jobId, "episode", ARGV[13], ARGV[14], now)
   return {1, jobId, "W" .. ARGV[1] .. "|" .. ARGV[3] .. "|0", 1}
