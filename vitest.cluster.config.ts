@@ -56,6 +56,7 @@ export default defineConfig({
       'test/src/checker.redis.test.ts',
       'test/src/worker-registry.test.ts',
       'test/src/sticky-episodes.test.ts',
+      'test/src/sticky-starts.test.ts',
       'test/src/multi-process.test.ts',
       // the durable-functions package, the server, the CLI, the demo and the samples
       'test/src/durable-functions/*.test.ts',
