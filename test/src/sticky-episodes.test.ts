@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { checkHistory } from '../faults/fault-run.js';
 import { CHAINING, STEP, expectedChaining } from './fixtures/multi-process-shared.js';
 import { type TestHub, createTestHub } from './helpers/hub.js';
-import { Gate, waitUntil } from './helpers/orchestration.js';
+import { Gate, doublings, waitUntil } from './helpers/orchestration.js';
 import { forkReadyWorker } from './helpers/processes.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.ts', import.meta.url));
@@ -29,11 +29,7 @@ afterEach(async () => {
 
 const functions = {
   orchestrators: {
-    Chain: function* (ctx: OrchestrationContext, n: number) {
-      let x = 1;
-      for (let k = 0; k < n; k++) x = yield ctx.callActivity('Double', x);
-      return x;
-    },
+    Chain: doublings,
     FanIn: function* (ctx: OrchestrationContext, n: number) {
       const r: number[] = yield ctx.all(Array.from({ length: n }, (_, k) => ctx.callActivity('Double', k)));
       const e: number = yield ctx.waitForExternalEvent('bonus');

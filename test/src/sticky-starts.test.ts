@@ -5,12 +5,11 @@
  * queue. The wake's outbox entry stays until that episode's commit: when the worker does not run it,
  * the sweep queues it and another worker does.
  */
-import { type OrchestrationContext } from '@durabull/core';
 import { ORCHESTRATOR_QUEUE, checkHub } from '@durabull/redis';
 import { type DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestHub, createTestHub } from './helpers/hub.js';
-import { waitUntil } from './helpers/orchestration.js';
+import { doublings, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
 afterEach(async () => {
@@ -18,13 +17,7 @@ afterEach(async () => {
 });
 
 const functions = {
-  orchestrators: {
-    Chain: function* (ctx: OrchestrationContext, n: number) {
-      let x = 1;
-      for (let k = 0; k < n; k++) x = yield ctx.callActivity('Double', x);
-      return x;
-    },
-  },
+  orchestrators: { Chain: doublings },
   activities: { Double: async (x: number) => x * 2 },
 };
 

@@ -70,6 +70,13 @@ export function* doubleThrice(ctx: OrchestrationContext, x: number): Generator<u
   return x;
 }
 
+/** A chain of `n` `Double` activities from 1: returns 2^n. */
+export function* doublings(ctx: OrchestrationContext, n: number): Generator<unknown, number, number> {
+  let x = 1;
+  for (let k = 0; k < n; k++) x = yield ctx.callActivity('Double', x);
+  return x;
+}
+
 export function typesOf(history: readonly HistoryEvent[] | undefined): string[] {
   return (history ?? []).map((e) => e.type);
 }
