@@ -284,6 +284,7 @@ describe('listing workers', () => {
     expect(make({ heartbeatIntervalMs: 1000, heartbeatExpiryMs: 1000 })).toThrow('heartbeatExpiryMs must be an integer number of ms greater than heartbeatIntervalMs (1000), got 1000');
     expect(make({ heartbeatExpiryMs: 2.5 })).toThrow(ValidationError);
     expect(() => new DurabullClient({ servedNamesCacheMs: -1 })).toThrow('servedNamesCacheMs must be a number of ms >= 0, got -1');
+    expect(() => new DurabullClient({ stickyStarts: 'yes' as unknown as boolean })).toThrow('stickyStarts must be a boolean, got yes');
   });
 
   it('a SIGKILLed worker drops out of the list within its heartbeat expiry, and its entry is gone', async () => {

@@ -906,6 +906,7 @@ export class DurabullWorker {
       if (finish?.done) {
         // The commit completed the job: what failed came after it (the outbox keeps what was not dispatched).
         this.log.error({ err, instanceId: data.i, jobId: job.id }, 'Episode committed, then failed');
+        this.stats.committedOnFinish++;
         return new FinishedInScript(finish.reply, finish.finishedOn);
       }
       const attempt = job.attemptsMade + 1;
