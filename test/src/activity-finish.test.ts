@@ -1,6 +1,6 @@
 /**
  * A worker that runs no episodes (activities only) delivers an activity's result and completes its
- * BullMQ job in one script (packages/redis/src/finish-activity.ts, packages/worker/src/queue-worker.ts):
+ * BullMQ job in one script (packages/redis/src/job-composites.ts, packages/worker/src/queue-worker.ts):
  * our deliverEvent, then BullMQ's own moveToFinished with the keys and arguments BullMQ built. What
  * it writes must be what the two steps wrote: the same history, the job gone from the queue with its
  * `completed` event, the next job fetched; and a completion BullMQ refuses (the job's lock is gone)

@@ -1,6 +1,6 @@
 /**
  * A worker that runs no activities commits an episode and completes the orchestrator job that ran
- * it in one script (packages/redis/src/finish-activity.ts `finishEpisode`,
+ * it in one script (packages/redis/src/job-composites.ts `finishEpisode`,
  * packages/worker/src/queue-worker.ts): the job gone with its `completed` event, the same history as
  * with the two apart; and the script completes the job only when the commit applied or found the
  * episode stale, never when it refused it (the worker runs that episode again under the same job).

@@ -212,7 +212,7 @@ export async function allScriptNames(url: string, prefix: string): Promise<Scrip
     const bull = scriptNames(conn);
     for (const [k, v] of bull.bySha) out.bySha.set(k, v);
     for (const [k, v] of bull.byText) out.byText.set(k, v);
-    // Our scripts with a BullMQ job's completion (finish-activity.ts).
+    // Our scripts with a BullMQ job's completion (job-composites.ts).
     const sets = (conn as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet;
     const moveToFinished = Object.entries(sets).find(([name]) => name.startsWith('moveToFinished:'))?.[1].lua;
     if (moveToFinished) {

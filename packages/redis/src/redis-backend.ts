@@ -47,7 +47,7 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
-import { COMMIT_EPISODE_KEYS, defineComposite } from './finish-activity.js';
+import { COMMIT_EPISODE_KEYS, defineComposite } from './job-composites.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore, parseRemoteMessage } from './entity-store.js';
@@ -207,7 +207,7 @@ export interface CommitOptions {
   activityJobsViaOutbox?: boolean;
   /**
    * The orchestrator job that runs this episode, completed by the commit's own script
-   * (finish-activity.ts, `finishEpisode`) when the commit applies or finds the episode stale; the job's
+   * (job-composites.ts, `finishEpisode`) when the commit applies or finds the episode stale; the job's
    * queue must be this partition's. `command` builds BullMQ's moveToFinished (its Lua, key count,
    * keys then arguments) when the commit is sent; `reply` is then moveToFinished's raw reply, and
    * `done` says the job was completed (or BullMQ refused: a negative reply).
@@ -1529,7 +1529,7 @@ export class RedisBackend {
   }
 
   /**
-   * An activity's result delivered and its BullMQ job completed in one script (finish-activity.ts):
+   * An activity's result delivered and its BullMQ job completed in one script (job-composites.ts):
    * deliverEvent, then BullMQ's own moveToFinished with the arguments BullMQ built for it (`finish`:
    * its Lua, its key count, its keys and arguments). The job's queue must be this partition's (one
    * slot on a cluster). Returns the delivery (never dispatched: the caller wakes) or the error it

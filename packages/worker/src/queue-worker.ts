@@ -1,6 +1,6 @@
 /**
  * A BullMQ worker that can complete a job in the script that does the job's work
- * (@durabull/redis's finish-activity.ts): an activity's result delivery (processes that run no
+ * (@durabull/redis's job-composites.ts): an activity's result delivery (processes that run no
  * episodes) or an episode's commit (processes that run no activities), instead of that script
  * before BullMQ's moveToFinished: one round trip per job less.
  *
