@@ -7,6 +7,13 @@
  * partition with a steady backlog cannot starve another one; a process holds at most
  * `limit + partitions` jobs (with the whole concurrency per worker it held up to
  * `partitions × limit`), and leaves the rest to the other processes of the fleet.
+ *
+ * Not exactly: a worker's concurrency is read by BullMQ's loop before each fetch, and the jobs a loop
+ * has fetched count here only once they reach {@link SharedConcurrency.run}. When several
+ * partitions fetch at once for the last free slots, one loop can fetch two before the others' jobs
+ * arrive, and the process holds one more (test/src/partitions.test.ts sees 10 for 9 in about one
+ * cluster run of ten). Counting a fetch from its start (BullMQ's `moveToActive`) to its job's
+ * arrival here would close that.
  */
 export interface ConcurrencyHolder {
   concurrency: number;
