@@ -330,8 +330,9 @@ describe('a process serving several partitions', () => {
       const held = (await counts()).active;
       expect(running.a).toBe(C);
       expect(held).toBeGreaterThanOrEqual(C);
-      // The slots, and one job per partition waiting for one.
-      expect(held).toBeLessThanOrEqual(C + parts);
+      // The slots, and one job per partition waiting for one; one more when two partitions' loops
+      // raced for the last free slots (shared-concurrency.ts: a fetched job counts from its run).
+      expect(held).toBeLessThanOrEqual(C + parts + 1);
       // A second process (activities only) takes jobs the first holds no lock on.
       await th.startWorker({ registry: new Registry().addActivity('Hold', hold('b')), orchestrators: false });
       await waitUntil('the second process runs 3 activities', () => running.b === C);

@@ -11,9 +11,9 @@
  * Not exactly: a worker's concurrency is read by BullMQ's loop before each fetch, and the jobs a loop
  * has fetched count here only once they reach {@link SharedConcurrency.run}. When several
  * partitions fetch at once for the last free slots, one loop can fetch two before the others' jobs
- * arrive, and the process holds one more (test/src/partitions.test.ts sees 10 for 9 in about one
- * cluster run of ten). Counting a fetch from its start (BullMQ's `moveToActive`) to its job's
- * arrival here would close that.
+ * arrive, and the process holds one more (test/src/partitions.test.ts saw 10 for 9 in about one
+ * run of ten, and allows it). Counting a fetch from its start (BullMQ's `moveToActive`) to its job's
+ * arrival here should close that; a first try at it made the excess more frequent.
  */
 export interface ConcurrencyHolder {
   concurrency: number;
