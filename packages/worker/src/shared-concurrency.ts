@@ -8,12 +8,12 @@
  * `limit + partitions` jobs (with the whole concurrency per worker it held up to
  * `partitions × limit`), and leaves the rest to the other processes of the fleet.
  *
- * Not exactly: a worker's concurrency is read by BullMQ's loop before each fetch, and the jobs a loop
- * has fetched count here only once they reach {@link SharedConcurrency.run}. When several
- * partitions fetch at once for the last free slots, one loop can fetch two before the others' jobs
- * arrive, and the process holds one more (test/src/partitions.test.ts saw 10 for 9 in about one
- * run of ten, and allows it). Counting a fetch from its start (BullMQ's `moveToActive`) to its job's
- * arrival here should close that; a first try at it made the excess more frequent.
+ * Not exactly: while slots are free, every worker is offered what it holds plus all the free slots
+ * at once, and a job counts here only once it reaches {@link SharedConcurrency.run}. A worker whose
+ * fetched job is still in BullMQ's loop can fetch again for a free slot another worker's job then
+ * takes, and both its jobs wait: the process holds one more (test/src/partitions.test.ts saw 10 for
+ * 9 in about one run of ten, and allows it). A reservation would close that: a fetch made for a
+ * free slot reserves it, and only that worker's next job may take it.
  */
 export interface ConcurrencyHolder {
   concurrency: number;
