@@ -11,7 +11,7 @@ import { ACTIVITY_QUEUE, checkHub } from '@durabull/redis';
 import { type DurabullWorker } from '@durabull/worker';
 import { QueueWorker } from '../../packages/worker/src/queue-worker.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type TestHub, createTestHub } from './helpers/hub.js';
+import { type TestHub, createTestHub, queueTally } from './helpers/hub.js';
 import { Gate, doubleThrice, historyShape, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
@@ -35,17 +35,10 @@ async function splitHub(double: (x: number) => Promise<number>, activityOpts = {
   return { th, acts };
 }
 
-/** The activity queue's jobs in every partition, by state, and its `completed` events. */
-async function activityQueue(th: TestHub) {
-  let jobs = 0;
-  let completed = 0;
-  for (const p of th.client.backend.partitions) {
-    const counts = await p.activityQueue.getJobCounts('active', 'wait', 'delayed', 'completed', 'failed');
-    jobs += Object.values(counts).reduce((a, b) => a + b, 0);
-    const events = (await p.redis.xrange(p.keys.jobPrefix(ACTIVITY_QUEUE) + 'events', '-', '+')) as [string, string[]][];
-    completed += events.filter(([, f]) => f[1] === 'completed').length;
-  }
-  return { jobs, completed };
+/** The activity queue's jobs in every partition, and its `completed` events. */
+async function activityQueue(th: TestHub): Promise<{ jobs: number; completed: number }> {
+  const { jobs, events } = await queueTally(th, ACTIVITY_QUEUE, ['active', 'wait', 'delayed', 'completed', 'failed'], 'completed');
+  return { jobs, completed: events };
 }
 
 describe('an activity-only worker', () => {

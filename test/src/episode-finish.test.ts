@@ -11,7 +11,7 @@ import { type DurabullWorker } from '@durabull/worker';
 import { pack } from 'msgpackr';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { QueueWorker } from '../../packages/worker/src/queue-worker.js';
-import { type TestHub, createTestHub } from './helpers/hub.js';
+import { type TestHub, createTestHub, queueTally } from './helpers/hub.js';
 import { doubleThrice, historyShape } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
@@ -36,16 +36,9 @@ async function splitHub(): Promise<{ th: TestHub; orch: DurabullWorker }> {
 }
 
 /** The orchestrator queue's jobs in every partition, and its `completed` events. */
-async function orchestratorQueue(th: TestHub) {
-  let jobs = 0;
-  let completed = 0;
-  for (const p of th.client.backend.partitions) {
-    const counts = await p.orchestratorQueue.getJobCounts('active', 'wait', 'delayed', 'failed');
-    jobs += Object.values(counts).reduce((a, b) => a + b, 0);
-    const events = (await p.redis.xrange(p.keys.jobPrefix(ORCHESTRATOR_QUEUE) + 'events', '-', '+')) as [string, string[]][];
-    completed += events.filter(([, f]) => f[1] === 'completed').length;
-  }
-  return { jobs, completed };
+async function orchestratorQueue(th: TestHub): Promise<{ jobs: number; completed: number }> {
+  const { jobs, events } = await queueTally(th, ORCHESTRATOR_QUEUE, ['active', 'wait', 'delayed', 'failed'], 'completed');
+  return { jobs, completed: events };
 }
 
 describe('an orchestrator-only worker', () => {

@@ -8,7 +8,7 @@
 import { ORCHESTRATOR_QUEUE, checkHub } from '@durabull/redis';
 import { type DurabullWorker } from '@durabull/worker';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type TestHub, createTestHub } from './helpers/hub.js';
+import { type TestHub, createTestHub, queueTally } from './helpers/hub.js';
 import { doublings, waitUntil } from './helpers/orchestration.js';
 
 const hubs: TestHub[] = [];
@@ -23,12 +23,7 @@ const functions = {
 
 /** Jobs the orchestrator queue of every partition was given (its `added` events). */
 async function orchestratorJobsAdded(th: TestHub): Promise<number> {
-  let n = 0;
-  for (const p of th.client.backend.partitions) {
-    const events = (await p.redis.xrange(p.keys.jobPrefix(ORCHESTRATOR_QUEUE) + 'events', '-', '+')) as [string, string[]][];
-    n += events.filter(([, f]) => f[1] === 'added').length;
-  }
-  return n;
+  return (await queueTally(th, ORCHESTRATOR_QUEUE, ['wait'], 'added')).events;
 }
 
 async function fleet(stickyStarts?: boolean): Promise<{ th: TestHub; orchestrators: DurabullWorker[] }> {

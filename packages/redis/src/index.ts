@@ -172,7 +172,7 @@ export { ConnectionMonitor, type ConnectionLogger, connectionAddress, isConnecti
 
 // Scripts (exported for tests and tools)
 export { defineScripts, loadScripts, resolveScript, splitFilename, ScriptLoaderError } from './script-loader.js';
-export { compositeLua, finishActivityLua, DELIVER_EVENT_KEYS, COMMIT_EPISODE_KEYS } from './job-composites.js';
+export { type BullFinish, compositeLua, DELIVER_EVENT_KEYS, COMMIT_EPISODE_KEYS } from './job-composites.js';
 export { encodeCommand, useFastEncoding, useFastEncodingForAll } from './script-command.js';
 
 // The dashboard's charts: per-minute counters and gauge samples kept in Redis

@@ -64,11 +64,6 @@ export function compositeLua(name: CompositeName, bullLua: string): string {
   ].join('\n');
 }
 
-/** The Lua of `finishActivity` (kept for the bench's probe). */
-export function finishActivityLua(bullLua: string): string {
-  return compositeLua('finishActivity', bullLua);
-}
-
 /** Per client: per composite, the command name for each BullMQ Lua text (looked up by that string, whose hash V8 keeps). */
 const defined = new WeakMap<object, Record<CompositeName, Map<string, string>>>();
 
@@ -89,4 +84,22 @@ export function defineComposite(client: RedisClient, name: CompositeName, bullLu
     byLua.set(bullLua, command);
   }
   return command;
+}
+
+/** BullMQ's moveToFinished for one job: its Lua, its key count, its keys then arguments. */
+export interface BullFinish {
+  lua: string;
+  keyCount: number;
+  args: (string | number | Buffer)[];
+}
+
+/**
+ * Runs composite `name` on `client` (defined there on first use): our script with `keys` and
+ * `argv`, then `bull`'s moveToFinished when our script's reply allows it. Returns both replies (the
+ * second null when it did not run).
+ */
+export async function runComposite(client: RedisClient, name: CompositeName, keys: readonly unknown[], argv: readonly unknown[], bull: BullFinish): Promise<[unknown, unknown]> {
+  const command = defineComposite(client, name, bull.lua, bull.keyCount);
+  const run = (client as unknown as Record<string, (...a: unknown[]) => Promise<[unknown, unknown]>>)[command]!;
+  return run.call(client, ...keys, ...bull.args.slice(0, bull.keyCount), argv.length, ...argv, ...bull.args.slice(bull.keyCount));
 }

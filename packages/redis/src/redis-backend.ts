@@ -47,7 +47,7 @@ import { ErrorCode, InstanceFinishedError, PayloadMissingError, toError } from '
 import { type ConnectionLogger, ConnectionMonitor, isConnectionError, silentLogger } from './connection-monitor.js';
 import { ACTIVITY_QUEUE, HubKeys, ORCHESTRATOR_QUEUE, assertInstanceId } from './keys.js';
 import { defineScripts } from './script-loader.js';
-import { COMMIT_EPISODE_KEYS, defineComposite } from './job-composites.js';
+import { type BullFinish, COMMIT_EPISODE_KEYS, runComposite } from './job-composites.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { ScheduleStore } from './schedules.js';
 import { type EntityResponseData, EntityStore, parseRemoteMessage } from './entity-store.js';
@@ -220,7 +220,7 @@ type CommitReply = [number, number?, string?, string?, string?, string?, string?
 
 /** {@link CommitOptions.finish}. */
 export interface EpisodeJobFinish {
-  command(): { lua: string; keyCount: number; args: Arg[] };
+  command(): BullFinish;
   done?: boolean;
   reply?: unknown;
 }
@@ -1289,22 +1289,12 @@ export class RedisBackend {
 
   /** commitEpisode and the episode job's completion in one script ({@link CommitOptions.finish}). */
   private async commitAndFinish(args: Arg[], finish: EpisodeJobFinish): Promise<CommitReply> {
-    const bull = finish.command();
-    const command = defineComposite(this.redis, 'finishEpisode', bull.lua, bull.keyCount);
-    const keys = args.slice(0, COMMIT_EPISODE_KEYS);
-    const argv = args.slice(COMMIT_EPISODE_KEYS);
-    const raw = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[CommitReply, unknown]>>)[command]!(
-      ...keys,
-      ...bull.args.slice(0, bull.keyCount),
-      argv.length,
-      ...argv,
-      ...bull.args.slice(bull.keyCount),
-    ))!;
-    if (raw[1] !== null && raw[1] !== false) {
+    const [committed, finished] = await runComposite(this.redis, 'finishEpisode', args.slice(0, COMMIT_EPISODE_KEYS), args.slice(COMMIT_EPISODE_KEYS), finish.command());
+    if (finished !== null && finished !== false) {
       finish.done = true;
-      finish.reply = raw[1];
+      finish.reply = finished;
     }
-    return raw[0];
+    return committed as CommitReply;
   }
 
   /**
@@ -1537,13 +1527,10 @@ export class RedisBackend {
    */
   async deliverAndFinish(
     d: { instanceId: string; executionId: string; kind: 'c' | 'f'; seq: number; encoded: StoredEvent; now?: number },
-    finish: { lua: string; keyCount: number; args: Arg[] },
+    finish: BullFinish,
   ): Promise<{ delivery: DeliverResult | Error; finished: unknown }> {
     const { keys, args } = this.deliveryArgs(d.instanceId, d.executionId, d.kind, d.seq, d.encoded, d.now ?? Date.now(), false, undefined, undefined);
-    const command = defineComposite(this.redis, 'finishActivity', finish.lua, finish.keyCount);
-    const finishKeys = finish.args.slice(0, finish.keyCount);
-    const finishArgs = finish.args.slice(finish.keyCount);
-    const raw = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[unknown[], unknown]>>)[command]!(...keys, ...finishKeys, args.length, ...args, ...finishArgs))!;
+    const raw = await runComposite(this.redis, 'finishActivity', keys, args, finish);
     let delivery: DeliverResult | Error;
     try {
       delivery = this.parseDelivery(raw[0] as [number, string?, string?], d.instanceId, d.kind, d.seq, d.encoded, false);

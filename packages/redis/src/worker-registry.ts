@@ -208,7 +208,10 @@ export class WorkerRegistry {
           orchestratorWorkers++;
           for (const n of w.orchestratorNames) {
             names.add(n);
-            if (w.sticky) sticky.set(n, [...(sticky.get(n) ?? []), w.id]);
+            if (!w.sticky) continue;
+            const ids = sticky.get(n);
+            if (ids) ids.push(w.id);
+            else sticky.set(n, [w.id]);
           }
         }
         this.served = { names, sticky, orchestratorWorkers, readAt };

@@ -903,32 +903,36 @@ export class DurabullWorker {
     try {
       await this.runEpisode(data, undefined, undefined, undefined, finish);
     } catch (err) {
-      if (finish?.done) {
-        // The commit completed the job: what failed came after it (the outbox keeps what was not dispatched).
-        this.log.error({ err, instanceId: data.i, jobId: job.id }, 'Episode committed, then failed');
-        this.stats.committedOnFinish++;
-        return new FinishedInScript(finish.reply, finish.finishedOn);
-      }
-      const attempt = job.attemptsMade + 1;
-      const limit = Math.min(this.opts.maxEpisodeAttempts ?? DEFAULT_MAX_EPISODE_ATTEMPTS, job.opts.attempts ?? 1);
-      // A payload stored apart that is gone does not come back: no point in retrying (a stale job,
-      // whose instance moved on meanwhile, fails nothing: failExecution checks the version).
-      if (attempt < limit && !(err instanceof PayloadMissingError)) throw err;
-      // A poison episode: it threw on every attempt (a history that cannot be decoded, a bug in
-      // the executor...). End the instance as Failed instead of leaving it Running forever.
-      const reason = errorText(err);
-      const poison = new PoisonJobError('episode', attempt, reason, `episode failed ${attempt} times: ${reason}`);
-      const failed = await this.backend.failExecution(data.i, data.x, toFailureDetails(poison), { version: data.v }).catch((e: unknown) => {
-        this.log.error({ err: e, instanceId: data.i }, 'Could not fail the instance of a poison episode');
-        return false;
-      });
-      this.log.error({ instanceId: data.i, executionId: data.x, jobId: job.id, attempts: attempt, err }, `Poison episode dead-lettered${failed ? '; instance failed' : ''}`);
-      throw new UnrecoverableError(poison.message);
+      if (!finish?.done) return this.episodeAttemptFailed(job, data, err);
+      // The commit completed the job: what failed came after it (the outbox keeps what was not dispatched).
+      this.log.error({ err, instanceId: data.i, jobId: job.id }, 'Episode committed, then failed');
     }
     if (finish?.done) {
       this.stats.committedOnFinish++;
       return new FinishedInScript(finish.reply, finish.finishedOn);
     }
+  }
+
+  /**
+   * An episode job's attempt threw: BullMQ retries it (the error is thrown again) until the attempts
+   * run out; then the instance fails and the job is dead-lettered (UnrecoverableError).
+   */
+  private async episodeAttemptFailed(job: Job, data: EpisodeJobData, err: unknown): Promise<never> {
+    const attempt = job.attemptsMade + 1;
+    const limit = Math.min(this.opts.maxEpisodeAttempts ?? DEFAULT_MAX_EPISODE_ATTEMPTS, job.opts.attempts ?? 1);
+    // A payload stored apart that is gone does not come back: no point in retrying (a stale job,
+    // whose instance moved on meanwhile, fails nothing: failExecution checks the version).
+    if (attempt < limit && !(err instanceof PayloadMissingError)) throw err;
+    // A poison episode: it threw on every attempt (a history that cannot be decoded, a bug in
+    // the executor...). End the instance as Failed instead of leaving it Running forever.
+    const reason = errorText(err);
+    const poison = new PoisonJobError('episode', attempt, reason, `episode failed ${attempt} times: ${reason}`);
+    const failed = await this.backend.failExecution(data.i, data.x, toFailureDetails(poison), { version: data.v }).catch((e: unknown) => {
+      this.log.error({ err: e, instanceId: data.i }, 'Could not fail the instance of a poison episode');
+      return false;
+    });
+    this.log.error({ instanceId: data.i, executionId: data.x, jobId: job.id, attempts: attempt, err }, `Poison episode dead-lettered${failed ? '; instance failed' : ''}`);
+    throw new UnrecoverableError(poison.message);
   }
 
   /** Logs a malformed job and throws BullMQ's UnrecoverableError: the job goes to the failed set, never retried. */

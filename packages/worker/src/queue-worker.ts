@@ -15,16 +15,8 @@
  * `scriptsSet`); {@link QueueWorker.enableFinish} checks them, and without them the
  * processor is never asked to defer (test/src/activity-finish.test.ts fails if they change).
  */
+import type { BullFinish } from '@durabull/redis';
 import { Worker, raw2NextJobData, type Job } from 'bullmq';
-
-export type FinishArg = string | number | Buffer;
-
-/** BullMQ's moveToFinished for one job: its Lua, its key count, its keys then arguments. */
-export interface FinishCommand {
-  lua: string;
-  keyCount: number;
-  args: FinishArg[];
-}
 
 /**
  * An activity result to deliver with its job's completion. `finish` runs the composite and
@@ -33,7 +25,7 @@ export interface FinishCommand {
  */
 export class DeliverOnFinish {
   constructor(
-    readonly finish: (cmd: FinishCommand) => Promise<unknown>,
+    readonly finish: (cmd: BullFinish) => Promise<unknown>,
     readonly deliverOnly: () => Promise<void>,
   ) {}
 }
@@ -43,7 +35,7 @@ interface QueueBackendInternals {
   client?: Promise<unknown>;
   version?: string;
   moveToFinishedKeys?: unknown[];
-  moveToCompletedArgs?: (job: Job, returnValue: string, removeOnComplete: unknown, token: string, fetchNext: boolean) => FinishArg[];
+  moveToCompletedArgs?: (job: Job, returnValue: string, removeOnComplete: unknown, token: string, fetchNext: boolean) => BullFinish['args'];
   finishedErrors?: (o: { code: number; jobId?: string; command: string; state?: string }) => Error;
 }
 
@@ -70,12 +62,20 @@ export class QueueWorker extends Worker {
    * the job itself; the processor then returns a {@link FinishedInScript}. It fetches the next job
    * as BullMQ's own completion would (while the worker's loop has room and it is not closing).
    */
-  finishCommand(job: Job, token: string): FinishCommand & { finishedOn: number } {
-    const qb = this.queueBackend();
+  finishCommand(job: Job, token: string): BullFinish & { finishedOn: number } {
     const loop = (this as unknown as { mainLoopQueue?: { numTotal(): number } | null }).mainLoopQueue;
-    const fetchNext = !(this.closing || this.paused || qb.closing) && (!loop || loop.numTotal() <= this.concurrency);
+    return this.moveToFinishedCommand(job, token, !this.queueBackend().closing && (!loop || loop.numTotal() <= this.concurrency));
+  }
+
+  /**
+   * BullMQ's moveToFinished for `job`, with the keys and arguments its queue backend builds (as
+   * `Job.moveToCompleted` does), and the completion time it writes; it fetches the next job when
+   * `fetchNext` and the worker is neither closing nor paused.
+   */
+  private moveToFinishedCommand(job: Job, token: string, fetchNext: boolean): BullFinish & { finishedOn: number } {
+    const qb = this.queueBackend();
     const keyCount = qb.moveToFinishedKeys!.length;
-    const args = qb.moveToCompletedArgs!(job, 'null', job.opts.removeOnComplete, token, fetchNext);
+    const args = qb.moveToCompletedArgs!(job, 'null', job.opts.removeOnComplete, token, fetchNext && !(this.closing || this.paused));
     return { lua: this.finishLua!, keyCount, args, finishedOn: Number(args[keyCount + 1]) };
   }
 
@@ -105,11 +105,8 @@ export class QueueWorker extends Worker {
       await result.deliverOnly();
       return undefined as unknown as Job;
     }
-    const fetchNext = fetchNextCallback() && !(this.closing || this.paused);
-    const keyCount = qb.moveToFinishedKeys!.length;
-    const args = qb.moveToCompletedArgs!(job, 'null', job.opts.removeOnComplete, token, fetchNext);
-    const finished = await result.finish({ lua: this.finishLua, keyCount, args });
-    return this.afterFinish(finished, job, Number(args[keyCount + 1]), token);
+    const { finishedOn, ...cmd } = this.moveToFinishedCommand(job, token, fetchNextCallback());
+    return this.afterFinish(await result.finish(cmd), job, finishedOn, token);
   }
 
   /** What BullMQ's handleCompleted does after its moveToFinished: the job's fields, `completed`, the next job. */

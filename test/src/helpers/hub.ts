@@ -1,6 +1,7 @@
 import { type OrchestratorFunction, type ActivityFunction, type EntityDefinition, type EntityFunction, Registry } from '@durabull/core';
 import { DurabullClient } from '@durabull/client';
-import { HubKeys, type RedisClient } from '@durabull/redis';
+import { ACTIVITY_QUEUE, HubKeys, type RedisClient } from '@durabull/redis';
+import type { JobType } from 'bullmq';
 import { DurabullWorker, type DurabullWorkerOptions } from '@durabull/worker';
 import { connectRedis, deleteKeysByPattern, redisUrl, uniqueHub } from './redis.js';
 
@@ -105,4 +106,21 @@ export function routedKeys(hub: string, client: DurabullClient): HubKeys {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(k) : v;
     },
   });
+}
+
+/**
+ * One of the hub's BullMQ queues (`activity` or `orchestrator`) over every partition: its jobs in
+ * `states`, and the entries of its event stream named `event` (`added`, `completed`...).
+ */
+export async function queueTally(th: TestHub, queue: string, states: JobType[], event: string): Promise<{ jobs: number; events: number }> {
+  let jobs = 0;
+  let events = 0;
+  for (const p of th.client.backend.partitions) {
+    const q = queue === ACTIVITY_QUEUE ? p.activityQueue : p.orchestratorQueue;
+    const counts = await q.getJobCounts(...states);
+    jobs += Object.values(counts).reduce((a, b) => a + b, 0);
+    const stream = (await p.redis.xrange(p.keys.jobPrefix(queue) + 'events', '-', '+')) as [string, string[]][];
+    events += stream.filter(([, f]) => f[1] === event).length;
+  }
+  return { jobs, events };
 }

@@ -49,6 +49,7 @@ local rcall = redis.call
 --- @include "includes/isCounted"
 --- @include "includes/addWake"
 --- @include "includes/storeClaims"
+--- @include "includes/handWake"
 
 local st = KEYS[1]
 local fields = rcall("HMGET", st, "status", "exec", "scheduled", "wmode", "wcov", "version", "sw", "need")
@@ -102,14 +103,12 @@ writes[#writes + 1] = "scheduled"
 writes[#writes + 1] = 1
 rcall("HSET", st, unpack(writes))
 local jobId, payload = addWake(KEYS[5], KEYS[6], ARGV[1], exec, version, ARGV[6])
-if sw and sw ~= ARGV[9] and rcall("EXISTS", KEYS[9] .. ":" .. sw) == 1 then
+if sw and sw ~= ARGV[9] and isLiveWorker(KEYS[9], sw) then
   -- Sticky: the worker that keeps the session runs the episode, resuming the code it holds. The
   -- inbox entry travels along when it is the whole inbox (small, not stored apart): no load.
   local carried = ""
   if inboxLength == 1 and ARGV[10] == "0" and #entry <= 8192 then carried = entry end
-  local stream = KEYS[10] .. sw
-  rcall("XADD", stream, "MAXLEN", "~", 10000, "*", "w", payload, "e", carried)
-  rcall("PEXPIRE", stream, 3600000)
+  handWake(KEYS[10], sw, payload, carried)
   return {2, jobId, payload}
 end
 if ARGV[7] == "1" then

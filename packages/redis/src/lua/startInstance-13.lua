@@ -63,6 +63,7 @@ local rcall = redis.call
 --- @include "includes/isTerminal"
 --- @include "includes/addWake"
 --- @include "includes/addQueueJob"
+--- @include "includes/handWake"
 --- @include "includes/setStatus"
 --- @include "includes/removeFromIndexes"
 --- @include "includes/storeClaims"
@@ -113,11 +114,9 @@ end
 rcall("RPUSH", KEYS[3], ARGV[6])
 if ARGV[12] ~= "" and ARGV[8] == "" then
   local target = ARGV[15]
-  if target ~= "" and rcall("EXISTS", ARGV[16] .. ":" .. target) == 1 then
+  if target ~= "" and isLiveWorker(ARGV[16], target) then
     local jobId, payload = addWake(KEYS[6], KEYS[7], ARGV[1], ARGV[3], 0, now)
-    local stream = ARGV[17] .. target
-    rcall("XADD", stream, "MAXLEN", "~", 10000, "*", "w", payload, "e", ARGV[6])
-    rcall("PEXPIRE", stream, 3600000)
+    handWake(ARGV[17], target, payload, ARGV[6])
     return {1, jobId, payload, 2}
   end
   local jobId = "w-" .. ARGV[1] .. "-" .. ARGV[3] .. "-0"
